@@ -1,0 +1,618 @@
+// Package reports holds the result model of an imload load run and every
+// rendering of it: the text summary, the self-contained HTML report, the
+// HdrHistogram percentile files (.hgrm), the comparison of two results and the
+// exact merge of results taken on several load machines.
+//
+// The load generator (package loadgen) fills a [Result] and calls [WriteAll]
+// after a run; the `imload report` subcommands load saved results with [Load].
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// SchemaVersion is the version of the result.json schema written by this
+// build. Load refuses files whose version is newer.
+const SchemaVersion = 1
+
+// Histogram geometry shared by every latency histogram of a run: values are
+// recorded in MICROSECONDS, from HistLowestUs (1 µs) to HistHighestUs (60 s),
+// with HistSigFigs significant decimal digits. A value above HistHighestUs
+// cannot be recorded: count it in Latency.AboveRange instead of dropping it.
+const (
+	HistLowestUs  int64 = 1
+	HistHighestUs int64 = 60_000_000
+	HistSigFigs         = 3
+)
+
+// Run modes.
+const (
+	ModeShared = "shared"  // one WebSocket per browser, carrying every tab
+	ModePerTab = "per-tab" // one WebSocket per tab
+)
+
+// Histogram names used as keys of Run.Latency, in display order.
+const (
+	HistDelivery  = "delivery"  // sender's intended send time → each receiving tab
+	HistDM        = "dm"        // private message, intended send → each receiving session
+	HistReply     = "reply"     // command sent → its reply
+	HistConnect   = "connect"   // dial → WebSocket open
+	HistAttach    = "attach"    // attach sent → attach reply
+	HistHeartbeat = "heartbeat" // ping → pong round trip
+	HistReconnect = "reconnect" // link lost → sessions resumed
+)
+
+// HistogramNames lists the known histogram names in display order.
+var HistogramNames = []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect}
+
+// Reconnect ladder steps used as keys of Counters.Reconnects.
+const (
+	StepRetry   = "retry"   // retried the same address
+	StepSwitch  = "switch"  // moved to the next address of the list
+	StepRefetch = "refetch" // fetched the address list (/lbs) again
+	StepGiveUp  = "give_up" // gave up and reported the browser as lost
+)
+
+// ReconnectSteps lists the reconnect ladder steps in order.
+var ReconnectSteps = []string{StepRetry, StepSwitch, StepRefetch, StepGiveUp}
+
+// NewHistogram returns an empty histogram with the geometry every imload
+// latency histogram uses (1 µs .. 60 s, 3 significant digits, values in µs).
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(HistLowestUs, HistHighestUs, HistSigFigs)
+}
+
+// Result is the content of result.json: everything one `imload run` (or a
+// merge of several) measured. Version is SchemaVersion when written by this
+// build. Runs holds one Run per mode that was measured (two with --mode both:
+// shared and per-tab).
+type Result struct {
+	// Version is the schema version of the file (SchemaVersion).
+	Version int `json:"version"`
+	// Scenario is the configuration of the load, the same for every run.
+	Scenario Scenario `json:"scenario"`
+	// Environment describes the load machine and the tool that ran.
+	Environment Environment `json:"environment"`
+	// MergedFrom lists the environments of the results merged into this one
+	// (empty for a result of a single machine).
+	MergedFrom []Environment `json:"merged_from,omitempty"`
+	// Thresholds are the limits the verdict checks.
+	Thresholds Thresholds `json:"thresholds"`
+	// Verdict is the overall verdict: pass only when every run passes.
+	Verdict Verdict `json:"verdict"`
+	// Runs holds one entry per measured mode.
+	Runs []Run `json:"runs"`
+}
+
+// Scenario is the load's configuration as given to `imload run`. Merge refuses
+// results whose scenarios differ in any field except Seed.
+type Scenario struct {
+	// Targets are the server URLs (the /ws endpoints or the /lbs list URL).
+	Targets []string `json:"targets"`
+	// Protocol is the wire protocol version spoken by the load generator.
+	Protocol int `json:"protocol"`
+	// Rooms is the number of rooms; RoomsPerUser how many each user joins.
+	Rooms        int `json:"rooms"`
+	RoomsPerUser int `json:"rooms_per_user"`
+	// Rate is the send rate per tab, in messages per second.
+	Rate float64 `json:"rate"`
+	// Duration is the measured part of the run, Ramp the ramp-up before it.
+	Duration Duration `json:"duration"`
+	Ramp     Duration `json:"ramp"`
+	// MsgSize is the message body size in bytes.
+	MsgSize int `json:"msg_size"`
+	// DMRatio is the fraction of sends that are private messages (0..1).
+	DMRatio float64 `json:"dm_ratio"`
+	// TabChurn is the tab close/open rate and ConnKill the rate of killed
+	// connections, both as given on the command line (0 = none).
+	TabChurn float64 `json:"tab_churn"`
+	ConnKill float64 `json:"conn_kill"`
+	// FlushInterval and FlushMax control buffered flushing of outgoing frames.
+	FlushInterval Duration `json:"flush_interval"`
+	FlushMax      int      `json:"flush_max"`
+	// Seed seeds the scenario's random choices. It may differ between merged
+	// results (each load machine should use its own seed).
+	Seed int64 `json:"seed"`
+	// Extra holds further settings, by flag name, for display and comparison.
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// Environment describes the load machine and the program that made a result.
+type Environment struct {
+	ImloadVersion   string `json:"imload_version"`
+	ProtocolVersion int    `json:"protocol_version"`
+	GoVersion       string `json:"go_version"`
+	GOOS            string `json:"goos"`
+	GOARCH          string `json:"goarch"`
+	NumCPU          int    `json:"num_cpu"`
+	GOMAXPROCS      int    `json:"gomaxprocs,omitempty"`
+	Hostname        string `json:"hostname"`
+	// ServerVersion is the target's version if it reported one.
+	ServerVersion string `json:"server_version,omitempty"`
+	// Start and End are the wall-clock times of the whole command.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Thresholds are the limits a run must meet to pass (see Result.Evaluate).
+type Thresholds struct {
+	// MaxP99Ms fails a run whose delivery p99 exceeds it; 0 disables.
+	MaxP99Ms float64 `json:"max_p99_ms"`
+	// MaxLost, MaxDuplicated and MaxReordered fail a run with more lost,
+	// duplicated or reordered messages. 0 (the default) tolerates none; a
+	// negative value disables the check.
+	MaxLost       int64 `json:"max_lost"`
+	MaxDuplicated int64 `json:"max_duplicated"`
+	MaxReordered  int64 `json:"max_reordered"`
+	// MaxErrors fails a run with more errors (all kinds); negative disables.
+	// 0 tolerates none.
+	MaxErrors int64 `json:"max_errors"`
+}
+
+// Verdict says whether a run met its thresholds, and if not, why.
+type Verdict struct {
+	Pass bool `json:"pass"`
+	// Reason is a one-line explanation ("ok" or the first failed thresholds).
+	Reason string `json:"reason"`
+}
+
+// Run is the measurement of one mode.
+type Run struct {
+	// Mode is ModeShared or ModePerTab.
+	Mode string `json:"mode"`
+	// Clients is the number of simulated browsers, Tabs the tabs of each.
+	Clients int `json:"clients"`
+	Tabs    int `json:"tabs"`
+	// Start and End are the wall-clock times of this run.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// PhysicalConnectionsPeak is the most WebSockets open at once and
+	// SessionsPeak the most attached logical sessions (tabs), as seen by the
+	// load generator.
+	PhysicalConnectionsPeak int64 `json:"physical_connections_peak"`
+	SessionsPeak            int64 `json:"sessions_peak"`
+	// ServerStatsPeak is the target's /stats JSON object at peak, or nil.
+	ServerStatsPeak map[string]any `json:"server_stats_peak"`
+	// ServerProcess is the target process's resource use, when known (the
+	// target is local), or nil.
+	ServerProcess *Process `json:"server_process"`
+	// LoadProcess is the load generator's own resource use.
+	LoadProcess *Process `json:"load_process"`
+	// Delivery is the outcome of delivery verification.
+	Delivery Delivery `json:"delivery"`
+	// Latency holds one summary per histogram, keyed by the Hist* names.
+	Latency map[string]Latency `json:"latency"`
+	// Counters are totals over the run.
+	Counters Counters `json:"counters"`
+	// Series is the per-second time series, in time order.
+	Series []Point `json:"series"`
+	// Verdict is this run's verdict against Result.Thresholds.
+	Verdict Verdict `json:"verdict"`
+}
+
+// Process is the resource use of one process (or, in a merged result, the
+// sum over the load machines for the load generator).
+type Process struct {
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	RSSPeakBytes int64   `json:"rss_peak_bytes"`
+}
+
+// Delivery counts the outcome of delivery verification: every room message
+// sent must reach every member tab once, in offset order.
+type Delivery struct {
+	// Expected is the number of (message, receiving tab) pairs expected.
+	Expected int64 `json:"expected"`
+	// Delivered is the number of those received (first copies).
+	Delivered int64 `json:"delivered"`
+	// Lost were expected but never received.
+	Lost int64 `json:"lost"`
+	// Duplicated counts extra copies received.
+	Duplicated int64 `json:"duplicated"`
+	// Reordered counts messages received after a later offset of their room.
+	Reordered int64 `json:"reordered"`
+}
+
+// Latency summarises one HdrHistogram whose values were recorded in
+// microseconds (1 µs .. 60 s, 3 significant digits; see NewHistogram).
+// Percentiles are in milliseconds. Count does not include AboveRange, the
+// values that were larger than the histogram's 60 s maximum and could not be
+// recorded. HDR is the full histogram in HdrHistogram's portable compressed
+// base64 form (V2 compressed encoding), which Merge uses to merge exactly.
+type Latency struct {
+	Count      int64   `json:"count"`
+	P50Ms      float64 `json:"p50_ms"`
+	P90Ms      float64 `json:"p90_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	P999Ms     float64 `json:"p999_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	MeanMs     float64 `json:"mean_ms"`
+	AboveRange int64   `json:"above_range"`
+	HDR        string  `json:"hdr"`
+}
+
+// Counters are totals over a run.
+type Counters struct {
+	// MessagesSent counts room messages sent, DMsSent private messages sent.
+	MessagesSent int64 `json:"messages_sent"`
+	DMsSent      int64 `json:"dms_sent"`
+	// FramesOut/FramesIn count protocol frames, WSMessagesOut/WSMessagesIn
+	// WebSocket messages (one carries one or more frames), BytesOut/BytesIn
+	// WebSocket payload bytes, all seen from the load generator.
+	FramesOut     int64 `json:"frames_out"`
+	FramesIn      int64 `json:"frames_in"`
+	WSMessagesOut int64 `json:"ws_messages_out,omitempty"`
+	WSMessagesIn  int64 `json:"ws_messages_in,omitempty"`
+	BytesOut      int64 `json:"bytes_out"`
+	BytesIn       int64 `json:"bytes_in"`
+	// Errors counts errors by kind (for example "timeout", "dial", "reply_5xx").
+	Errors map[string]int64 `json:"errors"`
+	// Reconnects counts reconnect ladder steps taken, keyed by the Step* names.
+	Reconnects map[string]int64 `json:"reconnects"`
+}
+
+// Point is one second of a run's time series.
+type Point struct {
+	// T is the end of the second, in Unix milliseconds (wall clock).
+	T int64 `json:"t"`
+	// Connections and Sessions are the open WebSockets and attached sessions
+	// at T.
+	Connections int64 `json:"connections"`
+	Sessions    int64 `json:"sessions"`
+	// Sent and Delivered are the messages sent and delivered during the
+	// second (per second rates).
+	Sent      float64 `json:"sent"`
+	Delivered float64 `json:"delivered"`
+	// P50Ms and P99Ms are the delivery latency percentiles of deliveries
+	// during the second (0 when there were none).
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	// Errors and Reconnects count those during the second.
+	Errors     int64 `json:"errors"`
+	Reconnects int64 `json:"reconnects,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("30s"); it also reads a number of nanoseconds.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("bad duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\" or nanoseconds: %w", err)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// String returns the duration as time.Duration formats it.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// NewLatency summarises h, a histogram of microsecond values (see
+// NewHistogram), into a Latency with percentiles in milliseconds and the
+// encoded histogram. aboveRange is the number of values that were too large to
+// record. A nil h gives an empty Latency.
+func NewLatency(h *hdrhistogram.Histogram, aboveRange int64) Latency {
+	l := Latency{AboveRange: aboveRange}
+	if h == nil {
+		h = NewHistogram()
+	}
+	l.fill(h)
+	return l
+}
+
+// fill sets every field of l except AboveRange from h.
+func (l *Latency) fill(h *hdrhistogram.Histogram) {
+	l.Count = h.TotalCount()
+	if l.Count > 0 {
+		l.P50Ms = usToMs(h.ValueAtQuantile(50))
+		l.P90Ms = usToMs(h.ValueAtQuantile(90))
+		l.P99Ms = usToMs(h.ValueAtQuantile(99))
+		l.P999Ms = usToMs(h.ValueAtQuantile(99.9))
+		l.MaxMs = usToMs(h.Max())
+		l.MeanMs = math.Round(h.Mean()) / 1000
+	} else {
+		l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.MeanMs = 0, 0, 0, 0, 0, 0
+	}
+	enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		// Encoding a valid in-memory histogram cannot fail; keep the summary.
+		l.HDR = ""
+		return
+	}
+	l.HDR = string(enc)
+}
+
+func usToMs(us int64) float64 { return float64(us) / 1000 }
+
+// Histogram decodes the histogram stored in l. An empty HDR gives an empty
+// histogram of the standard geometry.
+func (l Latency) Histogram() (*hdrhistogram.Histogram, error) {
+	if l.HDR == "" {
+		if l.Count > 0 {
+			return nil, fmt.Errorf("histogram of %d values has no hdr data", l.Count)
+		}
+		return NewHistogram(), nil
+	}
+	h, err := hdrhistogram.Decode([]byte(l.HDR))
+	if err != nil {
+		return nil, fmt.Errorf("decode hdr histogram: %w", err)
+	}
+	return h, nil
+}
+
+// RunByMode returns the run of the given mode, or nil.
+func (r *Result) RunByMode(mode string) *Run {
+	for i := range r.Runs {
+		if r.Runs[i].Mode == mode {
+			return &r.Runs[i]
+		}
+	}
+	return nil
+}
+
+// ErrUnsupportedVersion is wrapped by Load's error for a file written by a
+// newer imload whose schema version this build does not know.
+var ErrUnsupportedVersion = errors.New("unsupported result schema version")
+
+// Load reads and checks a result.json file. Its errors name the file and the
+// problem: not found, empty, not JSON (with line and column), truncated,
+// missing or unsupported version, or inconsistent content.
+func Load(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read result: %w", err)
+	}
+	r, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Parse decodes and checks the content of a result.json file (see Load).
+func Parse(data []byte) (*Result, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty file, not an imload result")
+	}
+	var probe struct {
+		Version *json.RawMessage `json:"version"`
+		Runs    *json.RawMessage `json:"runs"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, describeJSONError(data, err)
+	}
+	if probe.Version == nil {
+		return nil, errors.New("not an imload result: no \"version\" field")
+	}
+	var version int
+	if err := json.Unmarshal(*probe.Version, &version); err != nil {
+		return nil, fmt.Errorf("not an imload result: \"version\" is %s, want an integer", *probe.Version)
+	}
+	if version > SchemaVersion {
+		return nil, fmt.Errorf("%w: schema version %d is newer than this imload supports (%d); use a newer imload to read it",
+			ErrUnsupportedVersion, version, SchemaVersion)
+	}
+	if version < 1 {
+		return nil, fmt.Errorf("%w: schema version %d is invalid (versions start at 1)", ErrUnsupportedVersion, version)
+	}
+	if probe.Runs == nil {
+		return nil, errors.New("not an imload result: no \"runs\" field")
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, describeJSONError(data, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// describeJSONError turns a JSON decoding error into a message that says
+// where and what: truncation, a syntax error at line:column, or a field of the
+// wrong type.
+func describeJSONError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		if syn.Offset >= int64(len(bytes.TrimRight(data, " \t\r\n"))) {
+			return fmt.Errorf("truncated JSON: the file ends after %d bytes in the middle of a value (was the run interrupted while writing?)", len(data))
+		}
+		line, col := lineCol(data, syn.Offset)
+		return fmt.Errorf("not valid JSON at line %d, column %d: %w", line, col, err)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		line, col := lineCol(data, typ.Offset)
+		return fmt.Errorf("field %q at line %d, column %d: JSON %s where Go %s was expected", field, line, col, typ.Value, typ.Type)
+	}
+	return fmt.Errorf("decode JSON: %w", err)
+}
+
+// lineCol converts a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int64) (line, col int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	if off < 0 {
+		off = 0
+	}
+	before := data[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(off) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
+// Validate checks the consistency of a decoded result: known modes, no
+// duplicate modes, positive client and tab counts, and decodable histograms.
+func (r *Result) Validate() error {
+	if len(r.Runs) == 0 {
+		return errors.New("result has no runs")
+	}
+	seen := map[string]bool{}
+	for i, run := range r.Runs {
+		if run.Mode != ModeShared && run.Mode != ModePerTab {
+			return fmt.Errorf("run %d: unknown mode %q (want %q or %q)", i, run.Mode, ModeShared, ModePerTab)
+		}
+		if seen[run.Mode] {
+			return fmt.Errorf("run %d: mode %q appears twice", i, run.Mode)
+		}
+		seen[run.Mode] = true
+		if run.Clients < 0 || run.Tabs < 0 {
+			return fmt.Errorf("run %d (%s): negative clients or tabs", i, run.Mode)
+		}
+		for _, name := range sortedKeys(run.Latency) {
+			l := run.Latency[name]
+			if l.HDR == "" {
+				continue
+			}
+			if _, err := l.Histogram(); err != nil {
+				return fmt.Errorf("run %d (%s): latency %q: %w", i, run.Mode, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Save writes r as indented JSON to path, atomically (a temporary file in the
+// same directory renamed over path), so that a reader never sees half a file.
+// A zero Version is set to SchemaVersion.
+func (r *Result) Save(path string) error {
+	if r.Version == 0 {
+		r.Version = SchemaVersion
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	data = append(data, '\n')
+	return writeFileAtomic(path, data)
+}
+
+// writeFileAtomic writes data to a temporary file next to path and renames it
+// over path.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Evaluate sets every run's verdict and the overall verdict from
+// r.Thresholds: a run fails when any delivery count or the error total is
+// above its limit, or its delivery p99 is above MaxP99Ms, or a delivery value
+// was above the histogram's range while MaxP99Ms is set.
+func (r *Result) Evaluate() {
+	overall := Verdict{Pass: true, Reason: "ok"}
+	var failed []string
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		run.Verdict = r.Thresholds.check(run)
+		if !run.Verdict.Pass {
+			failed = append(failed, run.Mode+": "+run.Verdict.Reason)
+		}
+	}
+	if len(failed) > 0 {
+		overall = Verdict{Pass: false, Reason: strings.Join(failed, "; ")}
+	}
+	r.Verdict = overall
+}
+
+func (t Thresholds) check(run *Run) Verdict {
+	var why []string
+	limit := func(name string, got, max int64) {
+		if max >= 0 && got > max {
+			why = append(why, fmt.Sprintf("%d %s (max %d)", got, name, max))
+		}
+	}
+	limit("lost", run.Delivery.Lost, t.MaxLost)
+	limit("duplicated", run.Delivery.Duplicated, t.MaxDuplicated)
+	limit("reordered", run.Delivery.Reordered, t.MaxReordered)
+	limit("errors", run.Counters.TotalErrors(), t.MaxErrors)
+	if t.MaxP99Ms > 0 {
+		d := run.Latency[HistDelivery]
+		if d.P99Ms > t.MaxP99Ms {
+			why = append(why, fmt.Sprintf("delivery p99 %s ms > %s ms", fmtMs(d.P99Ms), fmtMs(t.MaxP99Ms)))
+		} else if d.AboveRange > 0 && float64(d.AboveRange) >= 0.01*float64(d.Count+d.AboveRange) {
+			why = append(why, fmt.Sprintf("delivery p99 above 60 s (%d values off the scale)", d.AboveRange))
+		}
+	}
+	if len(why) == 0 {
+		return Verdict{Pass: true, Reason: "ok"}
+	}
+	return Verdict{Pass: false, Reason: strings.Join(why, ", ")}
+}
+
+// TotalErrors returns the sum of the error counts of every kind.
+func (c Counters) TotalErrors() int64 { return sumValues(c.Errors) }
+
+// TotalReconnects returns the number of reconnect attempts (every ladder step
+// except give_up).
+func (c Counters) TotalReconnects() int64 {
+	var n int64
+	for k, v := range c.Reconnects {
+		if k != StepGiveUp {
+			n += v
+		}
+	}
+	return n
+}
+
+func sumValues(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
