@@ -1,0 +1,240 @@
+package mux
+
+// Bodies of commands, replies and pushes. Field names are the JSON names in
+// docs/protocol.md. Times are Unix milliseconds.
+
+// Hello is the body of the hello frame the server sends first.
+type Hello struct {
+	Version     int     `json:"v"`
+	Server      string  `json:"server"`
+	ConnID      uint64  `json:"conn"`
+	HeartbeatMS int64   `json:"hb_ms"`
+	TimeoutMS   int64   `json:"hb_timeout_ms"`
+	MaxMessage  int     `json:"max_msg"`
+	MaxFrames   int     `json:"max_frames"`
+	MaxText     int     `json:"max_text"`
+	MaxSessions int     `json:"max_sessions"`
+	MaxHistory  int     `json:"max_history"`
+	RateLimit   float64 `json:"rate"`
+	RateBurst   int     `json:"burst"`
+}
+
+// GoAway is the body of a goaway frame: why, and how long to wait before
+// reconnecting (jittered per connection by the server).
+type GoAway struct {
+	Reason  string `json:"reason"`
+	RetryMS int64  `json:"retry_ms"`
+}
+
+// Go-away reasons.
+const (
+	GoAwayShutdown     = "shutdown"
+	GoAwayTooManyConns = "too_many_connections"
+	GoAwaySlow         = "slow_consumer"
+	GoAwayHeartbeat    = "heartbeat_timeout"
+)
+
+// RoomResume names a room and the last message the client has of it, to
+// resume from. Offset 0 means "nothing yet".
+type RoomResume struct {
+	Room   string `json:"room"`
+	Epoch  string `json:"epoch,omitempty"`
+	Offset uint64 `json:"offset,omitempty"`
+}
+
+// AttachReq is the body of attach.
+type AttachReq struct {
+	Name  string       `json:"name,omitempty"`
+	Token string       `json:"token,omitempty"`
+	Mode  string       `json:"mode,omitempty"`
+	Rooms []RoomResume `json:"rooms,omitempty"`
+}
+
+// AttachResp is the reply body of attach.
+type AttachResp struct {
+	SID   uint32     `json:"sid"`
+	User  string     `json:"user,omitempty"`
+	Color string     `json:"color,omitempty"`
+	Token string     `json:"token,omitempty"`
+	Rooms []JoinResp `json:"rooms,omitempty"`
+}
+
+// NickReq is the body of nick.
+type NickReq struct {
+	Name  string `json:"name"`
+	Token string `json:"token,omitempty"`
+}
+
+// NickResp is the reply body of nick.
+type NickResp struct {
+	User  string `json:"user"`
+	Color string `json:"color"`
+	Token string `json:"token"`
+}
+
+// JoinReq is the body of join. With Epoch and Offset set (a resume), the
+// reply carries every message after Offset; with History > 0 it carries the
+// last History messages.
+type JoinReq struct {
+	Room    string `json:"room"`
+	Epoch   string `json:"epoch,omitempty"`
+	Offset  uint64 `json:"offset,omitempty"`
+	History int    `json:"history,omitempty"`
+}
+
+// JoinResp is the reply body of join (and one entry of AttachResp.Rooms).
+// Messages are in offset order. Reset is true when the requested epoch or
+// offset can no longer be served: the client must drop what it has of the
+// room and use Messages (the latest ones) instead.
+type JoinResp struct {
+	Room     string    `json:"room"`
+	Epoch    string    `json:"epoch"`
+	Top      uint64    `json:"top"`
+	Members  int       `json:"members"`
+	Reset    bool      `json:"reset,omitempty"`
+	Messages []Message `json:"messages,omitempty"`
+}
+
+// LeaveReq is the body of leave.
+type LeaveReq struct {
+	Room string `json:"room"`
+}
+
+// SendReq is the body of send. CID, if set, is the client's id for the
+// message: a send repeated with the same user and CID (after a lost reply)
+// is published once and answered with the first offset.
+type SendReq struct {
+	Room string `json:"room"`
+	Text string `json:"text"`
+	CID  string `json:"cid,omitempty"`
+}
+
+// SendResp is the reply body of send.
+type SendResp struct {
+	Room   string `json:"room"`
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+	TS     int64  `json:"ts"`
+	Dup    bool   `json:"dup,omitempty"`
+}
+
+// DMReq is the body of dm.
+type DMReq struct {
+	To   string `json:"to"`
+	Text string `json:"text"`
+	CID  string `json:"cid,omitempty"`
+}
+
+// DMResp is the reply body of dm: the message id and how many sessions it
+// was delivered to.
+type DMResp struct {
+	ID       uint64 `json:"id"`
+	TS       int64  `json:"ts"`
+	Sessions int    `json:"sessions"`
+}
+
+// HistoryReq is the body of history. With After set (and Epoch), it returns
+// messages with offset > After; with Before set, the Limit messages before
+// it; with neither, the last Limit messages.
+type HistoryReq struct {
+	Room   string `json:"room"`
+	Epoch  string `json:"epoch,omitempty"`
+	After  uint64 `json:"after,omitempty"`
+	Before uint64 `json:"before,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// HistoryResp is the reply body of history. Reset has the meaning of
+// JoinResp.Reset; More is true when more messages match than were returned.
+type HistoryResp struct {
+	Room     string    `json:"room"`
+	Epoch    string    `json:"epoch"`
+	Top      uint64    `json:"top"`
+	First    uint64    `json:"first"`
+	Reset    bool      `json:"reset,omitempty"`
+	More     bool      `json:"more,omitempty"`
+	Messages []Message `json:"messages"`
+}
+
+// WhoReq is the body of who.
+type WhoReq struct {
+	Room string `json:"room"`
+}
+
+// User is a user as others see it.
+type User struct {
+	Name  string `json:"name"`
+	Color string `json:"color"`
+}
+
+// WhoResp is the reply body of who.
+type WhoResp struct {
+	Room      string `json:"room"`
+	Users     []User `json:"users"`
+	Anonymous int    `json:"anonymous"`
+}
+
+// Message is a room message: the body of a msg push and an entry of
+// history. Offset is the room's monotonic offset (1, 2, ...) within Epoch.
+type Message struct {
+	Room   string `json:"room"`
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+	From   string `json:"from"`
+	Color  string `json:"color"`
+	Text   string `json:"text"`
+	TS     int64  `json:"ts"`
+	CID    string `json:"cid,omitempty"`
+}
+
+// DM is the body of a dm push.
+type DM struct {
+	ID    uint64 `json:"id"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Color string `json:"color"`
+	Text  string `json:"text"`
+	TS    int64  `json:"ts"`
+	CID   string `json:"cid,omitempty"`
+}
+
+// Presence is the body of join and leave pushes.
+type Presence struct {
+	Room  string `json:"room"`
+	User  string `json:"user"`
+	Color string `json:"color"`
+}
+
+// Notice is the body of a notice push.
+type Notice struct {
+	Text   string `json:"text"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ErrorBody is the body of an error frame and of a failed reply's fields
+// "error" and "msg".
+type ErrorBody struct {
+	Code  int    `json:"code"`
+	Error string `json:"error"`
+	Msg   string `json:"msg"`
+}
+
+// Stats is the JSON served at /stats. The keys are stable: other tools
+// (the load generator's report, the demo page) read them.
+type Stats struct {
+	PhysicalConnections int64            `json:"physical_connections"`
+	LogicalSessions     int64            `json:"logical_sessions"`
+	Users               int64            `json:"users"`
+	Rooms               int64            `json:"rooms"`
+	MessagesIn          int64            `json:"messages_in"`
+	MessagesOut         int64            `json:"messages_out"`
+	FramesOut           int64            `json:"frames_out"`
+	BytesOut            int64            `json:"bytes_out"`
+	FramesIn            int64            `json:"frames_in"`
+	BytesIn             int64            `json:"bytes_in"`
+	DMsIn               int64            `json:"dms_in"`
+	DMsOut              int64            `json:"dms_out"`
+	SlowConsumers       int64            `json:"slow_consumers"`
+	PhysicalByMode      map[string]int64 `json:"physical_by_mode"`
+	UptimeSeconds       float64          `json:"uptime_seconds"`
+}

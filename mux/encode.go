@@ -1,0 +1,192 @@
+package mux
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The Append functions write one frame (without the '\n' separator) to dst
+// and return the extended slice. They are hand-written so that the hot paths
+// (a push per connection, a reply per command) allocate nothing: the body of
+// a room message is encoded once with EncodeBody and the same bytes are
+// appended to every connection's push.
+
+// EncodeBody encodes a body with encoding/json. Bodies are plain structs of
+// this package; an error here is a programming error.
+func EncodeBody(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("mux: cannot encode body: " + err.Error())
+	}
+	return b
+}
+
+// AppendReply appends a successful reply (code 200) with the given body
+// (raw JSON; nil means no body).
+func AppendReply(dst []byte, sid uint32, seq uint64, body []byte) []byte {
+	dst = append(dst, `{"t":"reply","sid":`...)
+	dst = strconv.AppendUint(dst, uint64(sid), 10)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"code":200`...)
+	if len(body) > 0 {
+		dst = append(dst, `,"body":`...)
+		dst = append(dst, body...)
+	}
+	return append(dst, '}')
+}
+
+// AppendErrorReply appends a failed reply carrying e's code, name and message.
+func AppendErrorReply(dst []byte, sid uint32, seq uint64, e *Error) []byte {
+	dst = append(dst, `{"t":"reply","sid":`...)
+	dst = strconv.AppendUint(dst, uint64(sid), 10)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = appendErrFields(dst, e)
+	return append(dst, '}')
+}
+
+func appendErrFields(dst []byte, e *Error) []byte {
+	dst = append(dst, `,"code":`...)
+	dst = strconv.AppendInt(dst, int64(e.Code), 10)
+	dst = append(dst, `,"error":`...)
+	dst = AppendString(dst, e.Name)
+	dst = append(dst, `,"msg":`...)
+	return AppendString(dst, e.Msg)
+}
+
+// AppendErrorFrame appends an error frame: the answer to a frame that could
+// not be handled as a command (malformed, unknown type). seq is the frame's
+// seq if it could be read, else 0 (then omitted).
+func AppendErrorFrame(dst []byte, seq uint64, e *Error) []byte {
+	dst = append(dst, `{"t":"error"`...)
+	if seq > 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+	}
+	dst = appendErrFields(dst, e)
+	return append(dst, '}')
+}
+
+// AppendPushHead appends the start of a push frame, up to and including
+// `"body":`. The caller appends the body and then PushTail. Servers cache the
+// head per (connection, room) so a fan-out costs a copy, not an encode.
+func AppendPushHead(dst []byte, sids []uint32, ev string) []byte {
+	dst = append(dst, `{"t":"push","sids":[`...)
+	for i, s := range sids {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendUint(dst, uint64(s), 10)
+	}
+	dst = append(dst, `],"ev":`...)
+	dst = AppendString(dst, ev)
+	return append(dst, `,"body":`...)
+}
+
+// PushTail is the byte that closes a push frame after its body.
+const PushTail = '}'
+
+// AppendPush appends a whole push frame.
+func AppendPush(dst []byte, sids []uint32, ev string, body []byte) []byte {
+	dst = AppendPushHead(dst, sids, ev)
+	dst = append(dst, body...)
+	return append(dst, PushTail)
+}
+
+// AppendPong appends the answer to ping seq.
+func AppendPong(dst []byte, seq uint64) []byte {
+	dst = append(dst, `{"t":"pong","seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, '}')
+}
+
+// AppendHello appends the hello frame.
+func AppendHello(dst []byte, h Hello) []byte {
+	dst = append(dst, `{"t":"hello","body":`...)
+	dst = append(dst, EncodeBody(h)...)
+	return append(dst, '}')
+}
+
+// AppendGoAway appends a goaway frame.
+func AppendGoAway(dst []byte, g GoAway) []byte {
+	dst = append(dst, `{"t":"goaway","body":`...)
+	dst = append(dst, EncodeBody(g)...)
+	return append(dst, '}')
+}
+
+// AppendCmd appends a command frame (client side).
+func AppendCmd(dst []byte, sid uint32, seq uint64, cmd string, body []byte) []byte {
+	dst = append(dst, `{"t":"cmd","sid":`...)
+	dst = strconv.AppendUint(dst, uint64(sid), 10)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"cmd":`...)
+	dst = AppendString(dst, cmd)
+	if len(body) > 0 {
+		dst = append(dst, `,"body":`...)
+		dst = append(dst, body...)
+	}
+	return append(dst, '}')
+}
+
+// AppendPing appends a ping frame (client side).
+func AppendPing(dst []byte, seq uint64) []byte {
+	dst = append(dst, `{"t":"ping","seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
+// control characters, '"', '\\', '<', '>', '&', U+2028 and U+2029 are
+// escaped, so the output is safe to embed anywhere JSON is.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

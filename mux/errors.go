@@ -1,0 +1,72 @@
+package mux
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reply and error codes. 200 is success; 4xx means the client sent something
+// wrong and may go on using the connection; 5xx means the server failed.
+const (
+	CodeOK              = 200
+	CodeBadRequest      = 400 // malformed frame or body, invalid argument
+	CodeNotAttached     = 401 // command from a session that is not attached
+	CodeNotMember       = 403 // the session has not joined that room
+	CodeUnknownRoom     = 404 // the room does not exist
+	CodeUnknownCommand  = 405 // no such command
+	CodeNameTaken       = 409 // the user name is online elsewhere, wrong token
+	CodeUserOffline     = 410 // dm target is not online
+	CodeSessionExists   = 412 // attach for a sid that is already attached
+	CodeTooLarge        = 413 // text or frame over its size limit
+	CodeTooManySessions = 422 // the connection has its maximum of sessions
+	CodeRateLimited     = 429 // the session sends faster than allowed
+	CodeNameRequired    = 428 // command needs a user name (nick first)
+	CodeInternal        = 500 // server failure
+	CodeShuttingDown    = 503 // the server is going away
+)
+
+// Error names ("error" field) that go with the codes. A client should switch
+// on the name, which is more specific than the code.
+const (
+	ErrBadRequest      = "bad_request"
+	ErrMalformed       = "malformed"
+	ErrUnknownType     = "unknown_type"
+	ErrNotAttached     = "not_attached"
+	ErrNotMember       = "not_member"
+	ErrUnknownRoom     = "unknown_room"
+	ErrUnknownCommand  = "unknown_command"
+	ErrNameTaken       = "name_taken"
+	ErrUserOffline     = "user_offline"
+	ErrSessionExists   = "session_exists"
+	ErrTooLarge        = "too_large"
+	ErrTooManySessions = "too_many_sessions"
+	ErrRateLimited     = "rate_limited"
+	ErrNameRequired    = "name_required"
+	ErrInternal        = "internal"
+	ErrShuttingDown    = "shutting_down"
+)
+
+// Error is a protocol error: a code, a stable name and a human-readable
+// message. Decoding and validation return *Error so that the server can turn
+// it into a reply or error frame without guessing.
+type Error struct {
+	Code int    // one of the Code constants
+	Name string // one of the Err constants
+	Msg  string // human-readable detail
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Code, e.Name, e.Msg) }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code int, name, format string, args ...any) *Error {
+	return &Error{Code: code, Name: name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns err as an *Error, or a 500 internal *Error wrapping it.
+func AsError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &Error{Code: CodeInternal, Name: ErrInternal, Msg: err.Error()}
+}

@@ -1,0 +1,129 @@
+package mux
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Frame is one protocol frame in its decoded form. Which fields are set
+// depends on the type; docs/protocol.md has the table. Body is kept raw so
+// that it is decoded only by the code that knows its shape (and a room
+// message body, encoded once by the server, is copied as bytes).
+type Frame struct {
+	T    string          `json:"t"`
+	SID  uint32          `json:"sid,omitempty"`
+	SIDs []uint32        `json:"sids,omitempty"`
+	Seq  uint64          `json:"seq,omitempty"`
+	Cmd  string          `json:"cmd,omitempty"`
+	Ev   string          `json:"ev,omitempty"`
+	Code int             `json:"code,omitempty"`
+	Err  string          `json:"error,omitempty"`
+	Msg  string          `json:"msg,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// SplitMessage calls fn for each frame of one WebSocket message, in order.
+// Frames are separated by '\n'; empty lines (and a trailing '\n', and '\r'
+// before it) are ignored. It returns an *Error if the message is larger than
+// l.MaxMessageBytes or holds more than l.MaxFramesPerMsg frames, or the first
+// error fn returns. The slices passed to fn alias msg.
+func SplitMessage(msg []byte, l Limits, fn func(frame []byte) error) error {
+	if l.MaxMessageBytes > 0 && len(msg) > l.MaxMessageBytes {
+		return Errorf(CodeTooLarge, ErrTooLarge, "message of %d bytes exceeds the limit of %d", len(msg), l.MaxMessageBytes)
+	}
+	n := 0
+	for len(msg) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			line, msg = msg, nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		n++
+		if l.MaxFramesPerMsg > 0 && n > l.MaxFramesPerMsg {
+			return Errorf(CodeTooLarge, ErrTooLarge, "message holds more than %d frames", l.MaxFramesPerMsg)
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeFrame parses and validates one frame sent by a client (cmd or ping).
+// Errors are *Error with code 400: ErrMalformed for bad JSON or missing
+// fields, ErrUnknownType for a type a client may not send.
+func DecodeFrame(b []byte) (Frame, error) {
+	var f Frame
+	if !utf8.Valid(b) {
+		return f, Errorf(CodeBadRequest, ErrMalformed, "frame is not valid UTF-8")
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %v", err)
+	}
+	return f, f.validateClient()
+}
+
+// DecodeServerFrame parses one frame sent by a server (hello, reply, push,
+// pong, goaway, error). It is the client side's decoder.
+func DecodeServerFrame(b []byte) (Frame, error) {
+	var f Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %v", err)
+	}
+	switch f.T {
+	case TypeHello, TypePong, TypeGoAway, TypeError:
+	case TypeReply:
+		if f.Seq == 0 || f.Code == 0 {
+			return f, Errorf(CodeBadRequest, ErrMalformed, "reply needs seq and code")
+		}
+	case TypePush:
+		if len(f.SIDs) == 0 || f.Ev == "" {
+			return f, Errorf(CodeBadRequest, ErrMalformed, "push needs sids and ev")
+		}
+	default:
+		return f, Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", f.T)
+	}
+	return f, nil
+}
+
+func (f *Frame) validateClient() error {
+	switch f.T {
+	case TypeCmd:
+		if f.Seq == 0 {
+			return Errorf(CodeBadRequest, ErrMalformed, "cmd frame needs a seq of 1 or more")
+		}
+		if f.SID == 0 {
+			return Errorf(CodeBadRequest, ErrMalformed, "cmd frame needs a sid of 1 or more")
+		}
+		if f.Cmd == "" || len(f.Cmd) > MaxCmdBytes {
+			return Errorf(CodeBadRequest, ErrMalformed, "cmd frame needs a cmd name of 1 to %d bytes", MaxCmdBytes)
+		}
+	case TypePing:
+		if f.Seq == 0 {
+			return Errorf(CodeBadRequest, ErrMalformed, "ping frame needs a seq of 1 or more")
+		}
+	case "":
+		return Errorf(CodeBadRequest, ErrMalformed, "frame has no type \"t\"")
+	default:
+		return Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", f.T)
+	}
+	return nil
+}
+
+// BodyOf decodes a frame body into v, treating a missing body as {}.
+// It returns a 400 ErrBadRequest *Error on failure.
+func BodyOf(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return Errorf(CodeBadRequest, ErrBadRequest, "bad body: %v", err)
+	}
+	return nil
+}

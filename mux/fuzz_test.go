@@ -1,0 +1,82 @@
+package mux
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// FuzzDecode feeds arbitrary WebSocket messages to the server-side decoder.
+// It must never panic, must return only *Error, and every frame it accepts
+// must re-encode to a frame that decodes to the same thing.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"t":"cmd","sid":1,"seq":1,"cmd":"attach","body":{"name":"a","mode":"loadgen"}}`))
+	f.Add([]byte("{\"t\":\"ping\",\"seq\":5}\n{\"t\":\"cmd\",\"sid\":2,\"seq\":9,\"cmd\":\"send\",\"body\":{\"room\":\"r\",\"text\":\"hi\"}}"))
+	f.Add([]byte(`{"t":"cmd","sid":1,"seq":2,"cmd":"history","body":{"room":"r","after":3,"limit":10}}`))
+	f.Add([]byte(`{"t":`))
+	f.Add([]byte("\n\n\r\n"))
+	l := DefaultLimits()
+	l.MaxFramesPerMsg = 8
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		_ = SplitMessage(msg, l, func(b []byte) error {
+			fr, err := DecodeFrame(b)
+			if err != nil {
+				var pe *Error
+				if !errors.As(err, &pe) {
+					t.Fatalf("non-protocol error %T %v", err, err)
+				}
+				return nil
+			}
+			var enc []byte
+			switch fr.T {
+			case TypeCmd:
+				enc = AppendCmd(nil, fr.SID, fr.Seq, fr.Cmd, compact(fr.Body))
+			case TypePing:
+				enc = AppendPing(nil, fr.Seq)
+			}
+			again, err := DecodeFrame(enc)
+			if err != nil {
+				t.Fatalf("re-encoded %s does not decode: %v", enc, err)
+			}
+			if again.T != fr.T || again.SID != fr.SID || again.Seq != fr.Seq || again.Cmd != fr.Cmd {
+				t.Fatalf("round trip changed %+v into %+v", fr, again)
+			}
+			// Every body type must decode without panicking.
+			for _, v := range []any{&AttachReq{}, &SendReq{}, &DMReq{}, &JoinReq{}, &HistoryReq{}, &WhoReq{}, &NickReq{}} {
+				if BodyOf(fr.Body, v) == nil {
+					_ = v.(interface{ Validate(Limits) error }).Validate(l)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// FuzzAppendString checks that every string encodes to valid JSON that
+// decodes back to the string (with invalid UTF-8 replaced).
+func FuzzAppendString(f *testing.F) {
+	f.Add("hello")
+	f.Add("\x00\xff\u2028<>&\"\\")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %s: %v", s, out, err)
+		}
+		if want := perByteValid(s); back != want {
+			t.Fatalf("%q -> %s -> %q", s, out, back)
+		}
+	})
+}
+
+func compact(raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,194 @@
+package mux
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeCmd(t *testing.T) {
+	f, err := DecodeFrame([]byte(`{"t":"cmd","sid":3,"seq":7,"cmd":"send","body":{"room":"lobby","text":"hi"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.T != TypeCmd || f.SID != 3 || f.Seq != 7 || f.Cmd != CmdSend {
+		t.Fatalf("decoded %+v", f)
+	}
+	var r SendReq
+	if err := BodyOf(f.Body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Room != "lobby" || r.Text != "hi" {
+		t.Fatalf("body %+v", r)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct {
+		in   string
+		name string
+	}{
+		{`not json`, ErrMalformed},
+		{`{"t":"cmd","sid":1,"cmd":"send"}`, ErrMalformed},          // no seq
+		{`{"t":"cmd","seq":1,"cmd":"send"}`, ErrMalformed},          // no sid
+		{`{"t":"cmd","sid":1,"seq":1}`, ErrMalformed},               // no cmd
+		{`{"t":"ping"}`, ErrMalformed},                              // no seq
+		{`{"sid":1}`, ErrMalformed},                                 // no type
+		{`{"t":"reply","sid":1,"seq":1,"code":200}`, ErrUnknownType}, // server-only type
+		{`{"t":"bogus"}`, ErrUnknownType},
+		{`{"t":"cmd","sid":-1,"seq":1,"cmd":"x"}`, ErrMalformed},
+		{`{"t":"cmd","sid":1,"seq":1,"cmd":"` + strings.Repeat("x", MaxCmdBytes+1) + `"}`, ErrMalformed},
+		{"{\"t\":\"ping\",\"seq\":1,\"x\":\"\xff\"}", ErrMalformed},
+	}
+	for _, c := range cases {
+		_, err := DecodeFrame([]byte(c.in))
+		var pe *Error
+		if !errors.As(err, &pe) {
+			t.Errorf("%s: want *Error, got %v", c.in, err)
+			continue
+		}
+		if pe.Name != c.name || pe.Code != CodeBadRequest {
+			t.Errorf("%s: got %d %s, want 400 %s", c.in, pe.Code, pe.Name, c.name)
+		}
+	}
+}
+
+func TestSplitMessage(t *testing.T) {
+	msg := []byte("{\"t\":\"ping\",\"seq\":1}\n\n{\"t\":\"ping\",\"seq\":2}\r\n")
+	var got []string
+	err := SplitMessage(msg, DefaultLimits(), func(b []byte) error { got = append(got, string(b)); return nil })
+	if err != nil || len(got) != 2 || got[1] != `{"t":"ping","seq":2}` {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	l := DefaultLimits()
+	l.MaxFramesPerMsg = 2
+	err = SplitMessage([]byte("{}\n{}\n{}"), l, func([]byte) error { return nil })
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code != CodeTooLarge {
+		t.Fatalf("want too_large for 3 frames, got %v", err)
+	}
+	l.MaxMessageBytes = 4
+	err = SplitMessage([]byte("{}\n{}"), l, func([]byte) error { return nil })
+	if !errors.As(err, &pe) || pe.Code != CodeTooLarge {
+		t.Fatalf("want too_large for 5 bytes, got %v", err)
+	}
+}
+
+func TestAppendRoundTrip(t *testing.T) {
+	body := EncodeBody(Message{Room: "r", Offset: 9, Epoch: "e", From: "a", Text: "x\"<\n\u2028", TS: 5})
+	frames := [][]byte{
+		AppendReply(nil, 4, 11, []byte(`{"ok":true}`)),
+		AppendErrorReply(nil, 4, 12, Errorf(CodeUnknownRoom, ErrUnknownRoom, "room %q", "nope")),
+		AppendPush(nil, []uint32{1, 2, 3}, EvMsg, body),
+		AppendPong(nil, 99),
+		AppendHello(nil, Hello{Version: ProtocolVersion, HeartbeatMS: 1000}),
+		AppendGoAway(nil, GoAway{Reason: GoAwayShutdown, RetryMS: 1500}),
+		AppendErrorFrame(nil, 0, Errorf(CodeBadRequest, ErrMalformed, "bad")),
+	}
+	for _, fr := range frames {
+		f, err := DecodeServerFrame(fr)
+		if err != nil {
+			t.Fatalf("%s: %v", fr, err)
+		}
+		if !json.Valid(fr) {
+			t.Fatalf("invalid JSON %s", fr)
+		}
+		_ = f
+	}
+	f, _ := DecodeServerFrame(frames[2])
+	if len(f.SIDs) != 3 || f.Ev != EvMsg {
+		t.Fatalf("push decoded as %+v", f)
+	}
+	var m Message
+	if err := json.Unmarshal(f.Body, &m); err != nil || m.Text != "x\"<\n\u2028" || m.Offset != 9 {
+		t.Fatalf("message %+v %v", m, err)
+	}
+	f, _ = DecodeServerFrame(frames[1])
+	if f.Code != CodeUnknownRoom || f.Err != ErrUnknownRoom || f.Msg != `room "nope"` {
+		t.Fatalf("error reply %+v", f)
+	}
+	c, err := DecodeFrame(AppendCmd(nil, 2, 3, CmdJoin, EncodeBody(JoinReq{Room: "lobby"})))
+	if err != nil || c.Cmd != CmdJoin || c.SID != 2 || c.Seq != 3 {
+		t.Fatalf("cmd %+v %v", c, err)
+	}
+	if p, err := DecodeFrame(AppendPing(nil, 8)); err != nil || p.Seq != 8 {
+		t.Fatalf("ping %+v %v", p, err)
+	}
+}
+
+func TestAppendStringMatchesJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x1f\t\r\n", "<img src=x onerror=alert(1)>", "日本語 \u2028\u2029", "bad \xff\xfe utf8", "&amp;"} {
+		out := AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q -> %s: %v", s, out, err)
+		}
+		want := perByteValid(s)
+		if back != want {
+			t.Fatalf("%q -> %s -> %q", s, out, back)
+		}
+	}
+}
+
+func TestBatch(t *testing.T) {
+	b := NewBatch(2, 10)
+	if !b.Add([]byte("0123456789abc")) { // oversized frame accepted alone
+		t.Fatal("oversized first frame refused")
+	}
+	if b.Add([]byte("x")) {
+		t.Fatal("frame added past the byte limit")
+	}
+	b.Reset()
+	if !b.Add([]byte("ab")) || !b.Add([]byte("cd")) || b.Add([]byte("e")) {
+		t.Fatal("frame limit not applied")
+	}
+	if string(b.Bytes()) != "ab\ncd" || b.Len() != 2 {
+		t.Fatalf("batch %q", b.Bytes())
+	}
+}
+
+func TestValidate(t *testing.T) {
+	l := DefaultLimits()
+	bad := []interface{ Validate(Limits) error }{
+		&SendReq{Room: "", Text: "x"},
+		&SendReq{Room: "has space", Text: "x"},
+		&SendReq{Room: "r", Text: ""},
+		&DMReq{To: "@bob", Text: "x"},
+		&AttachReq{Name: strings.Repeat("n", MaxNameBytes+1)},
+		&AttachReq{Mode: "weird"},
+		&HistoryReq{Room: "r", After: 1, Before: 2},
+		&JoinReq{Room: "r", History: -1},
+		&NickReq{Name: ""},
+	}
+	for _, r := range bad {
+		if err := r.Validate(l); err == nil {
+			t.Errorf("%#v validated", r)
+		}
+	}
+	err := (&SendReq{Room: "r", Text: strings.Repeat("x", l.MaxTextBytes+1)}).Validate(l)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code != CodeTooLarge {
+		t.Fatalf("oversized text: %v", err)
+	}
+	good := []interface{ Validate(Limits) error }{
+		&SendReq{Room: "lobby", Text: "hi", CID: "c1"},
+		&DMReq{To: "Zoë_1", Text: "hi"},
+		&AttachReq{Name: "alice", Mode: ModeLoadgen, Rooms: []RoomResume{{Room: "a", Epoch: "e", Offset: 3}}},
+		&HistoryReq{Room: "r", After: 3},
+	}
+	for _, r := range good {
+		if err := r.Validate(l); err != nil {
+			t.Errorf("%#v: %v", r, err)
+		}
+	}
+}
+
+// perByteValid replaces each invalid byte with U+FFFD, as encoding/json does.
+func perByteValid(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r)
+	}
+	return b.String()
+}
