@@ -369,10 +369,15 @@ func limitInt(v int64) string {
 }
 
 // writeTable writes rows as aligned columns: the first column left-aligned,
-// the others right-aligned, each row indented by two spaces.
+// the others right-aligned, each row indented by two spaces. A row of one
+// cell is a section title: it is preceded by a blank line (unless first) and
+// does not take part in the alignment.
 func writeTable(w io.Writer, rows [][]string) {
 	var widths []int
 	for _, row := range rows {
+		if len(row) == 1 {
+			continue
+		}
 		for i, cell := range row {
 			if i >= len(widths) {
 				widths = append(widths, 0)
@@ -380,7 +385,14 @@ func writeTable(w io.Writer, rows [][]string) {
 			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
 		}
 	}
-	for _, row := range rows {
+	for n, row := range rows {
+		if len(row) == 1 {
+			if n > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintln(w, "  "+row[0])
+			continue
+		}
 		var b strings.Builder
 		b.WriteString("  ")
 		for i, cell := range row {
