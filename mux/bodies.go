@@ -34,29 +34,21 @@ const (
 	GoAwayHeartbeat    = "heartbeat_timeout"
 )
 
-// RoomResume names a room and the last message the client has of it, to
-// resume from. Offset 0 means "nothing yet".
-type RoomResume struct {
-	Room   string `json:"room"`
-	Epoch  string `json:"epoch,omitempty"`
-	Offset uint64 `json:"offset,omitempty"`
-}
-
-// AttachReq is the body of attach.
+// AttachReq is the body of attach. To resume after a reconnect, a client
+// sends attach and then one join per room (with epoch and offset) in the same
+// WebSocket message.
 type AttachReq struct {
-	Name  string       `json:"name,omitempty"`
-	Token string       `json:"token,omitempty"`
-	Mode  string       `json:"mode,omitempty"`
-	Rooms []RoomResume `json:"rooms,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Token string `json:"token,omitempty"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 // AttachResp is the reply body of attach.
 type AttachResp struct {
-	SID   uint32     `json:"sid"`
-	User  string     `json:"user,omitempty"`
-	Color string     `json:"color,omitempty"`
-	Token string     `json:"token,omitempty"`
-	Rooms []JoinResp `json:"rooms,omitempty"`
+	SID   uint32 `json:"sid"`
+	User  string `json:"user,omitempty"`
+	Color string `json:"color,omitempty"`
+	Token string `json:"token,omitempty"`
 }
 
 // NickReq is the body of nick.
@@ -82,16 +74,18 @@ type JoinReq struct {
 	History int    `json:"history,omitempty"`
 }
 
-// JoinResp is the reply body of join (and one entry of AttachResp.Rooms).
-// Messages are in offset order. Reset is true when the requested epoch or
-// offset can no longer be served: the client must drop what it has of the
-// room and use Messages (the latest ones) instead.
+// JoinResp is the reply body of join. Messages are in offset order. Reset is
+// true when the requested epoch or offset can no longer be served: the client
+// must drop what it has of the room and use Messages (the latest ones)
+// instead. More is true when a resume had more messages than fit in one
+// reply: the client asks history with after = the last offset it got.
 type JoinResp struct {
 	Room     string    `json:"room"`
 	Epoch    string    `json:"epoch"`
 	Top      uint64    `json:"top"`
 	Members  int       `json:"members"`
 	Reset    bool      `json:"reset,omitempty"`
+	More     bool      `json:"more,omitempty"`
 	Messages []Message `json:"messages,omitempty"`
 }
 

@@ -84,14 +84,6 @@ func (r *AttachReq) Validate(l Limits) error {
 	if r.Mode != "" && !ValidMode(r.Mode) {
 		return badRequest("unknown mode %q (want one of shared_worker, leader_tab, direct, loadgen)", truncate(r.Mode))
 	}
-	if l.MaxRoomsPerSession > 0 && len(r.Rooms) > l.MaxRoomsPerSession {
-		return badRequest("attach names %d rooms, more than the limit of %d", len(r.Rooms), l.MaxRoomsPerSession)
-	}
-	for _, rr := range r.Rooms {
-		if err := checkRoom(rr.Room); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
