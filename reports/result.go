@@ -52,8 +52,10 @@ const (
 	HistReconnect = "reconnect" // link lost → sessions resumed
 )
 
-// HistogramNames lists the known histogram names in display order.
-var HistogramNames = []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect}
+// HistogramNames returns the known histogram names in display order.
+func HistogramNames() []string {
+	return []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect}
+}
 
 // Reconnect ladder steps used as keys of Counters.Reconnects.
 const (
@@ -63,8 +65,8 @@ const (
 	StepGiveUp  = "give_up" // gave up and reported the browser as lost
 )
 
-// ReconnectSteps lists the reconnect ladder steps in order.
-var ReconnectSteps = []string{StepRetry, StepSwitch, StepRefetch, StepGiveUp}
+// ReconnectSteps returns the reconnect ladder steps in order.
+func ReconnectSteps() []string { return []string{StepRetry, StepSwitch, StepRefetch, StepGiveUp} }
 
 // NewHistogram returns an empty histogram with the geometry every imload
 // latency histogram uses (1 µs .. 60 s, 3 significant digits, values in µs).

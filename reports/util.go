@@ -15,14 +15,15 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 // histNames returns the histogram names present in run, the known ones in
 // display order first, then any others sorted.
 func histNames(run *Run) []string {
+	known := HistogramNames()
 	var names []string
-	for _, n := range HistogramNames {
+	for _, n := range known {
 		if _, ok := run.Latency[n]; ok {
 			names = append(names, n)
 		}
 	}
 	for _, n := range sortedKeys(run.Latency) {
-		if !slices.Contains(HistogramNames, n) {
+		if !slices.Contains(known, n) {
 			names = append(names, n)
 		}
 	}
