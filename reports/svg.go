@@ -74,7 +74,7 @@ func (c *lineChart) py(y float64) float64 {
 
 // svgOpen starts an svg element with the chart's viewBox and label.
 func svgOpen(b *strings.Builder, label string) {
-	fmt.Fprintf(b, `<svg class="chart" viewBox="0 0 %g %g" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+	fmt.Fprintf(b, `<svg class="chart" viewBox="0 0 %g %g" role="img" aria-label="%s">`,
 		chartW, chartH, html.EscapeString(label))
 }
 
