@@ -233,13 +233,14 @@ func Compare(a, b Side) *Comparison {
 }
 
 // newRow builds a row and decides the better side: the values must differ by
-// more than 1% (of the larger) to call one better.
+// more than 2% (of the larger) to call one better, so that noise is not
+// marked.
 func newRow(name string, u unit, dir direction, a float64, hasA bool, b float64, hasB bool) CompareRow {
 	row := CompareRow{Name: name, A: a, B: b, HasA: hasA, HasB: hasB, unit: u}
 	if !hasA || !hasB || dir == neutral {
 		return row
 	}
-	if math.Abs(a-b) <= 0.01*math.Max(math.Abs(a), math.Abs(b)) {
+	if math.Abs(a-b) <= 0.02*math.Max(math.Abs(a), math.Abs(b)) {
 		return row
 	}
 	if (a < b) == (dir == lowerBetter) {

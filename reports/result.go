@@ -449,7 +449,7 @@ func describeJSONError(data []byte, err error) error {
 		if syn.Offset >= int64(len(bytes.TrimRight(data, " \t\r\n"))) {
 			return fmt.Errorf("truncated JSON: the file ends after %d bytes in the middle of a value (was the run interrupted while writing?)", len(data))
 		}
-		line, col := lineCol(data, syn.Offset)
+		line, col := lineCol(data, syn.Offset-1)
 		return fmt.Errorf("not valid JSON at line %d, column %d: %w", line, col, err)
 	case errors.As(err, &typ):
 		field := typ.Field

@@ -185,7 +185,7 @@ func headlineRows(r *Result) [][]string {
 		perRun(r, "delivery p99.9 ms", lat(func(l Latency) float64 { return l.P999Ms })),
 		perRun(r, "delivery max ms", func(run *Run) string {
 			l, ok := run.Latency[HistDelivery]
-			if !ok || l.Count == 0 {
+			if !ok || (l.Count == 0 && l.AboveRange == 0) {
 				return "-"
 			}
 			return maxCell(l)
@@ -209,8 +209,12 @@ func latencyRows(run *Run) [][]string {
 	rows := [][]string{{"", "count", "p50", "p90", "p99", "p99.9", "max", ">60s"}}
 	for _, name := range histNames(run) {
 		l := run.Latency[name]
-		if l.Count == 0 && l.AboveRange == 0 {
-			rows = append(rows, []string{name, "0", "-", "-", "-", "-", "-", "0"})
+		if l.Count == 0 {
+			maxS := "-"
+			if l.AboveRange > 0 {
+				maxS = maxCell(l)
+			}
+			rows = append(rows, []string{name, "0", "-", "-", "-", "-", maxS, fmtInt(l.AboveRange)})
 			continue
 		}
 		rows = append(rows, []string{name, fmtInt(l.Count), fmtMs(l.P50Ms), fmtMs(l.P90Ms), fmtMs(l.P99Ms),

@@ -1,0 +1,118 @@
+package reports
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files and sample results under testdata/")
+
+// checkGolden compares got with testdata/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./reports -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		out := filepath.Join(t.TempDir(), name)
+		_ = os.WriteFile(out, got, 0o644)
+		t.Errorf("%s differs from the golden file; got written to %s\n(diff them, and run go test ./reports -update if the change is intended)\n--- got:\n%s", path, out, got)
+	}
+}
+
+func TestGoldenSummary(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 1})
+	var b bytes.Buffer
+	if err := Text(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "summary.golden", b.Bytes())
+}
+
+func TestGoldenSummaryFail(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 2, lost: 17, modes: []string{ModePerTab}})
+	r.Runs[0].Latency[HistDelivery] = Latency{Count: 0, AboveRange: 2} // nothing but timeouts
+	r.Thresholds.MaxP99Ms = 100
+	r.Evaluate()
+	var b bytes.Buffer
+	if err := Text(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "summary-fail.golden", b.Bytes())
+}
+
+func TestGoldenCompare(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 1})
+	var b bytes.Buffer
+	if err := CompareModes(r).Text(&b); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "compare.golden", b.Bytes())
+}
+
+func TestGoldenCompareResults(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1})
+	b, _ := makeResult(t, fixture{seed: 5, host: "load-2"})
+	b.Runs[0].Counters.BytesIn /= 2 // pretend last week's protocol was leaner
+	b.Runs[0].ServerStatsPeak = nil
+	b.Runs[0].ServerProcess = nil
+	cs, err := CompareResults(a, b, "this-week", "last-week")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Fatalf("%d comparisons, want one per mode", len(cs))
+	}
+	var buf bytes.Buffer
+	for _, c := range cs {
+		if err := c.Text(&buf); err != nil {
+			t.Fatal(err)
+		}
+		buf.WriteString("\n")
+	}
+	checkGolden(t, "compare-results.golden", buf.Bytes())
+}
+
+func TestGoldenMergedSummary(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1, host: "load-1"})
+	b, _ := makeResult(t, fixture{seed: 2, host: "load-2", start: fixtureStart.Add(400 * time.Millisecond)})
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Text(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "merged-summary.golden", buf.Bytes())
+}
+
+// TestSampleResults keeps testdata/result-a.json and result-b.json (two load
+// machines of one test) loadable; the cmd/imload tests use them. -update
+// rewrites them.
+func TestSampleResults(t *testing.T) {
+	for i, f := range []fixture{{seed: 1, host: "load-1"}, {seed: 2, host: "load-2", start: fixtureStart.Add(400 * time.Millisecond)}} {
+		path := filepath.Join("testdata", "result-"+string(rune('a'+i))+".json")
+		if *update {
+			r, _ := makeResult(t, f)
+			if err := r.Save(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Load(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
