@@ -12,7 +12,7 @@ type fixture struct {
 	seed  uint64
 	host  string
 	start time.Time
-	// lost is the number of lost messages in the per-tab run (0 = pass).
+	// lost is the number of lost messages in every run (0 = pass).
 	lost int64
 	// modes to generate; nil means both.
 	modes []string

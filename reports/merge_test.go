@@ -1,0 +1,166 @@
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMergeExactPercentiles merges two machines' results and checks every
+// merged histogram against one built from all the values of both.
+func TestMergeExactPercentiles(t *testing.T) {
+	a, va := makeResult(t, fixture{seed: 1, host: "load-1"})
+	b, vb := makeResult(t, fixture{seed: 2, host: "load-2", start: fixtureStart.Add(300 * time.Millisecond)})
+	before, _ := json.Marshal([]*Result{a, b})
+
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := json.Marshal([]*Result{a, b})
+	if string(before) != string(after) {
+		t.Error("Merge modified its inputs")
+	}
+
+	for _, mode := range []string{ModeShared, ModePerTab} {
+		run := m.RunByMode(mode)
+		if run == nil {
+			t.Fatalf("merged result lacks the %s run", mode)
+		}
+		for _, name := range HistogramNames() {
+			ref := NewHistogram()
+			for _, v := range append(append([]int64(nil), va[mode][name]...), vb[mode][name]...) {
+				if err := ref.RecordValue(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := NewLatency(ref, 0)
+			got := run.Latency[name]
+			if got.Count != want.Count || got.P50Ms != want.P50Ms || got.P90Ms != want.P90Ms ||
+				got.P99Ms != want.P99Ms || got.P999Ms != want.P999Ms || got.MaxMs != want.MaxMs {
+				t.Errorf("%s %s: merged %+v\nwant %+v", mode, name, summary(got), summary(want))
+			}
+			h, err := got.Histogram()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.Equals(ref) {
+				t.Errorf("%s %s: merged histogram differs from the histogram of all values", mode, name)
+			}
+		}
+
+		ra, rb := a.RunByMode(mode), b.RunByMode(mode)
+		if run.Clients != ra.Clients+rb.Clients || run.Tabs != ra.Tabs {
+			t.Errorf("%s clients %d tabs %d", mode, run.Clients, run.Tabs)
+		}
+		if run.PhysicalConnectionsPeak != ra.PhysicalConnectionsPeak+rb.PhysicalConnectionsPeak {
+			t.Errorf("%s connections peak %d", mode, run.PhysicalConnectionsPeak)
+		}
+		if run.Delivery.Delivered != ra.Delivery.Delivered+rb.Delivery.Delivered {
+			t.Errorf("%s delivered %d", mode, run.Delivery.Delivered)
+		}
+		if run.Counters.BytesIn != ra.Counters.BytesIn+rb.Counters.BytesIn ||
+			run.Counters.Errors["timeout"] != ra.Counters.Errors["timeout"]+rb.Counters.Errors["timeout"] ||
+			run.Counters.Reconnects[StepRetry] != ra.Counters.Reconnects[StepRetry]+rb.Counters.Reconnects[StepRetry] {
+			t.Errorf("%s counters not summed: %+v", mode, run.Counters)
+		}
+		if run.LoadProcess.CPUSeconds != ra.LoadProcess.CPUSeconds+rb.LoadProcess.CPUSeconds {
+			t.Errorf("%s load CPU %v", mode, run.LoadProcess.CPUSeconds)
+		}
+		if run.ServerProcess.RSSPeakBytes != max(ra.ServerProcess.RSSPeakBytes, rb.ServerProcess.RSSPeakBytes) {
+			t.Errorf("%s server RSS %v", mode, run.ServerProcess.RSSPeakBytes)
+		}
+		if got := run.ServerStatsPeak["goroutines"]; got != ra.ServerStatsPeak["goroutines"] {
+			t.Errorf("%s /stats goroutines %v", mode, got)
+		}
+
+		// The series are 300 ms apart: aligned on whole seconds they sum.
+		if len(run.Series) != len(ra.Series) {
+			t.Fatalf("%s merged series has %d points, want %d", mode, len(run.Series), len(ra.Series))
+		}
+		for i, p := range run.Series {
+			pa, pb := ra.Series[i], rb.Series[i]
+			if p.Connections != pa.Connections+pb.Connections || p.Delivered != pa.Delivered+pb.Delivered {
+				t.Fatalf("%s point %d: %+v from %+v and %+v", mode, i, p, pa, pb)
+			}
+			if p.T%1000 != 0 || p.P99Ms != max(pa.P99Ms, pb.P99Ms) {
+				t.Fatalf("%s point %d: %+v", mode, i, p)
+			}
+		}
+	}
+	if len(m.MergedFrom) != 2 || m.Environment.Hostname != "load-1, load-2" || m.Environment.NumCPU != 4 {
+		t.Errorf("environment %+v from %d", m.Environment, len(m.MergedFrom))
+	}
+	if !m.Verdict.Pass {
+		t.Errorf("verdict %+v", m.Verdict)
+	}
+
+	// A merge of a merge lists every machine once.
+	c, _ := makeResult(t, fixture{seed: 3, host: "load-3"})
+	m2, err := Merge(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m2.MergedFrom) != 3 || m2.RunByMode(ModeShared).Clients != 300 {
+		t.Errorf("merge of merge: %d machines, %d clients", len(m2.MergedFrom), m2.RunByMode(ModeShared).Clients)
+	}
+}
+
+func summary(l Latency) Latency { l.HDR = ""; return l }
+
+func TestMergeRecomputesVerdict(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1})
+	b, _ := makeResult(t, fixture{seed: 2, lost: 4})
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Verdict.Pass || !strings.Contains(m.Verdict.Reason, "per-tab: 4 lost") {
+		t.Errorf("verdict %+v", m.Verdict)
+	}
+}
+
+func TestMergeRefusesDifferentScenarios(t *testing.T) {
+	cases := []struct {
+		field  string
+		change func(*Result)
+		want   []string
+	}{
+		{"rate", func(r *Result) { r.Scenario.Rate = 0.5 }, []string{"rate is 0.2 in result 1 but 0.5 in result 2"}},
+		{"targets", func(r *Result) { r.Scenario.Targets = []string{"ws://127.0.0.2:8080/ws"} }, []string{"targets"}},
+		{"duration", func(r *Result) { r.Scenario.Duration = Duration(time.Minute * 2) }, []string{"duration is 1m0s", "2m0s"}},
+		{"runs[per-tab].tabs", func(r *Result) { r.RunByMode(ModePerTab).Tabs = 5 }, []string{"runs[per-tab].tabs is 3"}},
+		{"modes", func(r *Result) { r.Runs = r.Runs[:1] }, []string{"modes is [per-tab shared]", "[shared]"}},
+	}
+	for _, c := range cases {
+		t.Run(c.field, func(t *testing.T) {
+			a, _ := makeResult(t, fixture{seed: 1})
+			b, _ := makeResult(t, fixture{seed: 2})
+			c.change(b)
+			_, err := Merge(a, b)
+			var me *MismatchError
+			if !errors.As(err, &me) {
+				t.Fatalf("Merge did not refuse: %v", err)
+			}
+			if me.Field != c.field || me.Index != 1 {
+				t.Errorf("field %q index %d", me.Field, me.Index)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	// Seeds may differ: each machine should use its own.
+	a, _ := makeResult(t, fixture{seed: 1})
+	b, _ := makeResult(t, fixture{seed: 9})
+	if _, err := Merge(a, b); err != nil {
+		t.Errorf("different seeds refused: %v", err)
+	}
+	if _, err := Merge(); err == nil {
+		t.Error("Merge() of nothing succeeded")
+	}
+}
