@@ -1,0 +1,75 @@
+package store
+
+import (
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults used by OpenSQLite for the zero fields of Options.
+const (
+	DefaultMaxMessages   = 1000
+	DefaultMaxAge        = 24 * time.Hour
+	DefaultBatchSize     = 512
+	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultQueueLen      = 65536
+)
+
+// ageTrimEvery is how often the writer deletes messages older than MaxAge
+// (it also does so once at open).
+const ageTrimEvery = time.Minute
+
+// Options configures a SQLite store. The zero value of each field selects
+// its default.
+type Options struct {
+	// MaxMessages is how many of a room's newest messages are kept
+	// (default 1000).
+	MaxMessages int
+	// MaxAge is how long a message is kept (default 24h).
+	MaxAge time.Duration
+	// BatchSize is the most changes the writer applies in one transaction
+	// (default 512).
+	BatchSize int
+	// FlushInterval is how long a change may wait for others to share its
+	// transaction (default 50ms). A full batch, Flush and Close do not wait.
+	FlushInterval time.Duration
+	// QueueLen bounds the changes queued and not yet committed (default
+	// 65536). Append, CreateRoom and DeleteRoom block while it is reached.
+	QueueLen int
+	// Logger receives write errors and warnings (default: discard).
+	Logger *slog.Logger
+	// Now is the clock used for message ages and room creation times
+	// (default time.Now). Tests inject it.
+	Now func() time.Time
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = DefaultMaxMessages
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = DefaultQueueLen
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// cutoffMS is the timestamp (Unix ms) before which messages are too old.
+func (o Options) cutoffMS() int64 {
+	return o.Now().Add(-o.MaxAge).UnixMilli()
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+)
+
+// The schema. Each entry of migrations takes the database from version i
+// (PRAGMA user_version) to version i+1; a new version appends an entry and
+// never edits an old one. A database newer than this build is refused.
+//
+// Version 1:
+//   - rooms: one row per room, with the epoch its offsets belong to and when
+//     it was created.
+//   - messages: the retained messages, keyed by (room, offset). There is no
+//     foreign key: the writer deletes a room's messages itself when the room is
+//     deleted or made again with a new epoch, and Append only inserts a
+//     message whose room and epoch are stored (see stmtAppend).
+//   - messages_ts: lets the age trim delete old messages without a scan.
+var migrations = []string{
+	`CREATE TABLE rooms (
+		name       TEXT    NOT NULL PRIMARY KEY,
+		epoch      TEXT    NOT NULL,
+		created_ms INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE messages (
+		room      TEXT    NOT NULL,
+		"offset"  INTEGER NOT NULL,
+		from_user TEXT    NOT NULL,
+		color     TEXT    NOT NULL,
+		text      TEXT    NOT NULL,
+		ts_ms     INTEGER NOT NULL,
+		cid       TEXT    NOT NULL DEFAULT '',
+		PRIMARY KEY (room, "offset")
+	) WITHOUT ROWID;
+	CREATE INDEX messages_ts ON messages (ts_ms);`,
+}
+
+// schemaVersion is the version this build writes.
+var schemaVersion = len(migrations)
+
+// busyTimeoutMS is how long a connection waits for a lock held by another.
+const busyTimeoutMS = 5000
+
+// dsn returns the driver name for the database file at path: a file: URI
+// (so that any byte of the path is escaped) with the per-connection pragmas.
+// readOnly opens it with mode=ro, for tools and tests.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
+	if readOnly {
+		q.Set("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// migrate brings the database on conn to schemaVersion, in one
+// transaction.
+func migrate(ctx context.Context, conn *sql.Conn) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var v int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this build's %d", v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no parameters; v is an int.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
+		return fmt.Errorf("set schema version %d: %w", v, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

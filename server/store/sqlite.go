@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"imload/mux"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the name of the database file OpenSQLite uses in its
+// directory.
+const FileName = "history.db"
+
+// readConns is how many connections Load and other readers may use beside
+// the writer's (WAL lets them read while it writes).
+const readConns = 2
+
+// ErrClosed is returned by Load on a closed store.
+var ErrClosed = errors.New("store is closed")
+
+// sqliteStore is the Store OpenSQLite returns.
+type sqliteStore struct {
+	path string // the database file
+	db   *sql.DB
+	opts Options
+	q    *queue
+	w    *writer
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	dropped   atomic.Int64 // changes refused after Close
+}
+
+// OpenSQLite opens (creating it and dir if needed) the SQLite database
+// dir/history.db, brings its schema up to date, deletes what is beyond the
+// bounds in opts, and starts the store's writer goroutine, which Close
+// stops. The database is in WAL mode with synchronous=NORMAL: a commit
+// survives a crash of the process; a power loss may lose the last
+// commits but not corrupt the file.
+func OpenSQLite(ctx context.Context, dir string, opts Options) (Store, error) {
+	opts = opts.withDefaults()
+	path := filepath.Join(dir, FileName)
+	s, err := openSQLite(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return nil, errors.New("is a directory")
+	}
+	db, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1 + readConns)
+	db.SetMaxIdleConns(1 + readConns)
+	var conn *sql.Conn
+	defer func() {
+		if err != nil {
+			if conn != nil {
+				_ = conn.Close()
+			}
+			_ = db.Close()
+		}
+	}()
+	// The writer's connection, kept for the life of the store.
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, fmt.Errorf("journal mode is %q, not WAL", mode)
+	}
+	if err := migrate(ctx, conn); err != nil {
+		return nil, err
+	}
+	q := newQueue(opts.QueueLen, opts.BatchSize)
+	w, err := newWriter(ctx, conn, q, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Trim what aged or overflowed while the server was down (or since
+	// the bounds were lowered) before anyone loads it.
+	if _, err := trimAge(ctx, w.trimAge, opts.cutoffMS()); err != nil {
+		w.closeStmts()
+		return nil, fmt.Errorf("trim by age: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, sqlTrimCountAll, opts.MaxMessages); err != nil {
+		w.closeStmts()
+		return nil, fmt.Errorf("trim by count: %w", err)
+	}
+	s := &sqliteStore{path: abs, db: db, opts: opts, q: q, w: w}
+	go w.run()
+	return s, nil
+}
+
+// Load returns every stored room, oldest first by name, each with its newest
+// messages within the bounds, oldest first, with Room and Epoch filled in
+// from the room. A room whose messages are all gone is returned with none:
+// its epoch lives on. Messages are returned only as a run of consecutive
+// offsets ending at the newest one: should a dropped batch have left a gap,
+// what is before it is left out (and logged).
+//
+// Load reads one snapshot of the database; changes still queued are not in
+// it (call Flush first to include them).
+func (s *sqliteStore) Load(ctx context.Context) ([]Room, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: load %s: %w", s.path, ErrClosed)
+	}
+	rooms, err := s.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: load %s: %w", s.path, err)
+	}
+	return rooms, nil
+}
+
+func (s *sqliteStore) load(ctx context.Context) (_ []Room, err error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var rooms []Room
+	rows, err := tx.QueryContext(ctx, `SELECT name, epoch FROM rooms ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read rooms: %w", err)
+	}
+	for rows.Next() {
+		var r Room
+		if err := rows.Scan(&r.Name, &r.Epoch); err != nil {
+			_ = rows.Close()
+			return nil, fmt.Errorf("read rooms: %w", err)
+		}
+		rooms = append(rooms, r)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read rooms: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read rooms: %w", err)
+	}
+
+	stmt, err := tx.PrepareContext(ctx, `SELECT "offset", from_user, color, text, ts_ms, cid
+		FROM messages WHERE room = ?1 AND ts_ms >= ?2 ORDER BY "offset" DESC LIMIT ?3`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	defer stmt.Close()
+	cutoff := s.opts.cutoffMS()
+	for i := range rooms {
+		if rooms[i].Messages, err = s.loadMessages(ctx, stmt, &rooms[i], cutoff); err != nil {
+			return nil, fmt.Errorf("read room %q: %w", rooms[i].Name, err)
+		}
+	}
+	return rooms, nil
+}
+
+// loadMessages reads a room's retained messages, newest first, stops at a
+// gap in the offsets, and returns them oldest first.
+func (s *sqliteStore) loadMessages(ctx context.Context, stmt *sql.Stmt, r *Room, cutoffMS int64) ([]mux.Message, error) {
+	rows, err := stmt.QueryContext(ctx, r.Name, cutoffMS, s.opts.MaxMessages)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var msgs []mux.Message
+	for rows.Next() {
+		m := mux.Message{Room: r.Name, Epoch: r.Epoch}
+		var off int64
+		if err := rows.Scan(&off, &m.From, &m.Color, &m.Text, &m.TS, &m.CID); err != nil {
+			return nil, err
+		}
+		m.Offset = uint64(off)
+		if n := len(msgs); n > 0 && m.Offset != msgs[n-1].Offset-1 {
+			s.opts.Logger.Warn("store: gap in a room's offsets, older messages left out",
+				"room", r.Name, "offset", m.Offset, "next", msgs[n-1].Offset)
+			break
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
+
+// CreateRoom queues the creation of a room with its epoch. Creating a room
+// that is stored with another epoch replaces it and drops its messages;
+// with the same epoch, it changes nothing.
+func (s *sqliteStore) CreateRoom(name, epoch string) {
+	s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}})
+}
+
+// DeleteRoom queues the deletion of a room and its messages.
+func (s *sqliteStore) DeleteRoom(name string) {
+	s.put(op{kind: opDelete, m: mux.Message{Room: name}})
+}
+
+// Append queues a message. Its room and epoch must be those of a created
+// room (a room not stored is created with m.Epoch); a message of another
+// epoch is dropped by the writer. A message with an offset already stored
+// replaces it.
+func (s *sqliteStore) Append(m mux.Message) {
+	s.put(op{kind: opAppend, m: m})
+}
+
+// put queues a change, waiting while the queue is full. After Close the
+// change is dropped and logged.
+func (s *sqliteStore) put(o op) {
+	if s.q.put(o) {
+		return
+	}
+	// Log the first; the rest (a hub still draining) at debug level.
+	level := s.opts.Logger.Debug
+	if s.dropped.Add(1) == 1 {
+		level = s.opts.Logger.Warn
+	}
+	level("store: change after Close dropped", "path", s.path, "kind", o.kind.String(),
+		"room", o.m.Room, "offset", o.m.Offset)
+}
+
+// Flush waits until every change queued before it is committed, or ctx
+// ends. It returns an error if changes queued since the previous Flush
+// could not be written. After Close it returns nil at once.
+func (s *sqliteStore) Flush(ctx context.Context) error {
+	done := make(chan error, 1)
+	if !s.q.putFlush(op{kind: opFlush, done: done}) {
+		return nil
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("store: flush %s: %w", s.path, context.Cause(ctx))
+	}
+}
+
+// Close writes everything queued, stops the writer and closes the
+// database. It returns an error if some changes could not be written or
+// the database did not close cleanly. Calls after the first return nil.
+func (s *sqliteStore) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.close() })
+	return err
+}
+
+func (s *sqliteStore) close() error {
+	s.q.close()
+	<-s.w.done
+	s.closed.Store(true)
+	errs := []error{s.w.takeLost()}
+	s.w.closeStmts()
+	// Let SQLite refresh its planner statistics, cheaply, as advised
+	// before closing a connection that wrote.
+	if _, err := s.w.conn.ExecContext(context.Background(), "PRAGMA optimize"); err != nil {
+		s.opts.Logger.Warn("store: optimize at close failed", "path", s.path, "err", err)
+	}
+	if err := s.w.conn.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: close %s: %w", s.path, err))
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: close %s: %w", s.path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// String names the kind of change, for logs.
+func (k opKind) String() string {
+	switch k {
+	case opCreate:
+		return "create_room"
+	case opDelete:
+		return "delete_room"
+	case opAppend:
+		return "append"
+	case opFlush:
+		return "flush"
+	}
+	return fmt.Sprintf("opKind(%d)", uint8(k))
+}
