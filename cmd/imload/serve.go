@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"imload/server"
+)
+
+func init() { subcommands = append(subcommands, newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	cfg := server.DefaultConfig()
+	var addr, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the chat server (one WebSocket per browser, many tabs per socket)",
+		Long: `serve runs the imload chat server.
+
+Browsers open ONE WebSocket at /ws and carry every tab over it as a logical
+session: rooms, user names with colours, private messages (@name), history
+with offsets for incremental sync, presence, heartbeats and acks. The demo
+chat page and its SharedWorker script are served at /. Other endpoints:
+/lbs (addresses clients may use), /stats (live counts as JSON), /metrics
+(Prometheus), /healthz.
+
+History is kept in SQLite under --data and survives restarts; --memory keeps
+it in memory only. On SIGINT/SIGTERM the server tells every client to go away
+and come back after a jittered delay, flushes the history and exits.
+
+The first line on stdout is "listening on http://HOST:PORT" once the server
+accepts connections (--addr 127.0.0.1:0 picks a free port). Logs go to
+stderr.`,
+		Example: `  imload serve                          # http://127.0.0.1:8080, history in ./imload-data
+  imload serve --memory --addr :9000     # no files, all interfaces
+  IMLOAD_MAX_CONNS_PER_USER=4 imload serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Version = buildVersion()
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				srv.Close()
+				return fmt.Errorf("listen on %s: %w", addr, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
+			cfg.Logger.Info("serving", "addr", ln.Addr().String(), "memory", cfg.Memory, "data", cfg.DataDir)
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the history database (history.db)")
+	f.BoolVar(&cfg.Memory, "memory", false, "keep history in memory only (nothing is written; a restart forgets it)")
+	f.StringSliceVar(&cfg.Origins, "origins", nil, "extra allowed browser origins for /ws, e.g. https://chat.example.com (default: same host only; * allows any)")
+	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "how often clients should ping (announced in hello)")
+	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "close a connection that sent nothing for this long")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "give up on a socket write after this long")
+	f.IntVar(&cfg.Limits.MaxMessageBytes, "max-message", cfg.Limits.MaxMessageBytes, "largest WebSocket message accepted, in bytes")
+	f.IntVar(&cfg.Limits.MaxFramesPerMsg, "max-frames", cfg.Limits.MaxFramesPerMsg, "most protocol frames in one WebSocket message")
+	f.IntVar(&cfg.Limits.MaxTextBytes, "max-text", cfg.Limits.MaxTextBytes, "longest chat message text, in bytes")
+	f.IntVar(&cfg.Limits.MaxSessions, "max-sessions", cfg.Limits.MaxSessions, "most logical (tab) sessions on one connection")
+	f.IntVar(&cfg.Limits.MaxHistory, "max-history-reply", cfg.Limits.MaxHistory, "most messages in one history or join reply")
+	f.IntVar(&cfg.Limits.MaxRoomsPerSession, "max-rooms", cfg.Limits.MaxRoomsPerSession, "most rooms one session may be in")
+	f.IntVar(&cfg.MaxQueueBytes, "max-queue", cfg.MaxQueueBytes, "outgoing bytes queued per connection before it is dropped as a slow consumer")
+	f.IntVar(&cfg.MaxFramesPerWrite, "merge-frames", cfg.MaxFramesPerWrite, "most frames merged into one outgoing WebSocket message")
+	f.DurationVar(&cfg.WriteDelay, "write-delay", cfg.WriteDelay, "wait this long before writing, to merge more frames per message (0: write at once)")
+	f.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "most physical connections per user name; the oldest is told to go away (0: no cap)")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "messages per second one session may send (send and dm)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "burst allowed above --rate-limit")
+	f.IntVar(&cfg.HistoryMax, "history-max", cfg.HistoryMax, "messages kept per room")
+	f.DurationVar(&cfg.HistoryAge, "history-age", cfg.HistoryAge, "how long messages are kept")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,120 @@
+// Package server is imload's chat server: the HTTP endpoints, the WebSocket
+// connections that carry many logical tab sessions each, the hub of users,
+// rooms and sessions, and the history it keeps through a store.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"imload/mux"
+)
+
+// Config configures a Server. DefaultConfig gives working values; the zero
+// value does not.
+type Config struct {
+	// DataDir is where the SQLite history lives (DataDir/history.db).
+	DataDir string
+	// Memory keeps history in memory only: nothing survives a restart.
+	Memory bool
+	// Origins lists the Origin values allowed to open /ws besides the
+	// server's own host ("*" allows any). Requests without Origin (not
+	// browsers) are always allowed.
+	Origins []string
+	// LBS lists the ws:// addresses served at /lbs; empty means this server.
+	LBS []string
+
+	// HeartbeatInterval is how often clients should ping (told in hello).
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout closes a connection that sent nothing for this long.
+	HeartbeatTimeout time.Duration
+	// WriteTimeout bounds one write to a socket.
+	WriteTimeout time.Duration
+
+	// Limits are the protocol limits announced in hello and enforced.
+	Limits mux.Limits
+	// MaxQueueBytes bounds the outgoing queue of one connection; a client
+	// that falls further behind is disconnected as a slow consumer.
+	MaxQueueBytes int
+	// MaxFramesPerWrite bounds how many frames one WebSocket message merges.
+	MaxFramesPerWrite int
+	// WriteDelay, if positive, makes the writer wait this long after the
+	// first frame is queued to merge more into one message.
+	WriteDelay time.Duration
+	// MaxConnsPerUser caps the physical connections of one user name; the
+	// oldest is told to go away. 0 means no cap.
+	MaxConnsPerUser int
+	// RateLimit and RateBurst limit send and dm per session (per second).
+	RateLimit float64
+	RateBurst int
+
+	// HistoryMax and HistoryAge bound the history kept per room.
+	HistoryMax int
+	HistoryAge time.Duration
+
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration
+	// GoAwayRetryMin and GoAwayRetryMax bound the jittered retry hint sent
+	// to clients at shutdown.
+	GoAwayRetryMin, GoAwayRetryMax time.Duration
+
+	// Static is served at /; nil means the embedded demo page.
+	Static fs.FS
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported in hello and /stats.
+	Version string
+}
+
+// DefaultConfig returns the configuration of `imload serve` with no flags.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:           "./imload-data",
+		HeartbeatInterval: 15 * time.Second,
+		HeartbeatTimeout:  45 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		Limits:            mux.DefaultLimits(),
+		MaxQueueBytes:     1 << 20,
+		MaxFramesPerWrite: 64,
+		MaxConnsPerUser:   16,
+		RateLimit:         20,
+		RateBurst:         40,
+		HistoryMax:        1000,
+		HistoryAge:        24 * time.Hour,
+		ShutdownTimeout:   10 * time.Second,
+		GoAwayRetryMin:    time.Second,
+		GoAwayRetryMax:    5 * time.Second,
+		Version:           "dev",
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.HeartbeatInterval > 0, "heartbeat interval must be positive, got %v", c.HeartbeatInterval)
+	check(c.HeartbeatTimeout > c.HeartbeatInterval, "heartbeat timeout (%v) must exceed the interval (%v)", c.HeartbeatTimeout, c.HeartbeatInterval)
+	check(c.WriteTimeout > 0, "write timeout must be positive")
+	check(c.Limits.MaxMessageBytes >= 1024, "max message size must be at least 1024 bytes")
+	check(c.Limits.MaxFramesPerMsg > 0, "max frames per message must be positive")
+	check(c.Limits.MaxTextBytes > 0 && c.Limits.MaxTextBytes < c.Limits.MaxMessageBytes, "max text must be positive and below the max message size")
+	check(c.Limits.MaxSessions > 0, "max sessions per connection must be positive")
+	check(c.Limits.MaxHistory > 0, "max history per reply must be positive")
+	check(c.Limits.MaxRoomsPerSession > 0, "max rooms per session must be positive")
+	check(c.MaxQueueBytes >= c.Limits.MaxMessageBytes, "max queue (%d) must be at least the max message size (%d)", c.MaxQueueBytes, c.Limits.MaxMessageBytes)
+	check(c.MaxFramesPerWrite > 0, "max frames per write must be positive")
+	check(c.MaxConnsPerUser >= 0, "max connections per user must not be negative")
+	check(c.RateLimit > 0 && c.RateBurst > 0, "rate limit and burst must be positive")
+	check(c.HistoryMax > 0, "history max must be positive")
+	check(c.HistoryAge > 0, "history age must be positive")
+	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
+	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
+	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
+	return errors.Join(errs...)
+}

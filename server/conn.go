@@ -1,0 +1,296 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"imload/mux"
+)
+
+// Close codes of the protocol (docs/protocol.md §6).
+const (
+	closeHeartbeat    = 4002
+	closeTooManyConns = 4003
+	closeSlowConsumer = 4008
+)
+
+// outItem is one queued frame: head alone, or head + body + '}' (a push
+// whose head is cached per room member and whose body is shared by every
+// receiver of the message).
+type outItem struct {
+	head, body []byte
+}
+
+func (it outItem) size() int { return len(it.head) + len(it.body) + 2 }
+
+// conn is one physical WebSocket. Its read loop runs on the goroutine of the
+// HTTP handler that upgraded it and owns sessions and mode. Writes go through
+// a queue bounded in bytes; a writer goroutine exists only while the queue
+// is not empty, so an idle connection costs one parked goroutine.
+type conn struct {
+	id      uint64
+	srv     *Server
+	ws      *websocket.Conn
+	created time.Time
+
+	// Owned by the read loop.
+	sessions map[uint32]*session
+	mode     int
+	modeSet  bool
+
+	qmu         sync.Mutex
+	queue       []outItem
+	spare       []outItem
+	qbytes      int
+	writing     bool
+	closing     bool // accepts no more frames
+	closeCode   int  // close with this code once the queue is written
+	closeReason string
+}
+
+var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// enqueue queues a frame (head, or head+body+'}'). It never blocks; a
+// connection whose queue would pass the limit is closed as a slow consumer.
+func (c *conn) enqueue(head, body []byte) {
+	it := outItem{head: head, body: body}
+	size := it.size()
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return
+	}
+	if c.qbytes+size > c.srv.cfg.MaxQueueBytes {
+		c.closing = true
+		c.queue, c.spare, c.qbytes = nil, nil, 0
+		c.qmu.Unlock()
+		c.srv.counters.slowConsumers.Add(1)
+		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
+		c.srv.goAsync(func() { c.abort(closeSlowConsumer, "slow consumer") })
+		return
+	}
+	c.queue = append(c.queue, it)
+	c.qbytes += size
+	c.startWriterLocked()
+	c.qmu.Unlock()
+}
+
+func (c *conn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		c.srv.writers.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// goAway queues a goaway frame and closes the connection with code once it
+// is written.
+func (c *conn) goAway(reason string, retry time.Duration, code int) {
+	frame := mux.AppendGoAway(nil, mux.GoAway{Reason: reason, RetryMS: retry.Milliseconds()})
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeReason = code, reason
+	c.queue = append(c.queue, outItem{head: frame})
+	c.qbytes += len(frame)
+	c.startWriterLocked()
+}
+
+// writeLoop writes queued frames, merging up to MaxFramesPerWrite frames and
+// about MaxMessageBytes bytes into each WebSocket message, until the queue
+// is empty.
+func (c *conn) writeLoop() {
+	defer c.srv.writers.Done()
+	cfg := &c.srv.cfg
+	if cfg.WriteDelay > 0 {
+		time.Sleep(cfg.WriteDelay)
+	}
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			code, reason := c.closeCode, c.closeReason
+			c.writing = false
+			c.spare = nil
+			c.queue = nil // an idle connection holds no queue memory
+			c.qmu.Unlock()
+			if code != 0 {
+				c.sendClose(code, reason)
+			}
+			return
+		}
+		n, bytes := 0, 0
+		for n < len(c.queue) && n < cfg.MaxFramesPerWrite {
+			sz := c.queue[n].size()
+			if n > 0 && bytes+sz > cfg.Limits.MaxMessageBytes {
+				break
+			}
+			bytes += sz
+			n++
+		}
+		batch := c.queue[:n]
+		rest := c.queue[n:]
+		c.queue = append(c.spare[:0], rest...)
+		c.qbytes -= bytes
+		c.qmu.Unlock()
+
+		err := c.writeBatch(batch)
+		clear(batch)
+		c.qmu.Lock()
+		c.spare = batch[:0]
+		c.qmu.Unlock()
+		if err != nil {
+			c.qmu.Lock()
+			c.closing = true
+			c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
+			c.qmu.Unlock()
+			c.ws.Close() // the read loop notices and cleans up
+			return
+		}
+	}
+}
+
+var (
+	newline   = []byte{'\n'}
+	pushClose = []byte{mux.PushTail}
+)
+
+func (c *conn) writeBatch(batch []outItem) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for i, it := range batch {
+		if i > 0 {
+			w.Write(newline)
+			total++
+		}
+		w.Write(it.head)
+		total += len(it.head)
+		if it.body != nil {
+			w.Write(it.body)
+			w.Write(pushClose)
+			total += len(it.body) + 1
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	ct := &c.srv.counters
+	ct.framesOut.Add(int64(len(batch)))
+	ct.bytesOut.Add(int64(total))
+	ct.wsMsgsOut.Add(1)
+	return nil
+}
+
+// sendClose sends a close frame and gives the peer a moment to answer
+// before the read loop gives up on it.
+func (c *conn) sendClose(code int, reason string) {
+	deadline := time.Now().Add(time.Second)
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	_ = c.ws.NetConn().SetReadDeadline(deadline)
+}
+
+// abort closes the connection at once with a close code.
+func (c *conn) abort(code int, reason string) {
+	c.qmu.Lock()
+	c.closing = true
+	c.qmu.Unlock()
+	c.sendClose(code, reason)
+	c.ws.Close()
+}
+
+// readLoop reads messages until the connection fails or closes, then
+// removes every session of the connection.
+func (c *conn) readLoop() {
+	cfg := &c.srv.cfg
+	c.ws.SetReadLimit(int64(cfg.Limits.MaxMessageBytes))
+	for {
+		if err := c.ws.SetReadDeadline(time.Now().Add(cfg.HeartbeatTimeout)); err != nil {
+			break
+		}
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !c.isClosing() {
+				c.srv.counters.hbTimeouts.Add(1)
+				c.abort(closeHeartbeat, "heartbeat timeout")
+			}
+			break
+		}
+		if mt != websocket.TextMessage {
+			c.abort(websocket.CloseUnsupportedData, "binary messages are not part of the protocol")
+			break
+		}
+		buf := readBufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(r)
+		if err == nil {
+			c.srv.counters.bytesIn.Add(int64(buf.Len()))
+			c.handleMessage(buf.Bytes())
+		}
+		if buf.Cap() <= 64<<10 {
+			readBufPool.Put(buf)
+		}
+		if err != nil {
+			break // read limit (gorilla has sent 1009) or a broken connection
+		}
+	}
+	c.cleanup()
+}
+
+func (c *conn) isClosing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closing
+}
+
+// cleanup runs once, on the read goroutine, when the connection is done.
+func (c *conn) cleanup() {
+	c.qmu.Lock()
+	c.closing = true
+	c.qmu.Unlock()
+	for _, s := range c.sessions {
+		c.srv.removeSession(s)
+	}
+	c.sessions = nil
+	c.ws.Close()
+	c.srv.hub.removeConn(c)
+	c.srv.counters.physical.Add(-1)
+	c.srv.counters.byMode[c.mode].Add(-1)
+}
+
+// handleMessage handles every frame of one WebSocket message in order.
+func (c *conn) handleMessage(msg []byte) {
+	err := mux.SplitMessage(msg, c.srv.cfg.Limits, func(b []byte) error {
+		c.srv.counters.framesIn.Add(1)
+		f, err := mux.DecodeFrame(b)
+		if err != nil {
+			c.srv.counters.badFrames.Add(1)
+			c.enqueue(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)), nil)
+			return nil
+		}
+		switch f.T {
+		case mux.TypePing:
+			c.enqueue(mux.AppendPong(nil, f.Seq), nil)
+		case mux.TypeCmd:
+			c.handleCmd(&f)
+		}
+		return nil
+	})
+	if err != nil {
+		c.srv.counters.badFrames.Add(1)
+		c.enqueue(mux.AppendErrorFrame(nil, 0, mux.AsError(err)), nil)
+	}
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	workerjs "imload/worker-js"
+	"imload/mux"
+)
+
+// Handler returns the HTTP handler of the server: /ws, /lbs, /stats,
+// /metrics, /healthz and the browser files at /.
+func (s *Server) Handler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /ws", s.handleWS)
+	m.HandleFunc("GET /lbs", s.handleLBS)
+	m.HandleFunc("GET /stats", s.handleStats)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.shuttingDown.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	static := s.cfg.Static
+	if static == nil {
+		static = workerjs.FS()
+	}
+	files := http.FileServerFS(static)
+	m.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self'")
+		h.Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	}))
+	return m
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.Stats())
+}
+
+// LBS is the body of /lbs: the addresses a client may connect to, best first.
+type LBS struct {
+	Addrs []string `json:"addrs"`
+}
+
+func (s *Server) handleLBS(w http.ResponseWriter, r *http.Request) {
+	addrs := s.cfg.LBS
+	if len(addrs) == 0 {
+		scheme := "ws"
+		if r.TLS != nil {
+			scheme = "wss"
+		}
+		addrs = []string{scheme + "://" + r.Host + "/ws"}
+	}
+	writeJSON(w, LBS{Addrs: addrs})
+}
+
+// checkOrigin allows requests without Origin (not browsers), from the
+// server's own host, and from the configured allow list.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range s.cfg.Origins {
+		if o == "*" || strings.EqualFold(strings.TrimRight(o, "/"), origin) {
+			return true
+		}
+	}
+	s.logger.Info("refused WebSocket from another origin", "origin", origin, "host", r.Host)
+	return false
+}
+
+func (s *Server) helloFrame(c *conn) []byte {
+	l := s.cfg.Limits
+	return mux.AppendHello(nil, mux.Hello{
+		Version:     mux.ProtocolVersion,
+		Server:      "imload/" + s.cfg.Version,
+		ConnID:      c.id,
+		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
+		TimeoutMS:   s.cfg.HeartbeatTimeout.Milliseconds(),
+		MaxMessage:  l.MaxMessageBytes,
+		MaxFrames:   l.MaxFramesPerMsg,
+		MaxText:     l.MaxTextBytes,
+		MaxSessions: l.MaxSessions,
+		MaxHistory:  l.MaxHistory,
+		RateLimit:   s.cfg.RateLimit,
+		RateBurst:   s.cfg.RateBurst,
+	})
+}

@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"imload/mux"
+	"imload/server/store"
+)
+
+// user is an online user name: its sessions on every connection, and how
+// many of them each connection holds (for the per-user connection cap).
+type user struct {
+	name, color, token string
+	sessions           map[*session]struct{}
+	conns              map[*conn]int
+}
+
+// session is one logical session (a browser tab) on a connection. Its
+// fields are used only by the goroutine that reads its connection, except
+// sid and c, which never change.
+type session struct {
+	sid     uint32
+	c       *conn
+	user    *user
+	rooms   map[string]*room
+	limiter *rate.Limiter
+}
+
+// hub holds rooms and users. Lock order: roomsMu before room.mu; usersMu and
+// room.mu are never held together; conn.qmu is innermost.
+type hub struct {
+	cfg      *Config
+	store    store.Store
+	counters *counters
+
+	roomsMu sync.RWMutex
+	rooms   map[string]*room
+
+	usersMu sync.Mutex
+	users   map[string]*user
+	dmID    uint64
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+}
+
+func newHub(cfg *Config, st store.Store, c *counters) *hub {
+	return &hub{cfg: cfg, store: st, counters: c, rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[*conn]struct{})}
+}
+
+// load fills the hub with the rooms of the store.
+func (h *hub) load(ctx context.Context) error {
+	rooms, err := h.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-h.cfg.HistoryAge).UnixMilli()
+	for _, sr := range rooms {
+		if !mux.ValidRoom(sr.Name) {
+			continue
+		}
+		r := newRoom(sr.Name, sr.Epoch, h.cfg.HistoryMax)
+		for _, m := range sr.Messages {
+			if m.TS < cutoff || (r.top != 0 && m.Offset != r.top+1) {
+				continue
+			}
+			m.Epoch, m.Room = sr.Epoch, sr.Name
+			r.push(entry{msg: m, body: mux.EncodeBody(m)}, h.cfg.HistoryMax)
+			r.top = m.Offset
+			if m.CID != "" {
+				r.cids[cidKey(m.From, m.CID)] = m.Offset
+			}
+		}
+		if r.n == 0 {
+			// Without messages the room's last offset is unknown: the
+			// room is gone, and a later join makes it anew with a new epoch.
+			h.store.DeleteRoom(sr.Name)
+			continue
+		}
+		h.rooms[sr.Name] = r
+	}
+	return nil
+}
+
+func (h *hub) userCount() int {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	return len(h.users)
+}
+
+func (h *hub) roomCount() int {
+	h.roomsMu.RLock()
+	defer h.roomsMu.RUnlock()
+	return len(h.rooms)
+}
+
+func (h *hub) room(name string) *room {
+	h.roomsMu.RLock()
+	defer h.roomsMu.RUnlock()
+	return h.rooms[name]
+}
+
+// lockRoom returns the room, created if needed, locked and not deleted.
+func (h *hub) lockRoom(name string) *room {
+	for {
+		r := h.room(name)
+		if r == nil {
+			h.roomsMu.Lock()
+			if r = h.rooms[name]; r == nil {
+				r = newRoom(name, randomID(6), h.cfg.HistoryMax)
+				h.rooms[name] = r
+				h.store.CreateRoom(name, r.epoch)
+			}
+			h.roomsMu.Unlock()
+		}
+		r.mu.Lock()
+		if h.room(name) == r {
+			return r
+		}
+		r.mu.Unlock() // deleted by the janitor meanwhile: look again
+	}
+}
+
+// sweep expires old history and deletes rooms with no members and no
+// history.
+func (h *hub) sweep(now time.Time) {
+	h.roomsMu.Lock()
+	defer h.roomsMu.Unlock()
+	for name, r := range h.rooms {
+		r.mu.Lock()
+		if r.idle(now, h.cfg.HistoryAge) {
+			delete(h.rooms, name)
+			h.store.DeleteRoom(name)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// claim makes s a session of user name. It fails with 409 when the name is
+// online on another connection with another token. It returns the user and
+// a connection to kick when the user now has too many.
+func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	u := h.users[name]
+	if u == nil {
+		if token == "" {
+			token = randomID(16)
+		}
+		u = &user{name: name, color: colorOf(name), token: token, sessions: make(map[*session]struct{}), conns: make(map[*conn]int)}
+		h.users[name] = u
+	} else if u.conns[s.c] == 0 && token != u.token {
+		return nil, nil, mux.Errorf(mux.CodeNameTaken, mux.ErrNameTaken, "the name %q is taken", name)
+	}
+	u.sessions[s] = struct{}{}
+	u.conns[s.c]++
+	s.user = u
+	var kick *conn
+	if max := h.cfg.MaxConnsPerUser; max > 0 && len(u.conns) > max {
+		for c := range u.conns {
+			if c != s.c && (kick == nil || c.id < kick.id) {
+				kick = c
+			}
+		}
+	}
+	return u, kick, nil
+}
+
+// release removes s from its user, freeing the name with its last session.
+func (h *hub) release(s *session) {
+	u := s.user
+	if u == nil {
+		return
+	}
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	delete(u.sessions, s)
+	if u.conns[s.c]--; u.conns[s.c] <= 0 {
+		delete(u.conns, s.c)
+	}
+	if len(u.sessions) == 0 && h.users[u.name] == u {
+		delete(h.users, u.name)
+	}
+}
+
+// dm pushes a private message to every session of the target user and to
+// the sender's other sessions. It returns the message and the number of
+// sessions it went to.
+func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	to := h.users[req.To]
+	if to == nil {
+		return mux.DM{}, 0, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is not online", req.To)
+	}
+	h.dmID++
+	m := mux.DM{ID: h.dmID, From: from.user.name, To: to.name, Color: from.user.color, Text: req.Text, TS: time.Now().UnixMilli(), CID: req.CID}
+	body := mux.EncodeBody(m)
+	targets := make(map[*conn][]uint32, len(to.sessions)+len(from.user.sessions))
+	for s := range to.sessions {
+		targets[s.c] = append(targets[s.c], s.sid)
+	}
+	if from.user != to {
+		for s := range from.user.sessions {
+			if s != from {
+				targets[s.c] = append(targets[s.c], s.sid)
+			}
+		}
+	} else {
+		targets[from.c] = without(targets[from.c], from.sid)
+	}
+	n := 0
+	for c, sids := range targets {
+		if len(sids) == 0 {
+			continue
+		}
+		sort.Slice(sids, func(i, j int) bool { return sids[i] < sids[j] })
+		c.enqueue(mux.AppendPush(nil, sids, mux.EvDM, body), nil)
+		n += len(sids)
+	}
+	h.counters.dmsIn.Add(1)
+	h.counters.dmsOut.Add(int64(n))
+	return m, n, nil
+}
+
+func (h *hub) addConn(c *conn) {
+	h.connsMu.Lock()
+	h.conns[c] = struct{}{}
+	h.connsMu.Unlock()
+}
+
+func (h *hub) removeConn(c *conn) {
+	h.connsMu.Lock()
+	delete(h.conns, c)
+	h.connsMu.Unlock()
+}
+
+func (h *hub) allConns() []*conn {
+	h.connsMu.Lock()
+	defer h.connsMu.Unlock()
+	out := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (h *hub) connCount() int {
+	h.connsMu.Lock()
+	defer h.connsMu.Unlock()
+	return len(h.conns)
+}

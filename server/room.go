@@ -1,0 +1,253 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"imload/mux"
+)
+
+// entry is one retained message with its body encoded once: the same bytes
+// go into every push and every history reply.
+type entry struct {
+	msg  mux.Message
+	body []byte
+}
+
+// member is the part of a room that one connection takes: the sessions of
+// that connection in the room and the cached head of a push to all of them,
+// rebuilt (never modified in place) when they change, so a fan-out is two
+// appends per connection.
+type member struct {
+	sids []uint32
+	head []byte
+}
+
+// room is a chat room: members by connection, presence by user, and the
+// retained history (a ring of at most max entries). mu orders everything
+// that happens in the room: offsets are assigned, history appended and
+// pushes queued under it, so every connection sees one order.
+type room struct {
+	name string
+
+	mu      sync.Mutex
+	epoch   string
+	top     uint64 // offset of the newest message ever published (0: none)
+	ring    []entry
+	start   int // index of the oldest entry in ring
+	n       int // entries in ring
+	members map[*conn]*member
+	users   map[*user]int // sessions per named user, for presence
+	anon    int           // anonymous sessions
+	count   int           // sessions
+	cids    map[string]uint64
+}
+
+func newRoom(name, epoch string, max int) *room {
+	return &room{
+		name:    name,
+		epoch:   epoch,
+		ring:    make([]entry, 0, min(max, 64)),
+		members: make(map[*conn]*member),
+		users:   make(map[*user]int),
+		cids:    make(map[string]uint64),
+	}
+}
+
+// The ring grows by appending up to max entries, then wraps.
+
+func (r *room) at(i int) *entry { return &r.ring[(r.start+i)%len(r.ring)] }
+
+func (r *room) first() uint64 {
+	if r.n == 0 {
+		return 0
+	}
+	return r.at(0).msg.Offset
+}
+
+// push appends e, dropping the oldest entry when the ring holds max.
+func (r *room) push(e entry, max int) {
+	switch {
+	case r.n == max: // full: overwrite the oldest
+		old := r.at(0)
+		r.forgetCID(&old.msg)
+		*old = e
+		r.start = (r.start + 1) % len(r.ring)
+	case r.n < len(r.ring): // room in the slice (after expiry)
+		r.ring[(r.start+r.n)%len(r.ring)] = e
+		r.n++
+	default: // slice full but below max: straighten and grow
+		if r.start != 0 {
+			lin := make([]entry, r.n, min(max, 2*r.n+1))
+			for i := range r.n {
+				lin[i] = *r.at(i)
+			}
+			r.ring, r.start = lin, 0
+		}
+		r.ring = append(r.ring, e)
+		r.n++
+	}
+}
+
+// expire drops entries older than cutoff (Unix ms).
+func (r *room) expire(cutoff int64) {
+	for r.n > 0 && r.at(0).msg.TS < cutoff {
+		e := r.at(0)
+		r.forgetCID(&e.msg)
+		*e = entry{}
+		r.start = (r.start + 1) % len(r.ring)
+		r.n--
+	}
+	if r.n == 0 {
+		r.start = 0
+		r.ring = r.ring[:0]
+	}
+}
+
+func cidKey(from, cid string) string { return from + "\x00" + cid }
+
+func (r *room) forgetCID(m *mux.Message) {
+	if m.CID != "" {
+		k := cidKey(m.From, m.CID)
+		if r.cids[k] == m.Offset {
+			delete(r.cids, k)
+		}
+	}
+}
+
+// after returns the retained entries with offset > off, at most limit of
+// them (oldest first), and whether more remain.
+func (r *room) after(off uint64, limit int) ([]*entry, bool) {
+	if r.n == 0 || off >= r.top {
+		return nil, false
+	}
+	i := 0
+	if f := r.first(); off >= f {
+		i = int(off - f + 1)
+	}
+	out := make([]*entry, 0, min(limit, r.n-i))
+	for ; i < r.n && len(out) < limit; i++ {
+		out = append(out, r.at(i))
+	}
+	return out, i < r.n
+}
+
+// last returns the newest limit entries, oldest first.
+func (r *room) last(limit int) []*entry {
+	k := min(limit, r.n)
+	out := make([]*entry, 0, k)
+	for i := r.n - k; i < r.n; i++ {
+		out = append(out, r.at(i))
+	}
+	return out
+}
+
+// before returns the limit entries before offset off, oldest first, and
+// whether older ones remain.
+func (r *room) before(off uint64, limit int) ([]*entry, bool) {
+	if r.n == 0 || off <= r.first() {
+		return nil, false
+	}
+	end := r.n
+	if off <= r.top {
+		end = int(off - r.first())
+	}
+	begin := max(0, end-limit)
+	out := make([]*entry, 0, end-begin)
+	for i := begin; i < end; i++ {
+		out = append(out, r.at(i))
+	}
+	return out, begin > 0
+}
+
+// resumable reports whether a client that has everything up to off in epoch
+// can be given exactly the rest.
+func (r *room) resumable(epoch string, off uint64, maxHistory int) bool {
+	if epoch != r.epoch || off > r.top {
+		return false
+	}
+	if off == r.top {
+		return true
+	}
+	return r.n > 0 && off+1 >= r.first() && r.top-off <= uint64(maxHistory)
+}
+
+// addSession adds sid of c to the room. It returns true if the session was
+// not in the room yet.
+func (r *room) addSession(c *conn, sid uint32) bool {
+	m := r.members[c]
+	if m == nil {
+		m = &member{}
+		r.members[c] = m
+	}
+	for _, s := range m.sids {
+		if s == sid {
+			return false
+		}
+	}
+	sids := make([]uint32, len(m.sids), len(m.sids)+1)
+	copy(sids, m.sids)
+	m.sids = append(sids, sid)
+	m.head = mux.AppendPushHead(nil, m.sids, mux.EvMsg)
+	r.count++
+	return true
+}
+
+// removeSession removes sid of c; it reports whether it was there.
+func (r *room) removeSession(c *conn, sid uint32) bool {
+	m := r.members[c]
+	if m == nil {
+		return false
+	}
+	idx := -1
+	for i, s := range m.sids {
+		if s == sid {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return false
+	}
+	r.count--
+	if len(m.sids) == 1 {
+		delete(r.members, c)
+		return true
+	}
+	sids := make([]uint32, 0, len(m.sids)-1)
+	sids = append(sids, m.sids[:idx]...)
+	m.sids = append(sids, m.sids[idx+1:]...)
+	m.head = mux.AppendPushHead(nil, m.sids, mux.EvMsg)
+	return true
+}
+
+// broadcast queues an event to every session in the room but skip (a
+// session of conn skipConn). body is encoded once by the caller.
+func (r *room) broadcast(ev string, body []byte, skipConn *conn, skipSID uint32) {
+	for c, m := range r.members {
+		sids := m.sids
+		if c == skipConn {
+			sids = without(sids, skipSID)
+			if len(sids) == 0 {
+				continue
+			}
+		}
+		c.enqueue(mux.AppendPush(nil, sids, ev, body), nil)
+	}
+}
+
+func without(sids []uint32, sid uint32) []uint32 {
+	for i, s := range sids {
+		if s == sid {
+			out := make([]uint32, 0, len(sids)-1)
+			out = append(out, sids[:i]...)
+			return append(out, sids[i+1:]...)
+		}
+	}
+	return sids
+}
+
+// idle reports whether the room may be deleted: no members and no history.
+func (r *room) idle(now time.Time, age time.Duration) bool {
+	r.expire(now.Add(-age).UnixMilli())
+	return r.count == 0 && r.n == 0
+}

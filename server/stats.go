@@ -1,0 +1,124 @@
+package server
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"imload/mux"
+)
+
+// counters are the server's live numbers, updated with atomics on the hot
+// path and read by /stats and /metrics (which export the same values).
+type counters struct {
+	physical      atomic.Int64
+	sessions      atomic.Int64
+	messagesIn    atomic.Int64
+	messagesOut   atomic.Int64
+	dmsIn         atomic.Int64
+	dmsOut        atomic.Int64
+	framesIn      atomic.Int64
+	framesOut     atomic.Int64
+	bytesIn       atomic.Int64
+	bytesOut      atomic.Int64
+	wsMsgsOut     atomic.Int64
+	slowConsumers atomic.Int64
+	hbTimeouts    atomic.Int64
+	kicked        atomic.Int64
+	badFrames     atomic.Int64
+	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
+}
+
+const modeUnknown = len(mux.Modes)
+
+func modeIndex(m string) int {
+	for i, v := range mux.Modes {
+		if v == m {
+			return i
+		}
+	}
+	return modeUnknown
+}
+
+// Stats returns the numbers served at /stats.
+func (s *Server) Stats() mux.Stats {
+	c := &s.counters
+	by := make(map[string]int64, len(mux.Modes)+1)
+	for i, m := range mux.Modes {
+		by[m] = c.byMode[i].Load()
+	}
+	by["unknown"] = c.byMode[modeUnknown].Load()
+	return mux.Stats{
+		PhysicalConnections: c.physical.Load(),
+		LogicalSessions:     c.sessions.Load(),
+		Users:               int64(s.hub.userCount()),
+		Rooms:               int64(s.hub.roomCount()),
+		MessagesIn:          c.messagesIn.Load(),
+		MessagesOut:         c.messagesOut.Load(),
+		FramesOut:           c.framesOut.Load(),
+		BytesOut:            c.bytesOut.Load(),
+		FramesIn:            c.framesIn.Load(),
+		BytesIn:             c.bytesIn.Load(),
+		DMsIn:               c.dmsIn.Load(),
+		DMsOut:              c.dmsOut.Load(),
+		SlowConsumers:       c.slowConsumers.Load(),
+		PhysicalByMode:      by,
+		UptimeSeconds:       time.Since(s.started).Seconds(),
+	}
+}
+
+// newRegistry builds the Prometheus registry of one server. Every metric
+// reads the same atomics as /stats, so the two never disagree.
+func (s *Server) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	c := &s.counters
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imload_" + name, Help: help}, f))
+	}
+	counter := func(name, help string, v *atomic.Int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imload_" + name, Help: help},
+			func() float64 { return float64(v.Load()) }))
+	}
+	gauge("physical_connections", "Open WebSocket connections.", func() float64 { return float64(c.physical.Load()) })
+	gauge("logical_sessions", "Attached logical (tab) sessions.", func() float64 { return float64(c.sessions.Load()) })
+	gauge("users", "Online user names.", func() float64 { return float64(s.hub.userCount()) })
+	gauge("rooms", "Rooms with members or history.", func() float64 { return float64(s.hub.roomCount()) })
+	counter("messages_in_total", "Room messages accepted.", &c.messagesIn)
+	counter("messages_out_total", "Room-message deliveries to sessions.", &c.messagesOut)
+	counter("dms_in_total", "Private messages accepted.", &c.dmsIn)
+	counter("dms_out_total", "Private-message deliveries to sessions.", &c.dmsOut)
+	counter("frames_in_total", "Protocol frames received.", &c.framesIn)
+	counter("frames_out_total", "Protocol frames sent.", &c.framesOut)
+	counter("bytes_in_total", "WebSocket payload bytes received.", &c.bytesIn)
+	counter("bytes_out_total", "WebSocket payload bytes sent.", &c.bytesOut)
+	counter("ws_messages_out_total", "WebSocket messages sent (each merges one or more frames).", &c.wsMsgsOut)
+	counter("slow_consumers_total", "Connections closed because their queue overflowed.", &c.slowConsumers)
+	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
+	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
+	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)
+	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
+	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
+		for i, m := range mux.Modes {
+			byMode.WithLabelValues(m).Set(float64(c.byMode[i].Load()))
+		}
+		byMode.WithLabelValues("unknown").Set(float64(c.byMode[modeUnknown].Load()))
+		byMode.Collect(ch)
+	}, byMode))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// prometheusCollectorFunc adapts a collect function refreshing a vector.
+type collectorFunc struct {
+	collect func(chan<- prometheus.Metric)
+	desc    prometheus.Collector
+}
+
+func prometheusCollectorFunc(f func(chan<- prometheus.Metric), desc prometheus.Collector) prometheus.Collector {
+	return collectorFunc{collect: f, desc: desc}
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { c.desc.Describe(ch) }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric)  { c.collect(ch) }
