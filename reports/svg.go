@@ -17,7 +17,7 @@ const (
 	chartW = 480.0
 	chartH = 260.0
 	padL   = 54.0
-	padR   = 28.0
+	padR   = 34.0
 	padT   = 12.0
 	padB   = 42.0
 )
