@@ -262,16 +262,22 @@ func tiles(r *Result) []tile {
 		}
 	}
 	var p99s, labels []string
+	over := false
 	for _, run := range r.Runs {
 		if l, ok := run.Latency[HistDelivery]; ok && l.Count > 0 {
 			p99s = append(p99s, fmtMs(l.P99Ms))
 			labels = append(labels, run.Mode)
+			over = over || (r.Thresholds.MaxP99Ms > 0 && l.P99Ms > r.Thresholds.MaxP99Ms)
 		}
 	}
 	if len(p99s) > 0 {
 		t := tile{Big: strings.Join(p99s, " · ") + " ms", Label: "delivery p99 (" + strings.Join(labels, " · ") + ")"}
 		if r.Thresholds.MaxP99Ms > 0 {
 			t.Small = "limit " + fmtMs(r.Thresholds.MaxP99Ms) + " ms"
+			t.Class = "good"
+			if over {
+				t.Class = "bad"
+			}
 		}
 		ts = append(ts, t)
 	}
@@ -476,7 +482,7 @@ func percentileChart(r *Result) (htmlChart, bool) {
 	if len(curves) == 0 {
 		return htmlChart{}, false
 	}
-	decades := int(math.Ceil(math.Log10(float64(maxCount))))
+	decades := int(math.Round(math.Log10(float64(maxCount))))
 	decades = min(max(decades, 2), 5)
 	hi := math.Pow(10, float64(decades))
 	c.X = axis{Lo: 1, Hi: hi, Log: true}
