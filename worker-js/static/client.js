@@ -1,0 +1,460 @@
+// client.js: the tab side of imload. A small promise API over the one
+// socket of this browser, which lives in a SharedWorker (worker.js), in the
+// leader tab (core/leader.js) or, as the last resort, in this tab (direct).
+//
+//   import { connect } from './client.js';
+//   const c = await connect({ name: 'alice' });         // mode chosen automatically
+//   c.on('message', (m) => ...);                         // room messages, in offset order, once
+//   await c.join('lobby'); await c.send('lobby', 'hi'); await c.dm('bob', 'psst');
+//
+// See docs/browser.md for every option, event and fallback.
+import { Offsets } from './core/offsets.js';
+import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
+
+export { MODES, PROTOCOL_VERSION, WORKER_NAME };
+
+export class TimeoutError extends Error {
+  constructor(cmd, ms) {
+    super(`${cmd}: no reply within ${ms} ms`);
+    this.name = 'TimeoutError';
+    this.code = 0;
+    this.error = 'timeout';
+    this.cmd = cmd;
+  }
+}
+
+export class CommandError extends Error {
+  constructor(cmd, r) {
+    super(r.msg || r.error || `${cmd} failed with ${r.code}`);
+    this.name = 'CommandError';
+    this.code = r.code;
+    this.error = r.error || '';
+    this.cmd = cmd;
+  }
+}
+
+const DEFAULTS = {
+  mode: '',             // '' (auto) | 'shared' | 'leader' | 'direct'
+  name: '',             // attach with this name at once ('' = anonymous)
+  token: '',
+  cmdTimeoutMs: 10000,  // every command rejects with TimeoutError after this
+  helloRetryMs: 1500,
+  config: {},           // hub settings (flushMs, flushMax, historyN, triesPerAddr, ...): first tab wins
+  base: new URL('./', import.meta.url).href,
+  title: '',
+};
+
+export class Client {
+  constructor(opts = {}) {
+    this.opts = { ...DEFAULTS, ...opts, config: { ...(opts.config || {}) } };
+    this.tabId = randomId();
+    this.handlers = new Map();
+    this.pending = new Map();
+    this.seq = 0;
+    this.cidSeq = 0;
+    this.rooms = new Offsets();
+    this.joined = new Set();
+    this.joining = new Set();
+    this.name = validName(this.opts.name) ? this.opts.name : '';
+    this.token = this.opts.token || '';
+    this.session = null;
+    this.hubId = '';
+    this.mode = '';
+    this.requestedMode = modeFromParam(this.opts.mode);
+    this.fallback = '';
+    this.status = { state: 'idle' };
+    this.tabs = [];
+    this.hubConfig = {};
+    this.welcomed = false;
+    this.closed = false;
+    this.timers = {};
+    this.lastPong = 0;
+  }
+
+  // ---- events -------------------------------------------------------------
+  // message, history, dm, presence, notice, state, session, name_refused,
+  // tabs, left, mode
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(fn);
+    return () => this.handlers.get(type).delete(fn);
+  }
+
+  emit(type, ev) {
+    for (const fn of this.handlers.get(type) || []) {
+      try { fn(ev); } catch (e) { console.error('imload handler', type, e); }
+    }
+  }
+
+  // ---- connecting ---------------------------------------------------------
+
+  async connect() {
+    await this.holdTabLock();
+    const want = this.requestedMode;
+    const hasShared = typeof SharedWorker === 'function';
+    const hasLeader = await leaderSupported();
+    if ((want === MODES.shared || !want) && hasShared) {
+      try { this.useShared(); } catch (e) {
+        this.fallback = `SharedWorker failed: ${e.message || e}`;
+        await this.useFallback(hasLeader);
+      }
+    } else if ((want === MODES.leader || !want || want === MODES.shared) && hasLeader) {
+      if (want === MODES.shared) this.fallback = 'SharedWorker is not available';
+      else if (!want) this.fallback = 'SharedWorker is not available';
+      await this.useLeader();
+    } else {
+      if (want && want !== MODES.direct) this.fallback = `${want} is not available`;
+      await this.useDirect();
+    }
+    this.installPageHooks();
+    await new Promise((resolve) => { this.onWelcome = resolve; this.hello(); });
+    return this;
+  }
+
+  async useFallback(hasLeader) {
+    if (this.link && this.link.close) this.link.close();
+    if (hasLeader) await this.useLeader();
+    else await this.useDirect();
+  }
+
+  // holdTabLock takes a Web Lock that this tab keeps until it dies; the hub
+  // asks for the same lock and is granted it only then (tab liveness).
+  async holdTabLock() {
+    const locks = globalThis.navigator && navigator.locks;
+    if (!locks || typeof locks.request !== 'function') return;
+    this.lockName = TAB_LOCK_PREFIX + this.tabId;
+    await new Promise((granted) => {
+      locks.request(this.lockName, () => new Promise((release) => { this.releaseLock = release; granted(); }))
+        .catch(() => granted());
+    });
+  }
+
+  useShared() {
+    const url = new URL('./worker.js', import.meta.url);
+    url.searchParams.set('v', `${PROTOCOL_VERSION}.${BUILD}`);
+    const w = new SharedWorker(url, { type: 'module', name: WORKER_NAME });
+    this.worker = w;
+    w.addEventListener('error', () => {
+      // the worker script failed to load or run: fall back unless forced
+      if (this.welcomed || this.requestedMode === MODES.shared) return;
+      this.fallback = 'SharedWorker failed to start';
+      this.switchToFallback();
+    });
+    w.port.onmessage = (e) => this.onHub(e.data);
+    w.port.start();
+    this.link = { post: (m) => w.port.postMessage(m), local: false, kind: 'shared', close: () => w.port.close() };
+    // no welcome in time (a worker stuck or unsupported as a module): fall back
+    this.timers.sharedCheck = setTimeout(() => {
+      if (!this.welcomed && this.requestedMode !== MODES.shared) {
+        this.fallback = 'SharedWorker did not answer';
+        this.switchToFallback();
+      }
+    }, 4000);
+  }
+
+  async switchToFallback() {
+    if (this.link && this.link.kind !== 'shared') return;
+    this.link.close();
+    await this.useFallback(await leaderSupported());
+    this.hello();
+  }
+
+  async useLeader() {
+    const [{ LeaderLink }, hubMod] = await Promise.all([import('./core/leader.js'), import('./core/hub.js')]);
+    const { IDBBackend } = await import('./core/idb.js');
+    const ll = new LeaderLink({
+      tabId: this.tabId,
+      onMessage: (m) => this.onHub(m),
+      makeHub: () => this.makeHub(hubMod.Hub, IDBBackend, MODES.leader),
+      onLeader: () => { this.emit('mode', this.modeInfo()); this.hello(true); },
+    });
+    ll.start();
+    this.leaderLink = ll;
+    this.link = { post: (m) => ll.post(m), get local() { return ll.isLeader; }, kind: 'leader', close: () => ll.close() };
+  }
+
+  async useDirect() {
+    const [{ Hub }, { IDBBackend }] = await Promise.all([import('./core/hub.js'), import('./core/idb.js')]);
+    const hub = this.makeHub(Hub, IDBBackend, MODES.direct);
+    this.directHub = hub;
+    const ep = { post: (m) => queueMicrotask(() => this.onHub(clone(m))) };
+    this.link = { post: (m) => { const c = clone(m); queueMicrotask(() => hub.handle(ep, c)); }, local: true, kind: 'direct', close: () => hub.stop() };
+  }
+
+  makeHub(Hub, IDBBackend, mode) {
+    return new Hub({
+      mode, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch.bind(globalThis),
+      locks: globalThis.navigator && navigator.locks, base: this.opts.base,
+      cacheBackend: typeof indexedDB === 'object' ? new IDBBackend(DB_NAME) : null,
+      config: this.opts.config,
+      log: (...a) => console.debug('[imload hub]', ...a),
+    });
+  }
+
+  installPageHooks() {
+    if (typeof addEventListener !== 'function') return;
+    addEventListener('pagehide', () => this.detach());
+    addEventListener('pageshow', (e) => { if (e.persisted) this.hello(true); });
+    this.pingLoop();
+  }
+
+  // hello (re)registers this tab with the hub, carrying everything needed to
+  // rebuild its session: a new leader, or a worker that lost its state.
+  hello(again = false) {
+    if (this.closed) return;
+    if (again) this.welcomed = false;
+    const state = {
+      name: this.name, token: this.token,
+      rooms: [...this.joined].map((room) => {
+        const s = this.rooms.get(room);
+        return s && s.epoch ? { room, epoch: s.epoch, offset: s.offset } : { room };
+      }),
+    };
+    this.post({
+      op: 'hello', v: PROTOCOL_VERSION, state, lock: this.lockName, local: !!this.link.local,
+      title: this.opts.title || (globalThis.document ? document.title : ''), config: this.opts.config,
+    });
+    clearTimeout(this.timers.hello);
+    this.timers.hello = setTimeout(() => { if (!this.welcomed) this.hello(); }, this.opts.helloRetryMs);
+  }
+
+  post(m) {
+    try { this.link.post({ ...m, tab: this.tabId }); } catch (e) { console.warn('imload post', e); }
+  }
+
+  pingLoop() {
+    const every = () => this.hubConfig.tabPingMs || 5000;
+    const tick = () => {
+      if (this.closed) return;
+      if (this.welcomed && this.lastPong && Date.now() - this.lastPong > every() * 3) {
+        // the hub went quiet (worker frozen or restarted, leader gone)
+        this.lastPong = Date.now();
+        this.hello(true);
+      }
+      this.post({ op: 'ping', t: Date.now() });
+      this.timers.ping = setTimeout(tick, every());
+    };
+    this.lastPong = Date.now();
+    this.timers.ping = setTimeout(tick, every());
+  }
+
+  detach() {
+    this.post({ op: 'detach' });
+    this.welcomed = false;
+  }
+
+  close() {
+    this.detach();
+    this.closed = true;
+    for (const t of Object.values(this.timers)) clearTimeout(t);
+    if (this.link && this.link.kind !== 'shared' && this.link.close) this.link.close();
+    if (this.releaseLock) this.releaseLock();
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new Error('closed')); }
+    this.pending.clear();
+  }
+
+  retry() { this.post({ op: 'retry' }); }
+
+  // info asks the hub for its counters (messages from server / cache, tabs,
+  // connection): used by the demo panel and the tests.
+  info(timeoutMs = 3000) {
+    return new Promise((resolve, reject) => {
+      const id = `i${++this.seq}`;
+      const t = setTimeout(() => { this.pending.delete(id); reject(new TimeoutError('info', timeoutMs)); }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer: t, cmd: 'info', info: true });
+      this.post({ op: 'info', id });
+    });
+  }
+
+  modeInfo() {
+    return {
+      mode: this.mode, requested: this.requestedMode, fallback: this.fallback,
+      leader: this.link && this.link.kind === 'leader' ? !!this.link.local : undefined,
+      hub: this.hubId, tabs: this.tabs,
+    };
+  }
+
+  // ---- from the hub -------------------------------------------------------
+
+  onHub(m) {
+    if (!m || typeof m !== 'object') return;
+    switch (m.op) {
+      case 'welcome': {
+        clearTimeout(this.timers.sharedCheck);
+        const changed = this.hubId && this.hubId !== m.hub;
+        this.welcomed = true;
+        this.lastPong = Date.now();
+        this.hubId = m.hub;
+        this.mode = m.mode;
+        this.hubConfig = m.config || {};
+        if (changed) this.resendPending();
+        this.emit('mode', this.modeInfo());
+        if (this.onWelcome) { const f = this.onWelcome; this.onWelcome = null; f(); }
+        break;
+      }
+      case 'leader':
+        if (m.hub !== this.hubId && !(this.link && this.link.local)) this.hello(true);
+        break;
+      case 'pong':
+        this.lastPong = Date.now();
+        if (!m.known || (this.hubId && m.hub !== this.hubId)) this.hello(true);
+        break;
+      case 'events':
+        for (const ev of m.list || []) this.onEvent(ev);
+        break;
+      case 'info': {
+        const p = this.pending.get(m.id);
+        if (p) { clearTimeout(p.timer); this.pending.delete(m.id); p.resolve(m.info); }
+        break;
+      }
+      case 'bye':
+        this.emit('notice', { text: `the worker speaks protocol ${m.v}, this page ${PROTOCOL_VERSION}: reload`, reason: m.reason });
+        break;
+      default: break;
+    }
+  }
+
+  resendPending() {
+    for (const [id, p] of this.pending) {
+      if (!p.info) this.post({ op: 'cmd', id, cmd: p.cmd, body: p.body });
+    }
+  }
+
+  onEvent(ev) {
+    switch (ev.k) {
+      case 'reply': {
+        const p = this.pending.get(ev.id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(ev.id);
+        if (ev.code === 200) p.resolve(ev.body || {});
+        else p.reject(new CommandError(p.cmd, ev));
+        return;
+      }
+      case 'history': {
+        if (!this.joined.has(ev.room) && !this.joining.has(ev.room)) return;
+        if (ev.reset) this.rooms.set(ev.room, ev.epoch, 0);
+        const f = this.rooms.filter(ev.room, ev.epoch, ev.messages);
+        if (ev.top) this.rooms.advance(ev.room, ev.epoch, ev.top);
+        const reset = ev.reset || f.reset;
+        if (f.messages.length || reset) this.emit('history', { room: ev.room, epoch: ev.epoch, messages: f.messages, reset, source: ev.source });
+        return;
+      }
+      case 'msg': {
+        if (!this.joined.has(ev.room) && !this.joining.has(ev.room)) return;
+        const { k, ...msg } = ev;
+        void k;
+        const r = this.rooms.accept(msg);
+        if (r === 'dup') return;
+        if (r === 'epoch') this.emit('history', { room: msg.room, epoch: msg.epoch, messages: [], reset: true, source: 'live' });
+        this.emit('message', msg);
+        return;
+      }
+      case 'status':
+        this.status = ev;
+        this.emit('state', ev);
+        return;
+      case 'attached':
+        this.session = { sid: ev.sid, user: ev.user, color: ev.color };
+        if (ev.user) { this.name = ev.user; this.token = ev.token || this.token; }
+        this.emit('session', { ...this.session, resumed: ev.resumed });
+        return;
+      case 'name_refused':
+        this.name = '';
+        this.token = '';
+        this.emit('name_refused', ev);
+        return;
+      case 'tabs':
+        this.tabs = ev.list || [];
+        this.emit('tabs', { list: this.tabs, mode: ev.mode });
+        return;
+      case 'left':
+        this.joined.delete(ev.room);
+        this.rooms.delete(ev.room);
+        this.emit('left', ev);
+        return;
+      default: {
+        const { k, ...rest } = ev;
+        this.emit(k, rest);
+      }
+    }
+  }
+
+  // ---- commands -----------------------------------------------------------
+
+  // cmd sends any protocol command; it resolves with the reply body or
+  // rejects with CommandError (code, error) or TimeoutError.
+  cmd(cmd, body = {}, { timeoutMs = this.opts.cmdTimeoutMs } = {}) {
+    return new Promise((resolve, reject) => {
+      const id = ++this.seq;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.post({ op: 'cancel', id });
+        reject(new TimeoutError(cmd, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer, cmd, body });
+      this.post({ op: 'cmd', id, cmd, body });
+    });
+  }
+
+  async join(room, { history } = {}) {
+    this.joining.add(room);
+    try {
+      const body = { room };
+      if (history !== undefined) body.history = history;
+      const r = await this.cmd('join', body);
+      this.joined.add(room);
+      return r;
+    } finally {
+      this.joining.delete(room);
+    }
+  }
+
+  async leave(room) {
+    this.joined.delete(room);
+    this.rooms.delete(room);
+    return this.cmd('leave', { room });
+  }
+
+  send(room, text) { return this.cmd('send', { room, text, cid: this.nextCid() }); }
+  dm(to, text) { return this.cmd('dm', { to, text, cid: this.nextCid() }); }
+  history(room, { after, before, limit, epoch } = {}) {
+    const body = { room };
+    if (epoch) body.epoch = epoch;
+    if (after !== undefined) body.after = after;
+    if (before !== undefined) body.before = before;
+    if (limit !== undefined) body.limit = limit;
+    return this.cmd('history', body);
+  }
+  who(room) { return this.cmd('who', { room }); }
+
+  async nick(name) {
+    const r = await this.cmd('nick', { name });
+    this.name = r.user;
+    this.token = r.token;
+    return r;
+  }
+
+  nextCid() { return `${this.tabId}.${++this.cidSeq}`; }
+}
+
+export async function connect(opts) {
+  const c = new Client(opts);
+  return c.connect();
+}
+
+async function leaderSupported() {
+  const locks = globalThis.navigator && navigator.locks;
+  return !!(locks && typeof locks.request === 'function' && typeof BroadcastChannel === 'function');
+}
+
+function validName(n) { return typeof n === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(n); }
+
+function randomId() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, '').slice(0, 16);
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+function clone(m) {
+  return typeof structuredClone === 'function' ? structuredClone(m) : JSON.parse(JSON.stringify(m));
+}

@@ -1,0 +1,85 @@
+// The reconnect ladder of the seed (section 3.1.3): retry the same address
+// with exponential backoff and jitter a few times, then switch to the next
+// address of the list from /lbs, then fetch /lbs again, then give up and
+// let the application decide (the tabs show it, with a retry button).
+
+export const DEFAULT_LADDER = Object.freeze({
+  triesPerAddr: 3,   // attempts on one address before switching
+  refetches: 2,      // /lbs fetches after the list is exhausted, then give up
+  baseMs: 500,       // first delay
+  maxMs: 10000,      // cap of a delay
+  factor: 2,         // growth per attempt
+  jitter: 0.5,       // +-50%: the delay is d*(1-j) .. d*(1+j), capped
+});
+
+export function backoffDelay(attempt, o = DEFAULT_LADDER, random = Math.random) {
+  const n = Math.max(1, attempt);
+  const d = Math.min(o.maxMs, o.baseMs * Math.pow(o.factor, n - 1));
+  const j = Math.max(0, Math.min(1, o.jitter));
+  const v = d * (1 - j) + d * 2 * j * random();
+  return Math.max(0, Math.round(Math.min(o.maxMs, v)));
+}
+
+// Ladder decides what to do after each failed attempt. Steps:
+//   {action:'retry',   addr, delayMs, attempt}  same address again
+//   {action:'switch',  addr, delayMs, attempt}  next address of the list
+//   {action:'refetch', delayMs, attempt}        fetch /lbs, then setAddrs()
+//   {action:'giveup',  attempt}                 stop; reset() to start over
+export class Ladder {
+  constructor(opts = {}, random = Math.random) {
+    this.o = { ...DEFAULT_LADDER, ...clean(opts) };
+    this.random = random;
+    this.addrs = [];
+    this.reset();
+  }
+
+  configure(opts) { this.o = { ...this.o, ...clean(opts) }; }
+
+  // reset starts over (after a success, or a user's "retry").
+  reset() {
+    this.index = 0;
+    this.tries = 0;      // failures on the current address
+    this.attempt = 0;    // failures since the last success
+    this.refetched = 0;
+  }
+
+  setAddrs(addrs) {
+    const list = (addrs || []).filter((a) => typeof a === 'string' && a);
+    if (list.length) this.addrs = list;
+    this.index = 0;
+    this.tries = 0;
+  }
+
+  current() { return this.addrs[this.index] || this.addrs[0] || ''; }
+
+  success() { this.reset(); }
+
+  next() {
+    this.attempt++;
+    this.tries++;
+    const delayMs = backoffDelay(this.attempt, this.o, this.random);
+    if (this.tries < this.o.triesPerAddr) {
+      return { action: 'retry', addr: this.current(), delayMs, attempt: this.attempt };
+    }
+    if (this.index + 1 < this.addrs.length) {
+      this.index++;
+      this.tries = 0;
+      return { action: 'switch', addr: this.current(), delayMs, attempt: this.attempt };
+    }
+    if (this.refetched < this.o.refetches) {
+      this.refetched++;
+      this.index = 0;
+      this.tries = 0;
+      return { action: 'refetch', addr: this.current(), delayMs, attempt: this.attempt };
+    }
+    return { action: 'giveup', attempt: this.attempt };
+  }
+}
+
+function clean(o) {
+  const out = {};
+  for (const [k, v] of Object.entries(o || {})) {
+    if (k in DEFAULT_LADDER && typeof v === 'number' && Number.isFinite(v) && v >= 0) out[k] = v;
+  }
+  return out;
+}

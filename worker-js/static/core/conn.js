@@ -1,0 +1,280 @@
+// Connection owns one WebSocket: hello, heartbeats, merged outgoing frames,
+// go-away, and the reconnect ladder (backoff.js) across the /lbs addresses.
+// Everything it needs from the platform is injected, so Node tests can drive
+// it with a fake socket and fake timers.
+import { Ladder } from './backoff.js';
+import { decodeMessage, encodeBatches } from './frames.js';
+
+export const DEFAULT_CONN = Object.freeze({
+  connectTimeoutMs: 5000,  // socket open + hello
+  pingMs: 0,               // 0: use hello.hb_ms
+  pongTimeoutMs: 10000,    // nothing received this long after a ping: dead
+  lbsTimeoutMs: 3000,
+  sendDelayMs: 0,          // 0: merge frames queued in the same task
+});
+
+// States reported to onState: connecting, open, waiting (before a retry),
+// offline (gave up), closed (stopped on purpose).
+export class Connection {
+  constructor({
+    WebSocket, fetch, lbsUrl, defaultAddr, config = {}, random = Math.random,
+    setTimer = setTimeout, clearTimer = clearTimeout, now = Date.now,
+    onHello = () => {}, onFrames = () => {}, onDown = () => {}, onState = () => {}, log = () => {},
+  }) {
+    this.WS = WebSocket;
+    this.fetch = fetch;
+    this.lbsUrl = lbsUrl;
+    this.defaultAddr = defaultAddr;
+    this.cfg = { ...DEFAULT_CONN };
+    this.ladder = new Ladder({}, random);
+    this.configure(config);
+    this.setTimer = setTimer;
+    this.clearTimer = clearTimer;
+    this.now = now;
+    this.onHello = onHello;
+    this.onFrames = onFrames;
+    this.onDown = onDown;
+    this.onState = onState;
+    this.log = log;
+    this.ws = null;
+    this.state = 'idle';
+    this.hello = null;
+    this.out = [];
+    this.flushScheduled = false;
+    this.timers = {};
+    this.pingSeq = 0;
+    this.pingSent = new Map();
+    this.goaway = null;
+    this.stats = { connects: 0, opens: 0, drops: 0, pings: 0, pongs: 0, rttMs: 0, framesOut: 0, messagesOut: 0, framesIn: 0, messagesIn: 0, bytesIn: 0, lbsFetches: 0 };
+    this.info = {};
+  }
+
+  configure(c = {}) {
+    for (const k of Object.keys(DEFAULT_CONN)) {
+      if (typeof c[k] === 'number' && Number.isFinite(c[k]) && c[k] >= 0) this.cfg[k] = c[k];
+    }
+    this.ladder.configure(c);
+  }
+
+  get isOpen() { return this.state === 'open'; }
+
+  start() {
+    if (this.state !== 'idle' && this.state !== 'offline' && this.state !== 'closed') return;
+    this.ladder.reset();
+    this.setState('connecting', { action: 'lbs' });
+    this.refetch().then(() => this.connect());
+  }
+
+  // retryNow skips the wait (a user's "retry" after giving up, or the
+  // browser coming online).
+  retryNow() {
+    if (this.state === 'open' || this.state === 'connecting') return;
+    this.clear('retry');
+    this.ladder.reset();
+    this.connect();
+  }
+
+  stop() {
+    this.setState('closed', {});
+    for (const k of Object.keys(this.timers)) this.clear(k);
+    this.dropSocket(1000, 'bye');
+    this.out = [];
+  }
+
+  async refetch() {
+    this.stats.lbsFetches++;
+    let addrs = [];
+    if (this.fetch && this.lbsUrl) {
+      try {
+        const ctl = typeof AbortController === 'function' ? new AbortController() : null;
+        const t = this.setTimer(() => ctl && ctl.abort(), this.cfg.lbsTimeoutMs);
+        const res = await this.fetch(this.lbsUrl, { cache: 'no-store', signal: ctl ? ctl.signal : undefined });
+        this.clearTimer(t);
+        if (res.ok) {
+          const j = await res.json();
+          if (j && Array.isArray(j.addrs)) addrs = j.addrs.filter((a) => typeof a === 'string' && /^wss?:\/\//.test(a));
+        }
+      } catch (e) {
+        this.log('lbs fetch failed', String(e));
+      }
+    }
+    if (!addrs.length && this.defaultAddr) addrs = [this.defaultAddr];
+    this.ladder.setAddrs(addrs);
+    this.info.addrs = this.ladder.addrs.slice();
+  }
+
+  connect() {
+    if (this.state === 'closed') return;
+    const addr = this.ladder.current();
+    this.goaway = null;
+    this.hello = null;
+    this.stats.connects++;
+    this.info.addr = addr;
+    this.setState('connecting', { addr, attempt: this.ladder.attempt });
+    let ws;
+    try {
+      ws = new this.WS(addr);
+    } catch (e) {
+      this.log('socket failed', String(e));
+      this.failed('socket: ' + e);
+      return;
+    }
+    this.ws = ws;
+    this.arm('connect', this.cfg.connectTimeoutMs, () => { this.dropSocket(4000, 'connect timeout'); this.failed('connect timeout'); });
+    ws.onmessage = (e) => { if (this.ws === ws) this.receive(e.data); };
+    ws.onclose = (e) => { if (this.ws === ws) { this.ws = null; this.closed(e.code, e.reason); } };
+    ws.onerror = () => {};
+  }
+
+  receive(data) {
+    if (typeof data !== 'string') return; // binary: not ours
+    this.stats.messagesIn++;
+    this.stats.bytesIn += data.length;
+    this.lastRx = this.now();
+    this.clear('pong');
+    const { frames } = decodeMessage(data);
+    this.stats.framesIn += frames.length;
+    const rest = [];
+    for (const f of frames) {
+      switch (f.t) {
+        case 'hello': this.gotHello(f.body || {}); break;
+        case 'pong': this.gotPong(f.seq); break;
+        case 'ping': break;
+        case 'goaway':
+          this.goaway = { reason: (f.body && f.body.reason) || '', retryMs: Number(f.body && f.body.retry_ms) || 0 };
+          this.log('goaway', this.goaway);
+          break;
+        default: rest.push(f);
+      }
+    }
+    if (rest.length && this.state === 'open') this.onFrames(rest);
+  }
+
+  gotHello(h) {
+    this.clear('connect');
+    this.hello = h;
+    this.ladder.success();
+    this.stats.opens++;
+    this.info.hello = h;
+    this.info.since = this.now();
+    this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server });
+    const every = this.cfg.pingMs || Number(h.hb_ms) || 15000;
+    this.arm('ping', every, () => this.ping(every), true);
+    this.onHello(h);
+    this.scheduleFlush();
+  }
+
+  ping(every) {
+    if (this.state !== 'open') return;
+    const seq = ++this.pingSeq;
+    this.pingSent.set(seq, this.now());
+    if (this.pingSent.size > 8) this.pingSent.delete(this.pingSent.keys().next().value);
+    this.stats.pings++;
+    this.send({ t: 'ping', seq });
+    // the pong (or anything else) must come back in time, or the link is dead
+    if (!this.timers.pong) {
+      this.arm('pong', this.cfg.pongTimeoutMs, () => {
+        this.log('no pong: link dead');
+        this.dropSocket(4000, 'heartbeat timeout');
+        this.closed(4000, 'heartbeat timeout');
+      });
+    }
+    this.arm('ping', every, () => this.ping(every));
+  }
+
+  gotPong(seq) {
+    this.stats.pongs++;
+    const t = this.pingSent.get(seq);
+    if (t !== undefined) { this.stats.rttMs = this.now() - t; this.pingSent.delete(seq); }
+  }
+
+  // send queues a frame; frames queued in the same task (or within
+  // sendDelayMs) travel in one WebSocket message, within the hello limits.
+  send(frame) {
+    this.out.push(JSON.stringify(frame));
+    this.scheduleFlush();
+  }
+
+  scheduleFlush() {
+    if (this.flushScheduled || this.state !== 'open' || !this.out.length) return;
+    this.flushScheduled = true;
+    const run = () => { this.flushScheduled = false; this.flush(); };
+    if (this.cfg.sendDelayMs > 0) this.setTimer(run, this.cfg.sendDelayMs);
+    else queueMicrotask(run);
+  }
+
+  flush() {
+    if (this.state !== 'open' || !this.ws || !this.out.length) return;
+    const h = this.hello || {};
+    const msgs = encodeBatches(this.out, Number(h.max_frames) || 128, Number(h.max_msg) || 65536);
+    this.stats.framesOut += this.out.length;
+    this.out = [];
+    for (const m of msgs) {
+      try { this.ws.send(m); this.stats.messagesOut++; } catch (e) { this.log('send failed', String(e)); }
+    }
+  }
+
+  // dropOutgoing forgets frames not yet sent (the session layer resends
+  // what matters after re-attaching).
+  dropOutgoing() { this.out = []; }
+
+  closed(code, reason) {
+    const wasOpen = this.state === 'open';
+    this.clear('connect'); this.clear('ping'); this.clear('pong');
+    this.pingSent.clear();
+    this.out = [];
+    if (this.state === 'closed') return;
+    if (wasOpen) { this.stats.drops++; this.onDown({ code, reason, goaway: this.goaway }); }
+    const g = this.goaway;
+    if (g) {
+      // the server asked us to wait (jittered per connection): honour it
+      const step = { action: 'retry', addr: this.ladder.current(), delayMs: g.retryMs, attempt: this.ladder.attempt, goaway: g.reason };
+      this.ladder.attempt++;
+      this.waitThen(step, code, reason);
+      return;
+    }
+    this.failed(reason || `closed ${code}`, code);
+  }
+
+  failed(reason, code) {
+    if (this.state === 'closed') return;
+    this.clear('connect');
+    const step = this.ladder.next();
+    if (step.action === 'giveup') {
+      this.setState('offline', { reason, code, attempt: step.attempt });
+      return;
+    }
+    this.waitThen(step, code, reason);
+  }
+
+  waitThen(step, code, reason) {
+    this.setState('waiting', { ...step, code, reason, retryAt: this.now() + step.delayMs });
+    this.arm('retry', step.delayMs, async () => {
+      if (step.action === 'refetch') await this.refetch();
+      this.connect();
+    });
+  }
+
+  dropSocket(code, reason) {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    ws.onmessage = ws.onclose = ws.onerror = ws.onopen = null;
+    try { ws.close(code, reason); } catch { /* already closed */ }
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    this.info.state = state;
+    this.onState({ state, ...detail });
+  }
+
+  arm(name, ms, fn) {
+    this.clear(name);
+    this.timers[name] = this.setTimer(() => { delete this.timers[name]; fn(); }, ms);
+  }
+
+  clear(name) {
+    if (this.timers[name] !== undefined) { this.clearTimer(this.timers[name]); delete this.timers[name]; }
+  }
+}

@@ -1,0 +1,535 @@
+// Hub is the shared brain of a browser: it owns the one Connection, keeps a
+// logical session per tab, relays the tabs' commands, fans pushes out to the
+// right tabs through a FlushBuffer each, caches room history (cache.js) and
+// re-attaches every tab after a reconnect, resuming each room from the last
+// offset that tab has seen. The SharedWorker (worker.js) runs one Hub; where
+// SharedWorker is missing the leader tab runs it (leader.js), and in direct
+// mode every tab runs its own.
+//
+// Tabs talk to the hub with small messages (docs/browser.md, "Tab messages"):
+//   tab -> hub: {op:'hello'|'cmd'|'cancel'|'detach'|'ping'|'retry'|'info', tab, ...}
+//   hub -> tab: {op:'welcome'|'events'|'pong'|'info'|'bye', ...}
+// An endpoint is anything with post(msg).
+import { Connection } from './conn.js';
+import { FlushBuffer } from './flush.js';
+import { Offsets } from './offsets.js';
+import { RoomCache, MemoryBackend } from './cache.js';
+import { PROTOCOL_VERSION } from './version.js';
+
+export const DEFAULT_HUB = Object.freeze({
+  flushMs: 50,          // events for a tab are merged this long...
+  flushMax: 100,        // ...or until this many are waiting
+  historyN: 50,         // messages asked for / shown when a tab opens a room
+  cacheKeep: 200,       // messages kept per room in the cache
+  cmdTimeoutMs: 15000,  // the hub forgets a command after this (tabs time out first)
+  tabPingMs: 5000,      // how often tabs ping the hub (port ping)
+  tabTimeoutMs: 21000,  // a tab silent this long is gone (no Web Lock)
+  tabTimeoutLockMs: 65000, // ...when a Web Lock also watches it (background tabs are throttled)
+});
+
+let hubSeq = 0;
+
+export class Hub {
+  constructor({
+    mode, WebSocket, fetch, locks = null, cacheBackend = null, base = '', config = {},
+    setTimer = setTimeout, clearTimer = clearTimeout, now = Date.now, random = Math.random, log = () => {},
+  }) {
+    this.id = `${mode}-${now().toString(36)}-${Math.floor(random() * 1e9).toString(36)}-${++hubSeq}`;
+    this.mode = mode;
+    this.locks = locks;
+    this.setTimer = setTimer;
+    this.clearTimer = clearTimer;
+    this.now = now;
+    this.log = log;
+    this.cfg = { ...DEFAULT_HUB };
+    this.configured = false;
+    this.tabs = new Map();      // tabId -> Tab
+    this.sessions = new Map();  // sid -> Session
+    this.nextSid = 1;
+    this.tokens = new Map();    // user name -> token (shared by this browser's tabs)
+    this.lockWaits = new Set();
+    this.status = { state: 'idle' };
+    this.stats = {
+      msgsFromServer: 0, msgsFromCache: 0, pushes: 0, delivered: 0, dups: 0, gaps: 0,
+      resets: 0, attaches: 0, reattaches: 0, reconnects: 0, joinsFromCache: 0, lastJoinFetched: -1, lastJoinCached: -1,
+    };
+    this.cache = new RoomCache(cacheBackend || new MemoryBackend(), { keep: this.cfg.cacheKeep, onError: (e) => log('cache', String(e)) });
+    const root = base ? new URL('./', base) : null;
+    const wsAddr = root ? new URL('ws', root) : null;
+    if (wsAddr) wsAddr.protocol = wsAddr.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.conn = new Connection({
+      WebSocket, fetch, random, setTimer, clearTimer, now, log,
+      lbsUrl: root ? new URL('lbs', root).href : '',
+      defaultAddr: wsAddr ? wsAddr.href : '',
+      onHello: (h) => this.onOpen(h),
+      onFrames: (fs) => this.onFrames(fs),
+      onDown: (d) => this.onDown(d),
+      onState: (s) => this.onConnState(s),
+    });
+    this.configure(config);
+    this.sweeper = null;
+  }
+
+  configure(c = {}) {
+    for (const k of Object.keys(DEFAULT_HUB)) {
+      if (typeof c[k] === 'number' && Number.isFinite(c[k]) && c[k] >= 0) this.cfg[k] = c[k];
+    }
+    this.cache.keep = this.cfg.cacheKeep;
+    this.conn.configure(c);
+  }
+
+  // ---- tabs ---------------------------------------------------------------
+
+  // handle takes one message from a tab; ep is where that tab's answers go.
+  handle(ep, m) {
+    if (!m || typeof m !== 'object' || typeof m.tab !== 'string') return;
+    const tab = this.tabs.get(m.tab);
+    if (tab) { tab.lastSeen = this.now(); if (m.op !== 'detach') tab.ep = ep; }
+    switch (m.op) {
+      case 'hello': this.hello(ep, m); break;
+      case 'cmd':
+        if (!tab) { ep.post({ op: 'events', list: [{ k: 'reply', id: m.id, code: 401, error: 'unknown_tab', msg: 'say hello first' }] }); return; }
+        this.tabCmd(tab, m);
+        break;
+      case 'cancel': if (tab) this.cancel(tab.session, m.id); break;
+      case 'detach': this.removeTab(m.tab, 'detach'); break;
+      case 'ping': ep.post({ op: 'pong', known: !!tab, hub: this.id, t: m.t }); break;
+      case 'retry': this.conn.retryNow(); break;
+      case 'info': ep.post({ op: 'info', id: m.id, info: this.info() }); break;
+      default: break;
+    }
+  }
+
+  hello(ep, m) {
+    if (m.v !== PROTOCOL_VERSION) {
+      ep.post({ op: 'bye', reason: 'version', v: PROTOCOL_VERSION });
+      return;
+    }
+    if (!this.configured && m.config) { this.configure(m.config); }
+    this.configured = true;
+    let tab = this.tabs.get(m.tab);
+    if (tab) {
+      // the tab thinks we lost it (it may have missed a welcome): answer again
+      tab.ep = ep;
+      this.welcome(tab);
+      this.post(tab, { k: 'status', ...this.status }, true);
+      this.post(tab, { k: 'tabs', list: this.tabList(), mode: this.mode, hub: this.id });
+      if (tab.session.attached) this.post(tab, { k: 'attached', ...tab.session.public(), resumed: true }, true);
+      return;
+    }
+    const st = m.state || {};
+    const s = new Session(this.nextSid++, m.tab);
+    s.name = validName(st.name) ? st.name : '';
+    s.token = typeof st.token === 'string' ? st.token : '';
+    if (s.name && !s.token && this.tokens.has(s.name)) s.token = this.tokens.get(s.name);
+    for (const r of Array.isArray(st.rooms) ? st.rooms : []) {
+      if (r && typeof r.room === 'string') { s.joined.add(r.room); if (r.epoch) s.rooms.set(r.room, r.epoch, Number(r.offset) || 0); }
+    }
+    tab = {
+      id: m.tab, ep, session: s, lastSeen: this.now(), title: String(m.title || '').slice(0, 80), local: !!m.local,
+      lockTimeout: false,
+      buf: null,
+    };
+    tab.buf = new FlushBuffer({
+      intervalMs: this.cfg.flushMs, maxItems: this.cfg.flushMax,
+      setTimer: this.setTimer, clearTimer: this.clearTimer,
+      onFlush: (list) => { try { tab.ep.post({ op: 'events', list }); } catch (e) { this.log('post', String(e)); } },
+    });
+    s.tab = tab;
+    this.tabs.set(tab.id, tab);
+    this.sessions.set(s.sid, s);
+    if (m.lock && this.locks && !tab.local) this.watchLock(tab.id, m.lock);
+    this.welcome(tab);
+    this.post(tab, { k: 'status', ...this.status }, true);
+    this.tabsChanged();
+    this.ensureSweeper();
+    if (this.conn.state === 'idle') this.conn.start();
+    else if (this.conn.isOpen) this.attach(s);
+  }
+
+  welcome(tab) {
+    tab.ep.post({ op: 'welcome', hub: this.id, sid: tab.session.sid, mode: this.mode, v: PROTOCOL_VERSION, config: { ...this.cfg, ...this.conn.cfg } });
+  }
+
+  // watchLock waits for the tab's own Web Lock: it is granted to us only
+  // when the tab is gone (closed, crashed, navigated away).
+  watchLock(tabId, name) {
+    if (this.lockWaits.has(tabId)) return;
+    this.lockWaits.add(tabId);
+    const tab = this.tabs.get(tabId);
+    if (tab) tab.lockTimeout = true;
+    try {
+      this.locks.request(name, () => {
+        this.lockWaits.delete(tabId);
+        this.removeTab(tabId, 'lock');
+      }).catch(() => this.lockWaits.delete(tabId));
+    } catch (e) {
+      this.lockWaits.delete(tabId);
+      this.log('lock', String(e));
+    }
+  }
+
+  ensureSweeper() {
+    if (this.sweeper !== null || !this.cfg.tabPingMs) return;
+    const tick = () => {
+      this.sweeper = null;
+      const now = this.now();
+      for (const tab of [...this.tabs.values()]) {
+        if (tab.local) continue;
+        const limit = tab.lockTimeout ? this.cfg.tabTimeoutLockMs : this.cfg.tabTimeoutMs;
+        if (now - tab.lastSeen > limit) this.removeTab(tab.id, 'silent');
+      }
+      if (this.tabs.size) this.sweeper = this.setTimer(tick, this.cfg.tabPingMs);
+    };
+    this.sweeper = this.setTimer(tick, this.cfg.tabPingMs);
+  }
+
+  removeTab(tabId, why) {
+    const tab = this.tabs.get(tabId);
+    if (!tab) return;
+    this.log('tab gone', tabId, why);
+    this.tabs.delete(tabId);
+    tab.buf.flush();
+    tab.buf.close();
+    const s = tab.session;
+    this.sessions.delete(s.sid);
+    for (const e of s.inflight.values()) this.clearTimer(e.timer);
+    for (const e of s.queue) this.clearTimer(e.timer);
+    if (s.attached && this.conn.isOpen) {
+      // the reply comes back for a sid we no longer know, and is ignored
+      this.conn.send({ t: 'cmd', sid: s.sid, seq: ++s.seq, cmd: 'detach', body: {} });
+    }
+    s.attached = false;
+    this.tabsChanged();
+  }
+
+  tabsChanged() {
+    const list = this.tabList();
+    for (const tab of this.tabs.values()) this.post(tab, { k: 'tabs', list, mode: this.mode, hub: this.id });
+  }
+
+  tabList() {
+    return [...this.tabs.values()].map((t) => ({
+      tab: t.id, sid: t.session.sid, user: t.session.user || '', title: t.title, local: t.local, attached: t.session.attached,
+    }));
+  }
+
+  // post queues an event for a tab; urgent ones flush at once (keeping order).
+  post(tab, ev, urgent = false) {
+    if (!this.tabs.has(tab.id)) return;
+    if (urgent) tab.buf.pushNow(ev);
+    else tab.buf.push(ev);
+  }
+
+  info() {
+    return {
+      hub: this.id, mode: this.mode, status: this.status, tabs: this.tabList(), stats: { ...this.stats },
+      conn: { ...this.conn.stats, ...this.conn.info, hello: this.conn.hello }, cache: { ...this.cache.stats }, config: { ...this.cfg, ...this.conn.cfg },
+    };
+  }
+
+  // ---- commands -----------------------------------------------------------
+
+  tabCmd(tab, m) {
+    const s = tab.session;
+    const body = m.body && typeof m.body === 'object' ? m.body : {};
+    const origin = { tab, id: m.id };
+    switch (m.cmd) {
+      case 'join': this.join(s, origin, body); return;
+      case 'leave':
+        if (typeof body.room === 'string') { s.joined.delete(body.room); s.rooms.delete(body.room); }
+        break;
+      case 'attach': case 'detach':
+        this.reply(origin, { code: 400, error: 'bad_request', msg: 'the hub attaches and detaches sessions' });
+        return;
+      default: break;
+    }
+    this.cmd(s, m.cmd, body, origin, (r) => this.afterCmd(s, m.cmd, body, r));
+  }
+
+  afterCmd(s, cmd, body, r) {
+    if (cmd === 'nick' && r.code === 200 && r.body) {
+      s.name = r.body.user; s.user = r.body.user; s.color = r.body.color; s.token = r.body.token;
+      if (s.user && s.token) this.tokens.set(s.user, s.token);
+      this.post(s.tab, { k: 'attached', ...s.public(), resumed: false });
+      this.tabsChanged();
+    }
+    if (cmd === 'leave' && (r.code === 403 || r.code === 404)) {
+      // a leave resent after a reconnect finds the room already left
+      return { ...r, code: 200, body: { room: body.room } };
+    }
+    return r;
+  }
+
+  // cmd sends a command for session s now, or when it is attached again.
+  // done(reply) may rewrite the reply before it goes to the tab.
+  cmd(s, cmd, body, origin, done = null) {
+    const e = { cmd, body, origin, done, seq: 0, timer: null, internal: !origin };
+    e.timer = this.setTimer(() => {
+      s.inflight.delete(e.seq);
+      const i = s.queue.indexOf(e);
+      if (i >= 0) s.queue.splice(i, 1);
+      this.finish(e, { code: 504, error: 'timeout', msg: `no reply to ${cmd}` });
+    }, this.cfg.cmdTimeoutMs);
+    if (s.attached && this.conn.isOpen) this.transmit(s, e);
+    else s.queue.push(e);
+    return e;
+  }
+
+  transmit(s, e) {
+    e.seq = ++s.seq;
+    s.inflight.set(e.seq, e);
+    this.conn.send({ t: 'cmd', sid: s.sid, seq: e.seq, cmd: e.cmd, body: e.body });
+  }
+
+  cancel(s, id) {
+    for (const e of s.queue) if (e.origin && e.origin.id === id) { s.queue.splice(s.queue.indexOf(e), 1); this.clearTimer(e.timer); return; }
+    for (const [seq, e] of s.inflight) if (e.origin && e.origin.id === id) { e.origin = null; e.cancelled = true; void seq; return; }
+  }
+
+  finish(e, r) {
+    this.clearTimer(e.timer);
+    let out = r;
+    if (e.done) {
+      try { out = e.done(r) || r; } catch (err) { this.log('reply handler', String(err)); }
+    }
+    if (e.origin) this.reply(e.origin, out);
+  }
+
+  reply(origin, r) {
+    const { tab, id } = origin;
+    this.post(tab, { k: 'reply', id, code: r.code, body: r.body, error: r.error, msg: r.msg }, true);
+  }
+
+  // join shows what the cache has at once, then asks the server only for
+  // what came after it (seed 3.3.1).
+  async join(s, origin, body) {
+    const room = body.room;
+    if (typeof room !== 'string' || !room) { this.reply(origin, { code: 400, error: 'bad_request', msg: 'room required' }); return; }
+    const n = clampInt(body.history, 0, 500, this.cfg.historyN);
+    let cached = 0;
+    if (!s.rooms.has(room)) {
+      let c = null;
+      try { c = await this.cache.load(room); } catch { c = null; }
+      if (!this.sessions.has(s.sid)) return;
+      if (c && c.messages.length && !s.rooms.has(room)) {
+        const msgs = n > 0 ? c.messages.slice(-n) : [];
+        // we resume from the cache's top even if we show fewer
+        s.rooms.set(room, c.epoch, c.top);
+        cached = msgs.length;
+        this.stats.msgsFromCache += msgs.length;
+        this.stats.joinsFromCache++;
+        if (msgs.length) this.post(s.tab, { k: 'history', room, epoch: c.epoch, messages: msgs, reset: false, source: 'cache' });
+      }
+    }
+    const cur = s.rooms.get(room);
+    const req = { room, history: n };
+    if (cur && cur.epoch) { req.epoch = cur.epoch; req.offset = cur.offset; }
+    this.cmd(s, 'join', req, origin, (r) => {
+      if (r.code !== 200 || !r.body) {
+        if (!s.joined.has(room)) s.rooms.delete(room);
+        return r;
+      }
+      const fetched = (r.body.messages || []).length;
+      this.stats.lastJoinFetched = fetched;
+      this.stats.lastJoinCached = cached;
+      this.applyJoin(s, r.body, 'server');
+      const { messages, ...rest } = r.body;
+      void messages;
+      return { ...r, body: { ...rest, cached, fetched } };
+    });
+  }
+
+  // applyJoin takes a JoinResp (from join, or from attach when resuming).
+  applyJoin(s, jr, source) {
+    const { room, epoch, top = 0, reset = false } = jr;
+    const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
+    this.stats.msgsFromServer += msgs.length;
+    s.joined.add(room);
+    if (reset || (s.rooms.has(room) && s.rooms.get(room).epoch !== epoch)) {
+      this.stats.resets++;
+      this.cache.replace(room, epoch, msgs);
+      s.rooms.set(room, epoch, 0);
+      const f = s.rooms.filter(room, epoch, msgs);
+      s.rooms.advance(room, epoch, top);
+      this.post(s.tab, { k: 'history', room, epoch, top, messages: f.messages, reset: true, source });
+      return;
+    }
+    this.cache.append(room, msgs);
+    const f = s.rooms.filter(room, epoch, msgs);
+    s.rooms.advance(room, epoch, top);
+    this.stats.delivered += f.messages.length;
+    this.post(s.tab, { k: 'history', room, epoch, top, messages: f.messages, reset: f.reset, source });
+  }
+
+  // ---- connection ---------------------------------------------------------
+
+  onConnState(st) {
+    this.status = { ...st, mode: this.mode, at: this.now() };
+    for (const tab of this.tabs.values()) this.post(tab, { k: 'status', ...this.status }, true);
+  }
+
+  onOpen() {
+    if (this.stats.attaches > 0) this.stats.reconnects++;
+    for (const s of this.sessions.values()) this.attach(s);
+  }
+
+  onDown() {
+    for (const s of this.sessions.values()) {
+      s.attached = false;
+      // commands that were on the wire are sent again after re-attaching
+      // (sends carry a cid, so the server publishes them once)
+      const again = [...s.inflight.values()].filter((e) => !e.internal && !e.cancelled).sort((a, b) => a.seq - b.seq);
+      for (const e of s.inflight.values()) if (e.internal || e.cancelled) this.clearTimer(e.timer);
+      s.inflight.clear();
+      s.queue = again.concat(s.queue);
+    }
+  }
+
+  attach(s, anonymous = false) {
+    const body = { mode: this.mode };
+    if (s.name && !anonymous) {
+      body.name = s.name;
+      const tok = s.token || this.tokens.get(s.name);
+      if (tok) body.token = tok;
+    }
+    const rooms = [...s.joined];
+    if (rooms.length) body.rooms = s.rooms.resumeList(rooms);
+    const again = this.stats.attaches > 0 && s.everAttached;
+    const e = { cmd: 'attach', body, origin: null, internal: true, timer: null, seq: 0 };
+    e.done = (r) => this.attached(s, r, again, anonymous);
+    e.timer = this.setTimer(() => { s.inflight.delete(e.seq); }, this.cfg.cmdTimeoutMs);
+    this.transmit(s, e);
+  }
+
+  attached(s, r, again, anonymous) {
+    if (!this.sessions.has(s.sid)) return;
+    if (r.code === 409 && s.name && !anonymous) {
+      // the name is someone else's: stay connected without it
+      const name = s.name;
+      s.name = '';
+      s.token = '';
+      this.post(s.tab, { k: 'name_refused', name, error: r.error, msg: r.msg || `name ${name} is taken` }, true);
+      this.attach(s, true);
+      return;
+    }
+    if (r.code !== 200 && r.code !== 412) {
+      this.post(s.tab, { k: 'notice', text: `attach failed: ${r.msg || r.error || r.code}`, reason: r.error || 'attach' }, true);
+      return;
+    }
+    s.attached = true;
+    s.everAttached = true;
+    this.stats.attaches++;
+    if (again) this.stats.reattaches++;
+    const b = r.body || {};
+    if (b.user) { s.user = b.user; s.name = b.user; s.color = b.color || ''; }
+    if (b.token) { s.token = b.token; if (s.user) this.tokens.set(s.user, b.token); }
+    const asked = new Set(s.joined);
+    for (const jr of b.rooms || []) { asked.delete(jr.room); this.applyJoin(s, jr, 'resume'); }
+    for (const room of asked) {
+      // a room that could not be joined again
+      s.joined.delete(room);
+      s.rooms.delete(room);
+      this.post(s.tab, { k: 'left', room, reason: 'rejoin_failed' });
+    }
+    this.post(s.tab, { k: 'attached', ...s.public(), resumed: again }, true);
+    this.tabsChanged();
+    const q = s.queue;
+    s.queue = [];
+    for (const e of q) this.transmit(s, e);
+  }
+
+  onFrames(frames) {
+    for (const f of frames) {
+      switch (f.t) {
+        case 'reply': this.onReply(f); break;
+        case 'push': this.onPush(f); break;
+        case 'error': this.log('server error frame', f); break;
+        default: break;
+      }
+    }
+  }
+
+  onReply(f) {
+    const s = this.sessions.get(f.sid);
+    if (!s) return;
+    const e = s.inflight.get(f.seq);
+    if (!e) return;
+    s.inflight.delete(f.seq);
+    this.finish(e, { code: f.code, body: f.body, error: f.error, msg: f.msg });
+  }
+
+  onPush(f) {
+    const body = f.body || {};
+    const sids = Array.isArray(f.sids) ? f.sids : [];
+    this.stats.pushes++;
+    switch (f.ev) {
+      case 'msg': {
+        this.stats.msgsFromServer++;
+        this.cache.append(body.room, [body]);
+        for (const sid of sids) {
+          const s = this.sessions.get(sid);
+          if (s) this.deliver(s, body);
+        }
+        break;
+      }
+      case 'dm':
+        for (const sid of sids) { const s = this.sessions.get(sid); if (s) this.post(s.tab, { k: 'dm', ...body }); }
+        break;
+      case 'join': case 'leave':
+        for (const sid of sids) { const s = this.sessions.get(sid); if (s) this.post(s.tab, { k: 'presence', kind: f.ev, ...body }); }
+        break;
+      default:
+        for (const sid of sids) { const s = this.sessions.get(sid); if (s) this.post(s.tab, { k: f.ev || 'notice', ...body }); }
+        break;
+    }
+  }
+
+  deliver(s, msg) {
+    if (!s.joined.has(msg.room)) return; // the tab left the room
+    const r = s.rooms.accept(msg);
+    if (r === 'dup') { this.stats.dups++; return; }
+    if (r === 'gap') this.stats.gaps++;
+    if (r === 'epoch') {
+      this.stats.resets++;
+      this.post(s.tab, { k: 'history', room: msg.room, epoch: msg.epoch, messages: [], reset: true, source: 'live' });
+    }
+    this.stats.delivered++;
+    this.post(s.tab, { k: 'msg', ...msg });
+  }
+
+  stop() {
+    for (const id of [...this.tabs.keys()]) this.removeTab(id, 'stop');
+    this.conn.stop();
+    if (this.sweeper !== null) { this.clearTimer(this.sweeper); this.sweeper = null; }
+  }
+}
+
+class Session {
+  constructor(sid, tabId) {
+    this.sid = sid;
+    this.tabId = tabId;
+    this.tab = null;
+    this.name = '';
+    this.token = '';
+    this.user = '';
+    this.color = '';
+    this.attached = false;
+    this.everAttached = false;
+    this.seq = 0;
+    this.inflight = new Map();
+    this.queue = [];
+    this.joined = new Set();
+    this.rooms = new Offsets();
+  }
+
+  public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token }; }
+}
+
+function validName(n) { return typeof n === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(n); }
+
+function clampInt(v, lo, hi, dflt) {
+  const n = Number(v);
+  if (!Number.isFinite(n)) return dflt;
+  return Math.max(lo, Math.min(hi, Math.floor(n)));
+}
