@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	workerjs "imload/worker-js"
 	"imload/mux"
+	workerjs "imload/worker-js"
 )
 
 // Handler returns the HTTP handler of the server: /ws, /lbs, /stats,

@@ -121,4 +121,4 @@ func prometheusCollectorFunc(f func(chan<- prometheus.Metric), desc prometheus.C
 }
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { c.desc.Describe(ch) }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric)  { c.collect(ch) }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
