@@ -27,12 +27,20 @@ type Frame struct {
 // Frames are separated by '\n'; empty lines (and a trailing '\n', and '\r'
 // before it) are ignored. It returns an *Error if the message is larger than
 // l.MaxMessageBytes or holds more than l.MaxFramesPerMsg frames, or the first
-// error fn returns. The slices passed to fn alias msg.
+// error fn returns. A message over a limit is refused whole: fn is not
+// called. The slices passed to fn alias msg.
 func SplitMessage(msg []byte, l Limits, fn func(frame []byte) error) error {
 	if l.MaxMessageBytes > 0 && len(msg) > l.MaxMessageBytes {
 		return Errorf(CodeTooLarge, ErrTooLarge, "message of %d bytes exceeds the limit of %d", len(msg), l.MaxMessageBytes)
 	}
-	n := 0
+	if l.MaxFramesPerMsg > 0 && countFrames(msg) > l.MaxFramesPerMsg {
+		return Errorf(CodeTooLarge, ErrTooLarge, "message holds more than %d frames", l.MaxFramesPerMsg)
+	}
+	return eachLine(msg, fn)
+}
+
+// eachLine calls fn for each non-blank line of msg.
+func eachLine(msg []byte, fn func([]byte) error) error {
 	for len(msg) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
@@ -44,15 +52,17 @@ func SplitMessage(msg []byte, l Limits, fn func(frame []byte) error) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		n++
-		if l.MaxFramesPerMsg > 0 && n > l.MaxFramesPerMsg {
-			return Errorf(CodeTooLarge, ErrTooLarge, "message holds more than %d frames", l.MaxFramesPerMsg)
-		}
 		if err := fn(line); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func countFrames(msg []byte) int {
+	n := 0
+	_ = eachLine(msg, func([]byte) error { n++; return nil })
+	return n
 }
 
 // DecodeFrame parses and validates one frame sent by a client (cmd or ping).

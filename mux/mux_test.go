@@ -30,11 +30,11 @@ func TestDecodeErrors(t *testing.T) {
 		name string
 	}{
 		{`not json`, ErrMalformed},
-		{`{"t":"cmd","sid":1,"cmd":"send"}`, ErrMalformed},          // no seq
-		{`{"t":"cmd","seq":1,"cmd":"send"}`, ErrMalformed},          // no sid
-		{`{"t":"cmd","sid":1,"seq":1}`, ErrMalformed},               // no cmd
-		{`{"t":"ping"}`, ErrMalformed},                              // no seq
-		{`{"sid":1}`, ErrMalformed},                                 // no type
+		{`{"t":"cmd","sid":1,"cmd":"send"}`, ErrMalformed},           // no seq
+		{`{"t":"cmd","seq":1,"cmd":"send"}`, ErrMalformed},           // no sid
+		{`{"t":"cmd","sid":1,"seq":1}`, ErrMalformed},                // no cmd
+		{`{"t":"ping"}`, ErrMalformed},                               // no seq
+		{`{"sid":1}`, ErrMalformed},                                  // no type
 		{`{"t":"reply","sid":1,"seq":1,"code":200}`, ErrUnknownType}, // server-only type
 		{`{"t":"bogus"}`, ErrUnknownType},
 		{`{"t":"cmd","sid":-1,"seq":1,"cmd":"x"}`, ErrMalformed},
