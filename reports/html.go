@@ -129,7 +129,7 @@ func HTML(w io.Writer, r *Result) error {
 		d.Compare = []namedTable{{Title: "per-tab (A) vs shared (B)", Note: "B/A is shared ÷ per-tab; the better side is highlighted.", Table: c.htmlTable()}}
 	}
 	d.Details = append(d.Details, namedTable{Title: "Traffic", Table: toHTMLTable(trafficRows(r), nil)})
-	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, ReconnectSteps()); rows != nil {
+	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, reconnectSteps()); rows != nil {
 		d.Details = append(d.Details, namedTable{Title: "Reconnects by ladder step", Table: toHTMLTable(rows, nil)})
 	}
 	if rows := mapRows(r, "errors", func(run *Run) map[string]int64 { return run.Counters.Errors }, nil); rows != nil {
@@ -526,7 +526,7 @@ func reconnectChart(r *Result) (htmlChart, bool) {
 	for i, n := range c.Names {
 		legend = append(legend, legendItem{Name: n, Color: c.Colors[i]})
 	}
-	for _, step := range ReconnectSteps() {
+	for _, step := range reconnectSteps() {
 		g := barGroup{Label: step}
 		for _, run := range r.Runs {
 			g.Values = append(g.Values, float64(run.Counters.Reconnects[step]))

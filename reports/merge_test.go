@@ -29,7 +29,7 @@ func TestMergeExactPercentiles(t *testing.T) {
 		if run == nil {
 			t.Fatalf("merged result lacks the %s run", mode)
 		}
-		for _, name := range HistogramNames() {
+		for _, name := range histogramNames() {
 			ref := NewHistogram()
 			for _, v := range append(append([]int64(nil), va[mode][name]...), vb[mode][name]...) {
 				if err := ref.RecordValue(v); err != nil {

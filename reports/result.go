@@ -52,8 +52,17 @@ const (
 	HistReconnect = "reconnect" // link lost → sessions resumed
 )
 
-// HistogramNames returns the known histogram names in display order.
-func HistogramNames() []string {
+// HistogramNames yields the known histogram names in display order, with
+// their index: for i, name := range reports.HistogramNames { ... }.
+func HistogramNames(yield func(int, string) bool) {
+	for i, n := range histogramNames() {
+		if !yield(i, n) {
+			return
+		}
+	}
+}
+
+func histogramNames() []string {
 	return []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect}
 }
 
@@ -65,8 +74,17 @@ const (
 	StepGiveUp  = "give_up" // gave up and reported the browser as lost
 )
 
-// ReconnectSteps returns the reconnect ladder steps in order.
-func ReconnectSteps() []string { return []string{StepRetry, StepSwitch, StepRefetch, StepGiveUp} }
+// ReconnectSteps yields the reconnect ladder steps in order, with their
+// index: for i, step := range reports.ReconnectSteps { ... }.
+func ReconnectSteps(yield func(int, string) bool) {
+	for i, s := range reconnectSteps() {
+		if !yield(i, s) {
+			return
+		}
+	}
+}
+
+func reconnectSteps() []string { return []string{StepRetry, StepSwitch, StepRefetch, StepGiveUp} }
 
 // NewHistogram returns an empty histogram with the geometry every imload
 // latency histogram uses (1 µs .. 60 s, 3 significant digits, values in µs).

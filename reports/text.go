@@ -40,7 +40,7 @@ func Text(w io.Writer, r *Result) error {
 
 	p("\ntraffic\n")
 	writeTable(bw, trafficRows(r))
-	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, ReconnectSteps()); rows != nil {
+	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, reconnectSteps()); rows != nil {
 		p("\n")
 		writeTable(bw, rows)
 	}

@@ -15,7 +15,7 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 // histNames returns the histogram names present in run, the known ones in
 // display order first, then any others sorted.
 func histNames(run *Run) []string {
-	known := HistogramNames()
+	known := histogramNames()
 	var names []string
 	for _, n := range known {
 		if _, ok := run.Latency[n]; ok {

@@ -18,7 +18,7 @@ func TestWriteAll(t *testing.T) {
 	}
 	want := []string{FileReportHTML, FileSummary, FileCompareText, FileCompareHTML}
 	for _, mode := range []string{ModeShared, ModePerTab} {
-		for _, h := range HistogramNames() {
+		for _, h := range histogramNames() {
 			want = append(want, HgrmName(mode, h))
 		}
 	}
