@@ -319,7 +319,7 @@ export class Hub {
         cached = msgs.length;
         this.stats.msgsFromCache += msgs.length;
         this.stats.joinsFromCache++;
-        if (msgs.length) this.post(s.tab, { k: 'history', room, epoch: c.epoch, messages: msgs, reset: false, source: 'cache' });
+        if (msgs.length) this.post(s.tab, { k: 'history', room, epoch: c.epoch, messages: msgs, reset: false, source: 'cache' }, true);
       }
     }
     const cur = s.rooms.get(room);

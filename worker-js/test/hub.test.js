@@ -1,0 +1,293 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Hub } from '../static/core/hub.js';
+import { MemoryBackend } from '../static/core/cache.js';
+import { Clock, fakeWebSocket, settle } from './helpers.js';
+
+const EPOCH = 'ep1';
+const mk = (room, offset, text = `m${offset}`, epoch = EPOCH) => ({ room, offset, epoch, from: 'alice', color: '#123456', text, ts: offset });
+
+function setup({ backend = new MemoryBackend(), config = {}, addrs = ['ws://s1/ws', 'ws://s2/ws'] } = {}) {
+  const clock = new Clock();
+  const { FakeWS, sockets } = fakeWebSocket();
+  let lbsCalls = 0;
+  const fetch = async () => { lbsCalls++; return { ok: true, json: async () => ({ addrs }) }; };
+  const hub = new Hub({
+    mode: 'shared_worker', WebSocket: FakeWS, fetch, base: 'http://h/', cacheBackend: backend,
+    setTimer: clock.setTimer, clearTimer: clock.clearTimer, now: clock.now, random: () => 0.5,
+    config: { flushMs: 50, baseMs: 100, maxMs: 1000, pongTimeoutMs: 5000, ...config },
+  });
+  const tabs = {};
+  const tab = (id, state = {}) => {
+    const t = { id, got: [], batches: 0, ep: null };
+    t.ep = { post: (m) => { t.got.push(m); if (m.op === 'events') t.batches++; } };
+    t.send = (m) => hub.handle(t.ep, { tab: id, ...m });
+    t.events = (k) => t.got.filter((m) => m.op === 'events').flatMap((m) => m.list).filter((e) => !k || e.k === k);
+    t.hello = () => t.send({ op: 'hello', v: 1, state });
+    tabs[id] = t;
+    return t;
+  };
+  return { clock, sockets, hub, tab, tabs, lbs: () => lbsCalls };
+}
+
+// serve answers the attach and join commands the way the server would.
+function answer(ws, fn) {
+  const out = [];
+  for (const f of ws.take()) {
+    if (f.t !== 'cmd') continue;
+    const r = fn(f);
+    if (r) out.push({ t: 'reply', sid: f.sid, seq: f.seq, code: 200, ...r });
+  }
+  if (out.length) ws.deliver(...out);
+  return out;
+}
+
+test('one socket, a session per tab, pushes fanned out once per tab, buffered', async () => {
+  const { clock, sockets, hub, tab, lbs } = setup();
+  const a = tab('A', { name: 'alice' });
+  const b = tab('B', { name: 'bob' });
+  a.hello(); b.hello();
+  await clock.advance(0);
+  assert.equal(lbs(), 1, '/lbs fetched once');
+  assert.equal(sockets.length, 1, 'one socket');
+  assert.equal(sockets[0].url, 'ws://s1/ws');
+  sockets[0].hello();
+  await settle();
+  assert.equal(sockets[0].sent.length, 1, 'both attaches merged into one WebSocket message');
+  const attaches = sockets[0].frames().filter((f) => f.cmd === 'attach');
+  assert.deepEqual(attaches.map((f) => [f.sid, f.body.name, f.body.mode]), [[1, 'alice', 'shared_worker'], [2, 'bob', 'shared_worker']]);
+  answer(sockets[0], (f) => ({ body: { sid: f.sid, user: f.body.name, color: '#111111', token: `tok-${f.body.name}` } }));
+  await settle();
+  assert.equal(a.events('attached')[0].user, 'alice');
+  // both join lobby
+  a.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'lobby' } });
+  b.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'lobby' } });
+  await settle();
+  const joins = sockets[0].frames().filter((f) => f.cmd === 'join');
+  assert.deepEqual(joins.map((f) => f.body), [{ room: 'lobby', history: 50 }, { room: 'lobby', history: 50 }]);
+  answer(sockets[0], (f) => ({ body: { room: 'lobby', epoch: EPOCH, top: 2, members: f.sid, messages: [mk('lobby', 1), mk('lobby', 2)] } }));
+  await settle();
+  const rep = a.events('reply').find((e) => e.id === 1);
+  assert.equal(rep.code, 200);
+  assert.equal(rep.body.fetched, 2);
+  assert.equal(rep.body.messages, undefined, 'messages come as history events, not in the reply');
+  assert.deepEqual(a.events('history')[0].messages.map((m) => m.offset), [1, 2]);
+  // a burst of pushes for both sessions: one push frame each, delivered in one batch per tab
+  const before = a.batches;
+  for (let o = 3; o <= 7; o++) sockets[0].deliver({ t: 'push', sids: [1, 2], ev: 'msg', body: mk('lobby', o) });
+  sockets[0].deliver({ t: 'push', sids: [1, 2], ev: 'msg', body: mk('lobby', 5) }); // duplicate
+  await settle();
+  assert.equal(a.batches, before, 'nothing posted before the flush timer');
+  await clock.advance(50);
+  assert.equal(a.batches, before + 1, 'one batch for the burst');
+  assert.deepEqual(a.events('msg').map((m) => m.offset), [3, 4, 5, 6, 7]);
+  assert.deepEqual(b.events('msg').map((m) => m.offset), [3, 4, 5, 6, 7]);
+  assert.equal(hub.stats.dups, 2);
+  // a private message only to its sessions
+  sockets[0].deliver({ t: 'push', sids: [2], ev: 'dm', body: { id: 1, from: 'alice', to: 'bob', text: 'psst' } });
+  await clock.advance(50);
+  assert.equal(a.events('dm').length, 0);
+  assert.equal(b.events('dm')[0].text, 'psst');
+});
+
+test('reconnect re-attaches every tab with name, token and offsets, and resends sends once', async () => {
+  const { clock, sockets, hub, tab } = setup();
+  const a = tab('A', { name: 'alice' });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  answer(sockets[0], () => ({ body: { sid: 1, user: 'alice', color: '#111111', token: 'T1' } }));
+  a.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'lobby' } });
+  await settle();
+  answer(sockets[0], () => ({ body: { room: 'lobby', epoch: EPOCH, top: 3, members: 1, messages: [mk('lobby', 1), mk('lobby', 2), mk('lobby', 3)] } }));
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'msg', body: mk('lobby', 4) });
+  a.send({ op: 'cmd', id: 2, cmd: 'send', body: { room: 'lobby', text: 'hello', cid: 'c-1' } });
+  await settle();
+  const sent = sockets[0].take().find((f) => f.cmd === 'send');
+  assert.equal(sent.body.cid, 'c-1');
+  // the link dies before the reply
+  sockets[0].drop(1006);
+  await settle();
+  assert.equal(a.events('status').at(-1).state, 'waiting');
+  assert.equal(a.events('status').at(-1).action, 'retry');
+  await clock.advance(100);
+  assert.equal(sockets.length, 2, 'reconnected after the backoff');
+  assert.equal(sockets[1].url, 'ws://s1/ws', 'same address first');
+  sockets[1].hello();
+  await settle();
+  const fr = sockets[1].take();
+  assert.equal(fr.length, 1, 'the send waits for the attach');
+  assert.deepEqual(fr[0].body, { mode: 'shared_worker', name: 'alice', token: 'T1', rooms: [{ room: 'lobby', epoch: EPOCH, offset: 4 }] });
+  sockets[1].deliver({ t: 'reply', sid: 1, seq: fr[0].seq, code: 200, body: { sid: 1, user: 'alice', color: '#111111', token: 'T1',
+    rooms: [{ room: 'lobby', epoch: EPOCH, top: 6, members: 1, messages: [mk('lobby', 4), mk('lobby', 5), mk('lobby', 6)] }] } });
+  await settle();
+  const resend = sockets[1].take();
+  assert.deepEqual(resend.map((f) => [f.cmd, f.body.cid]), [['send', 'c-1']], 'the send is retried with its cid');
+  await clock.advance(50);
+  const offsets = a.events().filter((e) => e.k === 'msg' || e.k === 'history').flatMap((e) => (e.k === 'msg' ? [e.offset] : e.messages.map((m) => m.offset)));
+  assert.deepEqual(offsets, [1, 2, 3, 4, 5, 6], 'every offset once, in order');
+  assert.equal(hub.stats.reconnects, 1);
+  assert.equal(a.events('attached').at(-1).resumed, true);
+});
+
+test('the server\'s go-away hint sets the wait', async () => {
+  const { clock, sockets, tab } = setup();
+  tab('A').hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  sockets[0].deliver({ t: 'goaway', body: { reason: 'shutdown', retry_ms: 3210 } });
+  sockets[0].drop(1001);
+  await clock.advance(3209);
+  assert.equal(sockets.length, 1, 'waits the hinted time');
+  await clock.advance(1);
+  assert.equal(sockets.length, 2);
+});
+
+test('a missing pong kills the link; the ladder switches address, refetches /lbs, gives up', async () => {
+  const { clock, sockets, tab, hub, lbs } = setup({ config: { triesPerAddr: 2, refetches: 1, pingMs: 1000, pongTimeoutMs: 500 } });
+  const a = tab('A');
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  await clock.advance(1000);
+  assert.ok(sockets[0].frames().some((f) => f.t === 'ping'), 'pings at the configured interval');
+  await clock.advance(500);
+  assert.ok(sockets[0].closed, 'no pong: closed');
+  // now every attempt fails
+  const urls = [];
+  for (let i = 0; i < 20 && hub.conn.state !== 'offline'; i++) {
+    await clock.advance(2000);
+    const ws = sockets.at(-1);
+    if (!ws.closed) { urls.push(ws.url); ws.drop(1006); }
+  }
+  assert.deepEqual(urls, ['ws://s1/ws', 'ws://s2/ws', 'ws://s2/ws', 'ws://s1/ws', 'ws://s1/ws', 'ws://s2/ws', 'ws://s2/ws']);
+  assert.equal(lbs(), 2, '/lbs fetched again once');
+  assert.equal(a.events('status').at(-1).state, 'offline', 'tabs are told');
+  a.send({ op: 'retry' });
+  await settle();
+  assert.equal(sockets.at(-1).closed, null, 'retry reconnects at once');
+});
+
+test('joining a room shows the cache at once and asks only for what came after', async () => {
+  const backend = new MemoryBackend();
+  {
+    const { clock, sockets, tab, hub } = setup({ backend });
+    const a = tab('A');
+    a.hello();
+    await clock.advance(0);
+    sockets[0].hello();
+    await settle();
+    answer(sockets[0], () => ({ body: { sid: 1 } }));
+    a.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'r' } });
+    await settle();
+    answer(sockets[0], () => ({ body: { room: 'r', epoch: EPOCH, top: 10, members: 1, messages: Array.from({ length: 10 }, (_, i) => mk('r', i + 1)) } }));
+    await hub.cache.idle();
+    hub.stop();
+  }
+  const { clock, sockets, tab, hub } = setup({ backend });
+  const a = tab('A');
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  answer(sockets[0], () => ({ body: { sid: 1 } }));
+  a.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'r' } });
+  await settle(50);
+  const h = a.events('history');
+  assert.equal(h[0].source, 'cache');
+  assert.equal(h[0].messages.length, 10, 'shown before the server answers');
+  const join = sockets[0].take().find((f) => f.cmd === 'join');
+  assert.deepEqual(join.body, { room: 'r', history: 50, epoch: EPOCH, offset: 10 });
+  answer({ take: () => [join], deliver: (...f) => sockets[0].deliver(...f) }, () => ({ body: { room: 'r', epoch: EPOCH, top: 11, members: 1, messages: [mk('r', 11)] } }));
+  await settle();
+  const rep = a.events('reply')[0];
+  assert.deepEqual([rep.body.cached, rep.body.fetched], [10, 1]);
+  assert.equal(hub.stats.lastJoinFetched, 1);
+  // epoch changed on the server: the cache for that room is replaced
+  a.send({ op: 'cmd', id: 2, cmd: 'leave', body: { room: 'r' } });
+  await settle();
+  answer(sockets[0], () => ({ body: {} }));
+  const b = tab('B');
+  b.hello();
+  await settle();
+  answer(sockets[0], () => ({ body: { sid: 2 } }));
+  b.send({ op: 'cmd', id: 1, cmd: 'join', body: { room: 'r' } });
+  await settle(50);
+  answer(sockets[0], () => ({ body: { room: 'r', epoch: 'ep2', top: 2, members: 1, reset: true, messages: [mk('r', 1, 'x', 'ep2'), mk('r', 2, 'y', 'ep2')] } }));
+  await hub.cache.idle();
+  const c = await hub.cache.load('r');
+  assert.equal(c.epoch, 'ep2');
+  assert.deepEqual(c.messages.map((m) => m.text), ['x', 'y']);
+  const last = b.events('history').at(-1);
+  assert.equal(last.reset, true);
+});
+
+test('a tab that detaches or goes silent loses its session', async () => {
+  const { clock, sockets, tab, hub } = setup({ config: { tabPingMs: 1000, tabTimeoutMs: 3000 } });
+  const a = tab('A');
+  const b = tab('B');
+  a.hello(); b.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  answer(sockets[0], (f) => ({ body: { sid: f.sid } }));
+  a.send({ op: 'detach' });
+  await settle();
+  assert.deepEqual(sockets[0].take().map((f) => [f.sid, f.cmd]), [[1, 'detach']]);
+  assert.equal(hub.tabs.size, 1);
+  // B pings for a while, then stops
+  for (let i = 0; i < 3; i++) { await clock.advance(1000); b.send({ op: 'ping' }); }
+  assert.equal(hub.tabs.size, 1);
+  assert.equal(b.got.filter((m) => m.op === 'pong').at(-1).known, true);
+  await clock.advance(4000);
+  assert.equal(hub.tabs.size, 0, 'silent tab dropped');
+  assert.deepEqual(sockets[0].take().map((f) => [f.sid, f.cmd]), [[2, 'detach']]);
+  b.send({ op: 'ping' });
+  assert.equal(b.got.at(-1).known, false, 'the tab learns it must say hello again');
+});
+
+test('a tab watched by a Web Lock is dropped when the lock is granted', async () => {
+  const { clock, sockets, hub } = setup();
+  let grant;
+  hub.locks = { request: (name, fn) => new Promise((res) => { grant = () => res(fn()); }) };
+  const ep = { post: () => {} };
+  hub.handle(ep, { op: 'hello', tab: 'A', v: 1, state: {}, lock: 'lock-A' });
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  answer(sockets[0], () => ({ body: { sid: 1 } }));
+  assert.equal(hub.tabs.size, 1);
+  grant();
+  await settle();
+  assert.equal(hub.tabs.size, 0);
+});
+
+test('name taken: the session stays, anonymous, and the tab is told', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { name: 'bob' });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const f = sockets[0].take()[0];
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: f.seq, code: 409, error: 'name_taken', msg: 'taken' });
+  await settle();
+  const again = sockets[0].take()[0];
+  assert.equal(again.cmd, 'attach');
+  assert.equal(again.body.name, undefined);
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: again.seq, code: 200, body: { sid: 1 } });
+  await settle();
+  assert.equal(a.events('name_refused')[0].name, 'bob');
+  assert.equal(a.events('attached').at(-1).user, '');
+});
+
+test('wrong protocol version is refused', () => {
+  const { hub } = setup();
+  const got = [];
+  hub.handle({ post: (m) => got.push(m) }, { op: 'hello', tab: 'X', v: 99 });
+  assert.equal(got[0].op, 'bye');
+  assert.equal(hub.tabs.size, 0);
+});
