@@ -56,6 +56,7 @@ func makeResult(t testing.TB, f fixture) (*Result, fixtureValues) {
 			FlushInterval: Duration(5 * time.Millisecond),
 			FlushMax:      16,
 			Seed:          int64(f.seed),
+			Extra:         map[string]string{"history": "true", "cmd_timeout": "5s"},
 		},
 		Environment: Environment{
 			ImloadVersion:   "v0.1.0",

@@ -48,9 +48,10 @@ func (e *MismatchError) Error() string {
 //   - the verdict is evaluated again on the merged numbers with the first
 //     result's thresholds.
 //
-// Merge refuses results whose scenario differs (any field but the seed, the
-// set of modes, or a mode's tabs per browser), with a *MismatchError. The
-// inputs are not modified.
+// Merge refuses results whose scenario differs (any field but the seed and
+// machine-local extra settings such as source_ips, the set of modes, or a
+// mode's tabs per browser), with a *MismatchError. The inputs are not
+// modified.
 func Merge(results ...*Result) (*Result, error) {
 	if len(results) == 0 {
 		return nil, errors.New("merge: no results")
@@ -76,7 +77,7 @@ func Merge(results ...*Result) (*Result, error) {
 		Thresholds: first.Thresholds,
 	}
 	out.Scenario.Targets = slices.Clone(first.Scenario.Targets)
-	out.Scenario.Extra = maps.Clone(first.Scenario.Extra)
+	out.Scenario.Extra = mergeExtra(results)
 	out.Environment, out.MergedFrom = mergeEnvironments(results)
 
 	for ri := range first.Runs {
@@ -105,6 +106,12 @@ func sameScenario(first, r *Result, idx int) error {
 		if f.Name == "Seed" {
 			continue
 		}
+		if f.Name == "Extra" {
+			if err := sameExtra(first.Scenario.Extra, r.Scenario.Extra, idx); err != nil {
+				return err
+			}
+			continue
+		}
 		va, vb := fa.Field(i).Interface(), fb.Field(i).Interface()
 		if !scenarioValueEqual(va, vb) {
 			return &MismatchError{Field: jsonName(f), Index: idx, First: fmt.Sprint(fmtScenarioValue(va)), Other: fmt.Sprint(fmtScenarioValue(vb))}
@@ -120,6 +127,60 @@ func sameScenario(first, r *Result, idx int) error {
 		}
 	}
 	return nil
+}
+
+// machineLocalExtra lists the Scenario.Extra keys that describe one load
+// machine rather than the scenario: they may differ between merged results.
+func machineLocalExtra(key string) bool {
+	return key == "source_ips"
+}
+
+// sameExtra compares the Extra settings of two scenarios, except the
+// machine-local ones.
+func sameExtra(a, b map[string]string, idx int) error {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	for _, k := range sortedKeys(keys) {
+		if machineLocalExtra(k) {
+			continue
+		}
+		va, oka := a[k]
+		vb, okb := b[k]
+		if va != vb || oka != okb {
+			show := func(v string, ok bool) string {
+				if !ok {
+					return "(not set)"
+				}
+				return fmt.Sprintf("%q", v)
+			}
+			return &MismatchError{Field: "extra." + k, Index: idx, First: show(va, oka), Other: show(vb, okb)}
+		}
+	}
+	return nil
+}
+
+// mergeExtra returns the first result's Extra settings, with the values of
+// every machine for the machine-local keys (joined by " | ").
+func mergeExtra(results []*Result) map[string]string {
+	out := maps.Clone(results[0].Scenario.Extra)
+	for k := range out {
+		if !machineLocalExtra(k) {
+			continue
+		}
+		var vals []string
+		for _, r := range results {
+			if v, ok := r.Scenario.Extra[k]; ok {
+				vals = append(vals, v)
+			}
+		}
+		out[k] = strings.Join(uniqueStrings(vals), " | ")
+	}
+	return out
 }
 
 // scenarioValueEqual compares two scenario field values, treating nil and

@@ -133,6 +133,7 @@ func TestMergeRefusesDifferentScenarios(t *testing.T) {
 		{"duration", func(r *Result) { r.Scenario.Duration = Duration(time.Minute * 2) }, []string{"duration is 1m0s", "2m0s"}},
 		{"runs[per-tab].tabs", func(r *Result) { r.RunByMode(ModePerTab).Tabs = 5 }, []string{"runs[per-tab].tabs is 3"}},
 		{"modes", func(r *Result) { r.Runs = r.Runs[:1] }, []string{"modes is [per-tab shared]", "[shared]"}},
+		{"extra.history", func(r *Result) { r.Scenario.Extra["history"] = "false" }, []string{`extra.history is "true" in result 1 but "false" in result 2`}},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {
@@ -154,11 +155,17 @@ func TestMergeRefusesDifferentScenarios(t *testing.T) {
 			}
 		})
 	}
-	// Seeds may differ: each machine should use its own.
+	// Seeds and source addresses may differ: they are the machine's own.
 	a, _ := makeResult(t, fixture{seed: 1})
 	b, _ := makeResult(t, fixture{seed: 9})
-	if _, err := Merge(a, b); err != nil {
-		t.Errorf("different seeds refused: %v", err)
+	a.Scenario.Extra["source_ips"] = "127.0.0.2,127.0.0.3"
+	b.Scenario.Extra["source_ips"] = "127.0.0.4"
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatalf("different seeds or source addresses refused: %v", err)
+	}
+	if got := m.Scenario.Extra["source_ips"]; got != "127.0.0.2,127.0.0.3 | 127.0.0.4" {
+		t.Errorf("merged source_ips %q", got)
 	}
 	if _, err := Merge(); err == nil {
 		t.Error("Merge() of nothing succeeded")

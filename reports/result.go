@@ -144,6 +144,8 @@ type Scenario struct {
 	// results (each load machine should use its own seed).
 	Seed int64 `json:"seed"`
 	// Extra holds further settings, by flag name, for display and comparison.
+	// Merge requires equal values except for machine-local keys
+	// ("source_ips"), whose values it lists.
 	Extra map[string]string `json:"extra,omitempty"`
 }
 
