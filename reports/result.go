@@ -151,14 +151,20 @@ type Scenario struct {
 
 // Environment describes the load machine and the program that made a result.
 type Environment struct {
+	// ImloadVersion and ProtocolVersion identify the load generator build.
 	ImloadVersion   string `json:"imload_version"`
 	ProtocolVersion int    `json:"protocol_version"`
-	GoVersion       string `json:"go_version"`
-	GOOS            string `json:"goos"`
-	GOARCH          string `json:"goarch"`
-	NumCPU          int    `json:"num_cpu"`
-	GOMAXPROCS      int    `json:"gomaxprocs,omitempty"`
-	Hostname        string `json:"hostname"`
+	// GoVersion, GOOS and GOARCH are runtime.Version(), runtime.GOOS and
+	// runtime.GOARCH of the load generator.
+	GoVersion string `json:"go_version"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+	// NumCPU and GOMAXPROCS describe the load machine's CPUs (a merged
+	// result sums NumCPU over the machines).
+	NumCPU     int `json:"num_cpu"`
+	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
+	// Hostname names the load machine (a merged result lists them all).
+	Hostname string `json:"hostname"`
 	// ServerVersion is the target's version if it reported one.
 	ServerVersion string `json:"server_version,omitempty"`
 	// Start and End are the wall-clock times of the whole command.
@@ -225,8 +231,10 @@ type Run struct {
 // Process is the resource use of one process (or, in a merged result, the
 // sum over the load machines for the load generator).
 type Process struct {
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	RSSPeakBytes int64   `json:"rss_peak_bytes"`
+	// CPUSeconds is user + system CPU time over the run.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RSSPeakBytes is the peak resident set size.
+	RSSPeakBytes int64 `json:"rss_peak_bytes"`
 }
 
 // Delivery counts the outcome of delivery verification: every room message
