@@ -291,3 +291,49 @@ test('wrong protocol version is refused', () => {
   assert.equal(got[0].op, 'bye');
   assert.equal(hub.tabs.size, 0);
 });
+
+test('a partial resume (more) is completed page by page before later pushes reach the tab', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { rooms: [{ room: 'r', epoch: EPOCH, offset: 2 }] });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const att = sockets[0].take()[0];
+  assert.deepEqual(att.body.rooms, [{ room: 'r', epoch: EPOCH, offset: 2 }], 'the tab\'s own offsets are resumed');
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, rooms: [{ room: 'r', epoch: EPOCH, top: 9, members: 1, more: true, messages: [mk('r', 3), mk('r', 4)] }] } });
+  await settle();
+  const h1 = sockets[0].take()[0];
+  assert.equal(h1.cmd, 'history');
+  assert.deepEqual([h1.body.epoch, h1.body.after], [EPOCH, 4]);
+  // a live push arrives while catching up: it must wait
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'msg', body: mk('r', 10) });
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: h1.seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 10, first: 1, more: true, messages: [mk('r', 5), mk('r', 6), mk('r', 7)] } });
+  await settle();
+  const h2 = sockets[0].take()[0];
+  assert.equal(h2.body.after, 7);
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: h2.seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 10, first: 1, messages: [mk('r', 8), mk('r', 9), mk('r', 10)] } });
+  await clock.advance(50);
+  const offsets = a.events().filter((e) => e.k === 'msg' || e.k === 'history').flatMap((e) => (e.k === 'msg' ? [e.offset] : e.messages.map((m) => m.offset)));
+  assert.deepEqual(offsets, [3, 4, 5, 6, 7, 8, 9, 10]);
+});
+
+test('a reset without messages (attach resume too old) fetches the latest', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { rooms: [{ room: 'r', epoch: 'old', offset: 2 }] });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const att = sockets[0].take()[0];
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, rooms: [{ room: 'r', epoch: 'new', top: 70, members: 1, reset: true }] } });
+  await settle();
+  const h = sockets[0].take()[0];
+  assert.deepEqual(h.body, { room: 'r', limit: 50 });
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: h.seq, code: 200, body: { room: 'r', epoch: 'new', top: 70, first: 1, more: true, messages: [mk('r', 69, 'a', 'new'), mk('r', 70, 'b', 'new')] } });
+  await clock.advance(50);
+  const hist = a.events('history');
+  assert.equal(hist[0].reset, true);
+  assert.deepEqual(hist.at(-1).messages.map((m) => m.offset), [69, 70]);
+  assert.equal(hist.at(-1).reset, true);
+});

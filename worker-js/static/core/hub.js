@@ -237,7 +237,7 @@ export class Hub {
     switch (m.cmd) {
       case 'join': this.join(s, origin, body); return;
       case 'leave':
-        if (typeof body.room === 'string') { s.joined.delete(body.room); s.rooms.delete(body.room); }
+        if (typeof body.room === 'string') { s.joined.delete(body.room); s.rooms.delete(body.room); s.catchup.delete(body.room); }
         break;
       case 'attach': case 'detach':
         this.reply(origin, { code: 400, error: 'bad_request', msg: 'the hub attaches and detaches sessions' });
@@ -342,24 +342,56 @@ export class Hub {
 
   // applyJoin takes a JoinResp (from join, or from attach when resuming).
   applyJoin(s, jr, source) {
-    const { room, epoch, top = 0, reset = false } = jr;
+    const { room, epoch, top = 0, reset = false, more = false } = jr;
     const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
     this.stats.msgsFromServer += msgs.length;
     s.joined.add(room);
-    if (reset || (s.rooms.has(room) && s.rooms.get(room).epoch !== epoch)) {
+    const isReset = reset || (s.rooms.has(room) && s.rooms.get(room).epoch && s.rooms.get(room).epoch !== epoch);
+    if (isReset) {
       this.stats.resets++;
       this.cache.replace(room, epoch, msgs);
       s.rooms.set(room, epoch, 0);
-      const f = s.rooms.filter(room, epoch, msgs);
-      s.rooms.advance(room, epoch, top);
-      this.post(s.tab, { k: 'history', room, epoch, top, messages: f.messages, reset: true, source });
-      return;
+    } else {
+      this.cache.append(room, msgs);
     }
-    this.cache.append(room, msgs);
     const f = s.rooms.filter(room, epoch, msgs);
-    s.rooms.advance(room, epoch, top);
     this.stats.delivered += f.messages.length;
-    this.post(s.tab, { k: 'history', room, epoch, top, messages: f.messages, reset: f.reset, source });
+    this.post(s.tab, { k: 'history', room, epoch, top, messages: f.messages, reset: isReset || f.reset, source });
+    if (more) {
+      // the server sent only the first part: fetch the rest before any
+      // later push of this room reaches the tab
+      this.catchUp(s, room, epoch, s.rooms.get(room).offset);
+    } else if (isReset && !msgs.length && top > 0) {
+      // resuming was impossible and nothing came with the reset (attach
+      // carries no history count): show the latest messages instead
+      this.catchUp(s, room, '', 0);
+    } else {
+      s.rooms.advance(room, epoch, top);
+    }
+  }
+
+  // catchUp asks for a room's messages after an offset (or the latest ones)
+  // page by page, holding the room's live pushes for that session meanwhile.
+  catchUp(s, room, epoch, after) {
+    if (!s.catchup.has(room)) s.catchup.set(room, []);
+    const limit = Number((this.conn.hello || {}).max_history) || 500;
+    const body = epoch ? { room, epoch, after, limit } : { room, limit: this.cfg.historyN };
+    this.cmd(s, 'history', body, null, (r) => {
+      if (!this.sessions.has(s.sid) || !s.catchup.has(room)) return;
+      const b = r.body || {};
+      if (r.code === 200) {
+        const msgs = (b.messages || []).slice().sort((x, y) => x.offset - y.offset);
+        this.stats.msgsFromServer += msgs.length;
+        const reset = !!b.reset || !epoch;
+        if (reset) { this.cache.replace(room, b.epoch, msgs); s.rooms.set(room, b.epoch, 0); } else this.cache.append(room, msgs);
+        const f = s.rooms.filter(room, b.epoch, msgs);
+        this.post(s.tab, { k: 'history', room, epoch: b.epoch, messages: f.messages, reset: reset || f.reset, source: 'server' });
+        if (b.more && msgs.length) { this.catchUp(s, room, b.epoch, s.rooms.get(room).offset); return; }
+      }
+      const held = s.catchup.get(room);
+      s.catchup.delete(room);
+      for (const m of held) this.deliver(s, m);
+    });
   }
 
   // ---- connection ---------------------------------------------------------
@@ -377,6 +409,7 @@ export class Hub {
   onDown() {
     for (const s of this.sessions.values()) {
       s.attached = false;
+      s.catchup.clear(); // what was held comes again when the rooms resume
       // commands that were on the wire are sent again after re-attaching
       // (sends carry a cid, so the server publishes them once)
       const again = [...s.inflight.values()].filter((e) => !e.internal && !e.cancelled).sort((a, b) => a.seq - b.seq);
@@ -487,6 +520,8 @@ export class Hub {
 
   deliver(s, msg) {
     if (!s.joined.has(msg.room)) return; // the tab left the room
+    const held = s.catchup.get(msg.room);
+    if (held) { held.push(msg); return; }
     const r = s.rooms.accept(msg);
     if (r === 'dup') { this.stats.dups++; return; }
     if (r === 'gap') this.stats.gaps++;
@@ -521,6 +556,7 @@ class Session {
     this.queue = [];
     this.joined = new Set();
     this.rooms = new Offsets();
+    this.catchup = new Map(); // room -> live messages held while catching up
   }
 
   public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token }; }
