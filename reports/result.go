@@ -218,6 +218,16 @@ type Run struct {
 	LoadProcess *Process `json:"load_process"`
 	// Delivery is the outcome of delivery verification.
 	Delivery Delivery `json:"delivery"`
+	// DMDelivery is the outcome of private-message verification (each DM
+	// must reach, once, every session the server says it pushed it to), or
+	// nil when the run sent none. Losses excused by a disruption of the
+	// sender or target (socket lost, tab churned) are in Notes, not here.
+	DMDelivery *Delivery `json:"dm_delivery,omitempty"`
+	// Notes are counts that explain a run but are not errors (for example
+	// sockets killed on purpose, go-aways, deliveries by push vs. by
+	// resume, and the server's /stats counter deltas over the run), keyed
+	// by name.
+	Notes map[string]int64 `json:"notes,omitempty"`
 	// Latency holds one summary per histogram, keyed by the Hist* names.
 	Latency map[string]Latency `json:"latency"`
 	// Counters are totals over the run.
