@@ -28,7 +28,7 @@ type Options struct {
 	// MaxAge is how long a message is kept (default 24h).
 	MaxAge time.Duration
 	// BatchSize is the most changes the writer applies in one transaction
-	// (default 512).
+	// (default 512, at most QueueLen).
 	BatchSize int
 	// FlushInterval is how long a change may wait for others to share its
 	// transaction (default 50ms). A full batch, Flush and Close do not wait.
@@ -41,6 +41,10 @@ type Options struct {
 	// Now is the clock used for message ages and room creation times
 	// (default time.Now). Tests inject it.
 	Now func() time.Time
+
+	// ageTrimEvery is how often the writer trims by age (default
+	// ageTrimEvery); tests shorten it.
+	ageTrimEvery time.Duration
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -60,11 +64,17 @@ func (o Options) withDefaults() Options {
 	if o.QueueLen <= 0 {
 		o.QueueLen = DefaultQueueLen
 	}
+	if o.BatchSize > o.QueueLen {
+		o.BatchSize = o.QueueLen
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ageTrimEvery <= 0 {
+		o.ageTrimEvery = ageTrimEvery
 	}
 	return o
 }

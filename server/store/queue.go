@@ -58,8 +58,12 @@ func (q *queue) signal() {
 // without queuing, once the queue is closed.
 func (q *queue) put(o op) bool {
 	q.mu.Lock()
-	for q.held >= q.max && !q.closed {
-		q.notFull.Wait()
+	if q.held >= q.max && !q.closed {
+		// Full: make sure the writer is not lingering, then wait.
+		q.signal()
+		for q.held >= q.max && !q.closed {
+			q.notFull.Wait()
+		}
 	}
 	if q.closed {
 		q.mu.Unlock()
@@ -104,7 +108,8 @@ func (q *queue) close() bool {
 }
 
 // take returns the pending ops if they are due: force is set (the linger is
-// over), the queue is closed, a flush is asked for, or a batch is full.
+// over), the queue is closed, a flush is asked for, a batch is full or the
+// queue is.
 // Otherwise it returns nil and how many are pending. closed reports whether
 // the queue was closed; if so, nothing can be queued after what take
 // returned.
@@ -112,7 +117,7 @@ func (q *queue) take(force bool) (ops []op, pending int, closed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := len(q.pending)
-	if n == 0 || !(force || q.closed || q.flushes > 0 || n >= q.batch) {
+	if n == 0 || !(force || q.closed || q.flushes > 0 || n >= q.batch || q.held >= q.max) {
 		return nil, n, q.closed
 	}
 	ops = q.pending

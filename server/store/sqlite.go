@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +105,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	}
 	// Trim what aged or overflowed while the server was down (or since
 	// the bounds were lowered) before anyone loads it.
-	if _, err := trimAge(ctx, w.trimAge, opts.cutoffMS()); err != nil {
+	if _, err := w.trimByAge(ctx); err != nil {
 		w.closeStmts()
 		return nil, fmt.Errorf("trim by age: %w", err)
 	}
@@ -171,24 +171,35 @@ func (s *sqliteStore) load(ctx context.Context) (_ []Room, err error) {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	defer stmt.Close()
-	cutoff := s.opts.cutoffMS()
+	l := loader{stmt: stmt, cutoffMS: s.opts.cutoffMS(), max: s.opts.MaxMessages,
+		log: s.opts.Logger, intern: make(map[string]string)}
 	for i := range rooms {
-		if rooms[i].Messages, err = s.loadMessages(ctx, stmt, &rooms[i], cutoff); err != nil {
+		if rooms[i].Messages, err = l.messages(ctx, &rooms[i]); err != nil {
 			return nil, fmt.Errorf("read room %q: %w", rooms[i].Name, err)
 		}
 	}
 	return rooms, nil
 }
 
-// loadMessages reads a room's retained messages, newest first, stops at a
-// gap in the offsets, and returns them oldest first.
-func (s *sqliteStore) loadMessages(ctx context.Context, stmt *sql.Stmt, r *Room, cutoffMS int64) ([]mux.Message, error) {
-	rows, err := stmt.QueryContext(ctx, r.Name, cutoffMS, s.opts.MaxMessages)
+// loader reads the messages of the rooms for Load.
+type loader struct {
+	stmt     *sql.Stmt
+	cutoffMS int64
+	max      int
+	log      *slog.Logger
+	scratch  []mux.Message     // reused between rooms
+	intern   map[string]string // one copy of each sender name and colour
+}
+
+// messages reads a room's retained messages, newest first, stops at a gap
+// in the offsets, and returns them oldest first in a slice of their size.
+func (l *loader) messages(ctx context.Context, r *Room) ([]mux.Message, error) {
+	rows, err := l.stmt.QueryContext(ctx, r.Name, l.cutoffMS, l.max)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var msgs []mux.Message
+	msgs := l.scratch[:0]
 	for rows.Next() {
 		m := mux.Message{Room: r.Name, Epoch: r.Epoch}
 		var off int64
@@ -197,17 +208,36 @@ func (s *sqliteStore) loadMessages(ctx context.Context, stmt *sql.Stmt, r *Room,
 		}
 		m.Offset = uint64(off)
 		if n := len(msgs); n > 0 && m.Offset != msgs[n-1].Offset-1 {
-			s.opts.Logger.Warn("store: gap in a room's offsets, older messages left out",
+			l.log.Warn("store: gap in a room's offsets, older messages left out",
 				"room", r.Name, "offset", m.Offset, "next", msgs[n-1].Offset)
 			break
 		}
+		m.From, m.Color = l.str(m.From), l.str(m.Color)
 		msgs = append(msgs, m)
 	}
+	l.scratch = msgs
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	slices.Reverse(msgs)
-	return msgs, nil
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	out := make([]mux.Message, len(msgs))
+	for i, m := range msgs {
+		out[len(msgs)-1-i] = m
+	}
+	clear(msgs) // the scratch must not keep the texts alive
+	return out, nil
+}
+
+// str returns the first copy of s seen by this Load: the hub keeps the
+// messages, and a user's name and colour repeat in every one of them.
+func (l *loader) str(s string) string {
+	if v, ok := l.intern[s]; ok {
+		return v
+	}
+	l.intern[s] = s
+	return s
 }
 
 // CreateRoom queues the creation of a room with its epoch. Creating a room

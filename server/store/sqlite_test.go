@@ -471,3 +471,48 @@ func TestWriteErrorsAreSurvived(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 }
+
+func TestTrimAgePeriodically(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	s := open(t, dir, Options{Now: clk.Now, MaxAge: time.Hour, ageTrimEvery: 5 * time.Millisecond})
+	ro := readOnly(t, dir)
+	s.CreateRoom("r", "e")
+	for off := uint64(1); off <= 10; off++ {
+		s.Append(msg("r", "e", off, clk.Now()))
+		if off == 6 {
+			clk.Advance(30 * time.Minute)
+		}
+	}
+	flush(t, s)
+	clk.Advance(45 * time.Minute) // 1..6 are 75 minutes old, 7..10 45
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, ro, `SELECT count(*) FROM messages`) != 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("old messages were not trimmed while the store ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := count(t, ro, `SELECT min("offset") FROM messages`); n != 7 {
+		t.Fatalf("oldest offset kept = %d, want 7", n)
+	}
+}
+
+func TestSmallQueueDoesNotLinger(t *testing.T) {
+	// A full queue ends the writer's linger: senders are not held for the
+	// flush interval when the queue is shorter than a batch.
+	s := open(t, t.TempDir(), Options{QueueLen: 8, BatchSize: 512, FlushInterval: time.Hour})
+	s.CreateRoom("r", "e")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for off := uint64(1); off <= 100; off++ {
+			s.Append(msg("r", "e", off, time.Now()))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append blocked on a full queue while the writer lingered")
+	}
+}

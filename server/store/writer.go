@@ -38,8 +38,13 @@ const (
 	// MaxMessages was lowered).
 	sqlTrimCountAll = `DELETE FROM messages AS m
 		WHERE "offset" <= (SELECT MAX("offset") FROM messages WHERE room = m.room) - ?1`
-	// sqlTrimAge deletes messages older than ?1 (Unix ms).
-	sqlTrimAge = `DELETE FROM messages WHERE ts_ms < ?1`
+	// sqlTrimAge deletes a room's messages before its first one sent at or
+	// after ?2 (Unix ms), all of them if there is none. The subquery walks
+	// the room in offset order and stops at that message.
+	sqlTrimAge = `DELETE FROM messages WHERE room = ?1 AND "offset" < COALESCE(
+		(SELECT "offset" FROM messages WHERE room = ?1 AND ts_ms >= ?2 ORDER BY "offset" LIMIT 1),
+		9223372036854775807)`
+	sqlRoomNames = `SELECT name FROM rooms`
 )
 
 // retryPause is how long the writer waits before it retries a failed batch.
@@ -112,7 +117,7 @@ func (w *writer) closeStmts() {
 // everything queued before has been written.
 func (w *writer) run() {
 	defer close(w.done)
-	ageTick := time.NewTicker(ageTrimEvery)
+	ageTick := time.NewTicker(w.opts.ageTrimEvery)
 	defer ageTick.Stop()
 	// linger holds a batch that is not full for FlushInterval, so that
 	// changes arriving close together share a transaction.
@@ -300,10 +305,10 @@ func (w *writer) applyAppend(ctx context.Context, m *mux.Message) error {
 	return nil
 }
 
-// trimOld deletes the messages older than MaxAge, in a transaction of its
-// own. An error is logged; the next tick tries again.
+// trimOld deletes the messages older than MaxAge. An error is logged; the
+// next tick tries again.
 func (w *writer) trimOld() {
-	n, err := trimAge(context.Background(), w.trimAge, w.opts.cutoffMS())
+	n, err := w.trimByAge(context.Background())
 	if err != nil {
 		w.log.Error("store: trim by age failed", "max_age", w.opts.MaxAge, "err", err)
 		return
@@ -313,11 +318,48 @@ func (w *writer) trimOld() {
 	}
 }
 
-// trimAge runs the age trim statement (it is its own transaction).
-func trimAge(ctx context.Context, s *sql.Stmt, cutoffMS int64) (int64, error) {
-	res, err := s.ExecContext(ctx, cutoffMS)
-	if err != nil {
-		return 0, err
+// trimByAge deletes the messages older than MaxAge, room by room, in one
+// transaction, and returns how many it deleted.
+func (w *writer) trimByAge(ctx context.Context) (deleted int64, err error) {
+	cutoff := w.opts.cutoffMS()
+	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
 	}
-	return res.RowsAffected()
+	defer func() {
+		if err != nil {
+			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	var rooms []string
+	rows, err := w.conn.QueryContext(ctx, sqlRoomNames)
+	if err != nil {
+		return 0, fmt.Errorf("list rooms: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			_ = rows.Close()
+			return 0, fmt.Errorf("list rooms: %w", err)
+		}
+		rooms = append(rooms, name)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("list rooms: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("list rooms: %w", err)
+	}
+	for _, room := range rooms {
+		res, err := w.trimAge.ExecContext(ctx, room, cutoff)
+		if err != nil {
+			return 0, fmt.Errorf("room %q: %w", room, err)
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			deleted += n
+		}
+	}
+	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return deleted, nil
 }
