@@ -1,0 +1,983 @@
+package loadgen
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"imload/mux"
+	"imload/reports"
+)
+
+// One simulated browser: a user with Tabs tab sessions carried by one socket
+// (shared mode) or one socket per tab (per-tab mode). All of a browser's
+// state is guarded by its mutex; it is touched by its sockets' reader
+// goroutines and by its shard's scheduler goroutine. Output is merged per
+// socket in a mux.Batch and written by whoever flushes (the shard, every
+// FlushInterval, or sooner when the batch is full).
+
+type browser struct {
+	e    *engine
+	sh   *shard
+	id   int32
+	name string
+	tok  string
+
+	rooms []int32 // the user's rooms (indexes into engine.rooms)
+
+	disrupt atomic.Uint32 // sockets lost and tabs churned, for DM excuses
+	online  atomic.Int32  // attached sessions
+
+	mu      sync.Mutex
+	tabs    []*tab
+	socks   []*sock
+	nextSid uint32
+	scratch []byte
+	gaveUp  bool
+}
+
+type tab struct {
+	b     *browser
+	s     *sock // socket that carries it
+	idx   int32
+	gid   uint32 // global tab id (browser*tabs + idx)
+	sid   uint32 // session id on its socket, 0 = none yet
+	inc   uint32 // incarnation, incremented at each reopen
+	open  bool   // the tab is open (not closed by churn, not given up)
+	att   bool   // attached on the current connection
+	sends bool   // its send chain has started
+	seq   uint32 // per-tab message sequence (header)
+
+	tracks []roomTrack // one per user room, for the current incarnation
+}
+
+type cmdKind uint8
+
+const (
+	cAttach cmdKind = iota + 1
+	cJoin
+	cSend
+	cDM
+	cDetach
+	cHistory
+)
+
+// pending is a command waiting for its reply, or a send waiting for a link.
+type pending struct {
+	seq    uint64
+	kind   cmdKind
+	t      *tab
+	sid    uint32
+	track  int16
+	issued int64 // ns since start when queued; 0 = not sent on this link
+	// send and dm
+	sched  int64  // scheduled time, ns since start
+	mseq   uint32 // the tab's message sequence
+	target *browser
+}
+
+type sock struct {
+	b    *browser
+	idx  int
+	tabs []*tab
+
+	// guarded by b.mu
+	conn       *websocket.Conn
+	gen        uint32
+	up         bool // hello received, sessions being attached
+	connecting bool
+	closing    bool // closed on purpose: do not reconnect
+	killed     bool // killed on purpose (conn-kill churn)
+	dead       bool // closed by the generator after a dead-link or failed attach
+	goaway     time.Duration
+	seq        uint64
+	pend       []pending
+	ladder     *Ladder
+	addr       int
+	downAt     int64 // ns since start when the link was lost (0 = up or never)
+	resumeWait int   // attach/join replies still expected
+	hb, dead2  time.Duration
+	pingSeq    uint64
+	pingAt     int64
+	maxFrames  int
+	maxBytes   int
+	maxHistory int
+
+	lastRecv atomic.Int64
+
+	// output, guarded by omu
+	omu   sync.Mutex
+	wconn *websocket.Conn
+	batch *mux.Batch
+	spare *mux.Batch
+	spill [][]byte
+	dirty bool
+	wmu   sync.Mutex // one writer at a time
+}
+
+func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) }
+
+// ---- output ----
+
+// queue appends one frame to the socket's batch (the frame is copied).
+func (s *sock) queue(frame []byte) {
+	e := s.b.e
+	s.omu.Lock()
+	if s.batch == nil {
+		if s.spare != nil {
+			s.batch, s.spare = s.spare, nil
+		} else {
+			s.batch = mux.NewBatch(s.maxFrames, s.maxBytes)
+		}
+	}
+	now := false
+	if !s.batch.Add(frame) {
+		s.spill = append(s.spill, bytes.Clone(s.batch.Bytes()))
+		s.batch.Reset()
+		s.batch.Add(frame)
+		now = true
+	}
+	wasDirty := s.dirty
+	s.dirty = true
+	s.omu.Unlock()
+	e.cnt.framesOut.Add(1)
+	if !wasDirty || now {
+		s.b.sh.markDirty(s, now)
+	}
+}
+
+// flush writes what is queued as one WebSocket message (plus any spilled
+// full batches before it).
+func (s *sock) flush() {
+	e := s.b.e
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.omu.Lock()
+	conn := s.wconn
+	b := s.batch
+	s.batch = nil
+	spill := s.spill
+	s.spill = nil
+	s.dirty = false
+	s.omu.Unlock()
+	if conn == nil {
+		return
+	}
+	write := func(msg []byte) bool {
+		if len(msg) == 0 {
+			return true
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if !e.stopping.Load() {
+				e.cnt.err(eWrite)
+			}
+			_ = conn.NetConn().Close()
+			return false
+		}
+		e.cnt.wsOut.Add(1)
+		e.cnt.bytesOut.Add(int64(len(msg)))
+		return true
+	}
+	for _, m := range spill {
+		if !write(m) {
+			return
+		}
+	}
+	if b != nil {
+		write(b.Bytes())
+		if cap(b.Bytes()) <= 4<<10 {
+			b.Reset()
+			s.omu.Lock()
+			if s.spare == nil && s.wconn == conn {
+				s.spare = b
+			}
+			s.omu.Unlock()
+		}
+	}
+}
+
+// setOutput sets the connection writes go to and drops anything queued for
+// an older one.
+func (s *sock) setOutput(c *websocket.Conn) {
+	s.omu.Lock()
+	s.wconn = c
+	if s.batch != nil {
+		s.batch.Reset()
+	}
+	s.spill = nil
+	s.omu.Unlock()
+}
+
+// ---- commands (callers hold b.mu) ----
+
+func (s *sock) cmd(p pending, cmd string, body []byte) {
+	e := s.b.e
+	s.seq++
+	p.seq = s.seq
+	p.issued = e.now()
+	if p.t != nil {
+		p.sid = p.t.sid
+	}
+	s.b.scratch = mux.AppendCmd(s.b.scratch[:0], p.sid, p.seq, cmd, body)
+	s.pend = append(s.pend, p)
+	s.queue(s.b.scratch)
+}
+
+func (s *sock) ping() {
+	e := s.b.e
+	s.pingSeq++
+	s.pingAt = e.now()
+	s.b.scratch = mux.AppendPing(s.b.scratch[:0], s.pingSeq)
+	s.queue(s.b.scratch)
+}
+
+// attachTab queues attach and one join per room for t: a fresh join with
+// history for a new tab, or a resume from the last offset.
+func (s *sock) attachTab(t *tab) {
+	e := s.b.e
+	b := s.b
+	if t.sid == 0 {
+		if e.mode == reports.ModePerTab {
+			t.sid = 1
+		} else {
+			b.nextSid++
+			t.sid = b.nextSid
+		}
+		t.inc++
+		t.tracks = t.tracks[:0]
+		for _, r := range b.rooms {
+			t.tracks = append(t.tracks, roomTrack{room: r})
+		}
+	}
+	body := mux.EncodeBody(mux.AttachReq{Name: b.name, Token: b.tok, Mode: mux.ModeLoadgen})
+	s.cmd(pending{kind: cAttach, t: t}, mux.CmdAttach, body)
+	for i := range t.tracks {
+		s.joinTrack(t, i)
+	}
+	s.resumeWait += 1 + len(t.tracks)
+}
+
+func (s *sock) joinTrack(t *tab, i int) {
+	e := s.b.e
+	tr := &t.tracks[i]
+	tr.paging = false
+	req := mux.JoinReq{Room: e.rooms[tr.room]}
+	if tr.joined {
+		req.Epoch, req.Offset = tr.epoch, tr.last()
+	} else {
+		req.History = e.sc.History
+	}
+	s.cmd(pending{kind: cJoin, t: t, track: int16(i)}, mux.CmdJoin, mux.EncodeBody(req))
+}
+
+func (s *sock) sendMsg(p pending) {
+	e := s.b.e
+	t := p.t
+	tr := &t.tracks[p.track]
+	var body []byte
+	body = append(body, `{"`...)
+	if p.kind == cDM {
+		body = append(body, `to":`...)
+		body = mux.AppendString(body, p.target.name)
+	} else {
+		body = append(body, `room":`...)
+		body = mux.AppendString(body, e.rooms[tr.room])
+	}
+	body = append(body, `,"text":"`...)
+	body = appendText(body, e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+	body = append(body, `","cid":"c`...)
+	body = strconv.AppendUint(body, uint64(t.gid), 10)
+	body = append(body, '-')
+	body = strconv.AppendUint(body, uint64(p.mseq), 10)
+	body = append(body, `"}`...)
+	name := mux.CmdSend
+	if p.kind == cDM {
+		name = mux.CmdDM
+	}
+	s.cmd(p, name, body)
+}
+
+// takePending removes and returns the pending command with seq.
+func (s *sock) takePending(seq uint64) (pending, bool) {
+	for i := range s.pend {
+		if s.pend[i].seq == seq && s.pend[i].issued > 0 {
+			p := s.pend[i]
+			copy(s.pend[i:], s.pend[i+1:])
+			s.pend[len(s.pend)-1] = pending{}
+			s.pend = s.pend[:len(s.pend)-1]
+			return p, true
+		}
+	}
+	return pending{}, false
+}
+
+// ---- connection lifecycle ----
+
+var errDeadLink = errors.New("dead link")
+
+// run dials and then reads one connection until it ends. It runs in its own
+// goroutine: the only goroutine of the socket.
+func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
+	e := s.b.e
+	b := s.b
+	defer e.wg.Done()
+	if refetch {
+		e.refetchAddrs()
+	}
+	addr := e.addrAt(addrIdx)
+	t0 := time.Now()
+	conn, err := e.dial(addr)
+	if err == nil {
+		e.shardHists(b.sh).recordOne(hConnect, time.Since(t0).Microseconds())
+		err = s.readHello(conn)
+		if err != nil {
+			conn.Close()
+		}
+	}
+	b.mu.Lock()
+	s.connecting = false
+	if err != nil {
+		if !e.stopping.Load() {
+			e.cnt.err(eDial)
+			e.noteDialError(err)
+		}
+		s.down(false)
+		b.mu.Unlock()
+		return
+	}
+	if e.stopping.Load() || s.closing || s.gen != gen {
+		b.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.gen++
+	gen = s.gen
+	s.conn = conn
+	s.up = true
+	s.addr = addrIdx
+	s.lastRecv.Store(e.now())
+	s.setOutput(conn)
+	addPeak(&e.cnt.conns, &e.cnt.connsPeak, 1)
+	// Sends that were in flight when the last link died are re-sent after
+	// the resume with the same client id (the server answers a repeat with
+	// the first offset); everything else in flight is forgotten.
+	for _, t := range s.tabs {
+		if t.open {
+			s.attachTab(t)
+		}
+	}
+	b.mu.Unlock()
+	b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
+
+	err = s.readLoop(conn)
+	conn.Close()
+
+	b.mu.Lock()
+	if s.gen == gen {
+		s.down(true)
+	}
+	b.mu.Unlock()
+	_ = err
+}
+
+func (s *sock) readHello(conn *websocket.Conn) error {
+	e := s.b.e
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		return err
+	}
+	e.cnt.wsIn.Add(1)
+	e.cnt.bytesIn.Add(int64(len(data)))
+	var hello *mux.Hello
+	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
+		e.cnt.framesIn.Add(1)
+		f, err := mux.DecodeServerFrame(fr)
+		if err != nil {
+			return err
+		}
+		if f.T == mux.TypeHello && hello == nil {
+			var h mux.Hello
+			if err := mux.BodyOf(f.Body, &h); err != nil {
+				return err
+			}
+			hello = &h
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if hello == nil {
+		return errors.New("first message from the server is not a hello frame")
+	}
+	e.noteHello(*hello)
+	b := s.b
+	b.mu.Lock()
+	s.hb = time.Duration(hello.HeartbeatMS) * time.Millisecond
+	if e.sc.Heartbeat > 0 {
+		s.hb = e.sc.Heartbeat
+	}
+	if s.hb <= 0 {
+		s.hb = 15 * time.Second
+	}
+	s.dead2 = time.Duration(hello.TimeoutMS) * time.Millisecond
+	if e.sc.DeadAfter > 0 {
+		s.dead2 = e.sc.DeadAfter
+	}
+	if s.dead2 <= 0 {
+		s.dead2 = 3 * s.hb
+	}
+	s.maxFrames = hello.MaxFrames
+	if s.maxFrames <= 0 {
+		s.maxFrames = 128
+	}
+	s.maxBytes = e.sc.FlushMax
+	if hello.MaxMessage > 0 && hello.MaxMessage < s.maxBytes {
+		s.maxBytes = hello.MaxMessage
+	}
+	s.maxHistory = hello.MaxHistory
+	if s.maxHistory <= 0 {
+		s.maxHistory = 500
+	}
+	s.omu.Lock()
+	s.batch, s.spare = nil, nil // new limits
+	s.omu.Unlock()
+	b.mu.Unlock()
+	return nil
+}
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (s *sock) readLoop(conn *websocket.Conn) error {
+	e := s.b.e
+	r := &reader{s: s}
+	for {
+		_, rd, err := conn.NextReader()
+		if err != nil {
+			return err
+		}
+		bp := readBufs.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			n, err := rd.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		s.lastRecv.Store(e.now())
+		e.cnt.wsIn.Add(1)
+		e.cnt.bytesIn.Add(int64(len(buf)))
+		r.message(buf)
+		if cap(buf) <= 128<<10 {
+			*bp = buf[:0]
+			readBufs.Put(bp)
+		}
+	}
+}
+
+// down handles the end of a connection (or a failed attempt). b.mu is held.
+func (s *sock) down(wasConn bool) {
+	e := s.b.e
+	b := s.b
+	now := e.now()
+	wasUp := s.up
+	s.up = false
+	s.conn = nil
+	s.setOutput(nil)
+	if wasUp {
+		e.cnt.conns.Add(-1)
+	}
+	for _, t := range s.tabs {
+		if t.att {
+			t.att = false
+			e.cnt.sessions.Add(-1)
+			b.online.Add(-1)
+		}
+		for i := range t.tracks {
+			t.tracks[i].paging = false
+		}
+	}
+	// Keep the sends for re-sending after the resume; forget the rest.
+	kept := s.pend[:0]
+	for _, p := range s.pend {
+		if p.kind == cSend && p.t.open {
+			p.issued = 0
+			kept = append(kept, p)
+		}
+	}
+	for i := len(kept); i < len(s.pend); i++ {
+		s.pend[i] = pending{}
+	}
+	s.pend = kept
+	s.resumeWait = 0
+	if e.stopping.Load() || s.closing || b.gaveUp {
+		return
+	}
+	b.disrupt.Add(1)
+	if s.downAt == 0 {
+		s.downAt = now
+	}
+	var step Step
+	switch {
+	case wasUp && s.goaway > 0:
+		e.cnt.goaways.Add(1)
+		step = Step{Name: reports.StepRetry, Addr: s.addr, Delay: s.goaway}
+		s.goaway = 0
+	case wasUp && s.killed:
+		s.killed = false
+		step = s.ladder.Failed(nil)
+	default:
+		if wasUp && !s.dead {
+			e.cnt.err(eLinkLost)
+		}
+		step = s.ladder.Failed(nil)
+	}
+	s.dead = false
+	e.cnt.step(step.Name)
+	if step.Name == reports.StepGiveUp {
+		s.giveUp()
+		return
+	}
+	s.connecting = true
+	b.sh.add(event{at: now + int64(step.Delay), kind: evConnect, s: s, gen: s.gen,
+		sched: boolInt(step.Name == reports.StepRefetch), t: nil})
+	s.addr = step.Addr
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// giveUp closes the browser's sessions carried by s for good.
+func (s *sock) giveUp() {
+	e := s.b.e
+	e.cnt.err(eGaveUp)
+	for _, t := range s.tabs {
+		if t.open {
+			t.open = false
+			for i := range t.tracks {
+				e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
+				e.ver.excusedTracks.Add(1)
+			}
+			t.tracks = t.tracks[:0]
+		}
+	}
+	s.pend = s.pend[:0]
+	s.closing = true
+	e.gaveUp.Add(1)
+}
+
+// resumed is called when every attach and join of a (re)connection has its
+// reply: sends held meanwhile go out, and new tabs start sending.
+func (s *sock) resumed() {
+	e := s.b.e
+	now := e.now()
+	if s.downAt > 0 {
+		e.shardHists(s.b.sh).recordOne(hReconnect, (now-s.downAt)/1000)
+		s.downAt = 0
+	}
+	s.ladder.Success()
+	// Re-send held sends in their original order.
+	held := 0
+	for i := range s.pend {
+		if s.pend[i].issued == 0 {
+			held++
+		}
+	}
+	if held > 0 {
+		old := s.pend
+		s.pend = make([]pending, 0, len(old))
+		for _, p := range old {
+			if p.issued > 0 {
+				s.pend = append(s.pend, p)
+			}
+		}
+		for _, p := range old {
+			if p.issued == 0 && p.t.open && p.t.att {
+				s.sendMsg(p)
+			}
+		}
+	}
+	for _, t := range s.tabs {
+		if t.open && t.att && !t.sends {
+			t.sends = true
+			s.b.sh.startSends(t)
+		}
+	}
+}
+
+// ---- reading ----
+
+// reader decodes one socket's messages. It belongs to the socket's reader
+// goroutine.
+type reader struct {
+	s    *sock
+	push pushMsg
+	lat  []latRec
+}
+
+type latRec struct {
+	k  uint8
+	us int64
+}
+
+func (r *reader) message(msg []byte) {
+	s := r.s
+	b := s.b
+	e := b.e
+	r.lat = r.lat[:0]
+	b.mu.Lock()
+	_ = mux.SplitMessage(msg, mux.Limits{}, func(fr []byte) error {
+		e.cnt.framesIn.Add(1)
+		r.frame(fr)
+		return nil
+	})
+	b.mu.Unlock()
+	if len(r.lat) > 0 {
+		h := e.shardHists(b.sh)
+		h.mu.Lock()
+		for _, l := range r.lat {
+			h.record(int(l.k), l.us)
+		}
+		h.mu.Unlock()
+	}
+}
+
+var pushMsgPrefix = []byte(`{"t":"push"`)
+
+func (r *reader) frame(fr []byte) {
+	s := r.s
+	e := s.b.e
+	if bytes.HasPrefix(fr, pushMsgPrefix) && parsePushMsg(fr, &r.push) {
+		r.roomPush(&r.push)
+		return
+	}
+	f, err := mux.DecodeServerFrame(fr)
+	if err != nil {
+		e.cnt.err(eProtocol)
+		return
+	}
+	switch f.T {
+	case mux.TypeReply:
+		r.reply(&f)
+	case mux.TypePush:
+		r.otherPush(&f)
+	case mux.TypePong:
+		if f.Seq == s.pingSeq && s.pingAt > 0 {
+			r.lat = append(r.lat, latRec{hHeartbeat, (e.now() - s.pingAt) / 1000})
+			s.pingAt = 0
+		}
+	case mux.TypeGoAway:
+		var g mux.GoAway
+		_ = mux.BodyOf(f.Body, &g)
+		d := time.Duration(g.RetryMS) * time.Millisecond
+		if d <= 0 {
+			d = time.Second
+		}
+		s.goaway = d
+	case mux.TypeError:
+		e.cnt.err(eErrorFrame)
+	}
+}
+
+func (s *sock) tabBySid(sid uint32) *tab {
+	for _, t := range s.tabs {
+		if t.sid == sid && t.open {
+			return t
+		}
+	}
+	return nil
+}
+
+func (t *tab) trackOf(room int32) *roomTrack {
+	for i := range t.tracks {
+		if t.tracks[i].room == room {
+			return &t.tracks[i]
+		}
+	}
+	return nil
+}
+
+func (r *reader) roomPush(p *pushMsg) {
+	s := r.s
+	e := s.b.e
+	room, ok := e.roomIdx[string(p.room)]
+	if !ok {
+		e.cnt.err(eUnexpectedMsg)
+		return
+	}
+	for _, sid := range p.sids {
+		t := s.tabBySid(sid)
+		if t == nil || !t.att {
+			continue // a tab closed by churn: pushes in flight are expected
+		}
+		tr := t.trackOf(room)
+		if tr == nil || !tr.joined {
+			e.cnt.err(eUnexpectedMsg)
+			continue
+		}
+		r.deliver(tr, p.offset, p.epoch, p.text, true)
+	}
+}
+
+// deliver records one room message received by a tab (by push, or in a
+// resume reply or history page).
+func (r *reader) deliver(tr *roomTrack, off uint64, epoch []byte, text []byte, push bool) {
+	e := r.s.b.e
+	if string(epoch) != tr.epoch {
+		return // an old epoch's message after a reset: not comparable
+	}
+	e.noteTop(tr.room, off)
+	switch tr.receive(off) {
+	case recvOld:
+		return
+	case recvDup:
+		e.ver.duplicated.Add(1)
+		return
+	case recvReordered:
+		e.ver.reordered.Add(1)
+	}
+	e.cnt.delivered.Add(1)
+	if push {
+		e.ver.deliveredPush.Add(1)
+	} else {
+		e.ver.deliveredRe.Add(1)
+	}
+	if h, ok := parseHeader(text, e.tag); ok {
+		r.lat = append(r.lat, latRec{hDelivery, e.nowUs() - h.schedUs})
+	}
+}
+
+func (r *reader) otherPush(f *mux.Frame) {
+	s := r.s
+	e := s.b.e
+	switch f.Ev {
+	case mux.EvMsg:
+		var m mux.Message
+		if mux.BodyOf(f.Body, &m) != nil {
+			e.cnt.err(eProtocol)
+			return
+		}
+		room, ok := e.roomIdx[m.Room]
+		if !ok {
+			e.cnt.err(eUnexpectedMsg)
+			return
+		}
+		for _, sid := range f.SIDs {
+			if t := s.tabBySid(sid); t != nil && t.att {
+				if tr := t.trackOf(room); tr != nil && tr.joined {
+					r.deliver(tr, m.Offset, []byte(m.Epoch), []byte(m.Text), true)
+				}
+			}
+		}
+	case mux.EvDM:
+		var m mux.DM
+		if mux.BodyOf(f.Body, &m) != nil {
+			e.cnt.err(eProtocol)
+			return
+		}
+		h, ok := parseHeader([]byte(m.Text), e.tag)
+		if !ok {
+			return
+		}
+		k := dmKey{sender: h.gid, seq: h.seq}
+		for _, sid := range f.SIDs {
+			t := s.tabBySid(sid)
+			if t == nil || !t.att {
+				continue
+			}
+			if e.dms.received(k, s.b.gid(t)) {
+				r.lat = append(r.lat, latRec{hDM, e.nowUs() - h.schedUs})
+			}
+		}
+	}
+}
+
+func (r *reader) reply(f *mux.Frame) {
+	s := r.s
+	b := s.b
+	e := b.e
+	p, ok := s.takePending(f.Seq)
+	if !ok {
+		return // a reply after its timeout
+	}
+	now := e.now()
+	lat := (now - p.issued) / 1000
+	r.lat = append(r.lat, latRec{hReply, lat})
+	t := p.t
+	if t != nil && (t.sid != p.sid || !t.open) {
+		// For an incarnation that is gone (closed by churn meanwhile).
+		if p.kind == cAttach || p.kind == cJoin {
+			r.resumeStep()
+		}
+		return
+	}
+	switch p.kind {
+	case cAttach:
+		r.lat = append(r.lat, latRec{hAttach, lat})
+		if f.Code != mux.CodeOK {
+			e.cnt.err(eAttach)
+			e.cnt.replyErr(f.Code, f.Err)
+			s.kill(true)
+			return
+		}
+		if !t.att {
+			t.att = true
+			addPeak(&e.cnt.sessions, &e.cnt.sessionsPeak, 1)
+			b.online.Add(1)
+		}
+		r.resumeStep()
+	case cJoin:
+		if f.Code != mux.CodeOK {
+			e.cnt.err(eAttach)
+			e.cnt.replyErr(f.Code, f.Err)
+			s.kill(true)
+			return
+		}
+		var jr mux.JoinResp
+		if mux.BodyOf(f.Body, &jr) != nil {
+			e.cnt.err(eProtocol)
+			return
+		}
+		r.joined(t, int(p.track), &jr)
+		r.resumeStep()
+	case cSend:
+		if f.Code != mux.CodeOK {
+			e.cnt.replyErr(f.Code, f.Err)
+			return
+		}
+		var sr mux.SendResp
+		if mux.BodyOf(f.Body, &sr) == nil {
+			e.noteSendReply(t.tracks[p.track].room, sr.Epoch, sr.Offset)
+		}
+	case cDM:
+		k := dmKey{sender: t.gid, seq: p.mseq}
+		if f.Code == mux.CodeUserOffline {
+			e.dmOffline.Add(1)
+			e.dms.replied(k, 0)
+			return
+		}
+		if f.Code != mux.CodeOK {
+			e.cnt.replyErr(f.Code, f.Err)
+			return
+		}
+		var dr mux.DMResp
+		if mux.BodyOf(f.Body, &dr) == nil {
+			e.dms.replied(k, dr.Sessions)
+		}
+	case cHistory:
+		if f.Code != mux.CodeOK {
+			e.cnt.replyErr(f.Code, f.Err)
+			return
+		}
+		var hr mux.HistoryResp
+		if mux.BodyOf(f.Body, &hr) != nil {
+			e.cnt.err(eProtocol)
+			return
+		}
+		tr := &t.tracks[p.track]
+		if hr.Epoch != tr.epoch || hr.Reset {
+			tr.paging = false
+			return
+		}
+		r.page(t, int(p.track), hr.Messages, hr.More)
+	}
+}
+
+func (r *reader) resumeStep() {
+	s := r.s
+	if s.resumeWait > 0 {
+		s.resumeWait--
+		if s.resumeWait == 0 {
+			s.resumed()
+		}
+	}
+}
+
+// joined applies a join reply to track i of t.
+func (r *reader) joined(t *tab, i int, jr *mux.JoinResp) {
+	e := r.s.b.e
+	tr := &t.tracks[i]
+	e.noteEpoch(tr.room, jr.Epoch, jr.Top)
+	if !tr.joined {
+		tr.joined = true
+		tr.epoch = jr.Epoch
+		tr.from = jr.Top
+		return // messages in the reply are history, before the join point
+	}
+	if jr.Epoch != tr.epoch {
+		// The server lost the room's history (new epoch): what was expected
+		// in the old epoch ends at what was received; start again.
+		e.ver.close(tr, tr.got.maxOffset())
+		e.ver.excusedTracks.Add(1)
+		e.epochResets.Add(1)
+		*tr = roomTrack{room: tr.room, joined: true, epoch: jr.Epoch, from: jr.Top}
+		return
+	}
+	if jr.Reset {
+		e.resumeResets.Add(1)
+	}
+	r.page(t, i, jr.Messages, jr.More)
+}
+
+// page applies resumed messages and asks for the next page if there is one.
+func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
+	s := r.s
+	tr := &t.tracks[i]
+	tr.paging = more
+	var last uint64
+	for k := range msgs {
+		m := &msgs[k]
+		r.deliver(tr, m.Offset, []byte(m.Epoch), []byte(m.Text), false)
+		last = m.Offset
+	}
+	if more && last > 0 {
+		req := mux.HistoryReq{Room: s.b.e.rooms[tr.room], Epoch: tr.epoch, After: last, Limit: s.maxHistory}
+		s.cmd(pending{kind: cHistory, t: t, track: int16(i)}, mux.CmdHistory, mux.EncodeBody(req))
+	} else {
+		tr.paging = false
+	}
+}
+
+// kill cuts the socket's connection (b.mu held). failed marks it as a
+// failure of the link (counted by the caller), not a deliberate kill.
+func (s *sock) kill(failed bool) {
+	if s.conn == nil {
+		return
+	}
+	if failed {
+		s.dead = true
+	} else {
+		s.killed = true
+	}
+	_ = s.conn.NetConn().Close()
+}
+
+// ---- misc ----
+
+func jitterDur(d time.Duration) int64 {
+	if d <= 0 {
+		return int64(time.Second)
+	}
+	return int64(d/2) + rand.Int64N(int64(d/2)+1)
+}

@@ -1,0 +1,655 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"imload/mux"
+	"imload/reports"
+)
+
+// engine runs one mode of a scenario.
+type engine struct {
+	sc    Scenario
+	mode  string
+	o     *options
+	t0    time.Time
+	tag   string
+	pacer Pacer
+
+	rooms   []string
+	roomIdx map[string]int32
+	tops    []atomic.Uint64
+	epochMu sync.Mutex
+	epochs  []string
+
+	browsers []*browser
+	shards   []*shard
+
+	cnt counters
+	ver verifier
+	dms *dmTracker
+
+	dmOffline, epochResets, resumeResets, gaveUp atomic.Int64
+
+	stopping atomic.Bool
+	sending  atomic.Bool
+	wg       sync.WaitGroup
+	dialCtx  context.Context
+	cancel   context.CancelFunc
+
+	addrMu sync.Mutex
+	addrs  []string
+	base   string // http://host:port of the first target
+
+	dialer   *websocket.Dialer
+	srcIPs   []net.IP
+	srcNext  atomic.Uint64
+	helloMu  sync.Mutex
+	hello    *mux.Hello
+	dialErr  atomic.Value // string: the last dial error
+	lbsFetch atomic.Int64
+}
+
+func (e *engine) now() int64   { return int64(time.Since(e.t0)) }
+func (e *engine) nowUs() int64 { return int64(time.Since(e.t0) / time.Microsecond) }
+
+func (e *engine) shardHists(sh *shard) *hists { return sh.hists }
+
+func (e *engine) addrAt(i int) string {
+	e.addrMu.Lock()
+	defer e.addrMu.Unlock()
+	return e.addrs[i%len(e.addrs)]
+}
+
+func (e *engine) nAddrs() int {
+	e.addrMu.Lock()
+	defer e.addrMu.Unlock()
+	return len(e.addrs)
+}
+
+// refetchAddrs fetches /lbs again (ladder step "refetch"); on failure the
+// old list is kept.
+func (e *engine) refetchAddrs() {
+	e.lbsFetch.Add(1)
+	ctx, cancel := context.WithTimeout(e.dialCtx, 2*time.Second)
+	defer cancel()
+	if addrs, err := fetchLBS(ctx, e.base); err == nil && len(addrs) > 0 {
+		e.addrMu.Lock()
+		e.addrs = addrs
+		e.addrMu.Unlock()
+	}
+}
+
+func (e *engine) dial(addr string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(e.dialCtx, 10*time.Second)
+	defer cancel()
+	c, resp, err := e.dialer.DialContext(ctx, addr, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(1 << 20)
+	return c, nil
+}
+
+func (e *engine) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if len(e.srcIPs) > 0 {
+		ip := e.srcIPs[e.srcNext.Add(1)%uint64(len(e.srcIPs))]
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+func (e *engine) noteDialError(err error) { e.dialErr.Store(err.Error()) }
+
+func (e *engine) noteHello(h mux.Hello) {
+	e.helloMu.Lock()
+	if e.hello == nil {
+		e.hello = &h
+	}
+	e.helloMu.Unlock()
+}
+
+// noteTop raises the room's known top offset.
+func (e *engine) noteTop(room int32, off uint64) {
+	t := &e.tops[room]
+	for {
+		cur := t.Load()
+		if off <= cur || t.CompareAndSwap(cur, off) {
+			return
+		}
+	}
+}
+
+// noteEpoch records the room's epoch from a join reply; a new epoch resets
+// the known top.
+func (e *engine) noteEpoch(room int32, epoch string, top uint64) {
+	e.epochMu.Lock()
+	if e.epochs[room] != epoch {
+		if e.epochs[room] != "" {
+			e.tops[room].Store(0)
+		}
+		e.epochs[room] = epoch
+	}
+	e.epochMu.Unlock()
+	e.noteTop(room, top)
+}
+
+func (e *engine) noteSendReply(room int32, epoch string, off uint64) {
+	e.epochMu.Lock()
+	same := e.epochs[room] == epoch || e.epochs[room] == ""
+	if e.epochs[room] == "" {
+		e.epochs[room] = epoch
+	}
+	e.epochMu.Unlock()
+	if same {
+		e.noteTop(room, off)
+	}
+}
+
+func (e *engine) roomEpoch(room int32) string {
+	e.epochMu.Lock()
+	defer e.epochMu.Unlock()
+	return e.epochs[room]
+}
+
+// pickTarget chooses the browser a private message goes to: a random other
+// browser with an attached session.
+func (e *engine) pickTarget(r *rand.Rand, from *browser) *browser {
+	n := len(e.browsers)
+	if n < 2 {
+		return nil
+	}
+	for i := 0; i < 8; i++ {
+		b := e.browsers[r.IntN(n)]
+		if b != from && b.online.Load() > 0 {
+			return b
+		}
+	}
+	return nil
+}
+
+// ---- shards ----
+
+type shard struct {
+	e        *engine
+	id       int
+	rng      *rand.Rand
+	hists    *hists
+	browsers []*browser
+
+	mu      sync.Mutex
+	h       eventHeap
+	dirty   []*sock
+	flushAt int64
+	wake    chan struct{}
+}
+
+func (sh *shard) add(ev event) {
+	sh.mu.Lock()
+	sh.h.push(ev)
+	first := sh.h[0].at == ev.at
+	sh.mu.Unlock()
+	if first {
+		select {
+		case sh.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// markDirty notes that s has output to flush: at the next flush tick, or
+// right away when now is set (a full batch).
+func (sh *shard) markDirty(s *sock, now bool) {
+	e := sh.e
+	at := e.now()
+	if !now && e.sc.FlushInterval > 0 {
+		at += int64(e.sc.FlushInterval)
+	}
+	sh.mu.Lock()
+	sh.dirty = append(sh.dirty, s)
+	schedule := sh.flushAt == 0 || at < sh.flushAt
+	if schedule {
+		sh.flushAt = at
+		sh.h.push(event{at: at, kind: evFlush})
+	}
+	sh.mu.Unlock()
+	if schedule {
+		select {
+		case sh.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// startSends starts t's send chain (called with its browser's lock held).
+func (sh *shard) startSends(t *tab) {
+	sh.add(event{at: sh.e.now(), kind: evSend, t: t, sched: -1})
+}
+
+func (sh *shard) loop(quit <-chan struct{}) {
+	e := sh.e
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var due []event
+	for {
+		sh.mu.Lock()
+		now := e.now()
+		due = due[:0]
+		for len(sh.h) > 0 && sh.h.peek() <= now && len(due) < 4096 {
+			due = append(due, sh.h.pop())
+		}
+		wait := time.Second
+		if len(sh.h) > 0 {
+			wait = time.Duration(sh.h.peek() - now)
+		}
+		sh.mu.Unlock()
+		for i := range due {
+			sh.handle(&due[i])
+			due[i] = event{}
+		}
+		select {
+		case <-quit:
+			return
+		default:
+		}
+		if len(due) > 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-quit:
+			return
+		case <-sh.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (sh *shard) handle(ev *event) {
+	e := sh.e
+	switch ev.kind {
+	case evFlush:
+		sh.mu.Lock()
+		dirty := sh.dirty
+		sh.dirty = nil
+		sh.flushAt = 0
+		sh.mu.Unlock()
+		for _, s := range dirty {
+			s.flush()
+		}
+	case evSend:
+		sh.send(ev)
+	case evPing:
+		s := ev.s
+		b := s.b
+		b.mu.Lock()
+		if s.up && s.gen == ev.gen && !e.stopping.Load() {
+			s.ping()
+			sh.add(event{at: e.now() + int64(s.hb), kind: evPing, s: s, gen: ev.gen})
+		}
+		b.mu.Unlock()
+	case evTick:
+		sh.tick()
+		if !e.stopping.Load() {
+			sh.add(event{at: e.now() + int64(time.Second), kind: evTick})
+		}
+	case evConnect:
+		s := ev.s
+		b := s.b
+		b.mu.Lock()
+		if !e.stopping.Load() && !s.closing && !s.up && s.gen == ev.gen {
+			s.connecting = true
+			e.wg.Add(1)
+			go s.run(s.gen, s.addr, ev.sched == 1)
+		}
+		b.mu.Unlock()
+	case evTabClose:
+		sh.churnTab()
+	case evTabOpen:
+		sh.reopen(ev.t)
+	case evKill:
+		sh.killOne()
+	}
+}
+
+// send issues one scheduled send of a tab and schedules the next.
+func (sh *shard) send(ev *event) {
+	e := sh.e
+	t := ev.t
+	now := e.now()
+	if !e.sending.Load() {
+		return
+	}
+	if ev.sched < 0 { // start of the chain
+		d := firstDelay(e.pacer, sh.rng)
+		if d >= 0 {
+			sh.add(event{at: now + int64(d), kind: evSend, t: t, sched: now + int64(d)})
+		}
+		return
+	}
+	if d := e.pacer.Next(sh.rng); d >= 0 {
+		next := ev.sched + int64(d)
+		sh.add(event{at: next, kind: evSend, t: t, sched: next})
+	}
+	b := t.b
+	isDM := e.sc.DMRatio > 0 && sh.rng.Float64() < e.sc.DMRatio
+	var target *browser
+	if isDM {
+		if target = e.pickTarget(sh.rng, b); target == nil {
+			isDM = false
+		}
+	}
+	track := int16(sh.rng.IntN(len(b.rooms)))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !t.open {
+		return // a closed tab does not chat; its chain goes on
+	}
+	t.seq++
+	p := pending{kind: cSend, t: t, track: track, sched: ev.sched, mseq: t.seq}
+	if isDM {
+		p.kind = cDM
+		p.target = target
+		e.cnt.dmsSent.Add(1)
+		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target)
+	} else {
+		e.cnt.msgsSent.Add(1)
+	}
+	s := t.s
+	if t.att && s.up && s.resumeWait == 0 {
+		s.sendMsg(p)
+		return
+	}
+	// Offline (reconnecting): hold it, as the browser would, to send after
+	// the resume. DMs are not held (live only).
+	if p.kind == cDM {
+		return
+	}
+	held := 0
+	for i := range s.pend {
+		if s.pend[i].issued == 0 {
+			held++
+		}
+	}
+	if held >= maxHeld {
+		e.cnt.err(eOfflineDrop)
+		return
+	}
+	s.pend = append(s.pend, p)
+}
+
+// maxHeld bounds the sends a socket holds while it is reconnecting.
+const maxHeld = 256
+
+// tick checks command timeouts and dead links of the shard's sockets.
+func (sh *shard) tick() {
+	e := sh.e
+	now := e.now()
+	tmo := int64(e.sc.CmdTimeout)
+	for _, b := range sh.browsers {
+		b.mu.Lock()
+		for _, s := range b.socks {
+			if !s.up {
+				continue
+			}
+			kill := false
+			kept := s.pend[:0]
+			for _, p := range s.pend {
+				if p.issued > 0 && now-p.issued > tmo {
+					e.cnt.err(eTimeout)
+					if p.kind == cAttach || p.kind == cJoin || p.kind == cHistory {
+						kill = true
+					}
+					continue
+				}
+				kept = append(kept, p)
+			}
+			for i := len(kept); i < len(s.pend); i++ {
+				s.pend[i] = pending{}
+			}
+			s.pend = kept
+			if !kill && now-s.lastRecv.Load() > int64(s.dead2) {
+				e.cnt.err(eDeadLink)
+				kill = true
+			}
+			if kill {
+				s.kill(true)
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// ---- churn ----
+
+func (sh *shard) churnTab() {
+	e := sh.e
+	if !e.sending.Load() {
+		return
+	}
+	defer sh.scheduleChurn(evTabClose, e.sc.TabChurn)
+	b := e.browsers[sh.rng.IntN(len(e.browsers))]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.tabs[sh.rng.IntN(len(b.tabs))]
+	s := t.s
+	if !t.open || !t.att || !s.up || s.resumeWait > 0 {
+		return
+	}
+	e.cnt.tabsClosed.Add(1)
+	b.disrupt.Add(1)
+	// The tab closes: its rooms are counted up to what it received.
+	for i := range t.tracks {
+		e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
+	}
+	if e.mode == reports.ModePerTab {
+		// Closing the tab closes its socket.
+		s.closing = true
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "tab closed"), time.Now().Add(time.Second))
+		_ = s.conn.NetConn().Close()
+	} else {
+		s.cmd(pending{kind: cDetach, t: t}, mux.CmdDetach, nil)
+		t.att = false
+		e.cnt.sessions.Add(-1)
+		b.online.Add(-1)
+	}
+	t.open = false
+	t.sid = 0 // forget the session: in-flight pushes to it are ignored
+	t.tracks = t.tracks[:0]
+	// Drop its held and in-flight sends.
+	kept := s.pend[:0]
+	for _, p := range s.pend {
+		if p.t != t || p.kind == cDetach {
+			kept = append(kept, p)
+		}
+	}
+	s.pend = kept
+	delay := 500*time.Millisecond + time.Duration(sh.rng.Int64N(int64(2500*time.Millisecond)))
+	b.sh.add(event{at: e.now() + int64(delay), kind: evTabOpen, t: t})
+}
+
+func (sh *shard) reopen(t *tab) {
+	e := sh.e
+	b := t.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e.stopping.Load() || t.open || b.gaveUp {
+		return
+	}
+	if e.mode == reports.ModePerTab && (t.s.up || t.s.connecting) {
+		// The old socket has not finished closing yet: try again shortly.
+		b.sh.add(event{at: e.now() + int64(100*time.Millisecond), kind: evTabOpen, t: t})
+		return
+	}
+	t.open = true
+	b.disrupt.Add(1)
+	s := t.s
+	if e.mode == reports.ModePerTab {
+		s.closing = false
+		if !s.up && !s.connecting {
+			s.connecting = true
+			e.wg.Add(1)
+			go s.run(s.gen, s.addr, false)
+		}
+		return
+	}
+	if s.up && s.resumeWait == 0 {
+		s.attachTab(t)
+	}
+	// Otherwise the socket is (re)connecting and attaches it when it is up.
+}
+
+func (sh *shard) killOne() {
+	e := sh.e
+	if !e.sending.Load() {
+		return
+	}
+	defer sh.scheduleChurn(evKill, e.sc.ConnKill)
+	b := e.browsers[sh.rng.IntN(len(e.browsers))]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.socks[sh.rng.IntN(len(b.socks))]
+	if !s.up || s.closing {
+		return
+	}
+	e.cnt.killed.Add(1)
+	s.kill(false)
+}
+
+func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
+	if perSecond <= 0 {
+		return
+	}
+	d := PoissonPacer{PerSecond: perSecond}.Next(sh.rng)
+	sh.add(event{at: sh.e.now() + int64(d), kind: kind})
+}
+
+// ---- set-up ----
+
+func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker()}
+	seed := uint64(sc.Seed)
+	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)
+	e.pacer = o.pacer(sc.Rate)
+	modeLetter := "s"
+	if mode == reports.ModePerTab {
+		modeLetter = "p"
+	}
+	e.rooms = make([]string, sc.Rooms)
+	e.roomIdx = make(map[string]int32, sc.Rooms)
+	for i := range e.rooms {
+		e.rooms[i] = fmt.Sprintf("lg%s%s-%d", e.tag, modeLetter, i)
+		e.roomIdx[e.rooms[i]] = int32(i)
+	}
+	e.tops = make([]atomic.Uint64, sc.Rooms)
+	e.epochs = make([]string, sc.Rooms)
+
+	e.srcIPs = sc.SourceIPs
+	e.dialer = &websocket.Dialer{
+		NetDialContext:   e.netDial,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		Proxy:            nil,
+	}
+	_ = http.NoBody
+
+	nShards := sc.Shards
+	if nShards <= 0 {
+		nShards = defaultShards()
+	}
+	if nShards > sc.Clients {
+		nShards = sc.Clients
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	e.shards = make([]*shard, nShards)
+	for i := range e.shards {
+		e.shards[i] = &shard{e: e, id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))),
+			hists: newHists(), wake: make(chan struct{}, 1)}
+	}
+	roomsOf := roomChooser(sc, rng)
+	e.browsers = make([]*browser, sc.Clients)
+	nAddr := len(addrs)
+	for i := range e.browsers {
+		sh := e.shards[i%nShards]
+		b := &browser{e: e, sh: sh, id: int32(i),
+			name:  fmt.Sprintf("u%s%s%d", e.tag, modeLetter, i),
+			tok:   fmt.Sprintf("tk%s%s%d", e.tag, modeLetter, i),
+			rooms: roomsOf(i)}
+		nSocks := 1
+		if mode == reports.ModePerTab {
+			nSocks = sc.Tabs
+		}
+		b.socks = make([]*sock, nSocks)
+		for k := range b.socks {
+			// Spread browsers over the address list.
+			b.socks[k] = &sock{b: b, idx: k, ladder: NewLadder(sc.Ladder, nAddr, i), addr: i % nAddr}
+		}
+		b.tabs = make([]*tab, sc.Tabs)
+		for k := range b.tabs {
+			s := b.socks[0]
+			if mode == reports.ModePerTab {
+				s = b.socks[k]
+			}
+			t := &tab{b: b, s: s, idx: int32(k), gid: uint32(i*sc.Tabs + k), open: true}
+			b.tabs[k] = t
+			s.tabs = append(s.tabs, t)
+		}
+		sh.browsers = append(sh.browsers, b)
+		e.browsers[i] = b
+	}
+	return e
+}
+
+// roomChooser returns the rooms of user i: RoomsPerUser distinct rooms,
+// spread evenly (round robin) or Zipf-skewed.
+func roomChooser(sc Scenario, rng *rand.Rand) func(i int) []int32 {
+	if sc.RoomSkew > 1 {
+		z := rand.NewZipf(rng, sc.RoomSkew, 1, uint64(sc.Rooms-1))
+		return func(int) []int32 {
+			out := make([]int32, 0, sc.RoomsPerUser)
+			for len(out) < sc.RoomsPerUser {
+				r := int32(z.Uint64())
+				dup := false
+				for _, x := range out {
+					dup = dup || x == r
+				}
+				if !dup {
+					out = append(out, r)
+				} else if rng.IntN(4) == 0 { // avoid long loops on tiny room sets
+					r = int32(rng.IntN(sc.Rooms))
+					dup = false
+					for _, x := range out {
+						dup = dup || x == r
+					}
+					if !dup {
+						out = append(out, r)
+					}
+				}
+			}
+			return out
+		}
+	}
+	return func(i int) []int32 {
+		out := make([]int32, sc.RoomsPerUser)
+		for k := range out {
+			out[k] = int32((i*sc.RoomsPerUser + k) % sc.Rooms)
+		}
+		return out
+	}
+}

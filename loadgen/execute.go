@@ -1,0 +1,385 @@
+package loadgen
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
+
+	"imload/reports"
+)
+
+// execute runs the engine's mode from connect to verification.
+func (e *engine) execute(ctx context.Context) reports.Run {
+	sc := e.sc
+	run := reports.Run{Mode: e.mode, Clients: sc.Clients, Tabs: sc.Tabs, Start: time.Now()}
+	e.o.logf("%s: %d browsers × %d tabs (%d sockets), ramp %s, duration %s",
+		e.mode, sc.Clients, sc.Tabs, sc.Sockets(e.mode), sc.Ramp, sc.Duration)
+
+	e.t0 = time.Now()
+	e.dialCtx, e.cancel = context.WithCancel(context.Background())
+	defer e.cancel()
+
+	// Observers: /stats, this process, the server process, the series.
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	var poller *statsPoller
+	var pollWG sync.WaitGroup
+	if !e.o.noStats {
+		poller = &statsPoller{}
+		poller.sample(statsCtx, e.base) // before any connection: the baseline
+		pollWG.Add(1)
+		go func() { defer pollWG.Done(); poller.run(statsCtx, e.base, time.Second) }()
+	}
+	self := watchProc(0)
+	var server *procWatch
+	if e.o.serverPID > 0 {
+		server = watchProc(e.o.serverPID)
+	}
+	ser := newSeries(e)
+	serStop := make(chan struct{})
+	serDone := make(chan struct{})
+	go func() { defer close(serDone); ser.loop(serStop) }()
+
+	// Scheduler shards.
+	quit := make(chan struct{})
+	var shardWG sync.WaitGroup
+	e.sending.Store(true)
+	for _, sh := range e.shards {
+		shardWG.Add(1)
+		go func() { defer shardWG.Done(); sh.loop(quit) }()
+		sh.add(event{at: int64(time.Second), kind: evTick})
+	}
+	// The ramp: browser i connects at i/N of the ramp.
+	n := int64(len(e.browsers))
+	for i, b := range e.browsers {
+		at := int64(sc.Ramp) * int64(i) / n
+		for _, s := range b.socks {
+			s.connecting = true
+			b.sh.add(event{at: at, kind: evConnect, s: s})
+		}
+	}
+	if sc.TabChurn > 0 {
+		e.shards[0].add(event{at: int64(sc.Ramp) + int64(PoissonPacer{sc.TabChurn}.Next(e.shards[0].rng)), kind: evTabClose})
+	}
+	if sc.ConnKill > 0 {
+		sh := e.shards[len(e.shards)-1]
+		sh.add(event{at: int64(sc.Ramp) + int64(PoissonPacer{sc.ConnKill}.Next(sh.rng)), kind: evKill})
+	}
+
+	// Chat until the end or until interrupted.
+	total := sc.Ramp + sc.Duration
+	select {
+	case <-ctx.Done():
+	case <-time.After(total - time.Since(e.t0)):
+	}
+	e.sending.Store(false)
+	ser.setPhase("drain")
+	drain := sc.Drain
+	if ctx.Err() != nil {
+		drain = min(drain, 2*time.Second)
+	}
+	drained := e.drain(drain)
+	if !drained {
+		e.o.logf("%s: drain timed out after %s (outstanding replies or deliveries count as lost)", e.mode, drain)
+	}
+	e.finalize()
+	if poller != nil {
+		poller.sample(statsCtx, e.base) // after the drain: the final counters
+	}
+
+	// Stop: close every socket, then the scheduler.
+	e.stopping.Store(true)
+	e.cancel()
+	for _, b := range e.browsers {
+		b.mu.Lock()
+		for _, s := range b.socks {
+			if s.conn != nil {
+				_ = s.conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load run over"), time.Now().Add(100*time.Millisecond))
+				_ = s.conn.NetConn().Close()
+			}
+		}
+		b.mu.Unlock()
+	}
+	close(quit)
+	shardWG.Wait()
+	waitTimeout(&e.wg, 15*time.Second)
+	close(serStop)
+	<-serDone
+	stopStats()
+	pollWG.Wait()
+
+	// Collect.
+	run.End = time.Now()
+	run.PhysicalConnectionsPeak = e.cnt.connsPeak.Load()
+	run.SessionsPeak = e.cnt.sessionsPeak.Load()
+	run.LoadProcess = self.finish()
+	if server != nil {
+		run.ServerProcess = server.finish()
+	}
+	notes := map[string]int64{
+		"deliveries_by_push":   e.ver.deliveredPush.Load(),
+		"deliveries_by_resume": e.ver.deliveredRe.Load(),
+	}
+	if poller != nil {
+		peak, first, last := poller.get()
+		run.ServerStatsPeak = peak
+		if first != nil && last != nil {
+			for _, k := range []string{"messages_in", "messages_out", "dms_in", "dms_out"} {
+				notes["server_"+k] = int64(statNum(last, k) - statNum(first, k))
+			}
+		}
+	}
+	run.Delivery = e.ver.delivery()
+	hs, above := mergeHists(e.allHists())
+	run.Latency = make(map[string]reports.Latency, nHist)
+	for i := range hs {
+		run.Latency[histNames[i]] = reports.NewLatency(hs[i], above[i])
+	}
+	dmo := e.dms.outcome()
+	run.Counters = reports.Counters{
+		MessagesSent:  e.cnt.msgsSent.Load(),
+		DMsSent:       e.cnt.dmsSent.Load(),
+		FramesOut:     e.cnt.framesOut.Load(),
+		FramesIn:      e.cnt.framesIn.Load(),
+		WSMessagesOut: e.cnt.wsOut.Load(),
+		WSMessagesIn:  e.cnt.wsIn.Load(),
+		BytesOut:      e.cnt.bytesOut.Load(),
+		BytesIn:       e.cnt.bytesIn.Load(),
+		Errors:        e.cnt.errorsMap(),
+		Reconnects:    e.cnt.reconnectsMap(),
+	}
+	if dmo.Lost > 0 {
+		run.Counters.Errors["dm_lost"] = dmo.Lost
+	}
+	if dmo.Duplicated > 0 {
+		run.Counters.Errors["dm_duplicated"] = dmo.Duplicated
+	}
+	for k, v := range map[string]int64{
+		"dm_expected": dmo.Expected, "dm_delivered": dmo.Delivered, "dm_lost_excused": dmo.Excused,
+		"dm_unconfirmed": dmo.Unconfirmed, "dm_target_offline": e.dmOffline.Load(),
+		"goaways": e.cnt.goaways.Load(), "sockets_killed": e.cnt.killed.Load(),
+		"tabs_closed": e.cnt.tabsClosed.Load(), "epoch_resets": e.epochResets.Load(),
+		"resume_resets": e.resumeResets.Load(), "tracks_excused": e.ver.excusedTracks.Load(),
+		"lbs_refetches": e.lbsFetch.Load(), "browsers_gave_up": e.gaveUp.Load(),
+	} {
+		notes[k] = v
+	}
+	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
+		d := dmo.Delivery
+		run.DMDelivery = &d
+	}
+	for k, v := range notes {
+		if v == 0 && k != "deliveries_by_push" {
+			delete(notes, k)
+		}
+	}
+	run.Notes = notes
+	run.Series = ser.points()
+	e.o.logf("%s: done: %d physical connections and %d sessions at peak, %d messages sent, %d/%d delivered, %d lost",
+		e.mode, run.PhysicalConnectionsPeak, run.SessionsPeak, run.Counters.MessagesSent,
+		run.Delivery.Delivered, run.Delivery.Expected, run.Delivery.Lost)
+	return run
+}
+
+func (e *engine) allHists() []*hists {
+	out := make([]*hists, len(e.shards))
+	for i, sh := range e.shards {
+		out[i] = sh.hists
+	}
+	return out
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// drain waits, after sends stopped, until every reply is in, every socket
+// with open tabs is up and resumed, and every member tab has received its
+// room's top offset; at most d.
+func (e *engine) drain(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if e.quiet() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *engine) quiet() bool {
+	for _, b := range e.browsers {
+		b.mu.Lock()
+		ok := b.quietLocked()
+		b.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *browser) quietLocked() bool {
+	e := b.e
+	for _, s := range b.socks {
+		open := false
+		for _, t := range s.tabs {
+			open = open || t.open
+		}
+		if !open {
+			continue
+		}
+		if !s.up || s.resumeWait > 0 {
+			return false
+		}
+		for _, p := range s.pend {
+			if p.kind != cDetach {
+				return false
+			}
+		}
+		for _, t := range s.tabs {
+			if !t.open {
+				continue
+			}
+			if !t.att {
+				return false
+			}
+			for i := range t.tracks {
+				tr := &t.tracks[i]
+				if tr.paging || !tr.joined {
+					return false
+				}
+				if tr.epoch == e.roomEpoch(tr.room) && tr.got.maxOffset() < e.tops[tr.room].Load() {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// finalize closes every open tab's tracks at the room's top: what it should
+// have received by the end.
+func (e *engine) finalize() {
+	for _, b := range e.browsers {
+		b.mu.Lock()
+		for _, t := range b.tabs {
+			if !t.open {
+				continue
+			}
+			for i := range t.tracks {
+				tr := &t.tracks[i]
+				to := tr.got.maxOffset()
+				if tr.epoch == e.roomEpoch(tr.room) {
+					to = max(to, e.tops[tr.room].Load())
+				} else {
+					e.ver.excusedTracks.Add(1)
+				}
+				e.ver.close(tr, to)
+			}
+			t.tracks = t.tracks[:0]
+			t.open = false
+		}
+		b.mu.Unlock()
+	}
+}
+
+// ---- per-second series ----
+
+type series struct {
+	e     *engine
+	mu    sync.Mutex
+	pts   []reports.Point
+	phase string
+	cum   *hdrhistogram.Histogram
+	tmp   *hdrhistogram.Histogram
+
+	lastSent, lastDeliv, lastErr, lastRec int64
+}
+
+func newSeries(e *engine) *series {
+	return &series{e: e, cum: reports.NewHistogram(), tmp: reports.NewHistogram(), phase: "ramp"}
+}
+
+func (s *series) setPhase(p string) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+}
+
+func (s *series) loop(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.tick()
+		}
+	}
+}
+
+func (s *series) tick() {
+	e := s.e
+	for _, sh := range e.shards {
+		sh.hists.mu.Lock()
+		s.tmp.Merge(sh.hists.sec)
+		sh.hists.sec.Reset()
+		sh.hists.mu.Unlock()
+	}
+	sent := e.cnt.msgsSent.Load() + e.cnt.dmsSent.Load()
+	deliv := e.cnt.delivered.Load()
+	errs := e.cnt.totalErrors()
+	rec := e.cnt.totalSteps()
+	p := reports.Point{
+		T:           time.Now().UnixMilli(),
+		Connections: e.cnt.conns.Load(),
+		Sessions:    e.cnt.sessions.Load(),
+		Sent:        float64(sent - s.lastSent),
+		Delivered:   float64(deliv - s.lastDeliv),
+		Errors:      errs - s.lastErr,
+		Reconnects:  rec - s.lastRec,
+	}
+	if s.tmp.TotalCount() > 0 {
+		p.P50Ms = float64(s.tmp.ValueAtQuantile(50)) / 1000
+		p.P99Ms = float64(s.tmp.ValueAtQuantile(99)) / 1000
+		s.cum.Merge(s.tmp)
+		s.tmp.Reset()
+	}
+	s.lastSent, s.lastDeliv, s.lastErr, s.lastRec = sent, deliv, errs, rec
+	s.mu.Lock()
+	s.pts = append(s.pts, p)
+	phase := s.phase
+	s.mu.Unlock()
+	if e.o.progress != nil {
+		el := time.Since(e.t0)
+		if phase == "ramp" && el > e.sc.Ramp {
+			phase = "run"
+			s.setPhase(phase)
+		}
+		e.o.progress(Progress{
+			Mode: e.mode, Phase: phase, Elapsed: el, Total: e.sc.Ramp + e.sc.Duration,
+			Conns: p.Connections, Sessions: p.Sessions, SendRate: p.Sent, DeliverRate: p.Delivered,
+			P99Ms: float64(s.cum.ValueAtQuantile(99)) / 1000, Errors: errs, Reconnects: rec,
+		})
+	}
+}
+
+func (s *series) points() []reports.Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]reports.Point(nil), s.pts...)
+}

@@ -1,0 +1,230 @@
+package loadgen
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"imload/reports"
+)
+
+// Histogram indexes.
+const (
+	hDelivery = iota
+	hDM
+	hReply
+	hConnect
+	hAttach
+	hHeartbeat
+	hReconnect
+	nHist
+)
+
+var histNames = [nHist]string{
+	reports.HistDelivery, reports.HistDM, reports.HistReply, reports.HistConnect,
+	reports.HistAttach, reports.HistHeartbeat, reports.HistReconnect,
+}
+
+// hists is one shard's set of latency histograms (values in µs, 1 µs..60 s,
+// 3 significant digits). HdrHistograms are not safe for concurrent use: each
+// shard's set is guarded by its mutex and merged at the end; nothing records
+// into a shared histogram.
+type hists struct {
+	mu    sync.Mutex
+	h     [nHist]*hdrhistogram.Histogram
+	above [nHist]int64
+	// sec holds the deliveries of the current second, for the time series;
+	// the series collector swaps it out every second.
+	sec *hdrhistogram.Histogram
+}
+
+func newHists() *hists {
+	var s hists
+	for i := range s.h {
+		s.h[i] = reports.NewHistogram()
+	}
+	s.sec = reports.NewHistogram()
+	return &s
+}
+
+// record adds one value (µs) to histogram k. The caller holds s.mu.
+func (s *hists) record(k int, us int64) {
+	if us < reports.HistLowestUs {
+		us = reports.HistLowestUs
+	}
+	if us > reports.HistHighestUs {
+		// Count it, do not drop it: above_range in the result, and the
+		// maximum trackable value in the histogram so percentiles see it.
+		s.above[k]++
+		us = reports.HistHighestUs
+	}
+	_ = s.h[k].RecordValue(us)
+	if k == hDelivery {
+		_ = s.sec.RecordValue(us)
+	}
+}
+
+// recordOne locks and records a single value.
+func (s *hists) recordOne(k int, us int64) {
+	s.mu.Lock()
+	s.record(k, us)
+	s.mu.Unlock()
+}
+
+// mergeHists merges the shards' histograms into one set.
+func mergeHists(all []*hists) (out [nHist]*hdrhistogram.Histogram, above [nHist]int64) {
+	for i := range out {
+		out[i] = reports.NewHistogram()
+	}
+	for _, s := range all {
+		s.mu.Lock()
+		for i := range out {
+			out[i].Merge(s.h[i])
+			above[i] += s.above[i]
+		}
+		s.mu.Unlock()
+	}
+	return out, above
+}
+
+// ---- counters ----
+
+// errKind is a kind of error, counted in Counters.Errors by name.
+type errKind int
+
+const (
+	eDial          errKind = iota // TCP connect or WebSocket handshake failed
+	eTimeout                      // a command got no reply in time
+	eReply4xx                     // a command was refused (by name below)
+	eReply5xx                     // server error reply
+	eProtocol                     // an undecodable or unexpected frame from the server
+	eErrorFrame                   // an error frame from the server
+	eLinkLost                     // a socket closed that the generator did not close
+	eDeadLink                     // no traffic (not even a pong) for the dead-link time
+	eWrite                        // writing to a socket failed
+	eGaveUp                       // a socket went down the whole ladder
+	eOfflineDrop                  // a send dropped: too many queued while offline
+	eUnexpectedMsg                // a push for a session or room the generator did not expect
+	eAttach                       // attach or join failed
+	nErrKinds
+)
+
+var errNames = [nErrKinds]string{
+	"dial", "timeout", "reply_4xx", "reply_5xx", "protocol", "error_frame", "link_lost",
+	"dead_link", "write", "gave_up", "offline_drop", "unexpected_push", "attach",
+}
+
+// counters are the run's totals, updated with atomics from every goroutine.
+type counters struct {
+	conns, connsPeak       atomic.Int64
+	sessions, sessionsPeak atomic.Int64
+
+	framesOut, framesIn atomic.Int64
+	wsOut, wsIn         atomic.Int64
+	bytesOut, bytesIn   atomic.Int64
+
+	msgsSent, dmsSent atomic.Int64
+	delivered         atomic.Int64 // room deliveries (first copies), for the series
+
+	errs       [nErrKinds]atomic.Int64
+	replyErrMu sync.Mutex
+	replyErrs  map[string]int64 // 4xx/5xx replies by error name
+
+	steps      [4]atomic.Int64 // reconnect steps: retry, switch, refetch, give_up
+	goaways    atomic.Int64
+	killed     atomic.Int64 // sockets killed on purpose
+	tabsClosed atomic.Int64 // tab churn closes
+}
+
+func (c *counters) err(k errKind) { c.errs[k].Add(1) }
+
+func (c *counters) replyErr(code int, name string) {
+	if code >= 500 {
+		c.err(eReply5xx)
+	} else {
+		c.err(eReply4xx)
+	}
+	c.replyErrMu.Lock()
+	if c.replyErrs == nil {
+		c.replyErrs = map[string]int64{}
+	}
+	c.replyErrs[name]++
+	c.replyErrMu.Unlock()
+}
+
+func (c *counters) step(name string) {
+	for i, s := range reports.ReconnectSteps {
+		if s == name {
+			c.steps[i].Add(1)
+		}
+	}
+}
+
+func (c *counters) totalErrors() int64 {
+	var n int64
+	for i := range c.errs {
+		n += c.errs[i].Load()
+	}
+	return n
+}
+
+func (c *counters) totalSteps() int64 {
+	var n int64
+	for i := range c.steps {
+		n += c.steps[i].Load()
+	}
+	return n
+}
+
+func addPeak(cur, peak *atomic.Int64, d int64) {
+	v := cur.Add(d)
+	for {
+		p := peak.Load()
+		if v <= p || peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// errorsMap returns the error counts by kind; reply errors are listed as
+// "reply_<name>" instead of the reply_4xx/5xx totals.
+func (c *counters) errorsMap() map[string]int64 {
+	m := map[string]int64{}
+	for i := range c.errs {
+		k := errKind(i)
+		if k == eReply4xx || k == eReply5xx {
+			continue
+		}
+		if v := c.errs[i].Load(); v > 0 {
+			m[errNames[i]] = v
+		}
+	}
+	c.replyErrMu.Lock()
+	for name, v := range c.replyErrs {
+		m["reply_"+name] += v
+	}
+	c.replyErrMu.Unlock()
+	return m
+}
+
+func (c *counters) reconnectsMap() map[string]int64 {
+	m := map[string]int64{}
+	for i, s := range reports.ReconnectSteps {
+		if v := c.steps[i].Load(); v > 0 {
+			m[s] = v
+		}
+	}
+	return m
+}
+
+// sortedNames is a helper for stable output.
+func sortedNames(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

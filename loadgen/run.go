@@ -1,0 +1,240 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"imload/mux"
+	"imload/reports"
+)
+
+const protocolVersion = mux.ProtocolVersion
+
+// ErrInterrupted is wrapped by Run's error when ctx ended before the
+// scenario did; the returned result holds what was measured until then.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Progress is a snapshot of a running mode, given every second to the
+// WithProgress callback.
+type Progress struct {
+	Mode     string
+	Phase    string // "ramp", "run", "drain"
+	Elapsed  time.Duration
+	Total    time.Duration // ramp + duration
+	Conns    int64
+	Sessions int64
+	// SendRate and DeliverRate are per second over the last second.
+	SendRate    float64
+	DeliverRate float64
+	// P99Ms is the delivery p99 so far.
+	P99Ms      float64
+	Errors     int64
+	Reconnects int64
+}
+
+// Option configures Run.
+type Option func(*options)
+
+type options struct {
+	modes      []string
+	pacer      func(rate float64) Pacer
+	progress   func(Progress)
+	logf       func(format string, args ...any)
+	serverPID  int
+	thresholds reports.Thresholds
+	version    string
+	noStats    bool
+	settle     time.Duration
+}
+
+// WithModes sets the modes to run, in order (default: shared, then per-tab).
+func WithModes(modes ...string) Option { return func(o *options) { o.modes = modes } }
+
+// WithPacer sets the pacer factory (default: PoissonPacer).
+func WithPacer(f func(rate float64) Pacer) Option { return func(o *options) { o.pacer = f } }
+
+// WithProgress sets a callback called every second with a snapshot.
+func WithProgress(f func(Progress)) Option { return func(o *options) { o.progress = f } }
+
+// WithLogf sets where informational lines go (default: nowhere).
+func WithLogf(f func(format string, args ...any)) Option { return func(o *options) { o.logf = f } }
+
+// WithServerPID names the target's process (a local server): its CPU time
+// and peak RSS during each run go into the result's server_process.
+func WithServerPID(pid int) Option { return func(o *options) { o.serverPID = pid } }
+
+// WithThresholds sets the limits the verdict checks.
+func WithThresholds(t reports.Thresholds) Option { return func(o *options) { o.thresholds = t } }
+
+// WithVersion sets the imload version recorded in the result.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithoutStats disables polling the target's /stats.
+func WithoutStats() Option { return func(o *options) { o.noStats = true } }
+
+// WithSettle sets the pause between two modes (default 2 s), so the server
+// has closed the first mode's connections before the second starts.
+func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
+
+// Run executes the scenario once per mode and returns the result, with its
+// verdict evaluated. On a configuration or connectivity problem it returns
+// an error and no result. If ctx ends early it stops cleanly, verifies what
+// it can, and returns the partial result with an error wrapping
+// ErrInterrupted.
+func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, error) {
+	o := &options{
+		modes:  []string{reports.ModeShared, reports.ModePerTab},
+		pacer:  func(r float64) Pacer { return PoissonPacer{PerSecond: r} },
+		logf:   func(string, ...any) {},
+		settle: 2 * time.Second,
+	}
+	for _, f := range opts {
+		f(o)
+	}
+	if o.thresholds == (reports.Thresholds{}) {
+		o.thresholds = reports.Thresholds{}
+	}
+	sc = sc.withDefaults()
+	if sc.Seed == 0 {
+		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	for _, m := range o.modes {
+		if m != reports.ModeShared && m != reports.ModePerTab {
+			return nil, fmt.Errorf("unknown mode %q (want %q or %q)", m, reports.ModeShared, reports.ModePerTab)
+		}
+	}
+	res := &reports.Result{
+		Version:    reports.SchemaVersion,
+		Scenario:   sc.report(),
+		Thresholds: o.thresholds,
+		Environment: reports.Environment{
+			ImloadVersion:   o.version,
+			ProtocolVersion: protocolVersion,
+			GoVersion:       runtime.Version(),
+			GOOS:            runtime.GOOS,
+			GOARCH:          runtime.GOARCH,
+			NumCPU:          runtime.NumCPU(),
+			GOMAXPROCS:      runtime.GOMAXPROCS(0),
+			Start:           time.Now(),
+		},
+	}
+	res.Environment.Hostname, _ = os.Hostname()
+
+	// Where to connect: /lbs of the first target, else the targets.
+	base, err := httpBase(sc.Targets[0])
+	if err != nil {
+		return nil, err
+	}
+	addrs := append([]string(nil), sc.Targets...)
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {
+		addrs = l
+		o.logf("address list from %s/lbs: %v", base, l)
+	}
+	cancel()
+	hello, err := probe(ctx, addrs[0])
+	if err != nil && addrs[0] != sc.Targets[0] {
+		addrs = append([]string(nil), sc.Targets...)
+		hello, err = probe(ctx, addrs[0])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
+	}
+	res.Environment.ServerVersion = hello.Server
+
+	maxSockets := 0
+	for _, m := range o.modes {
+		maxSockets = max(maxSockets, sc.Sockets(m))
+	}
+	if err := EnsureFileLimit(maxSockets + 256); err != nil {
+		return nil, err
+	}
+	if len(sc.SourceIPs) == 0 {
+		if ips := AutoSourceIPs(addrs[0], maxSockets); len(ips) > 0 {
+			sc.SourceIPs = ips
+			o.logf("%d sockets to one address: spreading them over source addresses %s–%s", maxSockets, ips[0], ips[len(ips)-1])
+		}
+	}
+
+	var runErr error
+	for i, mode := range o.modes {
+		if i > 0 {
+			runtime.GC()
+			debug.FreeOSMemory()
+			select {
+			case <-ctx.Done():
+			case <-time.After(o.settle):
+			}
+		}
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			break
+		}
+		e := newEngine(sc, mode, o, append([]string(nil), addrs...), base)
+		run := e.execute(ctx)
+		res.Runs = append(res.Runs, run)
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			break
+		}
+	}
+	res.Environment.End = time.Now()
+	if len(res.Runs) == 0 {
+		return nil, runErr
+	}
+	res.Evaluate()
+	if runErr != nil {
+		res.Verdict = reports.Verdict{Pass: false, Reason: "interrupted before the end: " + res.Verdict.Reason}
+	}
+	return res, runErr
+}
+
+// probe opens one WebSocket to addr and reads its hello.
+func probe(ctx context.Context, addr string) (mux.Hello, error) {
+	var h mux.Hello
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	c, resp, err := d.DialContext(pctx, addr, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return h, err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return h, fmt.Errorf("no hello from the server: %w", err)
+	}
+	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
+		f, err := mux.DecodeServerFrame(fr)
+		if err == nil && f.T == mux.TypeHello {
+			err = mux.BodyOf(f.Body, &h)
+		}
+		return err
+	})
+	if err != nil {
+		return h, fmt.Errorf("bad hello from the server: %w", err)
+	}
+	if h.Version != protocolVersion {
+		return h, fmt.Errorf("the server speaks protocol version %d, this load generator %d", h.Version, protocolVersion)
+	}
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	return h, nil
+}
+
+func defaultShards() int {
+	return max(4, 2*runtime.GOMAXPROCS(0))
+}

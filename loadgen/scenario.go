@@ -1,0 +1,266 @@
+// Package loadgen is imload's load generator: it simulates thousands of
+// chatting browsers, each with several tabs, against an imload server, checks
+// that every message reaches every member tab exactly once and in order, and
+// measures latency in HdrHistograms. The result is a reports.Result.
+//
+// The library is shaped like vegeta's: a Scenario describes the load,
+// Run executes it (one run per mode) with functional Options, and Pacers
+// decide when each tab sends.
+//
+//	res, err := loadgen.Run(ctx, loadgen.Scenario{Clients: 100, Tabs: 3,
+//		Targets: []string{"ws://127.0.0.1:8080/ws"}}, loadgen.WithModes(reports.ModeShared))
+//
+// Architecture (see docs/loadgen.md): browsers are spread over a few shards;
+// each shard has one goroutine that drives every timer of its browsers (sends,
+// heartbeats, flushes, command timeouts, reconnect back-off) from one min-heap.
+// Each WebSocket has exactly one goroutine, its reader. There is no goroutine
+// and no timer per tab.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"imload/reports"
+)
+
+// Scenario is the load to apply. The zero value of a field means its default
+// (see DefaultScenario), except where a comment says otherwise.
+type Scenario struct {
+	// Targets are the server's WebSocket URLs (ws://host:port/ws). The first
+	// one's /lbs, when it answers, gives the address list used for
+	// (re)connects; /stats of the first one is sampled every second.
+	Targets []string
+
+	// Clients is the number of simulated browsers, Tabs the tab sessions of
+	// each (one user per browser).
+	Clients int
+	Tabs    int
+
+	// Rooms is the number of rooms, RoomsPerUser how many rooms each user
+	// (all its tabs) joins. RoomSkew > 0 picks rooms with a Zipf
+	// distribution of that exponent (> 1; popular rooms get most members);
+	// 0 spreads members evenly.
+	Rooms        int
+	RoomsPerUser int
+	RoomSkew     float64
+
+	// Rate is the send rate per tab in messages per second (Poisson
+	// arrivals, open model). 0 sends nothing.
+	Rate float64
+	// MsgSize is the text size of each message in bytes (at least the
+	// header the generator needs, about 40 bytes).
+	MsgSize int
+	// DMRatio is the fraction of sends that are private messages to the
+	// user of another browser (0..1).
+	DMRatio float64
+	// History is the number of messages fetched with each join of a new tab
+	// (0 = none).
+	History int
+
+	// Ramp is the time over which browsers connect (evenly spaced), Duration
+	// the time they chat after the ramp. Tabs start sending as soon as they
+	// are attached.
+	Ramp     time.Duration
+	Duration time.Duration
+	// Drain is the longest wait, after sends stop, for outstanding replies
+	// and deliveries before the run is verified.
+	Drain time.Duration
+
+	// TabChurn is the number of tab close-and-reopen events per second over
+	// the whole load (a random tab closes, and reopens 0.5–3 s later as a new
+	// session that joins and fetches history). ConnKill is the number of
+	// sockets killed per second (the TCP connection is cut without a close
+	// frame; the browser reconnects through the ladder and resumes).
+	TabChurn float64
+	ConnKill float64
+
+	// FlushInterval and FlushMax control the merging of a socket's outgoing
+	// frames: frames are flushed as one WebSocket message FlushInterval after
+	// the first one was queued, or as soon as FlushMax bytes are queued.
+	// FlushInterval < 0 flushes every frame at once.
+	FlushInterval time.Duration
+	FlushMax      int
+
+	// CmdTimeout is how long a command waits for its reply.
+	CmdTimeout time.Duration
+	// Heartbeat overrides the ping interval (0 = the server's hb_ms from its
+	// hello frame). DeadAfter is how long a socket may receive nothing
+	// before the client treats the link as dead (0 = the server's
+	// hb_timeout_ms).
+	Heartbeat time.Duration
+	DeadAfter time.Duration
+
+	// Ladder is the reconnect ladder (zero fields take their defaults).
+	Ladder LadderConfig
+
+	// SourceIPs are local addresses to spread sockets over (needed above
+	// ~28,000 sockets to one address). Empty: the kernel chooses; with more
+	// than 28,000 sockets to a loopback target, 127.0.0.1–127.0.0.N are used
+	// automatically.
+	SourceIPs []net.IP
+
+	// Seed seeds every random choice; 0 picks one from the clock.
+	Seed int64
+	// Shards is the number of scheduler shards (0 = 2 × GOMAXPROCS, at
+	// least 4).
+	Shards int
+}
+
+// DefaultScenario returns the default scenario: 5,000 browsers with 3 tabs
+// in 100 rooms, 0.1 messages per second per tab, 30 s after a 10 s ramp.
+// Targets is empty: the caller sets it (or the CLI starts a server).
+func DefaultScenario() Scenario {
+	return Scenario{
+		Clients:       5000,
+		Tabs:          3,
+		Rooms:         100,
+		RoomsPerUser:  1,
+		Rate:          0.1,
+		MsgSize:       64,
+		DMRatio:       0.05,
+		History:       20,
+		Ramp:          10 * time.Second,
+		Duration:      30 * time.Second,
+		Drain:         15 * time.Second,
+		FlushInterval: 2 * time.Millisecond,
+		FlushMax:      16 << 10,
+		CmdTimeout:    10 * time.Second,
+		Ladder:        DefaultLadder(),
+	}
+}
+
+// withDefaults fills zero fields from DefaultScenario.
+func (s Scenario) withDefaults() Scenario {
+	d := DefaultScenario()
+	if s.Clients == 0 {
+		s.Clients = d.Clients
+	}
+	if s.Tabs == 0 {
+		s.Tabs = d.Tabs
+	}
+	if s.Rooms == 0 {
+		s.Rooms = d.Rooms
+	}
+	if s.RoomsPerUser == 0 {
+		s.RoomsPerUser = d.RoomsPerUser
+	}
+	if s.MsgSize == 0 {
+		s.MsgSize = d.MsgSize
+	}
+	if s.History < 0 {
+		s.History = 0
+	}
+	if s.Ramp == 0 {
+		s.Ramp = d.Ramp
+	}
+	if s.Duration == 0 {
+		s.Duration = d.Duration
+	}
+	if s.Drain == 0 {
+		s.Drain = d.Drain
+	}
+	if s.FlushInterval == 0 {
+		s.FlushInterval = d.FlushInterval
+	}
+	if s.FlushMax == 0 {
+		s.FlushMax = d.FlushMax
+	}
+	if s.CmdTimeout == 0 {
+		s.CmdTimeout = d.CmdTimeout
+	}
+	s.Ladder = s.Ladder.withDefaults()
+	return s
+}
+
+// Validate checks the scenario (after defaults are applied).
+func (s Scenario) Validate() error {
+	var errs []error
+	if len(s.Targets) == 0 {
+		errs = append(errs, errors.New("no target: give at least one ws:// URL"))
+	}
+	for _, t := range s.Targets {
+		u, err := url.Parse(t)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("target %q is not a ws:// URL", t))
+		}
+	}
+	if s.Clients < 1 {
+		errs = append(errs, fmt.Errorf("clients must be at least 1 (got %d)", s.Clients))
+	}
+	if s.Tabs < 1 || s.Tabs > 32 {
+		errs = append(errs, fmt.Errorf("tabs must be 1..32 (got %d)", s.Tabs))
+	}
+	if s.Rooms < 1 {
+		errs = append(errs, fmt.Errorf("rooms must be at least 1 (got %d)", s.Rooms))
+	}
+	if s.RoomsPerUser < 1 || s.RoomsPerUser > s.Rooms || s.RoomsPerUser > 64 {
+		errs = append(errs, fmt.Errorf("rooms-per-user must be 1..min(rooms, 64) (got %d)", s.RoomsPerUser))
+	}
+	if s.RoomSkew != 0 && s.RoomSkew <= 1 {
+		errs = append(errs, fmt.Errorf("room skew must be 0 (even) or above 1 (Zipf exponent), got %g", s.RoomSkew))
+	}
+	if s.MsgSize < minMsgSize || s.MsgSize > 4096 {
+		errs = append(errs, fmt.Errorf("message size must be %d..4096 bytes (got %d)", minMsgSize, s.MsgSize))
+	}
+	if s.DMRatio < 0 || s.DMRatio > 1 {
+		errs = append(errs, fmt.Errorf("dm-ratio must be 0..1 (got %g)", s.DMRatio))
+	}
+	if s.Duration < 0 || s.Ramp < 0 {
+		errs = append(errs, errors.New("duration and ramp must not be negative"))
+	}
+	if s.TabChurn < 0 || s.ConnKill < 0 {
+		errs = append(errs, errors.New("tab-churn and conn-kill must not be negative"))
+	}
+	if s.FlushMax < 256 || s.FlushMax > 60<<10 {
+		errs = append(errs, fmt.Errorf("flush-max must be 256..61440 bytes (got %d)", s.FlushMax))
+	}
+	return errors.Join(errs...)
+}
+
+// Sockets returns how many WebSockets the scenario holds in a mode.
+func (s Scenario) Sockets(mode string) int {
+	if mode == reports.ModePerTab {
+		return s.Clients * s.Tabs
+	}
+	return s.Clients
+}
+
+// reportScenario converts s into the result model's scenario.
+func (s Scenario) report() reports.Scenario {
+	extra := map[string]string{
+		"history":     fmt.Sprint(s.History),
+		"cmd_timeout": s.CmdTimeout.String(),
+	}
+	if s.RoomSkew > 0 {
+		extra["room_skew"] = fmt.Sprint(s.RoomSkew)
+	}
+	if len(s.SourceIPs) > 0 {
+		ips := make([]string, len(s.SourceIPs))
+		for i, ip := range s.SourceIPs {
+			ips[i] = ip.String()
+		}
+		extra["source_ips"] = strings.Join(ips, ",")
+	}
+	return reports.Scenario{
+		Targets:       append([]string(nil), s.Targets...),
+		Protocol:      protocolVersion,
+		Rooms:         s.Rooms,
+		RoomsPerUser:  s.RoomsPerUser,
+		Rate:          s.Rate,
+		Duration:      reports.Duration(s.Duration),
+		Ramp:          reports.Duration(s.Ramp),
+		MsgSize:       s.MsgSize,
+		DMRatio:       s.DMRatio,
+		TabChurn:      s.TabChurn,
+		ConnKill:      s.ConnKill,
+		FlushInterval: reports.Duration(s.FlushInterval),
+		FlushMax:      s.FlushMax,
+		Seed:          s.Seed,
+		Extra:         extra,
+	}
+}
