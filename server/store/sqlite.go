@@ -103,22 +103,18 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if err != nil {
 		return nil, err
 	}
-	// Trim what aged or overflowed while the server was down (or since
-	// the bounds were lowered) before anyone loads it.
-	if _, err := w.trimByAge(ctx); err != nil {
+	// Trim what aged while the server was down, or overflowed bounds that
+	// were lowered, before anyone loads it.
+	if _, err := w.trimAll(ctx); err != nil {
 		w.closeStmts()
-		return nil, fmt.Errorf("trim by age: %w", err)
-	}
-	if _, err := conn.ExecContext(ctx, sqlTrimCountAll, opts.MaxMessages); err != nil {
-		w.closeStmts()
-		return nil, fmt.Errorf("trim by count: %w", err)
+		return nil, fmt.Errorf("trim: %w", err)
 	}
 	s := &sqliteStore{path: abs, db: db, opts: opts, q: q, w: w}
 	go w.run()
 	return s, nil
 }
 
-// Load returns every stored room, oldest first by name, each with its newest
+// Load returns every stored room, sorted by name, each with its newest
 // messages within the bounds, oldest first, with Room and Epoch filled in
 // from the room. A room whose messages are all gone is returned with none:
 // its epoch lives on. Messages are returned only as a run of consecutive

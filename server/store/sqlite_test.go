@@ -516,3 +516,18 @@ func TestSmallQueueDoesNotLinger(t *testing.T) {
 		t.Fatal("Append blocked on a full queue while the writer lingered")
 	}
 }
+
+func TestOpenUnwritableDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes through permissions")
+	}
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenSQLite(context.Background(), dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, FileName)) {
+		t.Fatalf("OpenSQLite on a read-only dir = %v", err)
+	}
+	t.Log(err)
+}

@@ -28,17 +28,27 @@ type Room struct {
 // is durable. All methods are safe for concurrent use.
 type Store interface {
 	// Load returns every stored room with its messages, trimmed to the
-	// store's bounds (the newest max messages, none older than max age).
+	// store's bounds (the newest max messages, none older than max age),
+	// with Room and Epoch set in each message. A room whose messages are
+	// all gone is still returned, with its epoch: the hub decides when a
+	// room with no members and no history is deleted. Changes still queued
+	// are not seen; Flush first to include them.
 	Load(ctx context.Context) ([]Room, error)
-	// CreateRoom records a new room and its epoch.
+	// CreateRoom records a new room and its epoch. Recording a room again
+	// with the same epoch changes nothing; with another epoch (the room was
+	// made again) it replaces the room and drops its old messages.
 	CreateRoom(name, epoch string)
 	// DeleteRoom forgets a room and its messages (the room expired).
 	DeleteRoom(name string)
-	// Append queues a message for writing.
+	// Append queues a message for writing, waiting while the queue is full.
+	// A message whose offset is stored already replaces it (so a replay is
+	// harmless).
 	Append(m mux.Message)
 	// Flush blocks until every change queued before the call is written, or
-	// ctx ends.
+	// ctx ends. It reports changes that could not be written.
 	Flush(ctx context.Context) error
-	// Close flushes, stops the writer and releases the database.
+	// Close flushes, stops the writer and releases the database. Calls
+	// after the first, and any other call after Close, do nothing (Load
+	// returns an error).
 	Close() error
 }

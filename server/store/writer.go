@@ -34,10 +34,6 @@ const (
 	// sqlTrimCount keeps the newest ?2 offsets of a room.
 	sqlTrimCount = `DELETE FROM messages WHERE room = ?1
 		AND "offset" <= (SELECT MAX("offset") FROM messages WHERE room = ?1) - ?2`
-	// sqlTrimCountAll does the same for every room (at open, in case
-	// MaxMessages was lowered).
-	sqlTrimCountAll = `DELETE FROM messages AS m
-		WHERE "offset" <= (SELECT MAX("offset") FROM messages WHERE room = m.room) - ?1`
 	// sqlTrimAge deletes a room's messages before its first one sent at or
 	// after ?2 (Unix ms), all of them if there is none. The subquery walks
 	// the room in offset order and stops at that message.
@@ -305,12 +301,12 @@ func (w *writer) applyAppend(ctx context.Context, m *mux.Message) error {
 	return nil
 }
 
-// trimOld deletes the messages older than MaxAge. An error is logged; the
-// next tick tries again.
+// trimOld deletes the messages older than MaxAge (and any beyond
+// MaxMessages). An error is logged; the next tick tries again.
 func (w *writer) trimOld() {
-	n, err := w.trimByAge(context.Background())
+	n, err := w.trimAll(context.Background())
 	if err != nil {
-		w.log.Error("store: trim by age failed", "max_age", w.opts.MaxAge, "err", err)
+		w.log.Error("store: trim failed", "max_age", w.opts.MaxAge, "err", err)
 		return
 	}
 	if n > 0 {
@@ -318,9 +314,12 @@ func (w *writer) trimOld() {
 	}
 }
 
-// trimByAge deletes the messages older than MaxAge, room by room, in one
-// transaction, and returns how many it deleted.
-func (w *writer) trimByAge(ctx context.Context) (deleted int64, err error) {
+// trimAll deletes, room by room and in one transaction, the messages older
+// than MaxAge and those beyond the newest MaxMessages (which the batches
+// already do for the rooms they touch, but not after MaxMessages was
+// lowered). It returns how many messages it deleted. Each room costs a few
+// index seeks plus what it deletes.
+func (w *writer) trimAll(ctx context.Context) (deleted int64, err error) {
 	cutoff := w.opts.cutoffMS()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
@@ -330,36 +329,47 @@ func (w *writer) trimByAge(ctx context.Context) (deleted int64, err error) {
 			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	var rooms []string
-	rows, err := w.conn.QueryContext(ctx, sqlRoomNames)
+	rooms, err := w.roomNames(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list rooms: %w", err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			_ = rows.Close()
-			return 0, fmt.Errorf("list rooms: %w", err)
-		}
-		rooms = append(rooms, name)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("list rooms: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("list rooms: %w", err)
+		return 0, err
 	}
 	for _, room := range rooms {
-		res, err := w.trimAge.ExecContext(ctx, room, cutoff)
-		if err != nil {
-			return 0, fmt.Errorf("room %q: %w", room, err)
-		}
-		if n, err := res.RowsAffected(); err == nil {
-			deleted += n
+		for _, trim := range []struct {
+			stmt *sql.Stmt
+			arg  any
+		}{{w.trimAge, cutoff}, {w.trimCount, w.opts.MaxMessages}} {
+			res, err := trim.stmt.ExecContext(ctx, room, trim.arg)
+			if err != nil {
+				return 0, fmt.Errorf("trim room %q: %w", room, err)
+			}
+			if n, err := res.RowsAffected(); err == nil {
+				deleted += n
+			}
 		}
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	return deleted, nil
+}
+
+// roomNames lists the stored rooms.
+func (w *writer) roomNames(ctx context.Context) ([]string, error) {
+	rows, err := w.conn.QueryContext(ctx, sqlRoomNames)
+	if err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	defer rows.Close()
+	var rooms []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list rooms: %w", err)
+		}
+		rooms = append(rooms, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	return rooms, nil
 }
