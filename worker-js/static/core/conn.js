@@ -18,7 +18,7 @@ export const DEFAULT_CONN = Object.freeze({
 export class Connection {
   constructor({
     WebSocket, fetch, lbsUrl, defaultAddr, config = {}, random = Math.random,
-    setTimer = setTimeout, clearTimer = clearTimeout, now = Date.now,
+    setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now,
     onHello = () => {}, onFrames = () => {}, onDown = () => {}, onState = () => {}, log = () => {},
   }) {
     this.WS = WebSocket;

@@ -3,7 +3,7 @@
 // seed's msgFlushTimer, section 3.2). Used for events going to a tab, so a
 // busy room does not repaint on every message.
 export class FlushBuffer {
-  constructor({ intervalMs = 50, maxItems = 100, onFlush, setTimer = setTimeout, clearTimer = clearTimeout } = {}) {
+  constructor({ intervalMs = 50, maxItems = 100, onFlush, setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id) } = {}) {
     this.intervalMs = intervalMs;
     this.maxItems = Math.max(1, maxItems);
     this.onFlush = onFlush;

@@ -32,7 +32,7 @@ let hubSeq = 0;
 export class Hub {
   constructor({
     mode, WebSocket, fetch, locks = null, cacheBackend = null, base = '', config = {},
-    setTimer = setTimeout, clearTimer = clearTimeout, now = Date.now, random = Math.random, log = () => {},
+    setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now, random = Math.random, log = () => {},
   }) {
     this.id = `${mode}-${now().toString(36)}-${Math.floor(random() * 1e9).toString(36)}-${++hubSeq}`;
     this.mode = mode;
@@ -48,10 +48,11 @@ export class Hub {
     this.nextSid = 1;
     this.tokens = new Map();    // user name -> token (shared by this browser's tabs)
     this.lockWaits = new Set();
+    this.errors = [];
     this.status = { state: 'idle' };
     this.stats = {
       msgsFromServer: 0, msgsFromCache: 0, pushes: 0, delivered: 0, dups: 0, gaps: 0,
-      resets: 0, attaches: 0, reattaches: 0, reconnects: 0, joinsFromCache: 0, lastJoinFetched: -1, lastJoinCached: -1,
+      resets: 0, resumed: 0, attaches: 0, reattaches: 0, reconnects: 0, joinsFromCache: 0, lastJoinFetched: -1, lastJoinCached: -1,
     };
     this.cache = new RoomCache(cacheBackend || new MemoryBackend(), { keep: this.cfg.cacheKeep, onError: (e) => log('cache', String(e)) });
     const root = base ? new URL('./', base) : null;
@@ -82,6 +83,17 @@ export class Hub {
 
   // handle takes one message from a tab; ep is where that tab's answers go.
   handle(ep, m) {
+    try {
+      this.handleTab(ep, m);
+    } catch (e) {
+      // keep the last errors where the panel and the tests can see them
+      this.errors.push(`${m && m.op}: ${e && e.stack ? e.stack : e}`);
+      if (this.errors.length > 10) this.errors.shift();
+      this.log('error', e);
+    }
+  }
+
+  handleTab(ep, m) {
     if (!m || typeof m !== 'object' || typeof m.tab !== 'string') return;
     const tab = this.tabs.get(m.tab);
     if (tab) { tab.lastSeen = this.now(); if (m.op !== 'detach') tab.ep = ep; }
@@ -223,7 +235,7 @@ export class Hub {
 
   info() {
     return {
-      hub: this.id, mode: this.mode, status: this.status, tabs: this.tabList(), stats: { ...this.stats },
+      hub: this.id, mode: this.mode, status: this.status, errors: this.errors.slice(), tabs: this.tabList(), stats: { ...this.stats },
       conn: { ...this.conn.stats, ...this.conn.info, hello: this.conn.hello }, cache: { ...this.cache.stats }, config: { ...this.cfg, ...this.conn.cfg },
     };
   }
@@ -345,6 +357,7 @@ export class Hub {
     const { room, epoch, top = 0, reset = false, more = false } = jr;
     const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
     this.stats.msgsFromServer += msgs.length;
+    if (source === 'resume') this.stats.resumed += msgs.length;
     s.joined.add(room);
     const isReset = reset || (s.rooms.has(room) && s.rooms.get(room).epoch && s.rooms.get(room).epoch !== epoch);
     if (isReset) {

@@ -1,0 +1,438 @@
+package workerjs_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
+
+	"imload/mux"
+	"imload/server"
+)
+
+// findBrowser returns the Chromium to drive. Without one the browser tests
+// skip loudly, or fail when IMLOAD_REQUIRE_BROWSER=1 (as .ci/run sets).
+func findBrowser(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	msg := "NO BROWSER: install Chromium (apt-get install -y chromium) to run the real-browser tests of worker-js"
+	if os.Getenv("IMLOAD_REQUIRE_BROWSER") == "1" {
+		t.Fatal(msg + " (IMLOAD_REQUIRE_BROWSER=1)")
+	}
+	fmt.Fprintln(os.Stderr, "\n!!!!!!!! "+msg+" !!!!!!!!")
+	t.Skip(msg)
+	return ""
+}
+
+// testServer is an imload server on a loopback port.
+type testServer struct {
+	t    *testing.T
+	srv  *server.Server
+	addr string // host:port
+	stop context.CancelFunc
+	done chan error
+}
+
+func (ts *testServer) url(path string) string { return "http://" + ts.addr + path }
+
+func serverConfig(t *testing.T) server.Config {
+	cfg := server.DefaultConfig()
+	cfg.Memory = true
+	cfg.DataDir = t.TempDir()
+	cfg.GoAwayRetryMin = 300 * time.Millisecond
+	cfg.GoAwayRetryMax = 600 * time.Millisecond
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// startServer serves cfg on addr ("127.0.0.1:0" for any port).
+func startServer(t *testing.T, cfg server.Config, addr string) *testServer {
+	t.Helper()
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	for i := 0; ; i++ {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || i > 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the old server's port may take a moment
+	}
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{t: t, srv: srv, addr: ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(ts.shutdown)
+	return ts
+}
+
+// shutdown stops the server gracefully and waits for Serve to return.
+func (ts *testServer) shutdown() {
+	if ts.stop == nil {
+		return
+	}
+	ts.stop()
+	ts.stop = nil
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			ts.t.Logf("server: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		ts.t.Error("server did not shut down in 15s")
+	}
+}
+
+// waitStats polls the server's counters until ok says yes.
+func (ts *testServer) waitStats(t *testing.T, what string, timeout time.Duration, ok func(mux.Stats) bool) mux.Stats {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := ts.srv.Stats()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached in %v; stats: physical=%d logical=%d by_mode=%v", what, timeout, st.PhysicalConnections, st.LogicalSessions, st.PhysicalByMode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// browser is one headless Chromium with one browser context: its tabs
+// share SharedWorkers, Web Locks, BroadcastChannels and IndexedDB.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context // the first tab; new tabs are made from it
+	close func()
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := findBrowser(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 820),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil { // start the browser
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	b := &browser{t: t, ctx: ctx}
+	var once sync.Once
+	b.close = func() {
+		once.Do(func() {
+			cancelCtx()
+			cancelAlloc()
+		})
+	}
+	t.Cleanup(b.close)
+	return b
+}
+
+// tab is one page of the browser.
+type tab struct {
+	t      *testing.T
+	ctx    context.Context
+	cancel context.CancelFunc
+	name   string
+	mu     sync.Mutex
+	logs   []string
+	dialog bool
+}
+
+// open makes a new tab showing url and waits until the page is ready (it
+// has its session and joined the rooms of its URL).
+func (b *browser) open(url, name string) *tab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	tb := &tab{t: b.t, ctx: ctx, cancel: cancel, name: name}
+	if err := chromedp.Do(ctx); err != nil { // open the tab
+		b.t.Fatalf("new tab: %v", err)
+	}
+	err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range e.Args {
+				if len(a.Value) > 0 {
+					parts = append(parts, strings.Trim(string(a.Value), `"`))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			tb.log(string(e.Type) + ": " + strings.Join(parts, " "))
+		case *runtime.EventExceptionThrown:
+			tb.log("exception: " + e.ExceptionDetails.Text + " " + exceptionText(e.ExceptionDetails))
+		case *page.EventJavascriptDialogOpening:
+			tb.mu.Lock()
+			tb.dialog = true
+			tb.mu.Unlock()
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	})
+	if err != nil {
+		b.t.Fatalf("listen: %v", err)
+	}
+	b.t.Cleanup(cancel)
+	tb.run(20*time.Second, "open "+url, chromedp.Navigate(url))
+	tb.waitJS(20*time.Second, "page ready", `document.body.dataset.ready === '1'`)
+	return tb
+}
+
+func (tb *tab) dumpLogs() string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return strings.Join(tb.logs, "\n")
+}
+
+func (tb *tab) log(line string) {
+	tb.mu.Lock()
+	tb.logs = append(tb.logs, line)
+	tb.mu.Unlock()
+}
+
+func exceptionText(d *runtime.ExceptionDetails) string {
+	if d != nil && d.Exception != nil {
+		return d.Exception.Description
+	}
+	return ""
+}
+
+// run runs actions with a timeout; it fails the test on error.
+func (tb *tab) run(timeout time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.t.Fatalf("%s: %s: %v\nconsole:\n%s", tb.name, what, err, tb.dumpLogs())
+	}
+}
+
+// evalJS evaluates a JS expression (awaiting promises) into a T.
+func evalJS[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.t.Fatalf("%s: eval %s: %v\nconsole:\n%s", tb.name, expr, err, tb.dumpLogs())
+	}
+	return v
+}
+
+// waitJS polls a JS condition until it is true.
+func (tb *tab) waitJS(timeout time.Duration, what, cond string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+cond+`)`))
+		if err == nil && ok {
+			return
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			tb.t.Fatalf("%s: %s: not true within %v (%s; last error %v)\nconsole:\n%s", tb.name, what, timeout, cond, last, tb.dumpLogs())
+		case <-tick.C:
+		}
+	}
+}
+
+// say types text into the composer and presses Enter.
+func (tb *tab) say(text string) {
+	tb.t.Helper()
+	tb.run(10*time.Second, "type "+text,
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SetValue(chromedp.ID("input"), ""),
+		chromedp.SendKeys(chromedp.ID("input"), text+"\r"),
+	)
+}
+
+// texts returns the texts of the messages shown for room, in page order.
+func (tb *tab) texts(room string) []string {
+	tb.t.Helper()
+	return evalJS[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll('#messages .log[data-room=%q] .msg .bubble')].map(e => e.textContent)`, room))
+}
+
+// waitTexts waits until room shows want (in order) somewhere in its list.
+func (tb *tab) waitTexts(room string, timeout time.Duration, want ...string) {
+	tb.t.Helper()
+	js, _ := json.Marshal(want)
+	tb.waitJS(timeout, fmt.Sprintf("shows %v in %s", want, room), fmt.Sprintf(`(() => {
+		const got = [...document.querySelectorAll('#messages .log[data-room=%q] .msg .bubble')].map(e => e.textContent);
+		const want = %s; let i = 0;
+		for (const g of got) if (g === want[i]) i++;
+		return i === want.length;
+	})()`, room, js))
+}
+
+func (tb *tab) close() {
+	tb.cancel()
+}
+
+// hubInfo returns the counters of the hub this tab talks to.
+type hubInfo struct {
+	Hub   string `json:"hub"`
+	Mode  string `json:"mode"`
+	Stats struct {
+		MsgsFromServer  int `json:"msgsFromServer"`
+		MsgsFromCache   int `json:"msgsFromCache"`
+		Reconnects      int `json:"reconnects"`
+		Reattaches      int `json:"reattaches"`
+		Resumed         int `json:"resumed"`
+		LastJoinFetched int `json:"lastJoinFetched"`
+		LastJoinCached  int `json:"lastJoinCached"`
+	} `json:"stats"`
+	Tabs []struct {
+		Sid  int    `json:"sid"`
+		User string `json:"user"`
+	} `json:"tabs"`
+}
+
+func (tb *tab) info() hubInfo {
+	tb.t.Helper()
+	return evalJS[hubInfo](tb, `window.imloadApp.client.info()`)
+}
+
+// wsClient is a plain protocol client (not a browser): another user.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	mu   sync.Mutex
+	seq  uint64
+	rd   chan map[string]any
+}
+
+func dialClient(t *testing.T, addr, name string, rooms ...string) *wsClient {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &wsClient{t: t, conn: c, rd: make(chan map[string]any, 1024)}
+	go func() {
+		defer close(wc.rd)
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			sc := bufio.NewScanner(strings.NewReader(string(data)))
+			sc.Buffer(make([]byte, 0, 1<<16), 1<<20)
+			for sc.Scan() {
+				var f map[string]any
+				if json.Unmarshal(sc.Bytes(), &f) == nil {
+					select {
+					case wc.rd <- f:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(wc.close)
+	wc.cmd("attach", map[string]any{"name": name, "mode": "loadgen"})
+	for _, r := range rooms {
+		wc.cmd("join", map[string]any{"room": r})
+	}
+	return wc
+}
+
+// cmd sends a command of session 1 and waits for its reply.
+func (wc *wsClient) cmd(name string, body any) map[string]any {
+	wc.t.Helper()
+	wc.mu.Lock()
+	wc.seq++
+	seq := wc.seq
+	b, _ := json.Marshal(map[string]any{"t": "cmd", "sid": 1, "seq": seq, "cmd": name, "body": body})
+	err := wc.conn.WriteMessage(websocket.TextMessage, b)
+	wc.mu.Unlock()
+	if err != nil {
+		wc.t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case f, ok := <-wc.rd:
+			if !ok {
+				wc.t.Fatalf("%s: connection closed", name)
+			}
+			if f["t"] == "reply" && f["seq"] == float64(seq) {
+				if f["code"] != float64(200) {
+					wc.t.Fatalf("%s: %v", name, f)
+				}
+				return f
+			}
+		case <-timeout:
+			wc.t.Fatalf("%s: no reply", name)
+		}
+	}
+}
+
+func (wc *wsClient) close() { wc.conn.Close() }
+
+func artifactsDir(t *testing.T) string {
+	dir := filepath.Join("testdata", "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func screenshot(t *testing.T, tb *tab, file string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactsDir(t), file)
+	if err = os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}

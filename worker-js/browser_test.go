@@ -1,0 +1,197 @@
+package workerjs_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"imload/mux"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// chromedp's allocator may leave its process waiter for a moment
+		goleak.IgnoreTopFunction("github.com/chromedp/chromedp.(*ExecAllocator).Allocate.func2"),
+		goleak.IgnoreTopFunction("os/exec.(*Cmd).watchCtx"),
+	)
+}
+
+// Issue 3, test 1: three tabs of one browser share one socket; a room
+// message reaches the other tabs; a private message only its target.
+func TestSharedWorkerThreeTabs(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
+	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
+	carol := b.open(ts.url("/?name=carol&room=lobby"), "carol")
+
+	st := ts.waitStats(t, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
+		return s.PhysicalConnections == 1 && s.LogicalSessions == 3
+	})
+	if st.PhysicalByMode["shared_worker"] != 1 {
+		t.Fatalf("by mode: %v, want shared_worker 1", st.PhysicalByMode)
+	}
+	for _, tb := range []*tab{alice, bob, carol} {
+		tb.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'shared worker'`)
+		tb.waitJS(5*time.Second, "3 tabs listed", `document.getElementById('tab-count').textContent === '3'`)
+	}
+	alice.waitJS(5*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '3'`)
+
+	alice.say("hello from tab 1")
+	for _, tb := range []*tab{alice, bob, carol} {
+		tb.waitTexts("lobby", 5*time.Second, "hello from tab 1")
+	}
+	alice.say("@bob just for you")
+	bob.waitJS(5*time.Second, "dm shown", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
+	alice.waitJS(5*time.Second, "dm echoed to sender", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
+	bob.say("back to all")
+	carol.waitTexts("lobby", 5*time.Second, "hello from tab 1", "back to all")
+	if n := evalJS[int](carol, `document.querySelectorAll('#messages .msg.dm').length`); n != 0 {
+		t.Fatalf("carol sees %d private messages, want 0", n)
+	}
+	for _, tb := range []*tab{alice, bob, carol} {
+		if got := tb.texts("lobby"); !slices.Equal(got, []string{"hello from tab 1", "back to all"}) {
+			t.Fatalf("%s shows %q", tb.name, got)
+		}
+	}
+	screenshot(t, alice, "shared-three-tabs-alice.png")
+}
+
+// Issue 3, test 2: without SharedWorker the tabs elect a leader: still one
+// socket; closing the leader hands it to another tab without losing messages.
+func TestLeaderTabFallback(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	t1 := b.open(ts.url("/?mode=leader&name=ann&room=lobby"), "ann")
+	t2 := b.open(ts.url("/?mode=leader&name=ben&room=lobby"), "ben")
+	t3 := b.open(ts.url("/?mode=leader&name=cid&room=lobby"), "cid")
+	st := ts.waitStats(t, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
+		return s.PhysicalConnections == 1 && s.LogicalSessions == 3
+	})
+	if st.PhysicalByMode["leader_tab"] != 1 {
+		t.Fatalf("by mode: %v, want leader_tab 1", st.PhysicalByMode)
+	}
+	if !evalJS[bool](t1, `window.imloadApp.client.modeInfo().leader`) {
+		t.Fatal("the first tab should lead")
+	}
+	t3.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'leader tab'`)
+	t1.say("before handover")
+	t3.waitTexts("lobby", 5*time.Second, "before handover")
+
+	// another user keeps talking while the leader tab closes
+	ext := dialClient(t, ts.addr, "ext", "lobby")
+	var want []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 12; i++ {
+			want = append(want, fmt.Sprintf("ext %d", i))
+			ext.cmd("send", map[string]any{"room": "lobby", "text": fmt.Sprintf("ext %d", i), "cid": fmt.Sprintf("e%d", i)})
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	time.Sleep(250 * time.Millisecond)
+	t1.close()
+	t2.say("from ben after handover")
+	<-done
+	t3.waitTexts("lobby", 15*time.Second, append([]string{"before handover"}, want...)...)
+	t3.waitTexts("lobby", 15*time.Second, "from ben after handover")
+	t2.waitTexts("lobby", 15*time.Second, want...)
+	for _, tb := range []*tab{t2, t3} {
+		got := tb.texts("lobby")
+		seen := map[string]int{}
+		for _, g := range got {
+			seen[g]++
+			if seen[g] > 1 {
+				t.Fatalf("%s shows %q twice: %q", tb.name, g, got)
+			}
+		}
+	}
+	ts.waitStats(t, "one leader socket again, 2 tab sessions + ext", 10*time.Second, func(s mux.Stats) bool {
+		return s.PhysicalByMode["leader_tab"] == 1 && s.LogicalSessions == 3
+	})
+	lead2 := evalJS[bool](t2, `window.imloadApp.client.modeInfo().leader`)
+	lead3 := evalJS[bool](t3, `window.imloadApp.client.modeInfo().leader`)
+	if lead2 == lead3 {
+		t.Fatalf("exactly one tab should lead now: ben=%v cid=%v", lead2, lead3)
+	}
+}
+
+// Issue 3, test 3: forced direct mode opens one socket per tab.
+func TestDirectMode(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	tabs := []*tab{
+		b.open(ts.url("/?mode=direct&name=d1&room=lobby"), "d1"),
+		b.open(ts.url("/?mode=direct&name=d2&room=lobby"), "d2"),
+		b.open(ts.url("/?mode=direct&name=d3&room=lobby"), "d3"),
+	}
+	ts.waitStats(t, "3 direct connections", 10*time.Second, func(s mux.Stats) bool {
+		return s.PhysicalConnections == 3 && s.LogicalSessions == 3 && s.PhysicalByMode["direct"] == 3
+	})
+	tabs[0].say("direct hello")
+	for _, tb := range tabs {
+		tb.waitTexts("lobby", 5*time.Second, "direct hello")
+		tb.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'direct'`)
+	}
+}
+
+// Issue 3, test 4: a tab that closes, or crashes, loses its session within
+// a few seconds.
+func TestTabCloseDetaches(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	keep := b.open(ts.url("/?name=keeper&room=lobby"), "keeper")
+	closing := b.open(ts.url("/?name=closer&room=lobby"), "closer")
+	crashing := b.open(ts.url("/?name=crasher&room=lobby"), "crasher")
+	ts.waitStats(t, "3 sessions", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 3 })
+
+	start := time.Now()
+	closing.close()
+	ts.waitStats(t, "closed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
+	t.Logf("closed tab detached after %v", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	cctx, ccancel := context.WithTimeout(crashing.ctx, 3*time.Second)
+	_, _ = chromedp.Call(cctx, page.Crash, cdp.Empty{}) // the renderer dies: no pagehide, only the Web Lock tells
+	ccancel()
+	ts.waitStats(t, "crashed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
+	t.Logf("crashed tab detached after %v", time.Since(start).Round(time.Millisecond))
+	if st := ts.srv.Stats(); st.PhysicalConnections != 1 {
+		t.Fatalf("physical connections %d, want 1", st.PhysicalConnections)
+	}
+	keep.waitJS(5*time.Second, "tab list updated", `document.getElementById('tab-count').textContent === '1'`)
+	keep.say("still here")
+	keep.waitTexts("lobby", 5*time.Second, "still here")
+}
+
+// Issue 3, test 6: user text is shown as text, never as HTML.
+func TestMessagesAreText(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	a := b.open(ts.url("/?name=mallory&room=lobby"), "mallory")
+	v := b.open(ts.url("/?name=victim&room=lobby"), "victim")
+	const evil = `<img src=x onerror=alert(1)>`
+	a.say(evil)
+	a.say(`@victim <b>bold?</b><script>alert(2)</script>`)
+	v.waitTexts("lobby", 5*time.Second, evil)
+	v.waitJS(5*time.Second, "dm shown as text", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === '<b>bold?</b><script>alert(2)</script>')`)
+	for _, tb := range []*tab{a, v} {
+		if n := evalJS[int](tb, `document.querySelectorAll('#messages img, #messages script, #messages b').length`); n != 0 {
+			t.Fatalf("%s: %d elements made from message text", tb.name, n)
+		}
+		tb.mu.Lock()
+		d := tb.dialog
+		tb.mu.Unlock()
+		if d {
+			t.Fatalf("%s: a JavaScript dialog opened", tb.name)
+		}
+	}
+}
