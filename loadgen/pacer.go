@@ -68,15 +68,15 @@ func firstDelay(p Pacer, r *rand.Rand) time.Duration {
 
 // event kinds
 const (
-	evSend      = iota + 1 // a tab's scheduled send
-	evPing                 // a socket's heartbeat
-	evTick                 // once a second per shard: timeouts, dead links
-	evFlush                // flush the shard's dirty sockets
-	evConnect              // (re)connect a socket
-	evTabClose             // churn: close a tab
-	evTabOpen              // churn: reopen a tab
-	evKill                 // churn: kill a socket
-	evResend               // retry a history page fetch
+	evSend     = iota + 1 // a tab's scheduled send
+	evPing                // a socket's heartbeat
+	evTick                // once a second per shard: timeouts, dead links
+	evFlush               // flush the shard's dirty sockets
+	evConnect             // (re)connect a socket
+	evTabClose            // churn: close a tab
+	evTabOpen             // churn: reopen a tab
+	evKill                // churn: kill a socket
+	evResend              // retry a history page fetch
 )
 
 // event is one timer of a shard. at is in nanoseconds since the run's start.

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"imload/loadgen"
+	"imload/reports"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+func newRunCmd() *cobra.Command {
+	sc := loadgen.DefaultScenario()
+	sc.Clients = 1000
+	var (
+		mode       string
+		targets    []string
+		out        string
+		sourceIPs  string
+		maxP99     time.Duration
+		thr        = reports.Thresholds{}
+		noProgress bool
+		serverArgs []string
+		serverLog  string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Simulate thousands of chatting browsers with several tabs each, verify every delivery, measure latency",
+		Long: `imload run simulates --clients browsers, each with --tabs tab sessions of one
+user, chatting in --rooms rooms. In --mode shared each browser opens ONE
+WebSocket carrying all its tabs (what the SharedWorker does); in --mode
+per-tab each tab opens its own; --mode both (the default) runs the same
+scenario twice, one after the other, and compares them.
+
+Browsers connect evenly over --ramp, then chat for --duration: every tab sends
+--rate messages per second at Poisson-distributed times, scheduled whatever
+the server does (open model); latency is measured from the scheduled time, so
+a slow server cannot hide its own delays. Every room message is checked: each
+tab that was a member when it was sent must receive it exactly once and in
+offset order, across reconnects. Private messages (--dm-ratio) likewise.
+
+With no --target, imload run starts "imload serve --memory" (this binary) as a
+child process on a free loopback port, samples its CPU and memory for the
+report, and stops it at the end.
+
+Results go to --out (default ./imload-reports/<time>/): result.json (with
+every histogram, mergeable across machines), report.html, summary.txt,
+.hgrm percentile files; the summary is printed at the end. The exit code is 1
+when anything was lost or a threshold (--max-p99, --max-errors, ...) was not
+met.
+
+Examples:
+  imload run --clients 5000                       # both modes against a fresh local server
+  imload run --clients 200 --duration 10s --mode shared
+  imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
+  imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			modes, err := runModes(mode)
+			if err != nil {
+				return err
+			}
+			sc.Targets = targets
+			if sourceIPs != "" {
+				ips, err := loadgen.ParseSourceIPs(sourceIPs)
+				if err != nil {
+					return err
+				}
+				sc.SourceIPs = ips
+			}
+			thr.MaxP99Ms = float64(maxP99) / float64(time.Millisecond)
+			return runLoad(cmd, sc, modes, out, thr, !noProgress, serverArgs, serverLog)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&sc.Clients, "clients", sc.Clients, "simulated browsers (one user each)")
+	f.IntVar(&sc.Tabs, "tabs", sc.Tabs, "tab sessions per browser")
+	f.StringVar(&mode, "mode", "both", "shared (one socket per browser), per-tab (one socket per tab), or both (one after the other, compared)")
+	f.StringSliceVar(&targets, "target", nil, "server WebSocket URL(s), ws://host:port/ws; /lbs of the first gives the address list (default: start a local imload serve)")
+	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms")
+	f.IntVar(&sc.RoomsPerUser, "rooms-per-user", sc.RoomsPerUser, "rooms each user (all its tabs) joins")
+	f.Float64Var(&sc.RoomSkew, "room-skew", 0, "0 spreads members evenly over rooms; > 1 picks rooms Zipf-distributed with this exponent (a few big rooms)")
+	f.Float64Var(&sc.Rate, "rate", sc.Rate, "messages per second per tab (Poisson arrivals, open model)")
+	f.IntVar(&sc.MsgSize, "msg-size", sc.MsgSize, "message text size in bytes (48..4096)")
+	f.Float64Var(&sc.DMRatio, "dm-ratio", sc.DMRatio, "fraction of sends that are private messages to another user (0..1)")
+	f.IntVar(&sc.History, "history", sc.History, "messages fetched with each join of a new tab (0: none)")
+	f.DurationVar(&sc.Duration, "duration", sc.Duration, "how long browsers chat after the ramp")
+	f.DurationVar(&sc.Ramp, "ramp", sc.Ramp, "time over which browsers connect, evenly spaced")
+	f.DurationVar(&sc.Drain, "drain", sc.Drain, "longest wait after sends stop for outstanding replies and deliveries")
+	f.Float64Var(&sc.TabChurn, "tab-churn", 0, "tabs closed (and reopened 0.5-3 s later) per second over the whole load (0: none)")
+	f.Float64Var(&sc.ConnKill, "conn-kill", 0, "sockets cut per second over the whole load, to exercise reconnect and resume (0: none)")
+	f.DurationVar(&sc.FlushInterval, "flush-interval", sc.FlushInterval, "merge a socket's outgoing frames for this long before writing (negative: write each at once)")
+	f.IntVar(&sc.FlushMax, "flush-max", sc.FlushMax, "write a socket's merged frames as soon as this many bytes are queued")
+	f.DurationVar(&sc.CmdTimeout, "cmd-timeout", sc.CmdTimeout, "a command without a reply after this long is a timeout error")
+	f.DurationVar(&sc.Heartbeat, "heartbeat", 0, "ping interval (default: the server's hb_ms from its hello)")
+	f.IntVar(&sc.Ladder.RetrySame, "retry-same", sc.Ladder.RetrySame, "reconnect ladder: attempts on one address before moving to the next")
+	f.DurationVar(&sc.Ladder.Base, "backoff", sc.Ladder.Base, "reconnect ladder: first back-off delay (doubles per attempt, ±50% jitter)")
+	f.DurationVar(&sc.Ladder.Max, "backoff-max", sc.Ladder.Max, "reconnect ladder: longest back-off delay")
+	f.IntVar(&sc.Ladder.Refetches, "refetches", sc.Ladder.Refetches, "reconnect ladder: /lbs refetches before giving up")
+	f.StringVar(&sourceIPs, "source-ips", "", "local addresses to spread sockets over, e.g. 127.0.0.2-127.0.0.20 (default: automatic above 28,000 sockets to a loopback target)")
+	f.Int64Var(&sc.Seed, "seed", 0, "random seed (0: from the clock); both modes use the same")
+	f.IntVar(&sc.Shards, "shards", 0, "scheduler shards (0: 2 × GOMAXPROCS, at least 4)")
+	f.StringVar(&out, "out", "", "directory for result.json and reports (default: ./imload-reports/<timestamp>)")
+	f.DurationVar(&maxP99, "max-p99", 0, "fail when the delivery p99 is above this (0: no limit)")
+	f.Int64Var(&thr.MaxErrors, "max-errors", 0, "fail with more errors than this (-1: no limit)")
+	f.Int64Var(&thr.MaxLost, "max-lost", 0, "fail with more lost messages than this (-1: no limit)")
+	f.Int64Var(&thr.MaxDuplicated, "max-duplicated", 0, "fail with more duplicated messages than this (-1: no limit)")
+	f.Int64Var(&thr.MaxReordered, "max-reordered", 0, "fail with more reordered messages than this (-1: no limit)")
+	f.BoolVar(&noProgress, "no-progress", false, "do not print the live progress line")
+	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra argument for the local imload serve (repeatable), e.g. --server-arg=--write-delay=1ms")
+	f.StringVar(&serverLog, "server-log", "", "file for the local server's logs (default: server.log in --out)")
+	return cmd
+}
+
+func runModes(mode string) ([]string, error) {
+	switch mode {
+	case "both", "":
+		return []string{reports.ModeShared, reports.ModePerTab}, nil
+	case reports.ModeShared, reports.ModePerTab:
+		return []string{mode}, nil
+	}
+	return nil, fmt.Errorf("--mode %q: want shared, per-tab or both", mode)
+}
+
+func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string, thr reports.Thresholds,
+	progress bool, serverArgs []string, serverLog string) error {
+	ctx := cmd.Context()
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	pp := &loadgen.ProgressPrinter{W: stderr, TTY: tty}
+
+	if out == "" {
+		out = filepath.Join("imload-reports", time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("create --out directory: %w", err)
+	}
+
+	// Raise the open-files limit first: the child server inherits it.
+	sockets := 0
+	for _, m := range modes {
+		sockets = max(sockets, sc.Sockets(m))
+	}
+	if err := loadgen.EnsureFileLimit(sockets + 256); err != nil {
+		return err
+	}
+
+	opts := []loadgen.Option{
+		loadgen.WithModes(modes...),
+		loadgen.WithThresholds(thr),
+		loadgen.WithVersion(buildVersion()),
+		loadgen.WithLogf(pp.Logf),
+	}
+	if progress {
+		opts = append(opts, loadgen.WithProgress(pp.Print))
+	}
+	var child *loadgen.Child
+	if len(sc.Targets) == 0 {
+		if serverLog == "" {
+			serverLog = filepath.Join(out, "server.log")
+		}
+		logf, err := os.Create(serverLog)
+		if err != nil {
+			return fmt.Errorf("server log: %w", err)
+		}
+		defer logf.Close()
+		child, err = loadgen.StartChild(ctx, loadgen.ChildConfig{Args: serverArgs, Stderr: logf})
+		if err != nil {
+			return fmt.Errorf("no --target given and the local server did not start: %w", err)
+		}
+		pp.Logf("no --target: started a local server, `imload serve --memory` (pid %d) at %s; its logs go to %s",
+			child.PID(), child.URL, serverLog)
+		sc.Targets = []string{child.WS}
+		opts = append(opts, loadgen.WithServerPID(child.PID()))
+		defer child.Stop(15 * time.Second)
+	}
+
+	res, runErr := loadgen.Run(ctx, sc, opts...)
+	pp.Done()
+	if child != nil {
+		if err := child.Stop(15 * time.Second); err != nil {
+			pp.Logf("local server: %v", err)
+		} else {
+			pp.Logf("local server stopped")
+		}
+	}
+	if res == nil {
+		return runErr
+	}
+	if errors.Is(runErr, loadgen.ErrInterrupted) {
+		pp.Logf("interrupted: writing what was measured so far")
+	}
+	if err := res.Save(filepath.Join(out, reports.FileResult)); err != nil {
+		return err
+	}
+	if err := reports.WriteAll(out, res); err != nil {
+		pp.Logf("some reports could not be written: %v", err)
+	}
+	fmt.Fprintln(stdout)
+	if err := reports.Text(stdout, res); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, verdictLine(res, out))
+	if runErr != nil {
+		return &exitError{code: 1, err: runErr}
+	}
+	if !res.Verdict.Pass {
+		return &exitError{code: 1, err: errors.New("run failed: " + res.Verdict.Reason)}
+	}
+	return nil
+}
+
+// verdictLine is the one-line verdict printed last.
+func verdictLine(r *reports.Result, out string) string {
+	var parts []string
+	for _, run := range r.Runs {
+		parts = append(parts, fmt.Sprintf("%s %d conns/%d sessions, %d/%d delivered, %d lost, p99 %.1f ms",
+			run.Mode, run.PhysicalConnectionsPeak, run.SessionsPeak, run.Delivery.Delivered, run.Delivery.Expected,
+			run.Delivery.Lost, run.Latency[reports.HistDelivery].P99Ms))
+	}
+	v := "PASS"
+	if !r.Verdict.Pass {
+		v = "FAIL (" + r.Verdict.Reason + ")"
+	}
+	return fmt.Sprintf("imload run: %s: %s; results in %s", v, strings.Join(parts, "; "), out)
+}
