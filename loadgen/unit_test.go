@@ -1,0 +1,390 @@
+package loadgen
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"imload/reports"
+)
+
+func TestPoissonPacerMeanAndSpread(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	p := PoissonPacer{PerSecond: 4}
+	const n = 200000
+	var sum, sumSq float64
+	for i := 0; i < n; i++ {
+		d := p.Next(r).Seconds()
+		if d < 0 {
+			t.Fatal("negative interval")
+		}
+		sum += d
+		sumSq += d * d
+	}
+	mean := sum / n
+	sd := math.Sqrt(sumSq/n - mean*mean)
+	// Exponential: mean = sd = 1/rate.
+	if math.Abs(mean-0.25) > 0.005 || math.Abs(sd-0.25) > 0.01 {
+		t.Fatalf("mean %.4f sd %.4f, want 0.25 and 0.25", mean, sd)
+	}
+	if p.Rate() != 4 {
+		t.Fatalf("rate %v", p.Rate())
+	}
+	if (PoissonPacer{}).Next(r) >= 0 || (ConstantPacer{}).Next(r) >= 0 {
+		t.Fatal("a zero rate must mean never")
+	}
+}
+
+func TestConstantPacerAndFirstDelay(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	p := ConstantPacer{PerSecond: 10}
+	if d := p.Next(r); d != 100*time.Millisecond {
+		t.Fatalf("interval %v", d)
+	}
+	for i := 0; i < 1000; i++ {
+		if d := firstDelay(p, r); d < 0 || d >= 100*time.Millisecond {
+			t.Fatalf("first delay %v outside one interval", d)
+		}
+	}
+}
+
+// The open model: the schedule is a function of the pacer alone. A
+// scheduler that fires late still reports the planned time, so latency
+// measured from it includes the lateness.
+func TestEventHeapOrder(t *testing.T) {
+	var h eventHeap
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 1000; i++ {
+		h.push(event{at: r.Int64N(1e6)})
+	}
+	last := int64(-1)
+	for h.Len() > 0 {
+		e := h.pop()
+		if e.at < last {
+			t.Fatalf("heap out of order: %d after %d", e.at, last)
+		}
+		last = e.at
+	}
+}
+
+func TestLadderSteps(t *testing.T) {
+	cfg := LadderConfig{RetrySame: 3, Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.5, Refetches: 2}
+	l := NewLadder(cfg, 2, 0)
+	r := rand.New(rand.NewPCG(7, 8))
+	var names []string
+	var addrs []int
+	for i := 0; i < 20; i++ {
+		s := l.Failed(r)
+		names = append(names, s.Name)
+		addrs = append(addrs, s.Addr)
+		if s.Name == reports.StepGiveUp {
+			break
+		}
+		if s.Delay < 0 || s.Delay > time.Duration(float64(cfg.Max)*1.5)+time.Millisecond {
+			t.Fatalf("step %d: delay %v out of bounds", i, s.Delay)
+		}
+		if s.Name == reports.StepRefetch {
+			l.SetAddrs(2)
+		}
+	}
+	// Per round: 2 retries on address 0, switch to 1, 2 retries, then a
+	// refetch; two refetches; then give up.
+	want := []string{
+		"retry", "retry", "switch", "retry", "retry", "refetch",
+		"retry", "retry", "switch", "retry", "retry", "refetch",
+		"retry", "retry", "switch", "retry", "retry", "give_up",
+	}
+	if len(names) != len(want) {
+		t.Fatalf("steps %v, want %v", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("steps %v, want %v", names, want)
+		}
+	}
+	if addrs[0] != 0 || addrs[2] != 1 || addrs[3] != 1 || addrs[6] != 0 {
+		t.Fatalf("addresses %v", addrs)
+	}
+	// Success resets the ladder.
+	l2 := NewLadder(cfg, 1, 0)
+	l2.Failed(r)
+	l2.Failed(r)
+	l2.Success()
+	if s := l2.Failed(r); s.Name != reports.StepRetry {
+		t.Fatalf("after success: %v", s.Name)
+	}
+}
+
+func TestLadderBackoffGrowsAndCaps(t *testing.T) {
+	cfg := LadderConfig{RetrySame: 10, Base: 100 * time.Millisecond, Max: 800 * time.Millisecond, Jitter: 0.01, Refetches: 0}
+	l := NewLadder(cfg, 1, 0)
+	r := rand.New(rand.NewPCG(9, 10))
+	want := []time.Duration{100, 200, 400, 800, 800, 800}
+	for i, w := range want {
+		s := l.Failed(r)
+		w *= time.Millisecond
+		if s.Delay < w*98/100 || s.Delay > w*102/100 {
+			t.Fatalf("attempt %d: delay %v, want about %v", i+1, s.Delay, w)
+		}
+	}
+}
+
+func TestLadderJitterSpreads(t *testing.T) {
+	cfg := LadderConfig{RetrySame: 5, Base: time.Second, Max: time.Second, Jitter: 0.5}
+	r := rand.New(rand.NewPCG(11, 12))
+	lo, hi := time.Hour, time.Duration(0)
+	for i := 0; i < 1000; i++ {
+		d := NewLadder(cfg, 1, 0).Failed(r).Delay
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo > 600*time.Millisecond || hi < 1400*time.Millisecond || lo < 500*time.Millisecond || hi > 1500*time.Millisecond {
+		t.Fatalf("jitter range %v..%v, want about 0.5s..1.5s", lo, hi)
+	}
+}
+
+func TestRangeSet(t *testing.T) {
+	var rs rangeSet
+	for _, o := range []uint64{1, 2, 3, 7, 5, 6, 4, 10} {
+		if rs.add(o) {
+			t.Fatalf("%d reported as duplicate", o)
+		}
+	}
+	if len(rs) != 2 || rs[0] != (span{1, 7}) || rs[1] != (span{10, 10}) {
+		t.Fatalf("spans %v", rs)
+	}
+	for _, o := range []uint64{1, 4, 7, 10} {
+		if !rs.add(o) {
+			t.Fatalf("%d not reported as duplicate", o)
+		}
+	}
+	if n := rs.countIn(0, 10); n != 8 {
+		t.Fatalf("count %d", n)
+	}
+	if n := rs.countIn(3, 6); n != 3 {
+		t.Fatalf("count in (3,6] = %d", n)
+	}
+	rs.add(9)
+	rs.add(8)
+	if len(rs) != 1 || rs[0] != (span{1, 10}) {
+		t.Fatalf("spans after filling %v", rs)
+	}
+}
+
+// verify runs a receive sequence through a track and closes it at to.
+func verify(from uint64, recv []uint64, to uint64, paging bool) (reports.Delivery, *roomTrack) {
+	var v verifier
+	tr := &roomTrack{joined: true, from: from, epoch: "e", paging: paging}
+	for _, o := range recv {
+		switch tr.receive(o) {
+		case recvDup:
+			v.duplicated.Add(1)
+		case recvReordered:
+			v.reordered.Add(1)
+		}
+	}
+	v.close(tr, to)
+	return v.delivery(), tr
+}
+
+func TestVerifierCounts(t *testing.T) {
+	cases := []struct {
+		name   string
+		from   uint64
+		recv   []uint64
+		to     uint64
+		paging bool
+		want   reports.Delivery
+	}{
+		{"all in order", 10, []uint64{11, 12, 13, 14}, 14, false, reports.Delivery{Expected: 4, Delivered: 4}},
+		{"lost in the middle", 0, []uint64{1, 2, 4, 5}, 5, false, reports.Delivery{Expected: 5, Delivered: 4, Lost: 1}},
+		{"lost at the end", 0, []uint64{1, 2}, 5, false, reports.Delivery{Expected: 5, Delivered: 2, Lost: 3}},
+		{"duplicate", 0, []uint64{1, 2, 2, 3}, 3, false, reports.Delivery{Expected: 3, Delivered: 3, Duplicated: 1}},
+		{"reordered", 0, []uint64{1, 3, 2, 4}, 4, false, reports.Delivery{Expected: 4, Delivered: 4, Reordered: 1}},
+		{"history before the join is not a delivery", 5, []uint64{3, 4, 5, 6}, 6, false, reports.Delivery{Expected: 1, Delivered: 1}},
+		// A resume that pages history while newer pushes arrive: the older
+		// offsets filled in afterwards are not "reordered".
+		{"paging resume", 0, []uint64{1, 2, 6, 7, 3, 4, 5}, 7, true, reports.Delivery{Expected: 7, Delivered: 7}},
+	}
+	for _, c := range cases {
+		got, _ := verify(c.from, c.recv, c.to, c.paging)
+		if got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// A tab that closes (churn) is counted up to what it received; a new
+// incarnation joining later expects only what comes after its join point.
+func TestVerifierChurnedMember(t *testing.T) {
+	var v verifier
+	old := &roomTrack{joined: true, from: 0, epoch: "e"}
+	for _, o := range []uint64{1, 2, 3} {
+		old.receive(o)
+	}
+	v.close(old, old.got.maxOffset()) // closed at 3: offsets 4.. were never its business
+	nw := &roomTrack{joined: true, from: 6, epoch: "e"}
+	for _, o := range []uint64{7, 8} {
+		nw.receive(o)
+	}
+	v.close(nw, 9) // room top at the end is 9: 9 is lost
+	if got := v.delivery(); got != (reports.Delivery{Expected: 6, Delivered: 5, Lost: 1}) {
+		t.Fatalf("%+v", got)
+	}
+	// A track that never joined counts nothing.
+	v2 := verifier{}
+	v2.close(&roomTrack{}, 100)
+	if got := v2.delivery(); got != (reports.Delivery{}) {
+		t.Fatalf("unjoined track counted: %+v", got)
+	}
+}
+
+func TestDMTracker(t *testing.T) {
+	d := newDMTracker()
+	a, b, c := &browser{}, &browser{}, &browser{}
+	k1, k2, k3 := dmKey{1, 1}, dmKey{1, 2}, dmKey{1, 3}
+	d.sent(k1, a, b)
+	d.sent(k2, a, b)
+	d.sent(k3, a, c)
+	d.replied(k1, 3)
+	d.replied(k2, 2)
+	// k3: no reply (socket lost with it in flight).
+	for _, r := range []uint64{10, 11, 12, 12} { // 12 twice: a duplicate
+		d.received(k1, r)
+	}
+	d.received(k2, 10) // one of two: lost...
+	d.received(k3, 20)
+	if d.received(dmKey{9, 9}, 1) {
+		t.Fatal("a DM that was not sent counted as received")
+	}
+	o := d.outcome()
+	if o.Expected != 5 || o.Delivered != 5 || o.Lost != 1 || o.Duplicated != 1 || o.Unconfirmed != 1 || o.Excused != 0 {
+		t.Fatalf("%+v", o)
+	}
+	// ...unless the target lost its socket meanwhile: then it is excused.
+	b.disrupt.Add(1)
+	o = d.outcome()
+	if o.Lost != 0 || o.Excused != 1 {
+		t.Fatalf("after disruption: %+v", o)
+	}
+}
+
+func TestHistogramsMergeAndAboveRange(t *testing.T) {
+	var shards []*hists
+	ref := reports.NewHistogram()
+	r := rand.New(rand.NewPCG(13, 14))
+	for i := 0; i < 4; i++ {
+		h := newHists()
+		for j := 0; j < 1000; j++ {
+			v := 1 + r.Int64N(1_000_000)
+			h.recordOne(hDelivery, v)
+			_ = ref.RecordValue(v)
+		}
+		shards = append(shards, h)
+	}
+	shards[0].recordOne(hDelivery, 61_000_000) // above 60 s
+	shards[1].recordOne(hReply, 0)             // below 1 µs: clamped
+	merged, above := mergeHists(shards)
+	if above[hDelivery] != 1 {
+		t.Fatalf("above range %d", above[hDelivery])
+	}
+	if merged[hDelivery].TotalCount() != 4001 || merged[hDelivery].Max() < reports.HistHighestUs*999/1000 {
+		t.Fatalf("count %d max %d", merged[hDelivery].TotalCount(), merged[hDelivery].Max())
+	}
+	if merged[hReply].TotalCount() != 1 {
+		t.Fatalf("reply count %d", merged[hReply].TotalCount())
+	}
+	// Merged percentiles equal those of one histogram of every value.
+	_ = ref.RecordValue(reports.HistHighestUs)
+	for _, q := range []float64{50, 90, 99, 99.9} {
+		if a, b := merged[hDelivery].ValueAtQuantile(q), ref.ValueAtQuantile(q); a != b {
+			t.Fatalf("p%v: merged %d, reference %d", q, a, b)
+		}
+	}
+	// And the result form round-trips exactly (for multi-machine merges).
+	l := reports.NewLatency(merged[hDelivery], above[hDelivery])
+	back, err := l.Histogram()
+	if err != nil || !back.Equals(merged[hDelivery]) {
+		t.Fatalf("hdr round trip: %v", err)
+	}
+	if l.AboveRange != 1 || l.Count != 4001 {
+		t.Fatalf("latency %+v", l)
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	b := appendText(nil, "abc123", 4242, 17, 987654321, 64)
+	if len(b) != 64 {
+		t.Fatalf("text of %d bytes", len(b))
+	}
+	h, ok := parseHeader(b, "abc123")
+	if !ok || h.gid != 4242 || h.seq != 17 || h.schedUs != 987654321 {
+		t.Fatalf("%+v %v", h, ok)
+	}
+	if _, ok := parseHeader(b, "zzz999"); ok {
+		t.Fatal("another run's tag accepted")
+	}
+	if _, ok := parseHeader([]byte("hello world, not a header"), "abc123"); ok {
+		t.Fatal("plain text accepted")
+	}
+}
+
+func TestParsePushMsg(t *testing.T) {
+	fr := []byte(`{"t":"push","sids":[1,3],"ev":"msg","body":{"room":"r1","offset":42,"epoch":"k3j9x0","from":"alice","color":"#e8590c","text":"abc:1:2:3|..\"x","ts":1764167400123,"cid":"a-1"}}`)
+	var p pushMsg
+	if !parsePushMsg(fr, &p) {
+		t.Fatal("not parsed")
+	}
+	if string(p.room) != "r1" || p.offset != 42 || string(p.epoch) != "k3j9x0" || len(p.sids) != 2 || p.sids[1] != 3 ||
+		string(p.text) != `abc:1:2:3|..\"x` {
+		t.Fatalf("%+v", p)
+	}
+	for _, bad := range []string{
+		`{"t":"push","sids":[1],"ev":"dm","body":{"id":1}}`,
+		`{"t":"reply","sid":1,"seq":2,"code":200}`,
+		`{"t":"push","sids":[1],"ev":"msg","body":{"room":"r","offset":"x"}}`,
+		`{"t":"push","sids":[1],"ev":"msg","body":`,
+	} {
+		if parsePushMsg([]byte(bad), &p) {
+			t.Errorf("parsed %s", bad)
+		}
+	}
+}
+
+func TestParseSourceIPs(t *testing.T) {
+	ips, err := ParseSourceIPs("127.0.0.2-127.0.0.20")
+	if err != nil || len(ips) != 19 || ips[0].String() != "127.0.0.2" || ips[18].String() != "127.0.0.20" {
+		t.Fatalf("%v %v", ips, err)
+	}
+	if ips, err := ParseSourceIPs("10.0.0.1, 10.0.0.3"); err != nil || len(ips) != 2 {
+		t.Fatalf("%v %v", ips, err)
+	}
+	for _, bad := range []string{"", "x", "127.0.0.5-127.0.0.1", "::1"} {
+		if _, err := ParseSourceIPs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if ips := AutoSourceIPs("ws://127.0.0.1:8080/ws", 60000); len(ips) != 3 {
+		t.Fatalf("auto %v", ips)
+	}
+	if ips := AutoSourceIPs("ws://127.0.0.1:8080/ws", 15000); ips != nil {
+		t.Fatalf("auto for 15000: %v", ips)
+	}
+	if ips := AutoSourceIPs("ws://10.1.2.3:8080/ws", 60000); ips != nil {
+		t.Fatalf("auto for a remote target: %v", ips)
+	}
+}
+
+func TestScenarioValidate(t *testing.T) {
+	sc := Scenario{Targets: []string{"ws://127.0.0.1:1/ws"}}.withDefaults()
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := sc
+	bad.Targets = []string{"http://x/ws"}
+	bad.RoomsPerUser = 1000
+	bad.DMRatio = 2
+	if err := bad.Validate(); err == nil {
+		t.Fatal("invalid scenario accepted")
+	}
+}
