@@ -176,9 +176,8 @@ func (s *sock) flush() {
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-			if !e.stopping.Load() {
-				e.cnt.err(eWrite)
-			}
+			// The reader sees the broken link too and counts it (unless
+			// the generator cut it on purpose).
 			_ = conn.NetConn().Close()
 			return false
 		}
@@ -346,7 +345,9 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	s.connecting = false
 	if err != nil {
 		if !e.stopping.Load() {
-			e.cnt.err(eDial)
+			// Not an error by itself: the ladder retries; a socket that
+			// goes down the whole ladder is (gave_up).
+			e.dialFailures.Add(1)
 			e.noteDialError(err)
 		}
 		s.down(false)
@@ -862,6 +863,13 @@ func (r *reader) reply(f *mux.Frame) {
 		r.joined(t, int(p.track), &jr)
 		r.resumeStep()
 	case cSend:
+		if f.Code == mux.CodeShuttingDown {
+			// Not published: hold it and send it again after the resume.
+			e.refusedShutdown.Add(1)
+			p.issued = 0
+			s.pend = append(s.pend, p)
+			return
+		}
 		if f.Code != mux.CodeOK {
 			e.cnt.replyErr(f.Code, f.Err)
 			return
@@ -872,6 +880,10 @@ func (r *reader) reply(f *mux.Frame) {
 		}
 	case cDM:
 		k := dmKey{sender: t.gid, seq: p.mseq}
+		if f.Code == mux.CodeShuttingDown {
+			e.refusedShutdown.Add(1)
+			return // stays unconfirmed: DMs are live only
+		}
 		if f.Code == mux.CodeUserOffline {
 			e.dmOffline.Add(1)
 			e.dms.replied(k, 0)

@@ -39,6 +39,7 @@ type engine struct {
 	dms *dmTracker
 
 	dmOffline, epochResets, resumeResets, gaveUp atomic.Int64
+	dialFailures, refusedShutdown                atomic.Int64
 
 	stopping atomic.Bool
 	sending  atomic.Bool

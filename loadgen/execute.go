@@ -126,7 +126,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	if poller != nil {
 		peak, first, last := poller.get()
 		run.ServerStatsPeak = peak
-		if first != nil && last != nil {
+		// Deltas only when the server did not restart meanwhile (its
+		// counters start again from zero).
+		if first != nil && last != nil && statNum(last, "uptime_seconds") >= statNum(first, "uptime_seconds") {
 			for _, k := range []string{"messages_in", "messages_out", "dms_in", "dms_out"} {
 				notes["server_"+k] = int64(statNum(last, k) - statNum(first, k))
 			}
@@ -164,6 +166,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		"tabs_closed": e.cnt.tabsClosed.Load(), "epoch_resets": e.epochResets.Load(),
 		"resume_resets": e.resumeResets.Load(), "tracks_excused": e.ver.excusedTracks.Load(),
 		"lbs_refetches": e.lbsFetch.Load(), "browsers_gave_up": e.gaveUp.Load(),
+		"dial_failures": e.dialFailures.Load(), "sends_refused_shutting_down": e.refusedShutdown.Load(),
 	} {
 		notes[k] = v
 	}

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +158,163 @@ func TestRunBothModesInProcess(t *testing.T) {
 	}
 	if !res.Verdict.Pass {
 		t.Errorf("verdict: %+v", res.Verdict)
+	}
+}
+
+// Tabs closing and reopening, and sockets cut on purpose: every socket comes
+// back through the ladder, resumes from its last offsets, and nothing is lost.
+func TestRunChurnAndKillsLoseNothing(t *testing.T) {
+	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	for _, mode := range []string{reports.ModeShared, reports.ModePerTab} {
+		sc := smallScenario(ts.url(), 100, 3)
+		sc.Duration = 4 * time.Second
+		sc.TabChurn = 15
+		sc.ConnKill = 10
+		sc.Ladder = LadderConfig{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := Run(ctx, sc, WithModes(mode))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := &res.Runs[0]
+		d := run.Delivery
+		if d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Expected == 0 {
+			t.Errorf("%s: delivery %+v", mode, d)
+		}
+		if run.Counters.TotalErrors() != 0 {
+			t.Errorf("%s: errors %v", mode, run.Counters.Errors)
+		}
+		if run.Notes["tabs_closed"] == 0 || run.Notes["sockets_killed"] == 0 {
+			t.Errorf("%s: no churn happened: %v", mode, run.Notes)
+		}
+		if run.Latency[reports.HistReconnect].Count == 0 || run.Notes["deliveries_by_resume"] == 0 && run.Notes["sockets_killed"] > 20 {
+			t.Logf("%s: reconnects %d, by resume %d", mode, run.Latency[reports.HistReconnect].Count, run.Notes["deliveries_by_resume"])
+		}
+		if run.Latency[reports.HistReconnect].Count == 0 {
+			t.Errorf("%s: no reconnect measured", mode)
+		}
+		if run.DMDelivery != nil && run.DMDelivery.Lost != 0 {
+			t.Errorf("%s: dm %+v", mode, run.DMDelivery)
+		}
+		t.Logf("%s: delivery %+v, reconnects %v, notes %v", mode, d, run.Counters.Reconnects, run.Notes)
+	}
+}
+
+// The server is stopped mid-run and started again on the same port and data
+// directory: every client comes back through the ladder and resumes, and no
+// room message is lost.
+func TestRunServerRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, testServerConfig(dir), "127.0.0.1:0")
+	addr := ts.addr
+	for _, mode := range []string{reports.ModeShared, reports.ModePerTab} {
+		sc := smallScenario(ts.url(), 100, 3)
+		sc.Duration = 6 * time.Second
+		sc.Ladder = LadderConfig{RetrySame: 4, Base: 100 * time.Millisecond, Max: time.Second, Refetches: 5}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		type out struct {
+			res *reports.Result
+			err error
+		}
+		done := make(chan out, 1)
+		go func() {
+			r, err := Run(ctx, sc, WithModes(mode))
+			done <- out{r, err}
+		}()
+		time.Sleep(2500 * time.Millisecond)
+		ts.stop()
+		time.Sleep(500 * time.Millisecond)
+		ts = startServer(t, testServerConfig(dir), addr)
+		o := <-done
+		cancel()
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		run := &o.res.Runs[0]
+		d := run.Delivery
+		if d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Expected == 0 {
+			t.Errorf("%s: delivery %+v", mode, d)
+		}
+		if run.Counters.TotalErrors() != 0 {
+			t.Errorf("%s: errors %v", mode, run.Counters.Errors)
+		}
+		socks := int64(sc.Sockets(mode))
+		if n := run.Latency[reports.HistReconnect].Count; n < socks {
+			t.Errorf("%s: %d sockets resumed after the restart, want %d", mode, n, socks)
+		}
+		if run.Counters.Reconnects[reports.StepGiveUp] != 0 {
+			t.Errorf("%s: gave up: %v", mode, run.Counters.Reconnects)
+		}
+		t.Logf("%s: delivery %+v, reconnects %v, reconnect p99 %.0f ms, notes %v", mode, d, run.Counters.Reconnects,
+			run.Latency[reports.HistReconnect].P99Ms, run.Notes)
+	}
+}
+
+// An unreachable target ends with a clear error, quickly: a closed port, and
+// a port that accepts TCP but never speaks.
+func TestRunUnreachableTarget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // never answers
+		}
+	}()
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+
+	for _, addr := range []string{closed, hole.Addr().String()} {
+		sc := smallScenario("ws://"+addr+"/ws", 10, 1)
+		start := time.Now()
+		res, err := Run(context.Background(), sc)
+		if err == nil || res != nil {
+			t.Fatalf("%s: no error (result %v)", addr, res)
+		}
+		if !strings.Contains(err.Error(), "cannot reach target ws://"+addr) {
+			t.Errorf("%s: unclear error: %v", addr, err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%s: took %v", addr, d)
+		}
+		t.Logf("%s: %v (after %v)", addr, err, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// Ctrl-C (ctx cancelled) mid-run stops cleanly and still returns a result.
+func TestRunInterrupted(t *testing.T) {
+	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	sc := smallScenario(ts.url(), 50, 2)
+	sc.Duration = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(2*time.Second, cancel)
+	start := time.Now()
+	res, err := Run(ctx, sc)
+	if !errors.Is(err, ErrInterrupted) || res == nil || len(res.Runs) != 1 {
+		t.Fatalf("err %v, result %v", err, res)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Fatalf("stopping took %v", time.Since(start))
+	}
+	if res.Verdict.Pass || res.Runs[0].Counters.MessagesSent == 0 {
+		t.Fatalf("verdict %+v, sent %d", res.Verdict, res.Runs[0].Counters.MessagesSent)
 	}
 }

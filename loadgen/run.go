@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -148,6 +149,10 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		hello, err = probe(ctx, addrs[0])
 	}
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("no WebSocket answer within 5s (is it an imload server, and is the URL's path /ws?): %w", err)
+		}
 		return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
 	}
 	res.Environment.ServerVersion = hello.Server
