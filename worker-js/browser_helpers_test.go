@@ -286,7 +286,7 @@ func (tb *tab) say(text string) {
 	tb.t.Helper()
 	tb.run(10*time.Second, "type "+text,
 		chromedp.WaitVisible(chromedp.ID("input")),
-		chromedp.SetValue(chromedp.ID("input"), ""),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('input').value = ''`),
 		chromedp.SendKeys(chromedp.ID("input"), text+"\r"),
 	)
 }
@@ -294,7 +294,7 @@ func (tb *tab) say(text string) {
 // texts returns the texts of the messages shown for room, in page order.
 func (tb *tab) texts(room string) []string {
 	tb.t.Helper()
-	return evalJS[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll('#messages .log[data-room=%q] .msg .bubble')].map(e => e.textContent)`, room))
+	return evalJS[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll('#messages .log[data-room=%q] .msg:not(.dm) .bubble')].map(e => e.textContent)`, room))
 }
 
 // waitTexts waits until room shows want (in order) somewhere in its list.
@@ -302,7 +302,7 @@ func (tb *tab) waitTexts(room string, timeout time.Duration, want ...string) {
 	tb.t.Helper()
 	js, _ := json.Marshal(want)
 	tb.waitJS(timeout, fmt.Sprintf("shows %v in %s", want, room), fmt.Sprintf(`(() => {
-		const got = [...document.querySelectorAll('#messages .log[data-room=%q] .msg .bubble')].map(e => e.textContent);
+		const got = [...document.querySelectorAll('#messages .log[data-room=%q] .msg:not(.dm) .bubble')].map(e => e.textContent);
 		const want = %s; let i = 0;
 		for (const g of got) if (g === want[i]) i++;
 		return i === want.length;

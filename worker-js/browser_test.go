@@ -158,10 +158,10 @@ func TestTabCloseDetaches(t *testing.T) {
 	ts.waitStats(t, "closed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
 	t.Logf("closed tab detached after %v", time.Since(start).Round(time.Millisecond))
 
-	start = time.Now()
-	cctx, ccancel := context.WithTimeout(crashing.ctx, 3*time.Second)
+	cctx, ccancel := context.WithTimeout(crashing.ctx, time.Second)
 	_, _ = chromedp.Call(cctx, page.Crash, cdp.Empty{}) // the renderer dies: no pagehide, only the Web Lock tells
 	ccancel()
+	start = time.Now()
 	ts.waitStats(t, "crashed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
 	t.Logf("crashed tab detached after %v", time.Since(start).Round(time.Millisecond))
 	if st := ts.srv.Stats(); st.PhysicalConnections != 1 {

@@ -70,3 +70,13 @@ test('a load queued after appends sees them', async () => {
   const r = await c.load('r');
   assert.equal(r.top, 2);
 });
+
+test('operations that finish without waiting do not stall the queue', async () => {
+  const c = new RoomCache(new MemoryBackend());
+  await c.append('r', []);
+  await c.idle();
+  await c.append('r', [msg(1)]);
+  const r = await Promise.race([c.load('r'), new Promise((res) => setTimeout(() => res('stalled'), 500))]);
+  assert.notEqual(r, 'stalled');
+  assert.equal(r.top, 1);
+});

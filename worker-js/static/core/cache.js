@@ -33,7 +33,7 @@ export class RoomCache {
     this.onError = onError;
     this.state = new Map(); // room -> {epoch, messages} (mirror of what is stored, up to keep)
     this.ops = [];
-    this.running = null;
+    this.running = false;
     this.stats = { reads: 0, writes: 0, appended: 0, replaced: 0, skipped: 0 };
   }
 
@@ -60,7 +60,11 @@ export class RoomCache {
     return new Promise((resolve) => {
       op.resolve = resolve;
       this.ops.push(op);
-      if (!this.running) this.running = this.drain();
+      if (!this.running) {
+        // set before drain() runs: drain may finish without awaiting
+        this.running = true;
+        this.drain();
+      }
     });
   }
 
@@ -85,7 +89,7 @@ export class RoomCache {
         op.resolve(result);
       }
     } finally {
-      this.running = null;
+      this.running = false;
     }
   }
 
