@@ -155,6 +155,7 @@ async function join(room) {
     r.joined = true;
     divider(room);
     $('room-meta').textContent = metaText(res);
+    r.meta = res;
     renderRooms();
     refreshPeople();
     updateUrl();
@@ -164,7 +165,7 @@ async function join(room) {
 }
 
 function metaText(res) {
-  const parts = [`${res.members} online`];
+  const parts = [];
   if (res.cached) parts.push(`${res.cached} from cache`);
   if (res.fetched) parts.push(`${res.fetched} fetched`);
   return parts.join(' · ');
@@ -206,6 +207,9 @@ async function refreshPeople() {
       ul.appendChild(li);
     }
     if (w.anonymous) ul.appendChild(el('li', 'muted', `+ ${w.anonymous} without a name`));
+    const n = (w.users || []).length + (w.anonymous || 0);
+    const meta = (state.rooms.get(room) || {}).meta;
+    $('room-meta').textContent = [`${n} online`, meta ? metaText(meta) : ''].filter(Boolean).join(' · ');
   } catch { /* offline: keep the last list */ }
 }
 

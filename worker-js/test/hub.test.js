@@ -337,3 +337,23 @@ test('a reset without messages (attach resume too old) fetches the latest', asyn
   assert.deepEqual(hist.at(-1).messages.map((m) => m.offset), [69, 70]);
   assert.equal(hist.at(-1).reset, true);
 });
+
+test('a server that ignores attach rooms gets one join per room, resuming by offset', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { name: 'ann', rooms: [{ room: 'r', epoch: EPOCH, offset: 5 }, { room: 'q' }] });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const att = sockets[0].take()[0];
+  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, user: 'ann' } });
+  await settle();
+  const joins = sockets[0].take();
+  assert.deepEqual(joins.map((f) => f.body), [{ room: 'r', history: 50, epoch: EPOCH, offset: 5 }, { room: 'q', history: 50 }]);
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: joins[0].seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 6, members: 1, messages: [mk('r', 6)] } },
+    { t: 'reply', sid: 1, seq: joins[1].seq, code: 200, body: { room: 'q', epoch: 'eq', top: 0, members: 1 } },
+  );
+  await clock.advance(50);
+  assert.deepEqual(a.events('history').flatMap((h) => h.messages.map((m) => `${m.room}${m.offset}`)), ['r6']);
+});

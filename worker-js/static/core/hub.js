@@ -471,6 +471,12 @@ export class Hub {
     if (b.user) { s.user = b.user; s.name = b.user; s.color = b.color || ''; }
     if (b.token) { s.token = b.token; if (s.user) this.tokens.set(s.user, b.token); }
     const asked = new Set(s.joined);
+    if (!Array.isArray(b.rooms) && asked.size) {
+      // a server that does not resume rooms in attach: join them one by one
+      // (each join carries the same epoch and offset)
+      for (const room of asked) this.rejoin(s, room);
+      asked.clear();
+    }
     for (const jr of b.rooms || []) { asked.delete(jr.room); this.applyJoin(s, jr, 'resume'); }
     for (const room of asked) {
       // a room that could not be joined again
@@ -483,6 +489,20 @@ export class Hub {
     const q = s.queue;
     s.queue = [];
     for (const e of q) this.transmit(s, e);
+  }
+
+  rejoin(s, room) {
+    const cur = s.rooms.get(room);
+    const body = { room, history: this.cfg.historyN };
+    if (cur && cur.epoch) { body.epoch = cur.epoch; body.offset = cur.offset; }
+    this.cmd(s, 'join', body, null, (r) => {
+      if (!this.sessions.has(s.sid)) return;
+      if (r.code === 200 && r.body) { this.applyJoin(s, r.body, 'resume'); return; }
+      if (r.code === 504) return; // lost with the link: the next attach tries again
+      s.joined.delete(room);
+      s.rooms.delete(room);
+      this.post(s.tab, { k: 'left', room, reason: r.error || 'rejoin_failed' });
+    });
   }
 
   onFrames(frames) {
