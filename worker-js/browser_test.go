@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +194,96 @@ func TestMessagesAreText(t *testing.T) {
 		if d {
 			t.Fatalf("%s: a JavaScript dialog opened", tb.name)
 		}
+	}
+}
+
+// Issue 3, test 5: the server restarts mid-chat. The page reconnects by
+// itself; what was sent meanwhile appears once, in order, resumed by
+// offset; a reload, and a fresh worker, show the room from IndexedDB and
+// fetch nothing they already have.
+func TestServerRestartResumes(t *testing.T) {
+	cfg := serverConfig(t)
+	cfg.Memory = false
+	cfg.DataDir = t.TempDir()
+	cfg.GoAwayRetryMin = 1500 * time.Millisecond
+	cfg.GoAwayRetryMax = 2000 * time.Millisecond
+	ts := startServer(t, cfg, "127.0.0.1:0")
+	addr := ts.addr
+	b := newBrowser(t)
+	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
+	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
+	alice.say("one")
+	alice.say("two")
+	bob.waitTexts("lobby", 5*time.Second, "one", "two")
+	before := bob.info()
+
+	ts.shutdown()
+	alice.waitJS(5*time.Second, "the page sees the server go", `window.imloadApp.client.status.state !== 'open'`)
+	alice.waitJS(5*time.Second, "the page says so", `document.getElementById('conn').dataset.state !== 'open'`)
+	alice.say("typed while away") // waits in the worker, sent once after the reconnect (cid)
+
+	ts2 := startServer(t, cfg, addr)
+	ext := dialClient(t, addr, "ext", "lobby")
+	for i := 1; i <= 3; i++ {
+		ext.cmd("send", map[string]any{"room": "lobby", "text": fmt.Sprintf("missed %d", i)})
+	}
+	all := []string{"one", "two", "missed 1", "missed 2", "missed 3"}
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitTexts("lobby", 20*time.Second, all...)
+		tb.waitTexts("lobby", 10*time.Second, "typed while away")
+		tb.waitJS(5*time.Second, "connected again", `document.getElementById('conn').dataset.state === 'open'`)
+		assertOnce(t, tb, "lobby", append(all, "typed while away"))
+	}
+	after := bob.info()
+	if after.Stats.Reconnects < 1 || after.Stats.Resumed < 3 {
+		t.Fatalf("want a reconnect that resumed the missed messages by offset; stats %+v", after.Stats)
+	}
+	t.Logf("reconnects=%d resumed=%d (before: %+v)", after.Stats.Reconnects, after.Stats.Resumed, before.Stats)
+
+	// reload: the room comes from the cache, the server sends nothing old
+	out0 := ts2.srv.Stats().BytesOut
+	bob.run(20*time.Second, "reload", chromedp.Reload())
+	bob.waitJS(20*time.Second, "page ready", `document.body.dataset.ready === '1'`)
+	bob.waitTexts("lobby", 5*time.Second, all...)
+	assertOnce(t, bob, "lobby", append(all, "typed while away"))
+	hi := bob.info()
+	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
+		t.Fatalf("reload: join fetched %d and took %d from the cache; want 0 and >= 6", hi.Stats.LastJoinFetched, hi.Stats.LastJoinCached)
+	}
+	t.Logf("reload: %d messages from the cache, %d fetched, %d bytes from the server", hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched, ts2.srv.Stats().BytesOut-out0)
+
+	// every tab gone: a new tab gets a new worker that reads IndexedDB
+	oldHub := hi.Hub
+	alice.close()
+	bob.close()
+	ts2.waitStats(t, "the browser's sessions gone", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
+	carol := b.open(ts2.url("/?name=carol&room=lobby"), "carol")
+	carol.waitTexts("lobby", 5*time.Second, all...)
+	hi = carol.info()
+	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
+		t.Fatalf("new tab: join fetched %d and took %d from the cache; want 0 and >= 6", hi.Stats.LastJoinFetched, hi.Stats.LastJoinCached)
+	}
+	t.Logf("new tab: worker restarted=%v, %d from IndexedDB, %d fetched", hi.Hub != oldHub, hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched)
+}
+
+// assertOnce checks that room shows exactly want, each once; the messages
+// of one sender keep their order.
+func assertOnce(t *testing.T, tb *tab, room string, want []string) {
+	t.Helper()
+	got := tb.texts(room)
+	a, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(a)
+	slices.Sort(w)
+	if !slices.Equal(a, w) {
+		t.Fatalf("%s shows %q, want each of %q once", tb.name, got, want)
+	}
+	idx := func(s string) int { return slices.Index(got, s) }
+	for i := 1; i < len(want) && strings.HasPrefix(want[i], "missed"); i++ {
+		if strings.HasPrefix(want[i-1], "missed") && idx(want[i-1]) > idx(want[i]) {
+			t.Fatalf("%s shows %q out of order", tb.name, got)
+		}
+	}
+	if idx("one") > idx("two") {
+		t.Fatalf("%s shows %q out of order", tb.name, got)
 	}
 }
