@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ func newRunCmd() *cobra.Command {
 		noProgress bool
 		serverArgs []string
 		serverLog  string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -77,6 +79,17 @@ Examples:
 				sc.SourceIPs = ips
 			}
 			thr.MaxP99Ms = float64(maxP99) / float64(time.Millisecond)
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return runLoad(cmd, sc, modes, out, thr, !noProgress, serverArgs, serverLog)
 		},
 	}
@@ -117,6 +130,8 @@ Examples:
 	f.BoolVar(&noProgress, "no-progress", false, "do not print the live progress line")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra argument for the local imload serve (repeatable), e.g. --server-arg=--write-delay=1ms")
 	f.StringVar(&serverLog, "server-log", "", "file for the local server's logs (default: server.log in --out)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
+	_ = f.MarkHidden("cpuprofile")
 	return cmd
 }
 
