@@ -159,10 +159,10 @@ func TestTabCloseDetaches(t *testing.T) {
 	ts.waitStats(t, "closed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
 	t.Logf("closed tab detached after %v", time.Since(start).Round(time.Millisecond))
 
+	start = time.Now()
 	cctx, ccancel := context.WithTimeout(crashing.ctx, time.Second)
 	_, _ = chromedp.Call(cctx, page.Crash, cdp.Empty{}) // the renderer dies: no pagehide, only the Web Lock tells
 	ccancel()
-	start = time.Now()
 	ts.waitStats(t, "crashed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
 	t.Logf("crashed tab detached after %v", time.Since(start).Round(time.Millisecond))
 	if st := ts.srv.Stats(); st.PhysicalConnections != 1 {
@@ -286,4 +286,37 @@ func assertOnce(t *testing.T, tb *tab, room string, want []string) {
 	if idx("one") > idx("two") {
 		t.Fatalf("%s shows %q out of order", tb.name, got)
 	}
+}
+
+// The demo page with two tabs chatting, saved for people to look at (on a
+// laptop and on a phone) under testdata/artifacts.
+func TestScreenshotTwoTabs(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	b := newBrowser(t)
+	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
+	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
+	lines := []struct {
+		who  *tab
+		text string
+	}{
+		{alice, "Hi Bob! Both of our tabs share one WebSocket through the SharedWorker."},
+		{bob, "Nice. The panel says 1 physical connection and 2 logical sessions."},
+		{alice, "Try <b>this</b>: it stays text, never HTML."},
+		{bob, "@alice and this one is private"},
+		{alice, "Got it, thanks!"},
+	}
+	for _, l := range lines {
+		l.who.say(l.text)
+	}
+	alice.waitTexts("lobby", 5*time.Second, lines[0].text, lines[1].text, lines[2].text, lines[4].text)
+	bob.waitTexts("lobby", 5*time.Second, lines[4].text)
+	alice.waitJS(5*time.Second, "dm shown", `document.querySelectorAll('#messages .msg.dm').length === 1`)
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitJS(5*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '2'`)
+		tb.waitJS(5*time.Second, "people listed", `document.querySelectorAll('#people li').length === 2`)
+	}
+	screenshot(t, alice, "chat-two-tabs-alice.png")
+	screenshot(t, bob, "chat-two-tabs-bob.png")
+	bob.run(10*time.Second, "phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	screenshot(t, bob, "chat-two-tabs-bob-phone.png")
 }

@@ -115,7 +115,7 @@ function show(room) {
   if (r) r.unread = 0;
   $('empty').hidden = !!room;
   $('room-title').textContent = room === '@private' ? 'Private messages' : room ? `#${room}` : 'No room';
-  $('input').placeholder = room ? `Message #${room} — or @name text for a private message` : 'Join a room, or @name text for a private message';
+  $('input').placeholder = room && room !== '@private' ? `Message #${room}` : 'Join a room first';
   $('people-room').textContent = room ? `#${room}` : 'the room';
   $('messages').scrollTop = $('messages').scrollHeight;
   renderRooms();
@@ -297,6 +297,8 @@ async function pollStats() {
       const st = await res.json();
       $('phys').textContent = String(st.physical_connections);
       $('logi').textContent = String(st.logical_sessions);
+      $('phys-unit').textContent = st.physical_connections === 1 ? 'physical connection' : 'physical connections';
+      $('logi-unit').textContent = st.logical_sessions === 1 ? 'logical session' : 'logical sessions';
       const by = st.physical_by_mode || {};
       $('bymode').textContent = Object.entries(by).filter(([, n]) => n).map(([k, n]) => `${MODE_LABEL[k] || k}: ${n}`).join(' · ');
     }
