@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testServer is a real server on a loopback port.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	addr   string
 	cancel context.CancelFunc
@@ -32,16 +35,22 @@ func testConfig() Config {
 	cfg.Memory = true
 	cfg.ShutdownTimeout = 3 * time.Second
 	cfg.GoAwayRetryMin, cfg.GoAwayRetryMax = 10*time.Millisecond, 50*time.Millisecond
+	if r := os.Getenv("IMLOAD_TEST_READER"); r != "" {
+		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
+	}
 	return cfg
 }
 
-func startServer(t *testing.T, cfg Config) *testServer {
+func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	return startServerOn(t, cfg, "127.0.0.1:0")
 }
 
-func startServerOn(t *testing.T, cfg Config, addr string) *testServer {
+func startServerOn(t testing.TB, cfg Config, addr string) *testServer {
 	t.Helper()
+	if cfg.Logger == nil && testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +82,14 @@ func (ts *testServer) stop() {
 }
 
 func (ts *testServer) url() string { return "ws://" + ts.addr + "/ws" }
+
+// tlogWriter sends server logs to the test log (with -v).
+type tlogWriter struct{ t testing.TB }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // client is a test client: it reads every frame into a channel and counts
 // WebSocket messages and frames.

@@ -61,6 +61,12 @@ type Config struct {
 	// to clients at shutdown.
 	GoAwayRetryMin, GoAwayRetryMax time.Duration
 
+	// Reader chooses how connections are read: ReaderAuto, ReaderEpoll or
+	// ReaderGoroutine (see poller).
+	Reader string
+	// ReadBufferSize is the read buffer of each connection, in bytes.
+	ReadBufferSize int
+
 	// Static is served at /; nil means the embedded demo page.
 	Static fs.FS
 	// Logger receives the server's logs; nil discards them.
@@ -78,6 +84,8 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		Limits:            mux.DefaultLimits(),
 		MaxQueueBytes:     1 << 20,
+		Reader:            ReaderAuto,
+		ReadBufferSize:    1024,
 		MaxFramesPerWrite: 64,
 		MaxConnsPerUser:   16,
 		RateLimit:         20,
@@ -115,6 +123,8 @@ func (c *Config) validate() error {
 	check(c.HistoryAge > 0, "history age must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
 	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
+	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
+	check(c.ReadBufferSize >= 512, "read buffer must be at least 512 bytes")
 	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
 	return errors.Join(errs...)
 }

@@ -1,10 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,17 +29,25 @@ type outItem struct {
 
 func (it outItem) size() int { return len(it.head) + len(it.body) + 2 }
 
-// conn is one physical WebSocket. Its read loop runs on the goroutine of the
-// HTTP handler that upgraded it and owns sessions and mode. Writes go through
-// a queue bounded in bytes; a writer goroutine exists only while the queue
-// is not empty, so an idle connection costs one parked goroutine.
+// conn is one physical WebSocket. Reads happen on a goroutine per connection
+// or, with epoll, on a goroutine that exists only while the connection has
+// data (see poller). Writes go through a queue bounded in bytes; a writer
+// goroutine exists only while the queue is not empty.
 type conn struct {
 	id      uint64
 	srv     *Server
 	ws      *websocket.Conn
+	br      *bufio.Reader // gorilla's read buffer, to see whether more is buffered
 	created time.Time
 
-	// Owned by the read loop.
+	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
+	closeOnce sync.Once
+
+	// readMu is held while a message is handled and during cleanup; the
+	// fields below belong to whoever holds it.
+	readMu   sync.Mutex
+	pollMu   sync.Mutex // held by the goroutine reading a ready connection (epoll mode)
+	finished bool
 	sessions map[uint32]*session
 	mode     int
 	modeSet  bool
@@ -122,7 +131,7 @@ func (c *conn) writeLoop() {
 			c.queue = nil // an idle connection holds no queue memory
 			c.qmu.Unlock()
 			if code != 0 {
-				c.sendClose(code, reason)
+				c.sendClose(code, reason, time.Second)
 			}
 			return
 		}
@@ -151,7 +160,7 @@ func (c *conn) writeLoop() {
 			c.closing = true
 			c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
 			c.qmu.Unlock()
-			c.ws.Close() // the read loop notices and cleans up
+			c.closeNow()
 			return
 		}
 	}
@@ -194,12 +203,11 @@ func (c *conn) writeBatch(batch []outItem) error {
 	return nil
 }
 
-// sendClose sends a close frame and gives the peer a moment to answer
-// before the read loop gives up on it.
-func (c *conn) sendClose(code int, reason string) {
-	deadline := time.Now().Add(time.Second)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-	_ = c.ws.NetConn().SetReadDeadline(deadline)
+// sendClose sends a close frame and closes the socket a moment later if the
+// peer has not answered by then.
+func (c *conn) sendClose(code int, reason string, wait time.Duration) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
+	c.srv.afterFunc(wait, c.closeNow)
 }
 
 // abort closes the connection at once with a close code.
@@ -207,47 +215,79 @@ func (c *conn) abort(code int, reason string) {
 	c.qmu.Lock()
 	c.closing = true
 	c.qmu.Unlock()
-	c.sendClose(code, reason)
-	c.ws.Close()
+	c.sendClose(code, reason, 250*time.Millisecond)
+	c.closeNow()
 }
 
-// readLoop reads messages until the connection fails or closes, then
-// removes every session of the connection.
-func (c *conn) readLoop() {
-	cfg := &c.srv.cfg
-	c.ws.SetReadLimit(int64(cfg.Limits.MaxMessageBytes))
-	for {
-		if err := c.ws.SetReadDeadline(time.Now().Add(cfg.HeartbeatTimeout)); err != nil {
-			break
+// closeNow closes the socket and makes sure the connection is cleaned up,
+// whichever way it is read.
+func (c *conn) closeNow() {
+	c.closeOnce.Do(func() {
+		if p := c.srv.poller; p != nil {
+			p.forget(c) // before the descriptor is closed and reused
 		}
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !c.isClosing() {
-				c.srv.counters.hbTimeouts.Add(1)
-				c.abort(closeHeartbeat, "heartbeat timeout")
-			}
-			break
-		}
-		if mt != websocket.TextMessage {
-			c.abort(websocket.CloseUnsupportedData, "binary messages are not part of the protocol")
-			break
-		}
-		buf := readBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(r)
-		if err == nil {
-			c.srv.counters.bytesIn.Add(int64(buf.Len()))
+		c.ws.Close()
+		c.srv.goAsync(c.finish)
+	})
+}
+
+var errBinary = errors.New("binary message")
+
+// readOne reads and handles one WebSocket message.
+func (c *conn) readOne() error {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return err
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	if mt != websocket.TextMessage {
+		c.abort(websocket.CloseUnsupportedData, "binary messages are not part of the protocol")
+		return errBinary
+	}
+	buf := readBufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
+	if err == nil {
+		c.srv.counters.bytesIn.Add(int64(buf.Len()))
+		c.readMu.Lock()
+		if !c.finished {
 			c.handleMessage(buf.Bytes())
 		}
-		if buf.Cap() <= 64<<10 {
-			readBufPool.Put(buf)
+		c.readMu.Unlock()
+	}
+	if buf.Cap() <= 64<<10 {
+		readBufPool.Put(buf)
+	}
+	return err // a read limit error means gorilla has sent 1009
+}
+
+// readLoop is the goroutine-per-connection reader.
+func (c *conn) readLoop() {
+	for c.readOne() == nil {
+	}
+	c.finish()
+}
+
+// readReady reads what a readable connection has buffered (epoll mode),
+// then watches it again.
+func (c *conn) readReady() {
+	// The kernel orders one ready-goroutine after the previous one (the
+	// next readiness comes only after rearm); pollMu makes that order
+	// visible to Go's memory model and race detector.
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	for {
+		if err := c.readOne(); err != nil {
+			c.finish()
+			return
 		}
-		if err != nil {
-			break // read limit (gorilla has sent 1009) or a broken connection
+		if c.br.Buffered() == 0 {
+			break
 		}
 	}
-	c.cleanup()
+	if err := c.srv.poller.rearm(c); err != nil {
+		c.finish()
+	}
 }
 
 func (c *conn) isClosing() bool {
@@ -256,8 +296,14 @@ func (c *conn) isClosing() bool {
 	return c.closing
 }
 
-// cleanup runs once, on the read goroutine, when the connection is done.
-func (c *conn) cleanup() {
+// finish removes every session of the connection and closes it, once.
+func (c *conn) finish() {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.finished {
+		return
+	}
+	c.finished = true
 	c.qmu.Lock()
 	c.closing = true
 	c.qmu.Unlock()
@@ -265,10 +311,11 @@ func (c *conn) cleanup() {
 		c.srv.removeSession(s)
 	}
 	c.sessions = nil
-	c.ws.Close()
+	c.closeNow()
 	c.srv.hub.removeConn(c)
 	c.srv.counters.physical.Add(-1)
 	c.srv.counters.byMode[c.mode].Add(-1)
+	c.srv.live.Done()
 }
 
 // handleMessage handles every frame of one WebSocket message in order.

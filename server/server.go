@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,9 @@ type Server struct {
 	nextConnID   atomic.Uint64
 	shuttingDown atomic.Bool
 
-	readers sync.WaitGroup // one per connection read loop
+	poller  poller         // nil: a goroutine per connection
+	live    sync.WaitGroup // one per open connection
+	readers sync.WaitGroup // goroutines reading connections
 	writers sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
 
@@ -71,9 +74,21 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: load history: %w", err)
 	}
+	if cfg.Reader != ReaderGoroutine {
+		p, err := newPoller(s.onReady)
+		switch {
+		case err == nil:
+			s.poller = p
+		case cfg.Reader == ReaderEpoll:
+			st.Close()
+			return nil, fmt.Errorf("server: --reader epoll: %w", err)
+		default:
+			logger.Info("reading with a goroutine per connection", "reason", err)
+		}
+	}
 	s.registry = s.newRegistry()
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   1024,
+		ReadBufferSize:   0, // use the reader hijackWriter makes
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
@@ -138,12 +153,12 @@ func (s *Server) goAwayAll(ctx context.Context) {
 		c.goAway("shutdown", s.retryHint(), websocket.CloseGoingAway)
 	}
 	done := make(chan struct{})
-	go func() { s.readers.Wait(); close(done) }()
+	go func() { s.live.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		for _, c := range s.hub.allConns() {
-			c.ws.Close()
+			c.closeNow()
 		}
 		<-done
 	}
@@ -162,6 +177,10 @@ func (s *Server) retryHint() time.Duration {
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.live.Wait()
+		if s.poller != nil {
+			s.poller.close()
+		}
 		s.readers.Wait()
 		s.writers.Wait()
 		s.async.Wait()
@@ -172,15 +191,20 @@ func (s *Server) Close() error {
 	return err
 }
 
+// runJanitor closes silent connections (every quarter of the heartbeat
+// timeout) and expires history and empty rooms (every minute at most).
 func (s *Server) runJanitor(ctx context.Context) {
-	every := min(time.Minute, max(s.cfg.HistoryAge/10, time.Second))
-	t := time.NewTicker(every)
-	defer t.Stop()
+	hb := time.NewTicker(max(s.cfg.HeartbeatTimeout/4, 10*time.Millisecond))
+	defer hb.Stop()
+	rooms := time.NewTicker(min(time.Minute, max(s.cfg.HistoryAge/10, time.Second)))
+	defer rooms.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-hb.C:
+			s.sweepHeartbeats(now)
+		case now := <-rooms.C:
 			s.hub.sweep(now)
 		}
 	}
@@ -205,20 +229,21 @@ func (s *Server) kick(c *conn, user string) {
 	c.goAway("too_many_connections", s.retryHint(), closeTooManyConns)
 }
 
-// handleWS upgrades the request and runs the connection's read loop on this
-// goroutine.
+// handleWS upgrades the request and starts reading the connection.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.shuttingDown.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hw := &hijackWriter{ResponseWriter: w, size: s.cfg.ReadBufferSize}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	s.readers.Add(1)
-	defer s.readers.Done()
-	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, created: time.Now(), mode: modeUnknown}
+	ws.SetReadLimit(int64(s.cfg.Limits.MaxMessageBytes))
+	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, br: hw.br, created: time.Now(), mode: modeUnknown}
+	c.lastRead.Store(time.Now().UnixNano())
+	s.live.Add(1)
 	s.counters.physical.Add(1)
 	s.counters.byMode[modeUnknown].Add(1)
 	s.hub.addConn(c)
@@ -227,5 +252,67 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	} else {
 		c.enqueue(s.helloFrame(c), nil)
 	}
-	c.readLoop()
+	if s.poller != nil && c.br != nil {
+		if err := s.poller.add(c); err == nil {
+			return // this goroutine, with its request and grown stack, ends here
+		}
+	}
+	// The read loop runs on a new goroutine so that this one, with the
+	// request, the response writer and a stack grown by the HTTP exchange,
+	// is released.
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		c.readLoop()
+	}()
+}
+
+// onReady is the poller's callback: read the connection on a short-lived
+// goroutine.
+func (s *Server) onReady(c *conn) {
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		c.readReady()
+	}()
+}
+
+// afterFunc runs f after d on a goroutine that Close waits for.
+func (s *Server) afterFunc(d time.Duration, f func()) {
+	s.async.Add(1)
+	time.AfterFunc(d, func() {
+		defer s.async.Done()
+		f()
+	})
+}
+
+// hijackWriter hands gorilla a read buffer of our own size when it hijacks
+// the connection, and keeps it, so the reader can tell whether more data is
+// buffered after a message (epoll mode needs to know).
+type hijackWriter struct {
+	http.ResponseWriter
+	size int
+	br   *bufio.Reader
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || rw.Reader.Buffered() > 0 {
+		return nc, rw, err // gorilla refuses data sent before the handshake
+	}
+	h.br = bufio.NewReaderSize(nc, h.size)
+	return nc, bufio.NewReadWriter(h.br, rw.Writer), nil
+}
+
+// sweepHeartbeats closes connections silent for longer than the heartbeat
+// timeout. Both read modes rely on it.
+func (s *Server) sweepHeartbeats(now time.Time) {
+	limit := now.Add(-s.cfg.HeartbeatTimeout).UnixNano()
+	for _, c := range s.hub.allConns() {
+		if c.lastRead.Load() < limit && !c.isClosing() {
+			s.counters.hbTimeouts.Add(1)
+			c.abort(closeHeartbeat, "heartbeat timeout")
+		}
+	}
 }

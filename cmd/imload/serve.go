@@ -84,6 +84,8 @@ stderr.`,
 	f.IntVar(&cfg.HistoryMax, "history-max", cfg.HistoryMax, "messages kept per room")
 	f.DurationVar(&cfg.HistoryAge, "history-age", cfg.HistoryAge, "how long messages are kept")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
+	f.StringVar(&cfg.Reader, "reader", cfg.Reader, "how connections are read: epoll (no goroutine per idle connection, Linux), goroutine (one per connection), or auto")
+	f.IntVar(&cfg.ReadBufferSize, "read-buffer", cfg.ReadBufferSize, "read buffer per connection, in bytes")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

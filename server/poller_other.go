@@ -1,0 +1,9 @@
+//go:build !linux
+
+package server
+
+import "errors"
+
+func newPoller(func(*conn)) (poller, error) {
+	return nil, errors.New("readiness-driven reads need Linux (epoll)")
+}
