@@ -40,20 +40,20 @@ func TestSharedWorkerThreeTabs(t *testing.T) {
 		t.Fatalf("by mode: %v, want shared_worker 1", st.PhysicalByMode)
 	}
 	for _, tb := range []*tab{alice, bob, carol} {
-		tb.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'shared worker'`)
-		tb.waitJS(5*time.Second, "3 tabs listed", `document.getElementById('tab-count').textContent === '3'`)
+		tb.waitJS(10*time.Second, "mode shown", `document.getElementById('mode').textContent === 'shared worker'`)
+		tb.waitJS(10*time.Second, "3 tabs listed", `document.getElementById('tab-count').textContent === '3'`)
 	}
-	alice.waitJS(5*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '3'`)
+	alice.waitJS(10*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '3'`)
 
 	alice.say("hello from tab 1")
 	for _, tb := range []*tab{alice, bob, carol} {
-		tb.waitTexts("lobby", 5*time.Second, "hello from tab 1")
+		tb.waitTexts("lobby", 10*time.Second, "hello from tab 1")
 	}
 	alice.say("@bob just for you")
-	bob.waitJS(5*time.Second, "dm shown", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
-	alice.waitJS(5*time.Second, "dm echoed to sender", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
+	bob.waitJS(10*time.Second, "dm shown", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
+	alice.waitJS(10*time.Second, "dm echoed to sender", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === 'just for you')`)
 	bob.say("back to all")
-	carol.waitTexts("lobby", 5*time.Second, "hello from tab 1", "back to all")
+	carol.waitTexts("lobby", 10*time.Second, "hello from tab 1", "back to all")
 	if n := evalJS[int](carol, `document.querySelectorAll('#messages .msg.dm').length`); n != 0 {
 		t.Fatalf("carol sees %d private messages, want 0", n)
 	}
@@ -82,9 +82,9 @@ func TestLeaderTabFallback(t *testing.T) {
 	if !evalJS[bool](t1, `window.imloadApp.client.modeInfo().leader`) {
 		t.Fatal("the first tab should lead")
 	}
-	t3.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'leader tab'`)
+	t3.waitJS(10*time.Second, "mode shown", `document.getElementById('mode').textContent === 'leader tab'`)
 	t1.say("before handover")
-	t3.waitTexts("lobby", 5*time.Second, "before handover")
+	t3.waitTexts("lobby", 10*time.Second, "before handover")
 
 	// another user keeps talking while the leader tab closes
 	ext := dialClient(t, ts.addr, "ext", "lobby")
@@ -139,8 +139,8 @@ func TestDirectMode(t *testing.T) {
 	})
 	tabs[0].say("direct hello")
 	for _, tb := range tabs {
-		tb.waitTexts("lobby", 5*time.Second, "direct hello")
-		tb.waitJS(5*time.Second, "mode shown", `document.getElementById('mode').textContent === 'direct'`)
+		tb.waitTexts("lobby", 10*time.Second, "direct hello")
+		tb.waitJS(10*time.Second, "mode shown", `document.getElementById('mode').textContent === 'direct'`)
 	}
 }
 
@@ -168,9 +168,9 @@ func TestTabCloseDetaches(t *testing.T) {
 	if st := ts.srv.Stats(); st.PhysicalConnections != 1 {
 		t.Fatalf("physical connections %d, want 1", st.PhysicalConnections)
 	}
-	keep.waitJS(5*time.Second, "tab list updated", `document.getElementById('tab-count').textContent === '1'`)
+	keep.waitJS(10*time.Second, "tab list updated", `document.getElementById('tab-count').textContent === '1'`)
 	keep.say("still here")
-	keep.waitTexts("lobby", 5*time.Second, "still here")
+	keep.waitTexts("lobby", 10*time.Second, "still here")
 }
 
 // Issue 3, test 6: user text is shown as text, never as HTML.
@@ -182,8 +182,8 @@ func TestMessagesAreText(t *testing.T) {
 	const evil = `<img src=x onerror=alert(1)>`
 	a.say(evil)
 	a.say(`@victim <b>bold?</b><script>alert(2)</script>`)
-	v.waitTexts("lobby", 5*time.Second, evil)
-	v.waitJS(5*time.Second, "dm shown as text", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === '<b>bold?</b><script>alert(2)</script>')`)
+	v.waitTexts("lobby", 10*time.Second, evil)
+	v.waitJS(10*time.Second, "dm shown as text", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some(e => e.textContent === '<b>bold?</b><script>alert(2)</script>')`)
 	for _, tb := range []*tab{a, v} {
 		if n := evalJS[int](tb, `document.querySelectorAll('#messages img, #messages script, #messages b').length`); n != 0 {
 			t.Fatalf("%s: %d elements made from message text", tb.name, n)
@@ -214,12 +214,12 @@ func TestServerRestartResumes(t *testing.T) {
 	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
 	alice.say("one")
 	alice.say("two")
-	bob.waitTexts("lobby", 5*time.Second, "one", "two")
+	bob.waitTexts("lobby", 10*time.Second, "one", "two")
 	before := bob.info()
 
 	ts.shutdown()
-	alice.waitJS(5*time.Second, "the page sees the server go", `window.imloadApp.client.status.state !== 'open'`)
-	alice.waitJS(5*time.Second, "the page says so", `document.getElementById('conn').dataset.state !== 'open'`)
+	alice.waitJS(10*time.Second, "the page sees the server go", `window.imloadApp.client.status.state !== 'open'`)
+	alice.waitJS(10*time.Second, "the page says so", `document.getElementById('conn').dataset.state !== 'open'`)
 	alice.say("typed while away") // waits in the worker, sent once after the reconnect (cid)
 
 	ts2 := startServer(t, cfg, addr)
@@ -231,7 +231,7 @@ func TestServerRestartResumes(t *testing.T) {
 	for _, tb := range []*tab{alice, bob} {
 		tb.waitTexts("lobby", 20*time.Second, all...)
 		tb.waitTexts("lobby", 10*time.Second, "typed while away")
-		tb.waitJS(5*time.Second, "connected again", `document.getElementById('conn').dataset.state === 'open'`)
+		tb.waitJS(10*time.Second, "connected again", `document.getElementById('conn').dataset.state === 'open'`)
 		assertOnce(t, tb, "lobby", append(all, "typed while away"))
 	}
 	after := bob.info()
@@ -244,7 +244,7 @@ func TestServerRestartResumes(t *testing.T) {
 	out0 := ts2.srv.Stats().BytesOut
 	bob.run(20*time.Second, "reload", chromedp.Reload())
 	bob.waitJS(20*time.Second, "page ready", `document.body.dataset.ready === '1'`)
-	bob.waitTexts("lobby", 5*time.Second, all...)
+	bob.waitTexts("lobby", 10*time.Second, all...)
 	assertOnce(t, bob, "lobby", append(all, "typed while away"))
 	hi := bob.info()
 	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
@@ -258,7 +258,7 @@ func TestServerRestartResumes(t *testing.T) {
 	bob.close()
 	ts2.waitStats(t, "the browser's sessions gone", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
 	carol := b.open(ts2.url("/?name=carol&room=lobby"), "carol")
-	carol.waitTexts("lobby", 5*time.Second, all...)
+	carol.waitTexts("lobby", 10*time.Second, all...)
 	hi = carol.info()
 	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
 		t.Fatalf("new tab: join fetched %d and took %d from the cache; want 0 and >= 6", hi.Stats.LastJoinFetched, hi.Stats.LastJoinCached)
@@ -308,15 +308,35 @@ func TestScreenshotTwoTabs(t *testing.T) {
 	for _, l := range lines {
 		l.who.say(l.text)
 	}
-	alice.waitTexts("lobby", 5*time.Second, lines[0].text, lines[1].text, lines[2].text, lines[4].text)
-	bob.waitTexts("lobby", 5*time.Second, lines[4].text)
-	alice.waitJS(5*time.Second, "dm shown", `document.querySelectorAll('#messages .msg.dm').length === 1`)
+	alice.waitTexts("lobby", 10*time.Second, lines[0].text, lines[1].text, lines[2].text, lines[4].text)
+	bob.waitTexts("lobby", 10*time.Second, lines[4].text)
+	alice.waitJS(10*time.Second, "dm shown", `document.querySelectorAll('#messages .msg.dm').length === 1`)
 	for _, tb := range []*tab{alice, bob} {
-		tb.waitJS(5*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '2'`)
-		tb.waitJS(5*time.Second, "people listed", `document.querySelectorAll('#people li').length === 2`)
+		tb.waitJS(10*time.Second, "panel counts", `document.getElementById('phys').textContent === '1' && document.getElementById('logi').textContent === '2'`)
+		tb.waitJS(10*time.Second, "people listed", `document.querySelectorAll('#people li').length === 2`)
 	}
 	screenshot(t, alice, "chat-two-tabs-alice.png")
 	screenshot(t, bob, "chat-two-tabs-bob.png")
 	bob.run(10*time.Second, "phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	screenshot(t, bob, "chat-two-tabs-bob-phone.png")
+}
+
+// A name that someone else holds is refused with a message; the page stays
+// connected without a name and can pick another one.
+func TestNameTaken(t *testing.T) {
+	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	dialClient(t, ts.addr, "zoe", "lobby")
+	b := newBrowser(t)
+	p := b.open(ts.url("/?name=zoe&room=lobby"), "page")
+	p.waitJS(10*time.Second, "refusal shown", `document.getElementById('name-error').textContent.includes('taken')`)
+	p.run(10*time.Second, "pick zoe again",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('name-input').value = 'zoe'`),
+		chromedp.Click(chromedp.CSS("#name-form button")))
+	p.waitJS(10*time.Second, "refused again", `document.getElementById('name-error').textContent.includes('taken')`)
+	p.run(10*time.Second, "pick another",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('name-input').value = 'zed'`),
+		chromedp.Click(chromedp.CSS("#name-form button")))
+	p.waitJS(10*time.Second, "named", `document.getElementById('me-name').textContent === 'zed'`)
+	p.say("zed here")
+	p.waitTexts("lobby", 10*time.Second, "zed here")
 }
