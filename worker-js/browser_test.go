@@ -252,18 +252,22 @@ func TestServerRestartResumes(t *testing.T) {
 	}
 	t.Logf("reload: %d messages from the cache, %d fetched, %d bytes from the server", hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched, ts2.srv.Stats().BytesOut-out0)
 
-	// every tab gone: a new tab gets a new worker that reads IndexedDB
+	// every tab gone: a new tab with a brand-new hub (direct mode: in the
+	// page, nothing in memory) reads the room from IndexedDB
 	oldHub := hi.Hub
 	alice.close()
 	bob.close()
 	ts2.waitStats(t, "the browser's sessions gone", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
-	carol := b.open(ts2.url("/?name=carol&room=lobby"), "carol")
+	carol := b.open(ts2.url("/?mode=direct&name=carol&room=lobby"), "carol")
 	carol.waitTexts("lobby", 10*time.Second, all...)
 	hi = carol.info()
 	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
 		t.Fatalf("new tab: join fetched %d and took %d from the cache; want 0 and >= 6", hi.Stats.LastJoinFetched, hi.Stats.LastJoinCached)
 	}
-	t.Logf("new tab: worker restarted=%v, %d from IndexedDB, %d fetched", hi.Hub != oldHub, hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched)
+	if hi.Hub == oldHub || hi.Mode != "direct" {
+		t.Fatalf("want a fresh direct hub, got %s (%s)", hi.Hub, hi.Mode)
+	}
+	t.Logf("new tab, fresh hub: %d from IndexedDB, %d fetched", hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched)
 }
 
 // assertOnce checks that room shows exactly want, each once; the messages

@@ -132,7 +132,8 @@ export class Client {
   useShared() {
     const url = new URL('./worker.js', import.meta.url);
     url.searchParams.set('v', `${PROTOCOL_VERSION}.${BUILD}`);
-    const w = new SharedWorker(url, { type: 'module', name: WORKER_NAME });
+    // extendedLifetime (Chrome 148+) keeps the worker across a single-tab reload
+    const w = new SharedWorker(url, { type: 'module', name: WORKER_NAME, extendedLifetime: true });
     this.worker = w;
     w.addEventListener('error', () => {
       // the worker script failed to load or run: fall back unless forced
