@@ -381,9 +381,19 @@ func dialClient(t *testing.T, addr, name string, rooms ...string) *wsClient {
 	return wc
 }
 
-// cmd sends a command of session 1 and waits for its reply.
+// cmd sends a command of session 1 and waits for its reply; it fails the
+// test on error (call it from the test goroutine only).
 func (wc *wsClient) cmd(name string, body any) map[string]any {
 	wc.t.Helper()
+	r, err := wc.do(name, body)
+	if err != nil {
+		wc.t.Fatal(err)
+	}
+	return r
+}
+
+// do sends a command of session 1 and waits for its reply (any goroutine).
+func (wc *wsClient) do(name string, body any) (map[string]any, error) {
 	wc.mu.Lock()
 	wc.seq++
 	seq := wc.seq
@@ -391,23 +401,23 @@ func (wc *wsClient) cmd(name string, body any) map[string]any {
 	err := wc.conn.WriteMessage(websocket.TextMessage, b)
 	wc.mu.Unlock()
 	if err != nil {
-		wc.t.Fatal(err)
+		return nil, err
 	}
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
 		case f, ok := <-wc.rd:
 			if !ok {
-				wc.t.Fatalf("%s: connection closed", name)
+				return nil, fmt.Errorf("%s: connection closed", name)
 			}
 			if f["t"] == "reply" && f["seq"] == float64(seq) {
 				if f["code"] != float64(200) {
-					wc.t.Fatalf("%s: %v", name, f)
+					return nil, fmt.Errorf("%s: %v", name, f)
 				}
-				return f
+				return f, nil
 			}
 		case <-timeout:
-			wc.t.Fatalf("%s: no reply", name)
+			return nil, fmt.Errorf("%s: no reply", name)
 		}
 	}
 }

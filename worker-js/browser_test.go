@@ -89,19 +89,26 @@ func TestLeaderTabFallback(t *testing.T) {
 	// another user keeps talking while the leader tab closes
 	ext := dialClient(t, ts.addr, "ext", "lobby")
 	var want []string
-	done := make(chan struct{})
+	for i := 1; i <= 12; i++ {
+		want = append(want, fmt.Sprintf("ext %d", i))
+	}
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
-		for i := 1; i <= 12; i++ {
-			want = append(want, fmt.Sprintf("ext %d", i))
-			ext.cmd("send", map[string]any{"room": "lobby", "text": fmt.Sprintf("ext %d", i), "cid": fmt.Sprintf("e%d", i)})
+		for i, text := range want {
+			if _, err := ext.do("send", map[string]any{"room": "lobby", "text": text, "cid": fmt.Sprintf("e%d", i)}); err != nil {
+				done <- err
+				return
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		done <- nil
 	}()
 	time.Sleep(250 * time.Millisecond)
 	t1.close()
 	t2.say("from ben after handover")
-	<-done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	t3.waitTexts("lobby", 15*time.Second, append([]string{"before handover"}, want...)...)
 	t3.waitTexts("lobby", 15*time.Second, "from ben after handover")
 	t2.waitTexts("lobby", 15*time.Second, want...)
