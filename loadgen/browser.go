@@ -32,8 +32,9 @@ type browser struct {
 
 	rooms []int32 // the user's rooms (indexes into engine.rooms)
 
-	disrupt atomic.Uint32 // sockets lost and tabs churned, for DM excuses
-	online  atomic.Int32  // attached sessions
+	disrupt     atomic.Uint32 // sockets lost and tabs churned, for DM excuses
+	lastDisrupt atomic.Int64  // ns since start of the last one (math.MinInt64: none)
+	online      atomic.Int32  // attached sessions
 
 	mu      sync.Mutex
 	tabs    []*tab
@@ -120,6 +121,12 @@ type sock struct {
 	spill [][]byte
 	dirty bool
 	wmu   sync.Mutex // one writer at a time
+}
+
+// disrupted notes a socket lost or a tab churned.
+func (b *browser) disrupted() {
+	b.disrupt.Add(1)
+	b.lastDisrupt.Store(b.e.now())
 }
 
 func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) }
@@ -531,7 +538,7 @@ func (s *sock) down(wasConn bool) {
 	if e.stopping.Load() || s.closing || b.gaveUp {
 		return
 	}
-	b.disrupt.Add(1)
+	b.disrupted()
 	if s.downAt == 0 {
 		s.downAt = now
 	}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -365,7 +366,7 @@ func (sh *shard) send(ev *event) {
 		p.kind = cDM
 		p.target = target
 		e.cnt.dmsSent.Add(1)
-		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target)
+		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target, e.now())
 	} else {
 		e.cnt.msgsSent.Add(1)
 	}
@@ -451,7 +452,7 @@ func (sh *shard) churnTab() {
 		return
 	}
 	e.cnt.tabsClosed.Add(1)
-	b.disrupt.Add(1)
+	b.disrupted()
 	// The tab closes: its rooms are counted up to what it received.
 	for i := range t.tracks {
 		e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
@@ -497,7 +498,7 @@ func (sh *shard) reopen(t *tab) {
 		return
 	}
 	t.open = true
-	b.disrupt.Add(1)
+	b.disrupted()
 	s := t.s
 	if e.mode == reports.ModePerTab {
 		s.closing = false
@@ -592,6 +593,7 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 			name:  fmt.Sprintf("u%s%s%d", e.tag, modeLetter, i),
 			tok:   fmt.Sprintf("tk%s%s%d", e.tag, modeLetter, i),
 			rooms: roomsOf(i)}
+		b.lastDisrupt.Store(math.MinInt64)
 		nSocks := 1
 		if mode == reports.ModePerTab {
 			nSocks = sc.Tabs

@@ -242,10 +242,13 @@ func TestVerifierChurnedMember(t *testing.T) {
 func TestDMTracker(t *testing.T) {
 	d := newDMTracker()
 	a, b, c := &browser{}, &browser{}, &browser{}
+	for _, x := range []*browser{a, b, c} {
+		x.lastDisrupt.Store(math.MinInt64)
+	}
 	k1, k2, k3 := dmKey{1, 1}, dmKey{1, 2}, dmKey{1, 3}
-	d.sent(k1, a, b)
-	d.sent(k2, a, b)
-	d.sent(k3, a, c)
+	d.sent(k1, a, b, 10e9)
+	d.sent(k2, a, b, 10e9)
+	d.sent(k3, a, c, 10e9)
 	d.replied(k1, 3)
 	d.replied(k2, 2)
 	// k3: no reply (socket lost with it in flight).
@@ -261,7 +264,17 @@ func TestDMTracker(t *testing.T) {
 	if o.Expected != 5 || o.Delivered != 5 || o.Lost != 1 || o.Duplicated != 1 || o.Unconfirmed != 1 || o.Excused != 0 {
 		t.Fatalf("%+v", o)
 	}
-	// ...unless the target lost its socket meanwhile: then it is excused.
+	// ...unless the target lost its socket shortly before (the server may
+	// still have pushed to the dead socket's session)...
+	b.lastDisrupt.Store(8e9)
+	if o = d.outcome(); o.Lost != 0 || o.Excused != 1 {
+		t.Fatalf("after a recent disruption: %+v", o)
+	}
+	b.lastDisrupt.Store(1e9) // long before: no excuse
+	if o = d.outcome(); o.Lost != 1 {
+		t.Fatalf("after an old disruption: %+v", o)
+	}
+	// ...or after the send.
 	b.disrupt.Add(1)
 	o = d.outcome()
 	if o.Lost != 0 || o.Excused != 1 {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"imload/reports"
 )
@@ -192,6 +193,7 @@ type dmRec struct {
 	expected  int32    // sessions it was pushed to (from the reply), -1 = no reply
 	recv      []uint64 // receiving session ids, to find duplicates
 	disrupted [2]uint32
+	sentAt    int64 // ns since start
 	sender    *browser
 	target    *browser
 }
@@ -209,9 +211,9 @@ type dmTracker struct {
 
 func newDMTracker() *dmTracker { return &dmTracker{recs: make(map[dmKey]*dmRec)} }
 
-func (d *dmTracker) sent(k dmKey, sender, target *browser) {
+func (d *dmTracker) sent(k dmKey, sender, target *browser, now int64) {
 	d.mu.Lock()
-	d.recs[k] = &dmRec{expected: -1, sender: sender, target: target,
+	d.recs[k] = &dmRec{expected: -1, sender: sender, target: target, sentAt: now,
 		disrupted: [2]uint32{sender.disrupt.Load(), target.disrupt.Load()}}
 	d.mu.Unlock()
 }
@@ -243,6 +245,10 @@ func (d *dmTracker) received(k dmKey, rcv uint64) (first bool) {
 	return true
 }
 
+// dmExcuseWindow is how long before a DM's send a disruption still excuses
+// its loss.
+const dmExcuseWindow = 3 * time.Second
+
 // dmOutcome is the end result of DM verification.
 type dmOutcome struct {
 	reports.Delivery
@@ -266,7 +272,12 @@ func (d *dmTracker) outcome() dmOutcome {
 		o.Expected += exp
 		o.Delivered += min(got, exp)
 		if got < exp {
-			if r.sender.disrupt.Load() != r.disrupted[0] || r.target.disrupt.Load() != r.disrupted[1] {
+			// Excused when either browser lost a socket or churned a tab
+			// after the send, or shortly before it (the server may still
+			// have counted, and pushed to, a session of the dead socket).
+			recent := r.sentAt - int64(dmExcuseWindow)
+			if r.sender.disrupt.Load() != r.disrupted[0] || r.target.disrupt.Load() != r.disrupted[1] ||
+				r.sender.lastDisrupt.Load() >= recent || r.target.lastDisrupt.Load() >= recent {
 				o.Excused += exp - got
 			} else {
 				o.Lost += exp - got
