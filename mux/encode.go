@@ -10,7 +10,7 @@ import (
 // and return the extended slice. They are hand-written so that the hot paths
 // (a push per connection, a reply per command) allocate nothing: the body of
 // a room message is encoded once with EncodeBody and the same bytes are
-// appended to every connection's push.
+// written into every connection's push.
 
 // EncodeBody encodes a body with encoding/json. Bodies are plain structs of
 // this package; an error here is a programming error.
@@ -69,28 +69,45 @@ func AppendErrorFrame(dst []byte, seq uint64, e *Error) []byte {
 	return append(dst, '}')
 }
 
-// AppendPushHead appends the start of a push frame, up to and including
-// `"body":`. The caller appends the body and then PushTail. Servers cache the
-// head per (connection, room) so a fan-out costs a copy, not an encode.
-func AppendPushHead(dst []byte, sids []uint32, ev string) []byte {
-	dst = append(dst, `{"t":"push","sids":[`...)
+// A push frame is written as PushPrefix(ev) + the JSON array of session ids
+// + PushBodyKey + body + PushTail. Servers cache the session-id array per
+// (connection, room) and encode the body once per message, so that a
+// fan-out copies bytes and allocates nothing:
+//
+//	{"t":"push","ev":"msg","sids":[1,3],"body":{...}}
+
+// PushPrefix returns the constant start of a push frame of event ev.
+func PushPrefix(ev string) []byte {
+	dst := append([]byte(nil), `{"t":"push","ev":`...)
+	dst = AppendString(dst, ev)
+	return append(dst, `,"sids":`...)
+}
+
+// PushBodyKey separates the session ids from the body in a push frame.
+const PushBodyKey = `,"body":`
+
+// PushTail is the byte that closes a push frame after its body.
+const PushTail = '}'
+
+// AppendSIDs appends a JSON array of session ids.
+func AppendSIDs(dst []byte, sids []uint32) []byte {
+	dst = append(dst, '[')
 	for i, s := range sids {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = strconv.AppendUint(dst, uint64(s), 10)
 	}
-	dst = append(dst, `],"ev":`...)
-	dst = AppendString(dst, ev)
-	return append(dst, `,"body":`...)
+	return append(dst, ']')
 }
-
-// PushTail is the byte that closes a push frame after its body.
-const PushTail = '}'
 
 // AppendPush appends a whole push frame.
 func AppendPush(dst []byte, sids []uint32, ev string, body []byte) []byte {
-	dst = AppendPushHead(dst, sids, ev)
+	dst = append(dst, `{"t":"push","ev":`...)
+	dst = AppendString(dst, ev)
+	dst = append(dst, `,"sids":`...)
+	dst = AppendSIDs(dst, sids)
+	dst = append(dst, PushBodyKey...)
 	dst = append(dst, body...)
 	return append(dst, PushTail)
 }

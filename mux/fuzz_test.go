@@ -39,6 +39,9 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encoded %s does not decode: %v", enc, err)
 			}
+			if fr.T == TypePing { // a ping keeps only its seq
+				fr = Frame{T: TypePing, Seq: fr.Seq}
+			}
 			if again.T != fr.T || again.SID != fr.SID || again.Seq != fr.Seq || again.Cmd != fr.Cmd {
 				t.Fatalf("round trip changed %+v into %+v", fr, again)
 			}

@@ -192,3 +192,21 @@ func perByteValid(s string) string {
 	}
 	return b.String()
 }
+
+func TestPushPartsMatchAppendPush(t *testing.T) {
+	body := []byte(`{"x":1}`)
+	sids := []uint32{4, 9}
+	var parts []byte
+	parts = append(parts, PushPrefix(EvJoin)...)
+	parts = AppendSIDs(parts, sids)
+	parts = append(parts, PushBodyKey...)
+	parts = append(parts, body...)
+	parts = append(parts, PushTail)
+	if whole := AppendPush(nil, sids, EvJoin, body); string(whole) != string(parts) {
+		t.Fatalf("%s != %s", parts, whole)
+	}
+	f, err := DecodeServerFrame(parts)
+	if err != nil || f.Ev != EvJoin || len(f.SIDs) != 2 || string(f.Body) != string(body) {
+		t.Fatalf("%+v %v", f, err)
+	}
+}

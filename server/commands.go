@@ -64,7 +64,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 		c.replyErr(f, err)
 		return
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, res), nil)
+	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, res))
 }
 
 func knownCmd(cmd string) bool {
@@ -76,7 +76,7 @@ func knownCmd(cmd string) bool {
 }
 
 func (c *conn) replyErr(f *mux.Frame, err error) {
-	c.enqueue(mux.AppendErrorReply(nil, f.SID, f.Seq, mux.AsError(err)), nil)
+	c.enqueue(mux.AppendErrorReply(nil, f.SID, f.Seq, mux.AsError(err)))
 }
 
 func (c *conn) replyResult(f *mux.Frame, body []byte, err error) {
@@ -84,7 +84,7 @@ func (c *conn) replyResult(f *mux.Frame, body []byte, err error) {
 		c.replyErr(f, err)
 		return
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body), nil)
+	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body))
 }
 
 func (c *conn) attach(f *mux.Frame) ([]byte, error) {
@@ -208,7 +208,7 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	entries, cut := c.srv.fitReply(entries)
 	more = more || cut
 	body := appendRoomReply(nil, r, reset, more, entries, false)
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body), nil)
+	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body))
 	return nil
 }
 
@@ -346,7 +346,7 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 			}
 			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: off, TS: ts, Dup: true})
 			r.mu.Unlock()
-			c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, reply), nil)
+			c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, reply))
 			return nil
 		}
 	}
@@ -358,9 +358,9 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	if req.CID != "" {
 		r.cids[cidKey(m.From, m.CID)] = m.Offset
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})), nil)
+	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
 	for mc, mem := range r.members {
-		mc.enqueue(mem.head, body)
+		mc.enqueuePush(pushMsg, mem.sids, body)
 	}
 	deliveries := r.count
 	r.mu.Unlock()

@@ -20,14 +20,19 @@ const (
 	closeSlowConsumer = 4008
 )
 
-// outItem is one queued frame: head alone, or head + body + '}' (a push
-// whose head is cached per room member and whose body is shared by every
-// receiver of the message).
+// outItem is one queued frame: head alone, or a push made of three shared
+// pieces: head (mux.PushPrefix of the event), sids (the session-id array,
+// cached per room member) and body (encoded once per message).
 type outItem struct {
-	head, body []byte
+	head, sids, body []byte
 }
 
-func (it outItem) size() int { return len(it.head) + len(it.body) + 2 }
+func (it outItem) size() int {
+	if it.sids == nil {
+		return len(it.head) + 1
+	}
+	return len(it.head) + len(it.sids) + len(mux.PushBodyKey) + len(it.body) + 2
+}
 
 // conn is one physical WebSocket. Reads happen on a goroutine per connection
 // or, with epoll, on a goroutine that exists only while the connection has
@@ -64,10 +69,16 @@ type conn struct {
 
 var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// enqueue queues a frame (head, or head+body+'}'). It never blocks; a
-// connection whose queue would pass the limit is closed as a slow consumer.
-func (c *conn) enqueue(head, body []byte) {
-	it := outItem{head: head, body: body}
+// enqueue queues a whole frame. It never blocks; a connection whose queue
+// would pass the limit is closed as a slow consumer.
+func (c *conn) enqueue(frame []byte) { c.enqueueItem(outItem{head: frame}) }
+
+// enqueuePush queues a push from its shared pieces (see outItem).
+func (c *conn) enqueuePush(prefix, sids, body []byte) {
+	c.enqueueItem(outItem{head: prefix, sids: sids, body: body})
+}
+
+func (c *conn) enqueueItem(it outItem) {
 	size := it.size()
 	c.qmu.Lock()
 	if c.closing {
@@ -75,12 +86,15 @@ func (c *conn) enqueue(head, body []byte) {
 		return
 	}
 	if c.qbytes+size > c.srv.cfg.MaxQueueBytes {
+		// Drop what is queued; the writer finishes the message it is
+		// writing (its write has a deadline), then sends close 4008.
 		c.closing = true
 		c.queue, c.spare, c.qbytes = nil, nil, 0
+		c.closeCode, c.closeReason = closeSlowConsumer, "slow consumer"
+		c.startWriterLocked()
 		c.qmu.Unlock()
 		c.srv.counters.slowConsumers.Add(1)
 		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
-		c.srv.goAsync(func() { c.abort(closeSlowConsumer, "slow consumer") })
 		return
 	}
 	c.queue = append(c.queue, it)
@@ -169,6 +183,7 @@ func (c *conn) writeLoop() {
 var (
 	newline   = []byte{'\n'}
 	pushClose = []byte{mux.PushTail}
+	bodyKey   = []byte(mux.PushBodyKey)
 )
 
 func (c *conn) writeBatch(batch []outItem) error {
@@ -187,10 +202,12 @@ func (c *conn) writeBatch(batch []outItem) error {
 		}
 		w.Write(it.head)
 		total += len(it.head)
-		if it.body != nil {
+		if it.sids != nil {
+			w.Write(it.sids)
+			w.Write(bodyKey)
 			w.Write(it.body)
 			w.Write(pushClose)
-			total += len(it.body) + 1
+			total += len(it.sids) + len(bodyKey) + len(it.body) + 1
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -325,12 +342,12 @@ func (c *conn) handleMessage(msg []byte) {
 		f, err := mux.DecodeFrame(b)
 		if err != nil {
 			c.srv.counters.badFrames.Add(1)
-			c.enqueue(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)), nil)
+			c.enqueue(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)))
 			return nil
 		}
 		switch f.T {
 		case mux.TypePing:
-			c.enqueue(mux.AppendPong(nil, f.Seq), nil)
+			c.enqueue(mux.AppendPong(nil, f.Seq))
 		case mux.TypeCmd:
 			c.handleCmd(&f)
 		}
@@ -338,6 +355,6 @@ func (c *conn) handleMessage(msg []byte) {
 	})
 	if err != nil {
 		c.srv.counters.badFrames.Add(1)
-		c.enqueue(mux.AppendErrorFrame(nil, 0, mux.AsError(err)), nil)
+		c.enqueue(mux.AppendErrorFrame(nil, 0, mux.AsError(err)))
 	}
 }

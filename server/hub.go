@@ -220,7 +220,7 @@ func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
 			continue
 		}
 		sort.Slice(sids, func(i, j int) bool { return sids[i] < sids[j] })
-		c.enqueue(mux.AppendPush(nil, sids, mux.EvDM, body), nil)
+		c.enqueuePush(pushDM, mux.AppendSIDs(nil, sids), body)
 		n += len(sids)
 	}
 	h.counters.dmsIn.Add(1)

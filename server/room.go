@@ -15,12 +15,34 @@ type entry struct {
 }
 
 // member is the part of a room that one connection takes: the sessions of
-// that connection in the room and the cached head of a push to all of them,
-// rebuilt (never modified in place) when they change, so a fan-out is two
-// appends per connection.
+// that connection in the room, and the same as a JSON array, cached for
+// pushes and rebuilt (never modified in place: queued pushes share it) when
+// they change. A fan-out then queues three shared slices per connection.
 type member struct {
-	sids []uint32
-	head []byte
+	ids  []uint32
+	sids []byte
+}
+
+// Push prefixes, built once.
+var (
+	pushMsg   = mux.PushPrefix(mux.EvMsg)
+	pushDM    = mux.PushPrefix(mux.EvDM)
+	pushJoin  = mux.PushPrefix(mux.EvJoin)
+	pushLeave = mux.PushPrefix(mux.EvLeave)
+)
+
+func pushPrefix(ev string) []byte {
+	switch ev {
+	case mux.EvMsg:
+		return pushMsg
+	case mux.EvDM:
+		return pushDM
+	case mux.EvJoin:
+		return pushJoin
+	case mux.EvLeave:
+		return pushLeave
+	}
+	return mux.PushPrefix(ev)
 }
 
 // room is a chat room: members by connection, presence by user, and the
@@ -180,15 +202,13 @@ func (r *room) addSession(c *conn, sid uint32) bool {
 		m = &member{}
 		r.members[c] = m
 	}
-	for _, s := range m.sids {
+	for _, s := range m.ids {
 		if s == sid {
 			return false
 		}
 	}
-	sids := make([]uint32, len(m.sids), len(m.sids)+1)
-	copy(sids, m.sids)
-	m.sids = append(sids, sid)
-	m.head = mux.AppendPushHead(nil, m.sids, mux.EvMsg)
+	m.ids = append(m.ids, sid)
+	m.sids = mux.AppendSIDs(nil, m.ids)
 	r.count++
 	return true
 }
@@ -200,7 +220,7 @@ func (r *room) removeSession(c *conn, sid uint32) bool {
 		return false
 	}
 	idx := -1
-	for i, s := range m.sids {
+	for i, s := range m.ids {
 		if s == sid {
 			idx = i
 		}
@@ -209,29 +229,29 @@ func (r *room) removeSession(c *conn, sid uint32) bool {
 		return false
 	}
 	r.count--
-	if len(m.sids) == 1 {
+	if len(m.ids) == 1 {
 		delete(r.members, c)
 		return true
 	}
-	sids := make([]uint32, 0, len(m.sids)-1)
-	sids = append(sids, m.sids[:idx]...)
-	m.sids = append(sids, m.sids[idx+1:]...)
-	m.head = mux.AppendPushHead(nil, m.sids, mux.EvMsg)
+	m.ids = append(m.ids[:idx], m.ids[idx+1:]...)
+	m.sids = mux.AppendSIDs(nil, m.ids)
 	return true
 }
 
 // broadcast queues an event to every session in the room but skip (a
 // session of conn skipConn). body is encoded once by the caller.
 func (r *room) broadcast(ev string, body []byte, skipConn *conn, skipSID uint32) {
+	prefix := pushPrefix(ev)
 	for c, m := range r.members {
 		sids := m.sids
 		if c == skipConn {
-			sids = without(sids, skipSID)
-			if len(sids) == 0 {
+			ids := without(m.ids, skipSID)
+			if len(ids) == 0 {
 				continue
 			}
+			sids = mux.AppendSIDs(nil, ids)
 		}
-		c.enqueue(mux.AppendPush(nil, sids, ev, body), nil)
+		c.enqueuePush(prefix, sids, body)
 	}
 }
 

@@ -250,7 +250,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.shuttingDown.Load() { // raced with shutdown: goAwayAll may have missed it
 		c.goAway("shutdown", s.retryHint(), websocket.CloseGoingAway)
 	} else {
-		c.enqueue(s.helloFrame(c), nil)
+		c.enqueue(s.helloFrame(c))
 	}
 	if s.poller != nil && c.br != nil {
 		if err := s.poller.add(c); err == nil {
