@@ -55,9 +55,10 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	n := int64(len(e.browsers))
 	for i, b := range e.browsers {
 		at := int64(sc.Ramp) * int64(i) / n
-		for _, s := range b.socks {
+		slot := int64(sc.Ramp) / n / int64(len(b.socks)) // per-tab: spread a browser's sockets over its slot
+		for k, s := range b.socks {
 			s.connecting = true
-			b.sh.add(event{at: at, kind: evConnect, s: s})
+			b.sh.add(event{at: at + int64(k)*slot, kind: evConnect, s: s})
 		}
 	}
 	if sc.TabChurn > 0 {
