@@ -19,7 +19,6 @@ func TestMain(m *testing.M) {
 		// The shared HTTP client's idle connections close on their own.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
 
