@@ -102,8 +102,7 @@ func (c *conn) attach(f *mux.Frame) ([]byte, error) {
 	if err := req.Validate(*lim); err != nil {
 		return nil, err
 	}
-	s := &session{sid: f.SID, c: c, rooms: make(map[string]*room),
-		limiter: rate.NewLimiter(rate.Limit(c.srv.cfg.RateLimit), c.srv.cfg.RateBurst)}
+	s := &session{sid: f.SID, c: c}
 	resp := mux.AttachResp{SID: f.SID}
 	if req.Name != "" {
 		u, kick, err := c.srv.hub.claim(s, req.Name, req.Token)
@@ -182,7 +181,8 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	if err := req.Validate(cfg.Limits); err != nil {
 		return err
 	}
-	if s.rooms[req.Room] == nil && len(s.rooms) >= cfg.Limits.MaxRoomsPerSession {
+	joined := s.room(req.Room) != nil
+	if !joined && len(s.rooms) >= cfg.Limits.MaxRoomsPerSession {
 		return mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "this session is already in %d rooms", cfg.Limits.MaxRoomsPerSession)
 	}
 	r := c.srv.hub.lockRoom(req.Room)
@@ -194,7 +194,9 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 			r.broadcast(mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), c, s.sid)
 		}
 	}
-	s.rooms[req.Room] = r
+	if !joined {
+		s.rooms = append(s.rooms, r)
+	}
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
 	resume := req.Epoch != "" || req.Offset > 0
 	var entries []*entry
@@ -264,7 +266,7 @@ func (c *conn) leave(s *session, f *mux.Frame) ([]byte, error) {
 	if err := req.Validate(c.srv.cfg.Limits); err != nil {
 		return nil, err
 	}
-	r := s.rooms[req.Room]
+	r := s.room(req.Room)
 	if r == nil {
 		if c.srv.hub.room(req.Room) == nil {
 			return nil, unknownRoom(req.Room)
@@ -272,7 +274,7 @@ func (c *conn) leave(s *session, f *mux.Frame) ([]byte, error) {
 		return nil, mux.Errorf(mux.CodeNotMember, mux.ErrNotMember, "this session is not in room %q", req.Room)
 	}
 	c.srv.leaveRoom(s, r)
-	delete(s.rooms, req.Room)
+	s.dropRoom(r)
 	return []byte("{}"), nil
 }
 
@@ -311,6 +313,9 @@ func (c *conn) checkSender(s *session) error {
 	if s.user == nil {
 		return mux.Errorf(mux.CodeNameRequired, mux.ErrNameRequired, "choose a name (nick) before sending")
 	}
+	if s.limiter == nil {
+		s.limiter = rate.NewLimiter(rate.Limit(c.srv.cfg.RateLimit), c.srv.cfg.RateBurst)
+	}
 	if !s.limiter.Allow() {
 		return mux.Errorf(mux.CodeRateLimited, mux.ErrRateLimited, "more than %g messages per second (burst %d): slow down", c.srv.cfg.RateLimit, c.srv.cfg.RateBurst)
 	}
@@ -326,7 +331,7 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	if err := req.Validate(cfg.Limits); err != nil {
 		return err
 	}
-	r := s.rooms[req.Room]
+	r := s.room(req.Room)
 	if r == nil {
 		if c.srv.hub.room(req.Room) == nil {
 			return unknownRoom(req.Room)

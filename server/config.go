@@ -67,6 +67,10 @@ type Config struct {
 	// ReadBufferSize is the read buffer of each connection, in bytes.
 	ReadBufferSize int
 
+	// Pprof serves net/http/pprof at /debug/pprof/ (for profiling; off by
+	// default: it exposes internals).
+	Pprof bool
+
 	// Static is served at /; nil means the embedded demo page.
 	Static fs.FS
 	// Logger receives the server's logs; nil discards them.

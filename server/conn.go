@@ -250,8 +250,9 @@ func (c *conn) closeNow() {
 
 var errBinary = errors.New("binary message")
 
-// readOne reads and handles one WebSocket message.
-func (c *conn) readOne() error {
+// readOne reads one WebSocket message and has a worker handle it; done is
+// the caller's channel for the worker's answer.
+func (c *conn) readOne(done chan struct{}) error {
 	mt, r, err := c.ws.NextReader()
 	if err != nil {
 		return err
@@ -266,11 +267,8 @@ func (c *conn) readOne() error {
 	_, err = buf.ReadFrom(r)
 	if err == nil {
 		c.srv.counters.bytesIn.Add(int64(buf.Len()))
-		c.readMu.Lock()
-		if !c.finished {
-			c.handleMessage(buf.Bytes())
-		}
-		c.readMu.Unlock()
+		c.srv.work <- work{c: c, msg: buf.Bytes(), done: done}
+		<-done
 	}
 	if buf.Cap() <= 64<<10 {
 		readBufPool.Put(buf)
@@ -280,7 +278,8 @@ func (c *conn) readOne() error {
 
 // readLoop is the goroutine-per-connection reader.
 func (c *conn) readLoop() {
-	for c.readOne() == nil {
+	done := make(chan struct{}, 1)
+	for c.readOne(done) == nil {
 	}
 	c.finish()
 }
@@ -293,8 +292,9 @@ func (c *conn) readReady() {
 	// visible to Go's memory model and race detector.
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	done := make(chan struct{}, 1)
 	for {
-		if err := c.readOne(); err != nil {
+		if err := c.readOne(done); err != nil {
 			c.finish()
 			return
 		}
@@ -356,5 +356,28 @@ func (c *conn) handleMessage(msg []byte) {
 	if err != nil {
 		c.srv.counters.badFrames.Add(1)
 		c.enqueue(mux.AppendErrorFrame(nil, 0, mux.AsError(err)))
+	}
+}
+
+// work is one message for a worker to handle.
+type work struct {
+	c    *conn
+	msg  []byte
+	done chan struct{}
+}
+
+// runWorker handles messages read by the connections' readers. Handling
+// (JSON, rooms, fan-out) needs a deep stack; doing it on a few long-lived
+// workers keeps the many readers' stacks small, so a burst of messages on
+// thousands of connections does not grow thousands of stacks.
+func (s *Server) runWorker() {
+	defer s.workers.Done()
+	for w := range s.work {
+		w.c.readMu.Lock()
+		if !w.c.finished {
+			w.c.handleMessage(w.msg)
+		}
+		w.c.readMu.Unlock()
+		w.done <- struct{}{}
 	}
 }

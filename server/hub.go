@@ -27,8 +27,28 @@ type session struct {
 	sid     uint32
 	c       *conn
 	user    *user
-	rooms   map[string]*room
-	limiter *rate.Limiter
+	rooms   []*room       // few per session: a slice is smaller than a map
+	limiter *rate.Limiter // made on the first send
+}
+
+// room returns the session's room of that name, or nil.
+func (s *session) room(name string) *room {
+	for _, r := range s.rooms {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// dropRoom removes r from the session's rooms.
+func (s *session) dropRoom(r *room) {
+	for i, x := range s.rooms {
+		if x == r {
+			s.rooms = append(s.rooms[:i], s.rooms[i+1:]...)
+			return
+		}
+	}
 }
 
 // hub holds rooms and users. Lock order: roomsMu before room.mu; usersMu and

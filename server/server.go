@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,8 @@ type Server struct {
 	readers sync.WaitGroup // goroutines reading connections
 	writers sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
+	work    chan work      // messages for the workers
+	workers sync.WaitGroup
 
 	serveOnce sync.Once
 	closeOnce sync.Once
@@ -87,6 +90,11 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.registry = s.newRegistry()
+	s.work = make(chan work)
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+		s.workers.Add(1)
+		go s.runWorker()
+	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:   0, // use the reader hijackWriter makes
 		WriteBufferSize:  4096,
@@ -182,6 +190,8 @@ func (s *Server) Close() error {
 			s.poller.close()
 		}
 		s.readers.Wait()
+		close(s.work)
+		s.workers.Wait()
 		s.writers.Wait()
 		s.async.Wait()
 		if cerr := s.store.Close(); cerr != nil {

@@ -86,6 +86,7 @@ stderr.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
 	f.StringVar(&cfg.Reader, "reader", cfg.Reader, "how connections are read: epoll (no goroutine per idle connection, Linux), goroutine (one per connection), or auto")
 	f.IntVar(&cfg.ReadBufferSize, "read-buffer", cfg.ReadBufferSize, "read buffer per connection, in bytes")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
