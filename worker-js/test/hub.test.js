@@ -116,15 +116,23 @@ test('reconnect re-attaches every tab with name, token and offsets, and resends 
   assert.equal(sockets[1].url, 'ws://s1/ws', 'same address first');
   sockets[1].hello();
   await settle();
+  assert.equal(sockets[1].sent.length, 1, 'the attach and the resuming join travel in one WebSocket message');
   const fr = sockets[1].take();
-  assert.equal(fr.length, 1, 'the send waits for the attach');
-  assert.deepEqual(fr[0].body, { mode: 'shared_worker', name: 'alice', token: 'T1', rooms: [{ room: 'lobby', epoch: EPOCH, offset: 4 }] });
-  sockets[1].deliver({ t: 'reply', sid: 1, seq: fr[0].seq, code: 200, body: { sid: 1, user: 'alice', color: '#111111', token: 'T1',
-    rooms: [{ room: 'lobby', epoch: EPOCH, top: 6, members: 1, messages: [mk('lobby', 4), mk('lobby', 5), mk('lobby', 6)] }] } });
+  assert.deepEqual(fr.map((f) => [f.sid, f.cmd]), [[1, 'attach'], [1, 'join']], 'the join right behind the attach; the send waits for the attach');
+  assert.ok(fr[1].seq > fr[0].seq);
+  assert.deepEqual(fr[0].body, { mode: 'shared_worker', name: 'alice', token: 'T1' }, 'attach: name and token, no rooms');
+  assert.deepEqual(fr[1].body, { room: 'lobby', history: 50, epoch: EPOCH, offset: 4 }, 'resumed from the last offset seen');
+  sockets[1].deliver(
+    { t: 'reply', sid: 1, seq: fr[0].seq, code: 200, body: { sid: 1, user: 'alice', color: '#111111', token: 'T1' } },
+    { t: 'reply', sid: 1, seq: fr[1].seq, code: 200, body: { room: 'lobby', epoch: EPOCH, top: 6, members: 1, messages: [mk('lobby', 4), mk('lobby', 5), mk('lobby', 6)] } },
+  );
   await settle();
   const resend = sockets[1].take();
   assert.deepEqual(resend.map((f) => [f.cmd, f.body.cid]), [['send', 'c-1']], 'the send is retried with its cid');
   await clock.advance(50);
+  assert.deepEqual(a.events('history').at(-1).messages.map((m) => m.offset), [5, 6], 'the missed messages, shown once');
+  assert.equal(a.events('history').at(-1).source, 'resume');
+  assert.equal(hub.stats.resumed, 3);
   const offsets = a.events().filter((e) => e.k === 'msg' || e.k === 'history').flatMap((e) => (e.k === 'msg' ? [e.offset] : e.messages.map((m) => m.offset)));
   assert.deepEqual(offsets, [1, 2, 3, 4, 5, 6], 'every offset once, in order');
   assert.equal(hub.stats.reconnects, 1);
@@ -299,9 +307,14 @@ test('a partial resume (more) is completed page by page before later pushes reac
   await clock.advance(0);
   sockets[0].hello();
   await settle();
-  const att = sockets[0].take()[0];
-  assert.deepEqual(att.body.rooms, [{ room: 'r', epoch: EPOCH, offset: 2 }], 'the tab\'s own offsets are resumed');
-  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, rooms: [{ room: 'r', epoch: EPOCH, top: 9, members: 1, more: true, messages: [mk('r', 3), mk('r', 4)] }] } });
+  const [att, join] = sockets[0].take();
+  assert.equal(att.cmd, 'attach');
+  assert.equal(att.body.rooms, undefined);
+  assert.deepEqual([join.cmd, join.body], ['join', { room: 'r', history: 50, epoch: EPOCH, offset: 2 }], 'the tab\'s own offsets are resumed');
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1 } },
+    { t: 'reply', sid: 1, seq: join.seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 9, members: 1, more: true, messages: [mk('r', 3), mk('r', 4)] } },
+  );
   await settle();
   const h1 = sockets[0].take()[0];
   assert.equal(h1.cmd, 'history');
@@ -318,15 +331,19 @@ test('a partial resume (more) is completed page by page before later pushes reac
   assert.deepEqual(offsets, [3, 4, 5, 6, 7, 8, 9, 10]);
 });
 
-test('a reset without messages (attach resume too old) fetches the latest', async () => {
+test('a resume reset without messages (offsets gone, none sent) fetches the latest', async () => {
   const { clock, sockets, tab } = setup();
   const a = tab('A', { rooms: [{ room: 'r', epoch: 'old', offset: 2 }] });
   a.hello();
   await clock.advance(0);
   sockets[0].hello();
   await settle();
-  const att = sockets[0].take()[0];
-  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, rooms: [{ room: 'r', epoch: 'new', top: 70, members: 1, reset: true }] } });
+  const [att, join] = sockets[0].take();
+  assert.deepEqual(join.body, { room: 'r', history: 50, epoch: 'old', offset: 2 });
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1 } },
+    { t: 'reply', sid: 1, seq: join.seq, code: 200, body: { room: 'r', epoch: 'new', top: 70, members: 1, reset: true } },
+  );
   await settle();
   const h = sockets[0].take()[0];
   assert.deepEqual(h.body, { room: 'r', limit: 50 });
@@ -338,22 +355,87 @@ test('a reset without messages (attach resume too old) fetches the latest', asyn
   assert.equal(hist.at(-1).reset, true);
 });
 
-test('a server that ignores attach rooms gets one join per room, resuming by offset', async () => {
-  const { clock, sockets, tab } = setup();
-  const a = tab('A', { name: 'ann', rooms: [{ room: 'r', epoch: EPOCH, offset: 5 }, { room: 'q' }] });
+test('resume: attach then one join per room in the same message, before the attach reply', async () => {
+  const backend = new MemoryBackend();
+  const { clock, sockets, tab, hub } = setup({ backend });
+  await hub.cache.append('p', [mk('p', 1, 'stale', 'old'), mk('p', 2, 'stale', 'old')]);
+  const a = tab('A', { name: 'ann', token: 'TA', rooms: [{ room: 'r', epoch: EPOCH, offset: 5 }, { room: 'q' }, { room: 'p', epoch: 'old', offset: 2 }] });
   a.hello();
   await clock.advance(0);
   sockets[0].hello();
   await settle();
-  const att = sockets[0].take()[0];
-  sockets[0].deliver({ t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1, user: 'ann' } });
-  await settle();
-  const joins = sockets[0].take();
-  assert.deepEqual(joins.map((f) => f.body), [{ room: 'r', history: 50, epoch: EPOCH, offset: 5 }, { room: 'q', history: 50 }]);
+  assert.equal(sockets[0].sent.length, 1, 'one WebSocket message');
+  const fr = sockets[0].take();
+  assert.deepEqual(fr.map((f) => f.cmd), ['attach', 'join', 'join', 'join']);
+  assert.deepEqual(fr[0].body, { mode: 'shared_worker', name: 'ann', token: 'TA' });
+  assert.deepEqual(fr.slice(1).map((f) => f.body), [
+    { room: 'r', history: 50, epoch: EPOCH, offset: 5 }, { room: 'q', history: 50 }, { room: 'p', history: 50, epoch: 'old', offset: 2 }]);
   sockets[0].deliver(
-    { t: 'reply', sid: 1, seq: joins[0].seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 6, members: 1, messages: [mk('r', 6)] } },
-    { t: 'reply', sid: 1, seq: joins[1].seq, code: 200, body: { room: 'q', epoch: 'eq', top: 0, members: 1 } },
+    { t: 'reply', sid: 1, seq: fr[0].seq, code: 200, body: { sid: 1, user: 'ann', color: '#222222', token: 'TA' } },
+    { t: 'reply', sid: 1, seq: fr[1].seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 6, members: 1, messages: [mk('r', 6)] } },
+    { t: 'reply', sid: 1, seq: fr[2].seq, code: 200, body: { room: 'q', epoch: 'eq', top: 0, members: 1 } },
+    // p's epoch changed: a reset with the latest messages replaces the room
+    { t: 'reply', sid: 1, seq: fr[3].seq, code: 200, body: { room: 'p', epoch: 'ep', top: 2, members: 1, reset: true, messages: [mk('p', 1, 'x', 'ep'), mk('p', 2, 'y', 'ep')] } },
   );
   await clock.advance(50);
-  assert.deepEqual(a.events('history').flatMap((h) => h.messages.map((m) => `${m.room}${m.offset}`)), ['r6']);
+  assert.deepEqual(sockets[0].take(), [], 'nothing more to ask');
+  assert.deepEqual(a.events('history').flatMap((h) => h.messages.map((m) => `${m.room}${m.offset}`)), ['r6', 'p1', 'p2']);
+  assert.deepEqual(a.events('history').map((h) => [h.room, h.reset, h.source]), [['r', false, 'resume'], ['q', false, 'resume'], ['p', true, 'resume']]);
+  await hub.cache.idle();
+  const c = await hub.cache.load('p');
+  assert.deepEqual([c.epoch, c.messages.map((m) => m.text)], ['ep', ['x', 'y']], 'the cache of the reset room is replaced');
+  assert.equal(a.events('attached').at(-1).user, 'ann');
+  assert.equal(a.events('left').length, 0);
+});
+
+test('name taken on re-attach: the pipelined joins get 401 and go again behind the anonymous attach', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { name: 'bob', rooms: [{ room: 'r', epoch: EPOCH, offset: 3 }] });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const [att, join] = sockets[0].take();
+  assert.deepEqual([att.cmd, att.body.name, join.cmd], ['attach', 'bob', 'join']);
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: att.seq, code: 409, error: 'name_taken', msg: 'taken' },
+    { t: 'reply', sid: 1, seq: join.seq, code: 401, error: 'not_attached', msg: 'send attach first' },
+  );
+  await settle();
+  assert.equal(sockets[0].sent.length, 1, 'the anonymous attach and its join in one message');
+  const [att2, join2] = sockets[0].take();
+  assert.deepEqual([att2.cmd, att2.body], ['attach', { mode: 'shared_worker' }]);
+  assert.deepEqual([join2.cmd, join2.body], ['join', { room: 'r', history: 50, epoch: EPOCH, offset: 3 }], 'same offsets');
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: att2.seq, code: 200, body: { sid: 1 } },
+    { t: 'reply', sid: 1, seq: join2.seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 4, members: 1, messages: [mk('r', 4)] } },
+  );
+  await clock.advance(50);
+  assert.equal(a.events('name_refused')[0].name, 'bob');
+  assert.equal(a.events('attached').at(-1).user, '');
+  assert.equal(a.events('left').length, 0, 'the 401 did not drop the room');
+  assert.deepEqual(a.events('history').flatMap((h) => h.messages.map((m) => m.offset)), [4]);
+  // a push of the room still reaches the tab
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'msg', body: mk('r', 5) });
+  await clock.advance(50);
+  assert.deepEqual(a.events('msg').map((m) => m.offset), [5]);
+});
+
+test('a resuming join refused for another reason drops the room and tells the tab', async () => {
+  const { clock, sockets, tab } = setup();
+  const a = tab('A', { rooms: [{ room: 'r', epoch: EPOCH, offset: 3 }] });
+  a.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const [att, join] = sockets[0].take();
+  sockets[0].deliver(
+    { t: 'reply', sid: 1, seq: att.seq, code: 200, body: { sid: 1 } },
+    { t: 'reply', sid: 1, seq: join.seq, code: 400, error: 'bad_request', msg: 'too many rooms' },
+  );
+  await clock.advance(50);
+  assert.deepEqual(a.events('left').map((e) => [e.room, e.reason]), [['r', 'bad_request']]);
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'msg', body: mk('r', 4) });
+  await clock.advance(50);
+  assert.equal(a.events('msg').length, 0);
 });

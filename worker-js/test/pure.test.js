@@ -77,7 +77,7 @@ test('flush buffer merges on a timer or at N items, keeping order', async () => 
   assert.equal(out.length, 3);
 });
 
-test('offsets: dedupe, gaps, epochs, resume list', () => {
+test('offsets: dedupe, gaps, epochs, what a resuming join sends', () => {
   const o = new Offsets();
   const m = (offset, epoch = 'e1') => ({ room: 'r', offset, epoch });
   assert.equal(o.accept(m(1)), 'new');
@@ -98,7 +98,11 @@ test('offsets: dedupe, gaps, epochs, resume list', () => {
   o.advance('r', 'e3', 4);
   assert.equal(o.get('r').offset, 9, 'advance never lowers');
   o.set('q', '', 0);
-  assert.deepEqual(o.resumeList(['r', 'q', 'none']), [{ room: 'r', epoch: 'e3', offset: 9 }, { room: 'q' }, { room: 'none' }]);
+  assert.deepEqual(o.get('r'), { epoch: 'e3', offset: 9 }, 'a join resumes r from e3/9');
+  assert.deepEqual(o.get('q'), { epoch: '', offset: 0 }, 'no epoch: a plain join');
+  assert.equal(o.get('none'), undefined);
+  o.delete('q');
+  assert.deepEqual(o.rooms(), ['r']);
   assert.deepEqual(new Offsets(o.toJSON()).get('r'), { epoch: 'e3', offset: 9 });
 });
 

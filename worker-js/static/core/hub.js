@@ -273,9 +273,10 @@ export class Hub {
     return r;
   }
 
-  // cmd sends a command for session s now, or when it is attached again.
+  // cmd sends a command for session s now, or when it is attached again
+  // (pipelined: now, right behind an attach whose reply has not come yet).
   // done(reply) may rewrite the reply before it goes to the tab.
-  cmd(s, cmd, body, origin, done = null) {
+  cmd(s, cmd, body, origin, done = null, pipelined = false) {
     const e = { cmd, body, origin, done, seq: 0, timer: null, internal: !origin };
     e.timer = this.setTimer(() => {
       s.inflight.delete(e.seq);
@@ -283,7 +284,7 @@ export class Hub {
       if (i >= 0) s.queue.splice(i, 1);
       this.finish(e, { code: 504, error: 'timeout', msg: `no reply to ${cmd}` });
     }, this.cfg.cmdTimeoutMs);
-    if (s.attached && this.conn.isOpen) this.transmit(s, e);
+    if ((s.attached || pipelined) && this.conn.isOpen) this.transmit(s, e);
     else s.queue.push(e);
     return e;
   }
@@ -352,7 +353,8 @@ export class Hub {
     });
   }
 
-  // applyJoin takes a JoinResp (from join, or from attach when resuming).
+  // applyJoin takes a JoinResp (from a tab's join, or from a join that
+  // resumes a room after a re-attach).
   applyJoin(s, jr, source) {
     const { room, epoch, top = 0, reset = false, more = false } = jr;
     const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
@@ -375,8 +377,8 @@ export class Hub {
       // later push of this room reaches the tab
       this.catchUp(s, room, epoch, s.rooms.get(room).offset);
     } else if (isReset && !msgs.length && top > 0) {
-      // resuming was impossible and nothing came with the reset (attach
-      // carries no history count): show the latest messages instead
+      // resuming was impossible and nothing came with the reset (the
+      // server sent none of the latest): fetch them instead
       this.catchUp(s, room, '', 0);
     } else {
       s.rooms.advance(room, epoch, top);
@@ -439,13 +441,18 @@ export class Hub {
       const tok = s.token || this.tokens.get(s.name);
       if (tok) body.token = tok;
     }
-    const rooms = [...s.joined];
-    if (rooms.length) body.rooms = s.rooms.resumeList(rooms);
     const again = this.stats.attaches > 0 && s.everAttached;
     const e = { cmd: 'attach', body, origin: null, internal: true, timer: null, seq: 0 };
     e.done = (r) => this.attached(s, r, again, anonymous);
     e.timer = this.setTimer(() => { s.inflight.delete(e.seq); }, this.cfg.cmdTimeoutMs);
     this.transmit(s, e);
+    // Resume (docs/protocol.md §3): one join per room with the last epoch
+    // and offset, sent right behind the attach without waiting for its
+    // reply, so they leave in the same WebSocket message (one round trip).
+    // The server handles a message's frames in order; if this attach
+    // fails, these joins get 401 not_attached and are sent again with the
+    // next attach (see rejoin).
+    for (const room of s.joined) this.rejoin(s, room);
   }
 
   attached(s, r, again, anonymous) {
@@ -470,20 +477,7 @@ export class Hub {
     const b = r.body || {};
     if (b.user) { s.user = b.user; s.name = b.user; s.color = b.color || ''; }
     if (b.token) { s.token = b.token; if (s.user) this.tokens.set(s.user, b.token); }
-    const asked = new Set(s.joined);
-    if (!Array.isArray(b.rooms) && asked.size) {
-      // a server that does not resume rooms in attach: join them one by one
-      // (each join carries the same epoch and offset)
-      for (const room of asked) this.rejoin(s, room);
-      asked.clear();
-    }
-    for (const jr of b.rooms || []) { asked.delete(jr.room); this.applyJoin(s, jr, 'resume'); }
-    for (const room of asked) {
-      // a room that could not be joined again
-      s.joined.delete(room);
-      s.rooms.delete(room);
-      this.post(s.tab, { k: 'left', room, reason: 'rejoin_failed' });
-    }
+    // the rooms' joins are already on the wire, behind the attach
     this.post(s.tab, { k: 'attached', ...s.public(), resumed: again }, true);
     this.tabsChanged();
     const q = s.queue;
@@ -491,18 +485,25 @@ export class Hub {
     for (const e of q) this.transmit(s, e);
   }
 
+  // rejoin resumes one room of s, pipelined behind its attach: the reply
+  // (JoinResp) carries what was missed since the offset we have, and comes
+  // before any later push of the room.
   rejoin(s, room) {
     const cur = s.rooms.get(room);
     const body = { room, history: this.cfg.historyN };
     if (cur && cur.epoch) { body.epoch = cur.epoch; body.offset = cur.offset; }
     this.cmd(s, 'join', body, null, (r) => {
       if (!this.sessions.has(s.sid)) return;
+      if (!s.joined.has(room)) return; // the tab left the room meanwhile
       if (r.code === 200 && r.body) { this.applyJoin(s, r.body, 'resume'); return; }
-      if (r.code === 504) return; // lost with the link: the next attach tries again
+      // 504: lost with the link; 401 not_attached: the attach in front of
+      // it failed (a taken name is attached again anonymously, joins and
+      // all). Either way the next attach joins the room again.
+      if (r.code === 504 || r.code === 401) return;
       s.joined.delete(room);
       s.rooms.delete(room);
       this.post(s.tab, { k: 'left', room, reason: r.error || 'rejoin_failed' });
-    });
+    }, true);
   }
 
   onFrames(frames) {

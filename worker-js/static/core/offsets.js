@@ -1,6 +1,7 @@
 // Offsets tracks, per room, the epoch and the last offset delivered (to one
 // tab). accept() classifies an incoming message so that every offset is
-// shown once and in order; resumeList() is what attach sends to resume.
+// shown once and in order; get() gives the epoch and offset a join sends to
+// resume the room after a reconnect.
 export class Offsets {
   constructor(entries) {
     this.m = new Map();
@@ -49,16 +50,6 @@ export class Offsets {
       if (msg.offset > st.offset) { out.push(msg); st.offset = msg.offset; }
     }
     return { messages: out, reset };
-  }
-
-  resumeList(rooms) {
-    const list = [];
-    for (const room of rooms || this.m.keys()) {
-      const s = this.m.get(room);
-      if (s && s.epoch) list.push({ room, epoch: s.epoch, offset: s.offset });
-      else list.push({ room });
-    }
-    return list;
   }
 
   toJSON() { return [...this.m].map(([room, s]) => ({ room, epoch: s.epoch, offset: s.offset })); }
