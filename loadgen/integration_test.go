@@ -264,9 +264,15 @@ func TestRunUnreachableTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hole.Close()
-	var held []net.Conn
-	go func() {
+	accepted := make(chan struct{})
+	go func() { // owns the accepted connections; closes them when the hole closes
+		defer close(accepted)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := hole.Accept()
 			if err != nil {
@@ -275,11 +281,7 @@ func TestRunUnreachableTarget(t *testing.T) {
 			held = append(held, c) // never answers
 		}
 	}()
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	defer func() { hole.Close(); <-accepted }()
 
 	for _, addr := range []string{closed, hole.Addr().String()} {
 		sc := smallScenario("ws://"+addr+"/ws", 10, 1)

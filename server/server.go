@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"imload/server/store"
 )
@@ -121,15 +122,12 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
+	// The janitor and the HTTP server live and die with serve.
+	var group errgroup.Group
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())
-	var janitor sync.WaitGroup
-	janitor.Add(1)
-	go func() {
-		defer janitor.Done()
-		s.runJanitor(janitorCtx)
-	}()
+	group.Go(func() error { s.runJanitor(janitorCtx); return nil })
 	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	group.Go(func() error { errc <- httpSrv.Serve(ln); return nil })
 
 	var serveErr error
 	select {
@@ -147,7 +145,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.goAwayAll(shutCtx)
 	stopJanitor()
-	janitor.Wait()
+	_ = group.Wait()
 	if err := s.Close(); err != nil && serveErr == nil {
 		serveErr = err
 	}
