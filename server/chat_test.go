@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"imload/mux"
@@ -176,8 +177,9 @@ func TestPresenceAndWho(t *testing.T) {
 		t.Fatalf("who %+v", w)
 	}
 	anon.ok(1, mux.CmdNick, mux.NickReq{Name: "carol"}, nil)
-	a.push(mux.EvJoin, &p)
-	if p.User != "carol" {
+	p = mux.Presence{}
+	f := a.push(mux.EvJoin, &p)
+	if p.User != "carol" || p.Room != "r" || strings.Count(string(f.Body), `"room"`) != 1 {
 		t.Fatalf("nick presence %+v", p)
 	}
 	b.ok(1, mux.CmdLeave, mux.LeaveReq{Room: "r"}, nil)

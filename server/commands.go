@@ -149,27 +149,16 @@ func (c *conn) nick(s *session, f *mux.Frame) ([]byte, error) {
 	}
 	c.srv.kick(kick, u.name)
 	// The session's rooms now see it as a user.
-	presence := mux.EncodeBody(mux.Presence{User: u.name, Color: u.color})
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		r.anon--
 		r.users[u]++
 		if r.users[u] == 1 {
-			r.broadcast(mux.EvJoin, withRoom(presence, r.name), c, s.sid)
+			r.broadcast(mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), c, s.sid)
 		}
 		r.mu.Unlock()
 	}
 	return mux.EncodeBody(mux.NickResp{User: u.name, Color: u.color, Token: u.token}), nil
-}
-
-// withRoom returns a presence body with the room filled in. Presence bodies
-// are small; this keeps the encoding in one place.
-func withRoom(presence []byte, room string) []byte {
-	out := make([]byte, 0, len(presence)+len(room)+10)
-	out = append(out, `{"room":`...)
-	out = mux.AppendString(out, room)
-	out = append(out, ',')
-	return append(out, presence[1:]...)
 }
 
 func (c *conn) join(s *session, f *mux.Frame) error {

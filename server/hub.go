@@ -84,7 +84,7 @@ func (h *hub) load(ctx context.Context) error {
 		if !mux.ValidRoom(sr.Name) {
 			continue
 		}
-		r := newRoom(sr.Name, sr.Epoch, h.cfg.HistoryMax)
+		r := newRoom(sr.Name, sr.Epoch)
 		for _, m := range sr.Messages {
 			if m.TS < cutoff || (r.top != 0 && m.Offset != r.top+1) {
 				continue
@@ -132,7 +132,7 @@ func (h *hub) lockRoom(name string) *room {
 		if r == nil {
 			h.roomsMu.Lock()
 			if r = h.rooms[name]; r == nil {
-				r = newRoom(name, randomID(6), h.cfg.HistoryMax)
+				r = newRoom(name, randomID(6))
 				h.rooms[name] = r
 				h.store.CreateRoom(name, r.epoch)
 			}

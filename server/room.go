@@ -65,11 +65,10 @@ type room struct {
 	cids    map[string]uint64
 }
 
-func newRoom(name, epoch string, max int) *room {
+func newRoom(name, epoch string) *room {
 	return &room{
 		name:    name,
 		epoch:   epoch,
-		ring:    make([]entry, 0, min(max, 64)),
 		members: make(map[*conn]*member),
 		users:   make(map[*user]int),
 		cids:    make(map[string]uint64),

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"testing"
+
+	"imload/mux"
+)
+
+func addMsgs(r *room, max int, from, to uint64, ts int64) {
+	for off := from; off <= to; off++ {
+		r.top = off
+		r.push(entry{msg: mux.Message{Offset: off, TS: ts}}, max)
+	}
+}
+
+func offsets(es []*entry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.msg.Offset
+	}
+	return out
+}
+
+// The ring keeps the newest max entries in order through wrap-around,
+// expiry and growth after expiry.
+func TestRoomRing(t *testing.T) {
+	r := newRoom("r", "e")
+	const max = 5
+	addMsgs(r, max, 1, 12, 100)
+	if r.n != max || r.first() != 8 {
+		t.Fatalf("n=%d first=%d", r.n, r.first())
+	}
+	if got := offsets(r.last(3)); len(got) != 3 || got[0] != 10 || got[2] != 12 {
+		t.Fatalf("last 3: %v", got)
+	}
+	got, more := r.after(9, 2)
+	if o := offsets(got); len(o) != 2 || o[0] != 10 || o[1] != 11 || !more {
+		t.Fatalf("after 9: %v more=%v", o, more)
+	}
+	got, more = r.before(10, 10)
+	if o := offsets(got); len(o) != 2 || o[0] != 8 || o[1] != 9 || more {
+		t.Fatalf("before 10: %v more=%v", o, more)
+	}
+	if !r.resumable("e", 7, 100) || r.resumable("e", 6, 100) || r.resumable("x", 12, 100) || !r.resumable("e", 12, 100) || r.resumable("e", 13, 100) {
+		t.Fatal("resumable")
+	}
+	// Expire the oldest two (older timestamps), then add more: order holds.
+	r2 := newRoom("r", "e")
+	addMsgs(r2, max, 1, 3, 10)
+	addMsgs(r2, max, 4, 7, 100) // wraps: holds 3..7
+	r2.expire(50)               // drops 3 (ts 10)
+	if r2.n != 4 || r2.first() != 4 {
+		t.Fatalf("after expiry n=%d first=%d", r2.n, r2.first())
+	}
+	addMsgs(r2, max, 8, 9, 100)
+	if o := offsets(r2.last(10)); len(o) != 5 || o[0] != 5 || o[4] != 9 {
+		t.Fatalf("after refill: %v", o)
+	}
+	r2.expire(1000)
+	if r2.n != 0 || r2.first() != 0 || r2.top != 9 {
+		t.Fatalf("all expired: n=%d first=%d top=%d", r2.n, r2.first(), r2.top)
+	}
+	if r2.resumable("e", 5, 100) || !r2.resumable("e", 9, 100) {
+		t.Fatal("resumable after expiry")
+	}
+	addMsgs(r2, max, 10, 11, 2000)
+	if o := offsets(r2.last(10)); len(o) != 2 || o[0] != 10 {
+		t.Fatalf("after emptying: %v", o)
+	}
+}
+
+// A retried send's cid is forgotten when its message leaves the ring.
+func TestRoomCIDForgotten(t *testing.T) {
+	r := newRoom("r", "e")
+	r.top = 1
+	r.push(entry{msg: mux.Message{Offset: 1, From: "a", CID: "c1"}}, 2)
+	r.cids[cidKey("a", "c1")] = 1
+	addMsgs(r, 2, 2, 3, 0)
+	if _, ok := r.cids[cidKey("a", "c1")]; ok {
+		t.Fatal("cid of a dropped message still known")
+	}
+}
