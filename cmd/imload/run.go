@@ -98,7 +98,7 @@ Examples:
 	f.IntVar(&sc.Tabs, "tabs", sc.Tabs, "tab sessions per browser")
 	f.StringVar(&mode, "mode", "both", "shared (one socket per browser), per-tab (one socket per tab), or both (one after the other, compared)")
 	f.StringSliceVar(&targets, "target", nil, "server WebSocket URL(s), ws://host:port/ws; /lbs of the first gives the address list (default: start a local imload serve)")
-	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms")
+	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms (0: one per 10 browsers, rooms of about 10 users)")
 	f.IntVar(&sc.RoomsPerUser, "rooms-per-user", sc.RoomsPerUser, "rooms each user (all its tabs) joins")
 	f.Float64Var(&sc.RoomSkew, "room-skew", 0, "0 spreads members evenly over rooms; > 1 picks rooms Zipf-distributed with this exponent (a few big rooms)")
 	f.Float64Var(&sc.Rate, "rate", sc.Rate, "messages per second per tab (Poisson arrivals, open model)")
