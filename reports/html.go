@@ -357,7 +357,7 @@ func configPairs(r *Result) [][2]string {
 		[2]string{"private messages", fmtPct(s.DMRatio)},
 		[2]string{"tab churn", fmtNum(s.TabChurn)},
 		[2]string{"connection kill", fmtNum(s.ConnKill)},
-		[2]string{"flush", fmt.Sprintf("every %s or %d frames", s.FlushInterval, s.FlushMax)},
+		[2]string{"flush", fmt.Sprintf("every %s or %d bytes", s.FlushInterval, s.FlushMax)},
 	)
 	return pairs
 }

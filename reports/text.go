@@ -92,7 +92,7 @@ func scenarioLines(r *Result) []string {
 	if len(who) > 0 {
 		lines = append(lines, strings.Join(uniqueStrings(who), "; "))
 	}
-	lines = append(lines, fmt.Sprintf("%d rooms, %d per user, %s msg/s per tab, %d B messages, %s private; churn %s, conn kill %s, flush %s/%d frames",
+	lines = append(lines, fmt.Sprintf("%d rooms, %d per user, %s msg/s per tab, %d B messages, %s private; churn %s, conn kill %s, flush %s/%d bytes",
 		s.Rooms, s.RoomsPerUser, fmtNum(s.Rate), s.MsgSize, fmtPct(s.DMRatio), fmtNum(s.TabChurn), fmtNum(s.ConnKill), s.FlushInterval, s.FlushMax))
 	if n := len(r.MergedFrom); n > 0 {
 		var hosts []string
