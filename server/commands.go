@@ -21,7 +21,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 		c.replyResult(f, body, err)
 		return
 	}
-	s := c.sessions[f.SID]
+	s := c.session(f.SID)
 	if s == nil {
 		if !knownCmd(f.Cmd) {
 			c.replyErr(f, mux.Errorf(mux.CodeUnknownCommand, mux.ErrUnknownCommand, "unknown command %q", f.Cmd))
@@ -35,7 +35,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 	switch f.Cmd {
 	case mux.CmdDetach:
 		c.srv.removeSession(s)
-		delete(c.sessions, s.sid)
+		c.dropSession(s)
 		res = []byte("{}")
 	case mux.CmdNick:
 		res, err = c.nick(s, f)
@@ -88,7 +88,7 @@ func (c *conn) replyResult(f *mux.Frame, body []byte, err error) {
 }
 
 func (c *conn) attach(f *mux.Frame) ([]byte, error) {
-	if c.sessions[f.SID] != nil {
+	if c.session(f.SID) != nil {
 		return nil, mux.Errorf(mux.CodeSessionExists, mux.ErrSessionExists, "session %d is already attached", f.SID)
 	}
 	lim := &c.srv.cfg.Limits
@@ -112,10 +112,7 @@ func (c *conn) attach(f *mux.Frame) ([]byte, error) {
 		resp.User, resp.Color, resp.Token = u.name, u.color, u.token
 		c.srv.kick(kick, u.name)
 	}
-	if c.sessions == nil {
-		c.sessions = make(map[uint32]*session)
-	}
-	c.sessions[f.SID] = s
+	c.sessions = append(c.sessions, s)
 	c.srv.counters.sessions.Add(1)
 	if !c.modeSet {
 		c.modeSet = true

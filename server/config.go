@@ -64,7 +64,9 @@ type Config struct {
 	// Reader chooses how connections are read: ReaderAuto, ReaderEpoll or
 	// ReaderGoroutine (see poller).
 	Reader string
-	// ReadBufferSize is the read buffer of each connection, in bytes.
+	// ReadBufferSize is the read buffer of each connection, in bytes. It
+	// holds frame headers and small frames; larger payloads are read
+	// straight into the message buffer, so a small one costs few syscalls.
 	ReadBufferSize int
 
 	// Pprof serves net/http/pprof at /debug/pprof/ (for profiling; off by
@@ -89,7 +91,7 @@ func DefaultConfig() Config {
 		Limits:            mux.DefaultLimits(),
 		MaxQueueBytes:     1 << 20,
 		Reader:            ReaderAuto,
-		ReadBufferSize:    1024,
+		ReadBufferSize:    512,
 		MaxFramesPerWrite: 64,
 		MaxConnsPerUser:   16,
 		RateLimit:         20,
@@ -128,7 +130,9 @@ func (c *Config) validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
 	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
 	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
-	check(c.ReadBufferSize >= 512, "read buffer must be at least 512 bytes")
+	// gorilla/websocket adopts a hijacked reader only if it is larger than
+	// 256 bytes; the epoll reader relies on it (it checks what is buffered).
+	check(c.ReadBufferSize > 256, "read buffer must be more than 256 bytes")
 	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,7 @@ type conn struct {
 	readMu   sync.Mutex
 	pollMu   sync.Mutex // held by the goroutine reading a ready connection (epoll mode)
 	finished bool
-	sessions map[uint32]*session
+	sessions []*session // at most Limits.MaxSessions; a slice is smaller than a map
 	mode     int
 	modeSet  bool
 
@@ -333,6 +334,23 @@ func (c *conn) finish() {
 	c.srv.counters.physical.Add(-1)
 	c.srv.counters.byMode[c.mode].Add(-1)
 	c.srv.live.Done()
+}
+
+// session returns the attached session sid, or nil.
+func (c *conn) session(sid uint32) *session {
+	for _, s := range c.sessions {
+		if s.sid == sid {
+			return s
+		}
+	}
+	return nil
+}
+
+// dropSession forgets session s.
+func (c *conn) dropSession(s *session) {
+	if i := slices.Index(c.sessions, s); i >= 0 {
+		c.sessions = slices.Delete(c.sessions, i, i+1)
+	}
 }
 
 // handleMessage handles every frame of one WebSocket message in order.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -12,12 +13,32 @@ import (
 	"imload/server/store"
 )
 
-// user is an online user name: its sessions on every connection, and how
-// many of them each connection holds (for the per-user connection cap).
+// user is an online user name and its sessions on every connection. Users
+// have few sessions (their tabs), so a slice beats a map in memory.
 type user struct {
 	name, color, token string
-	sessions           map[*session]struct{}
-	conns              map[*conn]int
+	sessions           []*session
+}
+
+// hasConn reports whether one of the user's sessions is on c.
+func (u *user) hasConn(c *conn) bool {
+	for _, s := range u.sessions {
+		if s.c == c {
+			return true
+		}
+	}
+	return false
+}
+
+// conns returns the distinct connections of the user's sessions.
+func (u *user) conns() []*conn {
+	out := make([]*conn, 0, len(u.sessions))
+	for _, s := range u.sessions {
+		if !slices.Contains(out, s.c) {
+			out = append(out, s.c)
+		}
+	}
+	return out
 }
 
 // session is one logical session (a browser tab) on a connection. Its
@@ -172,19 +193,21 @@ func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
 		if token == "" {
 			token = randomID(16)
 		}
-		u = &user{name: name, color: colorOf(name), token: token, sessions: make(map[*session]struct{}), conns: make(map[*conn]int)}
+		u = &user{name: name, color: colorOf(name), token: token}
 		h.users[name] = u
-	} else if u.conns[s.c] == 0 && token != u.token {
+	} else if !u.hasConn(s.c) && token != u.token {
 		return nil, nil, mux.Errorf(mux.CodeNameTaken, mux.ErrNameTaken, "the name %q is taken", name)
 	}
-	u.sessions[s] = struct{}{}
-	u.conns[s.c]++
+	newConn := !u.hasConn(s.c)
+	u.sessions = append(u.sessions, s)
 	s.user = u
 	var kick *conn
-	if max := h.cfg.MaxConnsPerUser; max > 0 && len(u.conns) > max {
-		for c := range u.conns {
-			if c != s.c && (kick == nil || c.id < kick.id) {
-				kick = c
+	if max := h.cfg.MaxConnsPerUser; max > 0 && newConn {
+		if conns := u.conns(); len(conns) > max {
+			for _, c := range conns {
+				if c != s.c && (kick == nil || c.id < kick.id) {
+					kick = c
+				}
 			}
 		}
 	}
@@ -199,9 +222,8 @@ func (h *hub) release(s *session) {
 	}
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	delete(u.sessions, s)
-	if u.conns[s.c]--; u.conns[s.c] <= 0 {
-		delete(u.conns, s.c)
+	if i := slices.Index(u.sessions, s); i >= 0 {
+		u.sessions = slices.Delete(u.sessions, i, i+1)
 	}
 	if len(u.sessions) == 0 && h.users[u.name] == u {
 		delete(h.users, u.name)
@@ -222,11 +244,11 @@ func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
 	m := mux.DM{ID: h.dmID, From: from.user.name, To: to.name, Color: from.user.color, Text: req.Text, TS: time.Now().UnixMilli(), CID: req.CID}
 	body := mux.EncodeBody(m)
 	targets := make(map[*conn][]uint32, len(to.sessions)+len(from.user.sessions))
-	for s := range to.sessions {
+	for _, s := range to.sessions {
 		targets[s.c] = append(targets[s.c], s.sid)
 	}
 	if from.user != to {
-		for s := range from.user.sessions {
+		for _, s := range from.user.sessions {
 			if s != from {
 				targets[s.c] = append(targets[s.c], s.sid)
 			}

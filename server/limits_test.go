@@ -181,7 +181,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for ts.srv.Stats().SlowConsumers == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("slow consumer not disconnected after 10s of flooding")
+			t.Fatalf("slow consumer not disconnected after 10s of flooding: %+v", ts.srv.Stats())
 		}
 		if err := fast.WriteMessage(websocket.TextMessage, batch); err != nil {
 			t.Fatal(err)

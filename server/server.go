@@ -296,7 +296,9 @@ func (s *Server) afterFunc(d time.Duration, f func()) {
 
 // hijackWriter hands gorilla a read buffer of our own size when it hijacks
 // the connection, and keeps it, so the reader can tell whether more data is
-// buffered after a message (epoll mode needs to know).
+// buffered after a message (epoll mode needs to know). gorilla adopts the
+// hijacked reader only when it is larger than 256 bytes (Config.validate
+// enforces it) and the Upgrader's ReadBufferSize is 0.
 type hijackWriter struct {
 	http.ResponseWriter
 	size int
