@@ -56,6 +56,8 @@ type tab struct {
 	sends bool   // its send chain has started
 	seq   uint32 // per-tab message sequence (header)
 
+	disrupt atomic.Uint32 // links lost and churns of this tab, for DM excuses
+
 	tracks []roomTrack // one per user room, for the current incarnation
 }
 
@@ -123,10 +125,14 @@ type sock struct {
 	wmu   sync.Mutex // one writer at a time
 }
 
-// disrupted notes a socket lost or a tab churned.
-func (b *browser) disrupted() {
+// disrupted notes a socket lost or a tab churned (b.mu held): tabs are the
+// tabs concerned.
+func (b *browser) disrupted(tabs ...*tab) {
 	b.disrupt.Add(1)
 	b.lastDisrupt.Store(b.e.now())
+	for _, t := range tabs {
+		t.disrupt.Add(1)
+	}
 }
 
 func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) }
@@ -538,7 +544,7 @@ func (s *sock) down(wasConn bool) {
 	if e.stopping.Load() || s.closing || b.gaveUp {
 		return
 	}
-	b.disrupted()
+	b.disrupted(s.tabs...)
 	if s.downAt == 0 {
 		s.downAt = now
 	}
@@ -814,7 +820,7 @@ func (r *reader) otherPush(f *mux.Frame) {
 			if t == nil || !t.att {
 				continue
 			}
-			if e.dms.received(k, s.b.gid(t)) {
+			if e.dms.received(k, s.b, t) {
 				r.lat = append(r.lat, latRec{hDM, e.nowUs() - h.schedUs})
 			}
 		}
@@ -893,7 +899,7 @@ func (r *reader) reply(f *mux.Frame) {
 		}
 		if f.Code == mux.CodeUserOffline {
 			e.dmOffline.Add(1)
-			e.dms.replied(k, 0)
+			e.dms.replied(k, dmRefused)
 			return
 		}
 		if f.Code != mux.CodeOK {

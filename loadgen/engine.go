@@ -39,8 +39,9 @@ type engine struct {
 	ver verifier
 	dms *dmTracker
 
-	dmOffline, epochResets, resumeResets, gaveUp atomic.Int64
-	dialFailures, refusedShutdown                atomic.Int64
+	dmOffline, dmNotSent              atomic.Int64
+	epochResets, resumeResets, gaveUp atomic.Int64
+	dialFailures, refusedShutdown     atomic.Int64
 
 	stopping atomic.Bool
 	sending  atomic.Bool
@@ -355,10 +356,25 @@ func (sh *shard) send(ev *event) {
 		}
 	}
 	track := int16(sh.rng.IntN(len(b.rooms)))
+	var dmTabs []dmTab
+	if isDM {
+		// Who must receive it, from the generator's own view (the target's
+		// first, under its own lock: never two browsers' locks at once).
+		target.mu.Lock()
+		dmTabs = appendDMTabs(dmTabs, target, nil)
+		target.mu.Unlock()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !t.open {
 		return // a closed tab does not chat; its chain goes on
+	}
+	s := t.s
+	online := t.att && s.up && s.resumeWait == 0
+	if isDM && !online {
+		// DMs are live only: not held while the tab is offline.
+		e.dmNotSent.Add(1)
+		return
 	}
 	t.seq++
 	p := pending{kind: cSend, t: t, track: track, sched: ev.sched, mseq: t.seq}
@@ -366,20 +382,17 @@ func (sh *shard) send(ev *event) {
 		p.kind = cDM
 		p.target = target
 		e.cnt.dmsSent.Add(1)
-		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target, e.now())
+		dmTabs = appendDMTabs(dmTabs, b, t)
+		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target, dmTabs, e.now())
 	} else {
 		e.cnt.msgsSent.Add(1)
 	}
-	s := t.s
-	if t.att && s.up && s.resumeWait == 0 {
+	if online {
 		s.sendMsg(p)
 		return
 	}
 	// Offline (reconnecting): hold it, as the browser would, to send after
-	// the resume. DMs are not held (live only).
-	if p.kind == cDM {
-		return
-	}
+	// the resume.
 	held := 0
 	for i := range s.pend {
 		if s.pend[i].issued == 0 {
@@ -452,7 +465,7 @@ func (sh *shard) churnTab() {
 		return
 	}
 	e.cnt.tabsClosed.Add(1)
-	b.disrupted()
+	b.disrupted(t)
 	// The tab closes: its rooms are counted up to what it received.
 	for i := range t.tracks {
 		e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
@@ -498,7 +511,7 @@ func (sh *shard) reopen(t *tab) {
 		return
 	}
 	t.open = true
-	b.disrupted()
+	b.disrupted(t)
 	s := t.s
 	if e.mode == reports.ModePerTab {
 		s.closing = false
@@ -543,7 +556,7 @@ func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
 // ---- set-up ----
 
 func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker()}
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true)}
 	seed := uint64(sc.Seed)
 	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)
 	e.pacer = o.pacer(sc.Rate)

@@ -160,10 +160,18 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	if dmo.Duplicated > 0 {
 		run.Counters.Errors["dm_duplicated"] = dmo.Duplicated
 	}
+	if dmo.Misdelivered > 0 {
+		run.Counters.Errors["dm_misdelivered"] = dmo.Misdelivered
+	}
+	if dmo.CountMismatch > 0 {
+		run.Counters.Errors["dm_count_mismatch"] = dmo.CountMismatch
+	}
 	for k, v := range map[string]int64{
 		"dm_expected": dmo.Expected, "dm_delivered": dmo.Delivered, "dm_lost_excused": dmo.Excused,
 		"dm_unconfirmed": dmo.Unconfirmed, "dm_target_offline": e.dmOffline.Load(),
-		"goaways": e.cnt.goaways.Load(), "sockets_killed": e.cnt.killed.Load(),
+		"dm_extra": dmo.Extra, "dm_count_mismatch_excused": dmo.CountExcused,
+		"dm_not_sent_offline": e.dmNotSent.Load(),
+		"goaways":             e.cnt.goaways.Load(), "sockets_killed": e.cnt.killed.Load(),
 		"tabs_closed": e.cnt.tabsClosed.Load(), "epoch_resets": e.epochResets.Load(),
 		"resume_resets": e.resumeResets.Load(), "tracks_excused": e.ver.excusedTracks.Load(),
 		"lbs_refetches": e.lbsFetch.Load(), "browsers_gave_up": e.gaveUp.Load(),

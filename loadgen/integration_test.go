@@ -134,8 +134,15 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 		t.Errorf("%s: server messages_out %d, generator push deliveries %d", run.Mode,
 			run.Notes["server_messages_out"], run.Notes["deliveries_by_push"])
 	}
-	if run.DMDelivery == nil || run.DMDelivery.Lost != 0 || run.DMDelivery.Delivered == 0 {
+	if run.DMDelivery == nil || run.DMDelivery.Lost != 0 || run.DMDelivery.Delivered == 0 ||
+		run.DMDelivery.Delivered != run.DMDelivery.Expected {
 		t.Errorf("%s: dm delivery %+v", run.Mode, run.DMDelivery)
+	}
+	// The generator's own expectation agrees with what the server says it
+	// pushed (no churn: nothing excused).
+	if run.Notes["server_dms_out"] != run.Notes["dm_delivered"] || run.Notes["dm_lost_excused"] != 0 {
+		t.Errorf("%s: server dms_out %d, generator dm deliveries %d, excused %d", run.Mode,
+			run.Notes["server_dms_out"], run.Notes["dm_delivered"], run.Notes["dm_lost_excused"])
 	}
 }
 

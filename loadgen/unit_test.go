@@ -239,47 +239,169 @@ func TestVerifierChurnedMember(t *testing.T) {
 	}
 }
 
-func TestDMTracker(t *testing.T) {
-	d := newDMTracker()
-	a, b, c := &browser{}, &browser{}, &browser{}
-	for _, x := range []*browser{a, b, c} {
-		x.lastDisrupt.Store(math.MinInt64)
+// dmFixture makes browsers with attached tabs on live links, as the
+// engine would have them.
+func dmFixture(tabs ...int) (*engine, []*browser) {
+	e := &engine{t0: time.Now()}
+	var bs []*browser
+	gid := uint32(0)
+	for i, n := range tabs {
+		b := &browser{e: e, id: int32(i)}
+		b.lastDisrupt.Store(math.MinInt64)
+		s := &sock{b: b, up: true}
+		for k := 0; k < n; k++ {
+			t := &tab{b: b, s: s, idx: int32(k), gid: gid, sid: uint32(k + 1), inc: 1, open: true, att: true}
+			gid++
+			b.tabs = append(b.tabs, t)
+			s.tabs = append(s.tabs, t)
+		}
+		b.socks = []*sock{s}
+		bs = append(bs, b)
 	}
-	k1, k2, k3 := dmKey{1, 1}, dmKey{1, 2}, dmKey{1, 3}
-	d.sent(k1, a, b, 10e9)
-	d.sent(k2, a, b, 10e9)
-	d.sent(k3, a, c, 10e9)
-	d.replied(k1, 3)
-	d.replied(k2, 2)
-	// k3: no reply (socket lost with it in flight).
-	for _, r := range []uint64{10, 11, 12, 12} { // 12 twice: a duplicate
-		d.received(k1, r)
+	return e, bs
+}
+
+// sendDM registers a DM from tab 0 of from to to, as shard.send does.
+func sendDM(d *dmTracker, k dmKey, from, to *browser, at int64) {
+	tabs := appendDMTabs(nil, to, nil)
+	tabs = appendDMTabs(tabs, from, from.tabs[0])
+	d.sent(k, from, to, tabs, at)
+}
+
+func TestDMTrackerExpectsFromItsOwnView(t *testing.T) {
+	const at = 10e9
+	type want struct{ exp, del, lost, dup, mis, excused, extra, mismatch, mismatchExcused, unconfirmed int64 }
+	check := func(name string, o dmOutcome, w want) {
+		t.Helper()
+		got := want{o.Expected, o.Delivered, o.Lost, o.Duplicated, o.Misdelivered, o.Excused, o.Extra,
+			o.CountMismatch, o.CountExcused, o.Unconfirmed}
+		if got != w {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, got, w)
+		}
 	}
-	d.received(k2, 10) // one of two: lost...
-	d.received(k3, 20)
-	if d.received(dmKey{9, 9}, 1) {
+	k := dmKey{sender: 0, seq: 1} // tab 0 of browser a has gid 0
+
+	// a (3 tabs) sends to b (2 tabs): b's two tabs and a's two other tabs
+	// must each get it once.
+	_, bs := dmFixture(3, 2, 1)
+	a, b, c := bs[0], bs[1], bs[2]
+	d := newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 4)
+	for _, x := range []*tab{b.tabs[0], b.tabs[1], a.tabs[1], a.tabs[2]} {
+		if !d.received(k, x.b, x) {
+			t.Fatalf("first copy at tab %d not counted", x.gid)
+		}
+	}
+	check("all delivered", d.outcome(), want{exp: 4, del: 4})
+
+	// A server that under-delivers AND under-reports does not pass: the
+	// expectation comes from the generator, the count only cross-checks it.
+	_, bs = dmFixture(3, 2, 1)
+	a, b, c = bs[0], bs[1], bs[2]
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 3)
+	for _, x := range []*tab{b.tabs[0], a.tabs[1], a.tabs[2]} {
+		d.received(k, x.b, x)
+	}
+	check("lost and under-reported", d.outcome(), want{exp: 4, del: 3, lost: 1, mismatch: 1})
+
+	// Lost with an honest count: a loss, no mismatch.
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 4)
+	for _, x := range []*tab{b.tabs[0], a.tabs[1], a.tabs[2]} {
+		d.received(k, x.b, x)
+	}
+	check("lost", d.outcome(), want{exp: 4, del: 3, lost: 1})
+
+	// ...excused when that tab's link was lost after the send.
+	b.disrupted(b.tabs[1])
+	check("lost, then excused", d.outcome(), want{exp: 4, del: 3, excused: 1})
+
+	// Duplicates, and copies to a third browser or to the sending tab.
+	_, bs = dmFixture(3, 2, 1)
+	a, b, c = bs[0], bs[1], bs[2]
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 4)
+	for _, x := range []*tab{b.tabs[0], b.tabs[0], b.tabs[1], a.tabs[1], a.tabs[2]} {
+		d.received(k, x.b, x)
+	}
+	if d.received(k, c, c.tabs[0]) || d.received(k, a, a.tabs[0]) {
+		t.Fatal("a misdelivered copy counted as a first copy")
+	}
+	check("dup and misdelivered", d.outcome(), want{exp: 4, del: 4, dup: 1, mis: 2})
+
+	// A tab that was attaching at the send may get it: not expected, not an
+	// error, and the server may count it.
+	_, bs = dmFixture(1, 2)
+	a, b = bs[0], bs[1]
+	b.tabs[1].att = false
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 2)
+	d.received(k, b, b.tabs[0])
+	d.received(k, b, b.tabs[1])
+	check("attaching tab", d.outcome(), want{exp: 1, del: 1, extra: 1})
+
+	// A count the generator cannot explain is excused by a disruption just
+	// before the send (the server still counted a dead socket's session).
+	_, bs = dmFixture(1, 2)
+	a, b = bs[0], bs[1]
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 3)
+	d.received(k, b, b.tabs[0])
+	d.received(k, b, b.tabs[1])
+	check("over-count", d.outcome(), want{exp: 2, del: 2, mismatch: 1})
+	b.lastDisrupt.Store(at - 1e9)
+	check("over-count after a disruption", d.outcome(), want{exp: 2, del: 2, mismatchExcused: 1})
+	b.lastDisrupt.Store(at - 10e9) // long before: no excuse
+	check("over-count after an old disruption", d.outcome(), want{exp: 2, del: 2, mismatch: 1})
+
+	// "user offline" while the generator had the target attached.
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, dmRefused)
+	if o := d.outcome(); o.CountMismatch != 1 || o.Expected != 0 || o.Refused != 1 {
+		t.Errorf("refused: %+v", o)
+	}
+
+	// No reply: unconfirmed, not expected.
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.received(k, b, b.tabs[0])
+	check("unconfirmed", d.outcome(), want{del: 1, unconfirmed: 1})
+
+	// A tab reopened after the send (a new session) may get it.
+	_, bs = dmFixture(1, 1)
+	a, b = bs[0], bs[1]
+	d = newDMTracker(true)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 1)
+	b.disrupted(b.tabs[0])
+	b.tabs[0].inc++
+	d.received(k, b, b.tabs[0])
+	check("reopened", d.outcome(), want{exp: 1, excused: 1, extra: 1})
+
+	// socket.io: only the target's sockets get it; the sender's other tab
+	// receiving it is misdelivered.
+	_, bs = dmFixture(2, 2)
+	a, b = bs[0], bs[1]
+	d = newDMTracker(false)
+	sendDM(d, k, a, b, at)
+	d.replied(k, 2)
+	d.received(k, b, b.tabs[0])
+	d.received(k, b, b.tabs[1])
+	d.received(k, a, a.tabs[1])
+	check("socket.io", d.outcome(), want{exp: 2, del: 2, mis: 1})
+
+	if d.received(dmKey{9, 9}, b, b.tabs[0]) {
 		t.Fatal("a DM that was not sent counted as received")
 	}
-	o := d.outcome()
-	if o.Expected != 5 || o.Delivered != 5 || o.Lost != 1 || o.Duplicated != 1 || o.Unconfirmed != 1 || o.Excused != 0 {
-		t.Fatalf("%+v", o)
-	}
-	// ...unless the target lost its socket shortly before (the server may
-	// still have pushed to the dead socket's session)...
-	b.lastDisrupt.Store(8e9)
-	if o = d.outcome(); o.Lost != 0 || o.Excused != 1 {
-		t.Fatalf("after a recent disruption: %+v", o)
-	}
-	b.lastDisrupt.Store(1e9) // long before: no excuse
-	if o = d.outcome(); o.Lost != 1 {
-		t.Fatalf("after an old disruption: %+v", o)
-	}
-	// ...or after the send.
-	b.disrupt.Add(1)
-	o = d.outcome()
-	if o.Lost != 0 || o.Excused != 1 {
-		t.Fatalf("after disruption: %+v", o)
-	}
+	_ = c
 }
 
 func TestHistogramsMergeAndAboveRange(t *testing.T) {

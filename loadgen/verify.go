@@ -188,72 +188,175 @@ type dmKey struct {
 	seq    uint32
 }
 
+// Classes of a tab of the sender's or target's browser at the send of a DM,
+// in the generator's own view (never the server's).
+const (
+	dmOther uint8 = iota // closed, or a tab the DM is not for (the sender itself)
+	dmWant               // attached on a live link: must receive it exactly once
+	dmMaybe              // open but attaching (or reconnecting): may receive it
+)
+
+// dmTab is one tab of the sender's or target's browser as it was at the
+// send, and what it received.
+type dmTab struct {
+	t     *tab
+	id    uint64 // the tab incarnation (browser.gid) at the send
+	dis   uint32 // t.disrupt at the send
+	class uint8
+	got   uint16 // copies received by this incarnation
+	late  uint16 // copies received by a later incarnation (reopened since)
+}
+
 // dmRec is what the generator knows of one private message.
 type dmRec struct {
-	expected  int32    // sessions it was pushed to (from the reply), -1 = no reply
-	recv      []uint64 // receiving session ids, to find duplicates
-	disrupted [2]uint32
+	// sessions is the server's count from the reply: -1 no reply yet,
+	// dmRefused when the server said the target was offline.
+	sessions  int32
+	tabs      []dmTab
 	sentAt    int64 // ns since start
 	sender    *browser
 	target    *browser
+	senderGid uint32
+	disrupted [2]uint32 // sender's and target's browser disrupt counts at the send
 }
 
-// dmTracker verifies private messages: each DM must reach as many sessions
-// as the server says it pushed it to (the reply's "sessions": every session
-// of the target user and the sender's other tabs), each exactly once. A DM
-// whose sender or target browser lost a socket or churned a tab between the
-// send and the end is excused (DMs are live only, not resumed).
+const dmRefused = -2
+
+// dmTracker verifies private messages independently of the server. At the
+// send the generator notes, from its own state, which tabs must receive the
+// DM: every attached tab of the target's browser on a live link, plus (when
+// the protocol says so: imload, not socket.io) every other attached tab of
+// the sender's browser. Each of them must receive it exactly once; a copy
+// arriving anywhere else is misdelivered. Tabs that were attaching at the
+// send may or may not get it (the server may have attached them before or
+// after it handled the DM). The server's own count of recipients (the
+// reply's "sessions") is only a cross-check. DMs are live only (not
+// resumed): a tab whose link or incarnation was disrupted after the send is
+// excused.
 type dmTracker struct {
-	mu   sync.Mutex
-	recs map[dmKey]*dmRec
-	dup  int64
+	mu           sync.Mutex
+	recs         map[dmKey]*dmRec
+	toSenderTabs bool // the protocol also delivers to the sender's other tabs
+	dup          int64
+	misdelivered int64 // copies to a browser the DM was not for, or to the sending tab
 }
 
-func newDMTracker() *dmTracker { return &dmTracker{recs: make(map[dmKey]*dmRec)} }
+func newDMTracker(toSenderTabs bool) *dmTracker {
+	return &dmTracker{recs: make(map[dmKey]*dmRec), toSenderTabs: toSenderTabs}
+}
 
-func (d *dmTracker) sent(k dmKey, sender, target *browser, now int64) {
-	d.mu.Lock()
-	d.recs[k] = &dmRec{expected: -1, sender: sender, target: target, sentAt: now,
+// dmClassOf classifies t for a DM sent now (t's browser lock held).
+func dmClassOf(t *tab) uint8 {
+	switch {
+	case !t.open:
+		return dmOther
+	case t.att && t.s.up:
+		return dmWant
+	default:
+		return dmMaybe
+	}
+}
+
+// appendDMTabs appends the tabs of b as they are now, except skip (the
+// sending tab), which is recorded as dmOther. b's lock is held.
+func appendDMTabs(dst []dmTab, b *browser, skip *tab) []dmTab {
+	for _, t := range b.tabs {
+		c := dmClassOf(t)
+		if t == skip {
+			c = dmOther
+		}
+		dst = append(dst, dmTab{t: t, id: b.gid(t), dis: t.disrupt.Load(), class: c})
+	}
+	return dst
+}
+
+// sent registers a DM. tabs are the target's tabs and the sender's tabs as
+// they were at the send (see appendDMTabs); the sender's are ignored when
+// the protocol does not deliver to them.
+func (d *dmTracker) sent(k dmKey, sender, target *browser, tabs []dmTab, now int64) {
+	r := &dmRec{sessions: -1, sender: sender, target: target, senderGid: k.sender, sentAt: now,
 		disrupted: [2]uint32{sender.disrupt.Load(), target.disrupt.Load()}}
+	for _, x := range tabs {
+		if x.t.b == sender && !d.toSenderTabs {
+			continue
+		}
+		r.tabs = append(r.tabs, x)
+	}
+	d.mu.Lock()
+	d.recs[k] = r
 	d.mu.Unlock()
 }
 
+// replied records the server's answer: sessions it pushed the DM to, or
+// dmRefused (target offline).
 func (d *dmTracker) replied(k dmKey, sessions int) {
 	d.mu.Lock()
 	if r := d.recs[k]; r != nil {
-		r.expected = int32(sessions)
+		r.sessions = int32(sessions)
 	}
 	d.mu.Unlock()
 }
 
-// received records a delivery to session id rcv and reports whether it was
-// the first copy for that session and a DM of this run.
-func (d *dmTracker) received(k dmKey, rcv uint64) (first bool) {
+// received records a copy received by tab t of browser rb (rb's lock held)
+// and reports whether it is a first copy of a DM of this run, for a tab it
+// may go to.
+func (d *dmTracker) received(k dmKey, rb *browser, t *tab) (first bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.recs[k]
 	if r == nil {
 		return false
 	}
-	for _, x := range r.recv {
-		if x == rcv {
+	if t.gid == r.senderGid || (rb != r.target && (rb != r.sender || !d.toSenderTabs)) {
+		d.misdelivered++
+		return false
+	}
+	for i := range r.tabs {
+		x := &r.tabs[i]
+		if x.t != t {
+			continue
+		}
+		if x.id != rb.gid(t) { // reopened since the send: a new session
+			x.late++
+			if x.late > 1 {
+				d.dup++
+				return false
+			}
+			return true
+		}
+		x.got++
+		if x.got > 1 {
 			d.dup++
 			return false
 		}
+		return true
 	}
-	r.recv = append(r.recv, rcv)
-	return true
+	d.misdelivered++ // not a tab of that browser at all
+	return false
 }
 
-// dmExcuseWindow is how long before a DM's send a disruption still excuses
-// its loss.
+// dmExcuseWindow is how long before a DM's send a disruption of the sender's
+// or target's browser still excuses a difference between the server's count
+// of recipients and the generator's (the server may still count a session of
+// a socket that just died).
 const dmExcuseWindow = 3 * time.Second
 
 // dmOutcome is the end result of DM verification.
 type dmOutcome struct {
 	reports.Delivery
-	Unconfirmed int64 // no reply (socket lost with the command in flight)
-	Excused     int64 // losses excused by a disruption of sender or target
+	Unconfirmed   int64 // no reply (socket lost with the command in flight)
+	Excused       int64 // expected copies missing at tabs disrupted after the send
+	Misdelivered  int64 // copies that reached a session the DM was not for
+	Extra         int64 // copies to tabs that were attaching (or reopened) at the send: allowed, not expected
+	CountMismatch int64 // server's recipient count outside the generator's view, no disruption around
+	CountExcused  int64 // the same, with a disruption around the send
+	Refused       int64 // target offline per the server (its count was 0)
+}
+
+func (r *dmRec) disruptedAround() bool {
+	recent := r.sentAt - int64(dmExcuseWindow)
+	return r.sender.disrupt.Load() != r.disrupted[0] || r.target.disrupt.Load() != r.disrupted[1] ||
+		r.sender.lastDisrupt.Load() >= recent || r.target.lastDisrupt.Load() >= recent
 }
 
 func (d *dmTracker) outcome() dmOutcome {
@@ -261,26 +364,81 @@ func (d *dmTracker) outcome() dmOutcome {
 	defer d.mu.Unlock()
 	var o dmOutcome
 	o.Duplicated = d.dup
+	o.Misdelivered = d.misdelivered
 	for _, r := range d.recs {
-		got := int64(len(r.recv))
-		if r.expected < 0 {
+		var want, maybe int64
+		for i := range r.tabs {
+			x := &r.tabs[i]
+			switch x.class {
+			case dmWant:
+				want++
+			case dmMaybe:
+				maybe++
+			}
+		}
+		if r.sessions == -1 {
+			// No reply: the DM may not have reached the server at all.
 			o.Unconfirmed++
-			o.Delivered += got
+			for i := range r.tabs {
+				if r.tabs[i].class == dmWant && r.tabs[i].got > 0 {
+					o.Delivered++
+				}
+			}
 			continue
 		}
-		exp := int64(r.expected)
-		o.Expected += exp
-		o.Delivered += min(got, exp)
-		if got < exp {
-			// Excused when either browser lost a socket or churned a tab
-			// after the send, or shortly before it (the server may still
-			// have counted, and pushed to, a session of the dead socket).
-			recent := r.sentAt - int64(dmExcuseWindow)
-			if r.sender.disrupt.Load() != r.disrupted[0] || r.target.disrupt.Load() != r.disrupted[1] ||
-				r.sender.lastDisrupt.Load() >= recent || r.target.lastDisrupt.Load() >= recent {
-				o.Excused += exp - got
+		if r.sessions == dmRefused {
+			o.Refused++
+			var targetWant int64
+			for i := range r.tabs {
+				if x := &r.tabs[i]; x.class == dmWant && x.t.b == r.target {
+					targetWant++
+				}
+			}
+			if targetWant > 0 {
+				// The server says offline while the generator had the target
+				// attached: only a disruption explains it.
+				if r.disruptedAround() {
+					o.CountExcused++
+				} else {
+					o.CountMismatch++
+				}
+			}
+			continue
+		}
+		for i := range r.tabs {
+			x := &r.tabs[i]
+			disrupted := x.t.disrupt.Load() != x.dis
+			switch {
+			case x.class == dmWant:
+				o.Expected++
+				switch {
+				case x.got > 0:
+					o.Delivered++
+				case disrupted:
+					o.Excused++
+				default:
+					o.Lost++
+				}
+			case x.got > 0 && (x.class == dmMaybe || disrupted):
+				o.Extra++
+			case x.got > 0:
+				// Closed at the send and not reopened since: that session
+				// did not exist.
+				o.Misdelivered++
+			}
+			if x.late > 0 {
+				if disrupted {
+					o.Extra++
+				} else {
+					o.Misdelivered++
+				}
+			}
+		}
+		if n := int64(r.sessions); n < want || n > want+maybe {
+			if r.disruptedAround() {
+				o.CountExcused++
 			} else {
-				o.Lost += exp - got
+				o.CountMismatch++
 			}
 		}
 	}
