@@ -58,6 +58,11 @@ type conn struct {
 	mode     int
 	modeSet  bool
 
+	// wmu serialises writes to the socket (the writer's batches and close
+	// frames); wdeadline is the write deadline last set, under wmu.
+	wmu       sync.Mutex
+	wdeadline time.Time
+
 	qmu         sync.Mutex
 	queue       []outItem
 	spare       []outItem
@@ -179,53 +184,6 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
-}
-
-var (
-	newline   = []byte{'\n'}
-	pushClose = []byte{mux.PushTail}
-	bodyKey   = []byte(mux.PushBodyKey)
-)
-
-func (c *conn) writeBatch(batch []outItem) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	w, err := c.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	total := 0
-	for i, it := range batch {
-		if i > 0 {
-			w.Write(newline)
-			total++
-		}
-		w.Write(it.head)
-		total += len(it.head)
-		if it.sids != nil {
-			w.Write(it.sids)
-			w.Write(bodyKey)
-			w.Write(it.body)
-			w.Write(pushClose)
-			total += len(it.sids) + len(bodyKey) + len(it.body) + 1
-		}
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	ct := &c.srv.counters
-	ct.framesOut.Add(int64(len(batch)))
-	ct.bytesOut.Add(int64(total))
-	ct.wsMsgsOut.Add(1)
-	return nil
-}
-
-// sendClose sends a close frame and closes the socket a moment later if the
-// peer has not answered by then.
-func (c *conn) sendClose(code int, reason string, wait time.Duration) {
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
-	c.srv.afterFunc(wait, c.closeNow)
 }
 
 // abort closes the connection at once with a close code.

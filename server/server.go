@@ -250,6 +250,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(s.cfg.Limits.MaxMessageBytes))
 	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, br: hw.br, created: time.Now(), mode: modeUnknown}
+	c.installHandlers()
 	c.lastRead.Store(time.Now().UnixNano())
 	s.live.Add(1)
 	s.counters.physical.Add(1)
