@@ -280,10 +280,10 @@ func (s *sock) attachTab(t *tab) {
 func (s *sock) joinTrack(t *tab, i int) {
 	e := s.b.e
 	tr := &t.tracks[i]
-	tr.paging = false
 	req := mux.JoinReq{Room: e.rooms[tr.room]}
 	if tr.joined {
 		req.Epoch, req.Offset = tr.epoch, tr.last()
+		tr.asked = req.Offset
 	} else {
 		req.History = e.sc.History
 	}
@@ -524,9 +524,8 @@ func (s *sock) down(wasConn bool) {
 			e.cnt.sessions.Add(-1)
 			b.online.Add(-1)
 		}
-		for i := range t.tracks {
-			t.tracks[i].paging = false
-		}
+		// Tracks that were paging stay so: the resume starts from the
+		// last offset fetched (roomTrack.last).
 	}
 	// Keep the sends for re-sending after the resume; forget the rest.
 	kept := s.pend[:0]
@@ -762,11 +761,16 @@ func (r *reader) deliver(tr *roomTrack, off uint64, epoch []byte, text []byte, p
 		return // an old epoch's message after a reset: not comparable
 	}
 	e.noteTop(tr.room, off)
-	switch tr.receive(off) {
+	switch tr.receive(off, push) {
 	case recvOld:
 		return
 	case recvDup:
-		e.ver.duplicated.Add(1)
+		// A resume reply or history page holds everything after the
+		// offset asked, which may overlap pushes received meanwhile: only
+		// a copy the client did not ask for again is a duplicate.
+		if push || off <= tr.asked {
+			e.ver.duplicated.Add(1)
+		}
 		return
 	case recvReordered:
 		e.ver.reordered.Add(1)
@@ -913,6 +917,7 @@ func (r *reader) reply(f *mux.Frame) {
 	case cHistory:
 		if f.Code != mux.CodeOK {
 			e.cnt.replyErr(f.Code, f.Err)
+			t.tracks[p.track].paging = false
 			return
 		}
 		var hr mux.HistoryResp
@@ -920,13 +925,59 @@ func (r *reader) reply(f *mux.Frame) {
 			e.cnt.err(eProtocol)
 			return
 		}
-		tr := &t.tracks[p.track]
-		if hr.Epoch != tr.epoch || hr.Reset {
-			tr.paging = false
-			return
-		}
-		r.page(t, int(p.track), hr.Messages, hr.More)
+		r.historyPage(t, int(p.track), &hr)
 	}
+}
+
+// historyPage applies a history reply fetched while resuming track i of t.
+func (r *reader) historyPage(t *tab, i int, hr *mux.HistoryResp) {
+	e := r.s.b.e
+	tr := &t.tracks[i]
+	if hr.Epoch != tr.epoch {
+		r.newEpoch(tr, hr.Epoch, hr.Top)
+		return
+	}
+	if !hr.Reset {
+		r.page(t, i, hr.Messages, hr.More)
+		return
+	}
+	// The server no longer keeps offset asked+1 (history bound by count or
+	// age): the offsets up to its oldest one are gone. Fetch from there.
+	e.noteTop(tr.room, hr.Top)
+	end := hr.Top // nothing kept at all: everything up to top is gone
+	if hr.First > 0 {
+		end = hr.First - 1
+	}
+	if end <= tr.asked {
+		tr.paging = false // no progress possible
+		return
+	}
+	tr.gone = append(tr.gone, span{tr.asked + 1, end})
+	if hr.First == 0 {
+		tr.paging = false
+		return
+	}
+	r.fetch(t, i, end)
+}
+
+// fetch asks for the messages of track i of t after offset after.
+func (r *reader) fetch(t *tab, i int, after uint64) {
+	s := r.s
+	tr := &t.tracks[i]
+	tr.asked = after
+	tr.paging = true
+	req := mux.HistoryReq{Room: s.b.e.rooms[tr.room], Epoch: tr.epoch, After: after, Limit: s.maxHistory}
+	s.cmd(pending{kind: cHistory, t: t, track: int16(i)}, mux.CmdHistory, mux.EncodeBody(req))
+}
+
+// newEpoch handles a room that lost its history (a new epoch): what was
+// expected in the old epoch ends at what was received; start again at top.
+func (r *reader) newEpoch(tr *roomTrack, epoch string, top uint64) {
+	e := r.s.b.e
+	e.ver.close(tr, tr.got.maxOffset())
+	e.ver.excusedTracks.Add(1)
+	e.epochResets.Add(1)
+	*tr = roomTrack{room: tr.room, joined: true, epoch: epoch, from: top}
 }
 
 func (r *reader) resumeStep() {
@@ -951,25 +1002,24 @@ func (r *reader) joined(t *tab, i int, jr *mux.JoinResp) {
 		return // messages in the reply are history, before the join point
 	}
 	if jr.Epoch != tr.epoch {
-		// The server lost the room's history (new epoch): what was expected
-		// in the old epoch ends at what was received; start again.
-		e.ver.close(tr, tr.got.maxOffset())
-		e.ver.excusedTracks.Add(1)
-		e.epochResets.Add(1)
-		*tr = roomTrack{room: tr.room, joined: true, epoch: jr.Epoch, from: jr.Top}
+		r.newEpoch(tr, jr.Epoch, jr.Top)
 		return
 	}
 	if jr.Reset {
+		// Same epoch, but the server cannot resume from our offset (more
+		// than max_history missed, or the oldest of them are no longer
+		// kept). As a browser does: fetch what it still has with history
+		// pages; what it no longer has is counted as gone, not lost.
 		e.resumeResets.Add(1)
+		r.fetch(t, i, tr.asked)
+		return
 	}
 	r.page(t, i, jr.Messages, jr.More)
 }
 
 // page applies resumed messages and asks for the next page if there is one.
 func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
-	s := r.s
 	tr := &t.tracks[i]
-	tr.paging = more
 	var last uint64
 	for k := range msgs {
 		m := &msgs[k]
@@ -977,8 +1027,7 @@ func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
 		last = m.Offset
 	}
 	if more && last > 0 {
-		req := mux.HistoryReq{Room: s.b.e.rooms[tr.room], Epoch: tr.epoch, After: last, Limit: s.maxHistory}
-		s.cmd(pending{kind: cHistory, t: t, track: int16(i)}, mux.CmdHistory, mux.EncodeBody(req))
+		r.fetch(t, i, last)
 	} else {
 		tr.paging = false
 	}

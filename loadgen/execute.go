@@ -167,15 +167,25 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		run.Counters.Errors["dm_count_mismatch"] = dmo.CountMismatch
 	}
 	for k, v := range map[string]int64{
-		"dm_expected": dmo.Expected, "dm_delivered": dmo.Delivered, "dm_lost_excused": dmo.Excused,
-		"dm_unconfirmed": dmo.Unconfirmed, "dm_target_offline": e.dmOffline.Load(),
-		"dm_extra": dmo.Extra, "dm_count_mismatch_excused": dmo.CountExcused,
-		"dm_not_sent_offline": e.dmNotSent.Load(),
-		"goaways":             e.cnt.goaways.Load(), "sockets_killed": e.cnt.killed.Load(),
-		"tabs_closed": e.cnt.tabsClosed.Load(), "epoch_resets": e.epochResets.Load(),
-		"resume_resets": e.resumeResets.Load(), "tracks_excused": e.ver.excusedTracks.Load(),
-		"lbs_refetches": e.lbsFetch.Load(), "browsers_gave_up": e.gaveUp.Load(),
-		"dial_failures": e.dialFailures.Load(), "sends_refused_shutting_down": e.refusedShutdown.Load(),
+		"dm_expected":                 dmo.Expected,
+		"dm_delivered":                dmo.Delivered,
+		"dm_lost_excused":             dmo.Excused,
+		"dm_unconfirmed":              dmo.Unconfirmed,
+		"dm_target_offline":           e.dmOffline.Load(),
+		"dm_extra":                    dmo.Extra,
+		"dm_count_mismatch_excused":   dmo.CountExcused,
+		"dm_not_sent_offline":         e.dmNotSent.Load(),
+		"goaways":                     e.cnt.goaways.Load(),
+		"sockets_killed":              e.cnt.killed.Load(),
+		"tabs_closed":                 e.cnt.tabsClosed.Load(),
+		"epoch_resets":                e.epochResets.Load(),
+		"resume_resets":               e.resumeResets.Load(),
+		"resume_reset_offsets":        e.ver.gone.Load(),
+		"tracks_excused":              e.ver.excusedTracks.Load(),
+		"lbs_refetches":               e.lbsFetch.Load(),
+		"browsers_gave_up":            e.gaveUp.Load(),
+		"dial_failures":               e.dialFailures.Load(),
+		"sends_refused_shutting_down": e.refusedShutdown.Load(),
 	} {
 		notes[k] = v
 	}

@@ -174,9 +174,12 @@ func TestRangeSet(t *testing.T) {
 // verify runs a receive sequence through a track and closes it at to.
 func verify(from uint64, recv []uint64, to uint64, paging bool) (reports.Delivery, *roomTrack) {
 	var v verifier
-	tr := &roomTrack{joined: true, from: from, epoch: "e", paging: paging}
+	tr := &roomTrack{joined: true, from: from, epoch: "e"}
 	for _, o := range recv {
-		switch tr.receive(o) {
+		// While paging, offsets below the highest one received were fetched
+		// (history), not pushed.
+		push := !paging || o > tr.got.maxOffset()
+		switch tr.receive(o, push) {
 		case recvDup:
 			v.duplicated.Add(1)
 		case recvReordered:
@@ -214,18 +217,53 @@ func TestVerifierCounts(t *testing.T) {
 	}
 }
 
+// A resume answered with reset in the same epoch: the offsets the server no
+// longer had are gone, not lost; anything else missing is still lost.
+func TestVerifierResetGap(t *testing.T) {
+	var v verifier
+	tr := &roomTrack{joined: true, from: 10, epoch: "e"}
+	for _, o := range []uint64{11, 12} { // then offline; 13..40 trimmed from history
+		tr.receive(o, true)
+	}
+	tr.gone = append(tr.gone, span{13, 40})
+	for o := uint64(41); o <= 60; o++ { // fetched from the oldest kept
+		if o != 50 { // ...but 50 never arrives: a true loss
+			tr.receive(o, false)
+		}
+	}
+	tr.receive(20, true) // a late push inside the gap still counts as delivered
+	v.close(tr, 60)
+	if got := v.delivery(); got != (reports.Delivery{Expected: 23, Delivered: 22, Lost: 1}) {
+		t.Fatalf("%+v", got)
+	}
+	if g := v.gone.Load(); g != 27 {
+		t.Fatalf("gone %d, want 27", g)
+	}
+	// While paging, a resume starts from the last offset asked for, not
+	// from the highest one pushed meanwhile.
+	tr2 := &roomTrack{joined: true, from: 0, epoch: "e", paging: true, asked: 30}
+	tr2.receive(90, true)
+	if tr2.last() != 30 {
+		t.Fatalf("resume from %d", tr2.last())
+	}
+	tr2.paging = false
+	if tr2.last() != 90 {
+		t.Fatalf("resume from %d after paging", tr2.last())
+	}
+}
+
 // A tab that closes (churn) is counted up to what it received; a new
 // incarnation joining later expects only what comes after its join point.
 func TestVerifierChurnedMember(t *testing.T) {
 	var v verifier
 	old := &roomTrack{joined: true, from: 0, epoch: "e"}
 	for _, o := range []uint64{1, 2, 3} {
-		old.receive(o)
+		old.receive(o, true)
 	}
 	v.close(old, old.got.maxOffset()) // closed at 3: offsets 4.. were never its business
 	nw := &roomTrack{joined: true, from: 6, epoch: "e"}
 	for _, o := range []uint64{7, 8} {
-		nw.receive(o)
+		nw.receive(o, true)
 	}
 	v.close(nw, 9) // room top at the end is 9: 9 is lost
 	if got := v.delivery(); got != (reports.Delivery{Expected: 6, Delivered: 5, Lost: 1}) {

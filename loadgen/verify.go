@@ -115,15 +115,43 @@ type roomTrack struct {
 	epoch  string // epoch of from
 	from   uint64 // top when the tab joined: offsets above it are expected
 	got    rangeSet
+	// asked is the offset the last resume or history request asked for
+	// messages after (everything up to it was fetched or pushed). While
+	// paging, a resume starts from it, not from the highest offset pushed
+	// meanwhile.
+	asked uint64
+	// gone holds the offsets the server said it no longer had (a resume or
+	// history answered with reset in the same epoch), as disjoint increasing
+	// spans: not expected, counted apart (the server's history bound, not a
+	// loss).
+	gone []span
 }
 
 // last returns the offset to resume from.
 func (t *roomTrack) last() uint64 {
+	if t.paging && t.asked > 0 {
+		return max(t.from, t.asked)
+	}
 	return max(t.from, t.got.maxOffset())
 }
 
-// receive records offset o and classifies it.
-func (t *roomTrack) receive(o uint64) (res recvResult) {
+// goneIn returns how many offsets in (lo, hi] the server declared gone and
+// the tab did not receive anyway.
+func (t *roomTrack) goneIn(lo, hi uint64) int64 {
+	var n int64
+	for _, g := range t.gone {
+		a, b := max(g.lo, lo+1), min(g.hi, hi)
+		if a <= b {
+			n += int64(b-a+1) - t.got.countIn(a-1, b)
+		}
+	}
+	return n
+}
+
+// receive records offset o, received by push or (push false) in a resume
+// reply or history page, and classifies it. Only a push can be reordered:
+// fetched messages fill in below what was pushed meanwhile, by design.
+func (t *roomTrack) receive(o uint64, push bool) (res recvResult) {
 	if o <= t.from {
 		return recvOld
 	}
@@ -131,7 +159,7 @@ func (t *roomTrack) receive(o uint64) (res recvResult) {
 	if t.got.add(o) {
 		return recvDup
 	}
-	if o < top && !t.paging {
+	if o < top && push {
 		return recvReordered
 	}
 	return recvOK
@@ -153,6 +181,7 @@ type verifier struct {
 	duplicated, reordered      atomic.Int64
 	deliveredPush, deliveredRe atomic.Int64 // by push, by resume/history fetch
 	excusedTracks              atomic.Int64 // tracks closed early (churn, give-up, epoch change)
+	gone                       atomic.Int64 // offsets the server no longer had for a resuming tab
 }
 
 // close counts a finished track with upper bound to.
@@ -160,10 +189,12 @@ func (v *verifier) close(t *roomTrack, to uint64) {
 	if !t.joined || to <= t.from {
 		return
 	}
-	exp := int64(to - t.from)
+	gone := t.goneIn(t.from, to)
+	exp := int64(to-t.from) - gone
 	got := t.got.countIn(t.from, to)
 	v.expected.Add(exp)
 	v.delivered.Add(got)
+	v.gone.Add(gone)
 	if exp > got {
 		v.lost.Add(exp - got)
 	}
