@@ -121,8 +121,10 @@ type sock struct {
 	batch *mux.Batch
 	spare *mux.Batch
 	spill [][]byte
-	dirty bool
-	wmu   sync.Mutex // one writer at a time
+	// spillBytes is the size of spill (socket.io: the queued packets).
+	spillBytes int
+	dirty      bool
+	wmu        sync.Mutex // one writer at a time
 }
 
 // disrupted notes a socket lost or a tab churned (b.mu held): tabs are the
@@ -139,9 +141,25 @@ func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) 
 
 // ---- output ----
 
-// queue appends one frame to the socket's batch (the frame is copied).
+// queue appends one frame to the socket's batch (the frame is copied). With
+// socket.io every packet is a WebSocket message of its own: they are written
+// one after the other at the flush.
 func (s *sock) queue(frame []byte) {
 	e := s.b.e
+	if e.sio != nil {
+		s.omu.Lock()
+		s.spill = append(s.spill, bytes.Clone(frame))
+		s.spillBytes += len(frame)
+		now := s.spillBytes >= s.maxBytes
+		wasDirty := s.dirty
+		s.dirty = true
+		s.omu.Unlock()
+		e.cnt.framesOut.Add(1)
+		if !wasDirty || now {
+			s.b.sh.markDirty(s, now)
+		}
+		return
+	}
 	s.omu.Lock()
 	if s.batch == nil {
 		if s.spare != nil {
@@ -178,6 +196,7 @@ func (s *sock) flush() {
 	s.batch = nil
 	spill := s.spill
 	s.spill = nil
+	s.spillBytes = 0
 	s.dirty = false
 	s.omu.Unlock()
 	if conn == nil {
@@ -225,6 +244,7 @@ func (s *sock) setOutput(c *websocket.Conn) {
 		s.batch.Reset()
 	}
 	s.spill = nil
+	s.spillBytes = 0
 	s.omu.Unlock()
 }
 
@@ -349,7 +369,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	conn, err := e.dial(addr)
 	if err == nil {
 		e.shardHists(b.sh).recordOne(hConnect, time.Since(t0).Microseconds())
-		err = s.readHello(conn)
+		err = e.wire.greet(s, conn)
 		if err != nil {
 			conn.Close()
 		}
@@ -385,11 +405,13 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	// the first offset); everything else in flight is forgotten.
 	for _, t := range s.tabs {
 		if t.open {
-			s.attachTab(t)
+			e.wire.attach(s, t)
 		}
 	}
 	b.mu.Unlock()
-	b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
+	if e.wire.clientPings() {
+		b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
+	}
 
 	err = s.readLoop(conn)
 	conn.Close()
@@ -498,7 +520,7 @@ func (s *sock) readLoop(conn *websocket.Conn) error {
 		s.lastRecv.Store(e.now())
 		e.cnt.wsIn.Add(1)
 		e.cnt.bytesIn.Add(int64(len(buf)))
-		r.message(buf)
+		e.wire.read(r, buf)
 		if cap(buf) <= 128<<10 {
 			*bp = buf[:0]
 			readBufs.Put(bp)
@@ -527,12 +549,18 @@ func (s *sock) down(wasConn bool) {
 		// Tracks that were paging stay so: the resume starts from the
 		// last offset fetched (roomTrack.last).
 	}
-	// Keep the sends for re-sending after the resume; forget the rest.
+	if e.sio != nil {
+		e.sio.linkLost(s)
+	}
+	// Keep the sends for re-sending after the resume (socket.io: only those
+	// not sent yet); forget the rest.
 	kept := s.pend[:0]
 	for _, p := range s.pend {
-		if p.kind == cSend && p.t.open {
+		if p.kind == cSend && p.t.open && (e.sio == nil || p.issued == 0) {
 			p.issued = 0
 			kept = append(kept, p)
+		} else if p.kind == cSend && e.sio != nil {
+			e.sio.unconfirmed(p)
 		}
 	}
 	for i := len(kept); i < len(s.pend); i++ {
@@ -589,7 +617,7 @@ func (s *sock) giveUp() {
 		if t.open {
 			t.open = false
 			for i := range t.tracks {
-				e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
+				e.closeTrack(&t.tracks[i], t.tracks[i].got.maxOffset())
 				e.ver.excusedTracks.Add(1)
 			}
 			t.tracks = t.tracks[:0]
@@ -627,7 +655,7 @@ func (s *sock) resumed() {
 		}
 		for _, p := range old {
 			if p.issued == 0 && p.t.open && p.t.att {
-				s.sendMsg(p)
+				e.wire.send(s, p)
 			}
 		}
 	}

@@ -39,6 +39,9 @@ type engine struct {
 	ver verifier
 	dms *dmTracker
 
+	wire wire      // the protocol
+	sio  *sioState // socket.io only: what its verification needs
+
 	dmOffline, dmNotSent              atomic.Int64
 	epochResets, resumeResets, gaveUp atomic.Int64
 	dialFailures, refusedShutdown     atomic.Int64
@@ -166,6 +169,16 @@ func (e *engine) roomEpoch(room int32) string {
 	e.epochMu.Lock()
 	defer e.epochMu.Unlock()
 	return e.epochs[room]
+}
+
+// closeTrack counts a finished track with upper bound to. With socket.io
+// the count waits for the end of the run (see sioState).
+func (e *engine) closeTrack(tr *roomTrack, to uint64) {
+	if e.sio != nil {
+		e.sio.closed(tr, to)
+		return
+	}
+	e.ver.close(tr, to)
 }
 
 // pickTarget chooses the browser a private message goes to: a random other
@@ -388,7 +401,7 @@ func (sh *shard) send(ev *event) {
 		e.cnt.msgsSent.Add(1)
 	}
 	if online {
-		s.sendMsg(p)
+		e.wire.send(s, p)
 		return
 	}
 	// Offline (reconnecting): hold it, as the browser would, to send after
@@ -425,6 +438,9 @@ func (sh *shard) tick() {
 			for _, p := range s.pend {
 				if p.issued > 0 && now-p.issued > tmo {
 					e.cnt.err(eTimeout)
+					if p.kind == cSend && e.sio != nil {
+						e.sio.unconfirmed(p)
+					}
 					if p.kind == cAttach || p.kind == cJoin || p.kind == cHistory {
 						kill = true
 					}
@@ -468,7 +484,7 @@ func (sh *shard) churnTab() {
 	b.disrupted(t)
 	// The tab closes: its rooms are counted up to what it received.
 	for i := range t.tracks {
-		e.ver.close(&t.tracks[i], t.tracks[i].got.maxOffset())
+		e.closeTrack(&t.tracks[i], t.tracks[i].got.maxOffset())
 	}
 	if e.mode == reports.ModePerTab {
 		// Closing the tab closes its socket.
@@ -490,6 +506,8 @@ func (sh *shard) churnTab() {
 	for _, p := range s.pend {
 		if p.t != t || p.kind == cDetach {
 			kept = append(kept, p)
+		} else if p.kind == cSend && p.issued > 0 && e.sio != nil {
+			e.sio.unconfirmed(p)
 		}
 	}
 	s.pend = kept
@@ -523,7 +541,7 @@ func (sh *shard) reopen(t *tab) {
 		return
 	}
 	if s.up && s.resumeWait == 0 {
-		s.attachTab(t)
+		e.wire.attach(s, t)
 	}
 	// Otherwise the socket is (re)connecting and attaches it when it is up.
 }
@@ -556,7 +574,12 @@ func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
 // ---- set-up ----
 
 func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true)}
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{}}
+	if sc.Protocol == ProtocolSocketIO {
+		e.wire = sioWire{}
+		e.sio = newSioState(sc.Rooms)
+		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
+	}
 	seed := uint64(sc.Seed)
 	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)
 	e.pacer = o.pacer(sc.Rate)

@@ -189,6 +189,11 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	} {
 		notes[k] = v
 	}
+	if e.sio != nil {
+		// Sends whose ack never came (socket lost, tab closed, timeout):
+		// socket.io does not re-send them (at most once).
+		notes["sends_unconfirmed"] = e.sio.unconf.Load()
+	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
 		d := dmo.Delivery
 		run.DMDelivery = &d
@@ -283,7 +288,13 @@ func (b *browser) quietLocked() bool {
 				if tr.paging || !tr.joined {
 					return false
 				}
-				if tr.epoch == e.roomEpoch(tr.room) && tr.got.maxOffset() < e.tops[tr.room].Load() {
+				if e.sio != nil {
+					if !e.sio.caughtUp(tr, e.tops[tr.room].Load()) {
+						return false
+					}
+					continue
+				}
+				if tr.epoch == e.roomEpoch(tr.room) && tr.last() < e.tops[tr.room].Load() {
 					return false
 				}
 			}
@@ -309,12 +320,15 @@ func (e *engine) finalize() {
 				} else {
 					e.ver.excusedTracks.Add(1)
 				}
-				e.ver.close(tr, to)
+				e.closeTrack(tr, to)
 			}
 			t.tracks = t.tracks[:0]
 			t.open = false
 		}
 		b.mu.Unlock()
+	}
+	if e.sio != nil {
+		e.sio.count(&e.ver)
 	}
 }
 

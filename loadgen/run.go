@@ -106,12 +106,23 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	if sc.Seed == 0 {
 		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
 	}
+	sio := sc.Protocol == ProtocolSocketIO
+	if sio {
+		t, err := sioTargets(sc.Targets)
+		if err != nil {
+			return nil, err
+		}
+		sc.Targets = t
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
 	for _, m := range o.modes {
 		if m != reports.ModeShared && m != reports.ModePerTab {
 			return nil, fmt.Errorf("unknown mode %q (want %q or %q)", m, reports.ModeShared, reports.ModePerTab)
+		}
+		if sio && m != reports.ModePerTab {
+			return nil, fmt.Errorf("mode %q: socket.io has no multi-tab sharing, --protocol socketio runs per-tab only", m)
 		}
 	}
 	res := &reports.Result{
@@ -137,25 +148,38 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		return nil, err
 	}
 	addrs := append([]string(nil), sc.Targets...)
-	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {
-		addrs = l
-		o.logf("address list from %s/lbs: %v", base, l)
-	}
-	cancel()
-	hello, err := probe(ctx, addrs[0])
-	if err != nil && addrs[0] != sc.Targets[0] {
-		addrs = append([]string(nil), sc.Targets...)
-		hello, err = probe(ctx, addrs[0])
-	}
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			err = fmt.Errorf("no WebSocket answer within 5s (is it an imload server, and is the URL's path /ws?): %w", err)
+	if sio {
+		// No address list: socket.io has no /lbs.
+		open, err := probeSocketIO(ctx, addrs[0])
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("no WebSocket answer within 5s (is it a socket.io server?): %w", err)
+			}
+			return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
 		}
-		return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
+		res.Environment.ServerVersion = sioServerName(open)
+	} else {
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {
+			addrs = l
+			o.logf("address list from %s/lbs: %v", base, l)
+		}
+		cancel()
+		hello, err := probe(ctx, addrs[0])
+		if err != nil && addrs[0] != sc.Targets[0] {
+			addrs = append([]string(nil), sc.Targets...)
+			hello, err = probe(ctx, addrs[0])
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("no WebSocket answer within 5s (is it an imload server, and is the URL's path /ws?): %w", err)
+			}
+			return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
+		}
+		res.Environment.ServerVersion = hello.Server
 	}
-	res.Environment.ServerVersion = hello.Server
 
 	maxSockets := 0
 	for _, m := range o.modes {

@@ -36,6 +36,12 @@ type Scenario struct {
 	// (re)connects; /stats of the first one is sampled every second.
 	Targets []string
 
+	// Protocol is the protocol spoken: ProtocolImload (the default) or
+	// ProtocolSocketIO (a socket.io v4 chat server over WebSocket, one
+	// socket per tab: per-tab mode only; a target without a path gets
+	// /socket.io/?EIO=4&transport=websocket).
+	Protocol string
+
 	// Clients is the number of simulated browsers, Tabs the tab sessions of
 	// each (one user per browser).
 	Clients int
@@ -147,6 +153,9 @@ func (s Scenario) withDefaults() Scenario {
 	if s.Tabs == 0 {
 		s.Tabs = d.Tabs
 	}
+	if s.Protocol == "" {
+		s.Protocol = ProtocolImload
+	}
 	if s.Rooms == 0 {
 		s.Rooms = max(1, s.Clients/10)
 	}
@@ -186,6 +195,9 @@ func (s Scenario) Validate() error {
 	var errs []error
 	if len(s.Targets) == 0 {
 		errs = append(errs, errors.New("no target: give at least one ws:// URL"))
+	}
+	if s.Protocol != ProtocolImload && s.Protocol != ProtocolSocketIO {
+		errs = append(errs, fmt.Errorf("protocol %q: want %q or %q", s.Protocol, ProtocolImload, ProtocolSocketIO))
 	}
 	for _, t := range s.Targets {
 		u, err := url.Parse(t)
@@ -237,8 +249,10 @@ func (s Scenario) Sockets(mode string) int {
 // reportScenario converts s into the result model's scenario.
 func (s Scenario) report() reports.Scenario {
 	extra := map[string]string{
-		"history":     fmt.Sprint(s.History),
 		"cmd_timeout": s.CmdTimeout.String(),
+	}
+	if s.Protocol != ProtocolSocketIO { // socket.io joins fetch no history
+		extra["history"] = fmt.Sprint(s.History)
 	}
 	if s.RoomSkew > 0 {
 		extra["room_skew"] = fmt.Sprint(s.RoomSkew)
@@ -250,9 +264,15 @@ func (s Scenario) report() reports.Scenario {
 		}
 		extra["source_ips"] = strings.Join(ips, ",")
 	}
+	proto := protocolVersion
+	if s.Protocol == ProtocolSocketIO {
+		// Not imload's protocol: its version does not apply.
+		extra["protocol"] = ProtocolSocketIO
+		proto = 0
+	}
 	return reports.Scenario{
 		Targets:       append([]string(nil), s.Targets...),
-		Protocol:      protocolVersion,
+		Protocol:      proto,
 		Rooms:         s.Rooms,
 		RoomsPerUser:  s.RoomsPerUser,
 		Rate:          s.Rate,

@@ -125,6 +125,9 @@ type roomTrack struct {
 	// spans: not expected, counted apart (the server's history bound, not a
 	// loss).
 	gone []span
+	// joinAt is when the join's reply arrived (ns since start; socket.io
+	// only, where from is worked out at the end of the run).
+	joinAt int64
 }
 
 // last returns the offset to resume from.

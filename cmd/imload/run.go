@@ -63,12 +63,25 @@ Examples:
   imload run --clients 5000                       # both modes against a fresh local server
   imload run --clients 200 --duration 10s --mode shared
   imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
-  imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms`,
+  imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
+  imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
+
+--protocol socketio drives a plain socket.io v4 chat server instead (WebSocket
+transport only, one socket per tab since socket.io cannot share one between
+tabs; events join, message and dm with acks), with the same scenario, pacing,
+histograms and loss accounting: measure a socket.io deployment before
+switching.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			modes, err := runModes(mode)
+			modes, note, err := runModes(sc.Protocol, mode)
 			if err != nil {
 				return err
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "imload run: "+note)
+			}
+			if sc.Protocol == loadgen.ProtocolSocketIO && len(targets) == 0 {
+				return errors.New("--protocol socketio needs --target (a socket.io server, e.g. ws://127.0.0.1:3000 from `node bench/server.js --port 3000`): the local server is imload's")
 			}
 			sc.Targets = targets
 			if sourceIPs != "" {
@@ -97,6 +110,7 @@ Examples:
 	f.IntVar(&sc.Clients, "clients", sc.Clients, "simulated browsers (one user each)")
 	f.IntVar(&sc.Tabs, "tabs", sc.Tabs, "tab sessions per browser")
 	f.StringVar(&mode, "mode", "both", "shared (one socket per browser), per-tab (one socket per tab), or both (one after the other, compared)")
+	f.StringVar(&sc.Protocol, "protocol", loadgen.ProtocolImload, "imload, or socketio: a socket.io v4 chat server over WebSocket (join/message/dm events with acks; per-tab only)")
 	f.StringSliceVar(&targets, "target", nil, "server WebSocket URL(s), ws://host:port/ws; /lbs of the first gives the address list (default: start a local imload serve)")
 	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms (0: one per 10 browsers, rooms of about 10 users)")
 	f.IntVar(&sc.RoomsPerUser, "rooms-per-user", sc.RoomsPerUser, "rooms each user (all its tabs) joins")
@@ -135,14 +149,32 @@ Examples:
 	return cmd
 }
 
-func runModes(mode string) ([]string, error) {
+// runModes returns the modes to run for --protocol and --mode, and a note to
+// print when it adjusted them.
+func runModes(protocol, mode string) ([]string, string, error) {
+	switch protocol {
+	case loadgen.ProtocolImload, "":
+	case loadgen.ProtocolSocketIO:
+		switch mode {
+		case reports.ModePerTab:
+			return []string{mode}, "", nil
+		case "both", "":
+			return []string{reports.ModePerTab},
+				"--protocol socketio: socket.io has no multi-tab sharing (one socket per tab), so --mode both runs per-tab only", nil
+		case reports.ModeShared:
+			return nil, "", errors.New("--mode shared: socket.io has no multi-tab sharing (one socket per tab); --protocol socketio runs --mode per-tab only")
+		}
+		return nil, "", fmt.Errorf("--mode %q: want per-tab with --protocol socketio", mode)
+	default:
+		return nil, "", fmt.Errorf("--protocol %q: want imload or socketio", protocol)
+	}
 	switch mode {
 	case "both", "":
-		return []string{reports.ModeShared, reports.ModePerTab}, nil
+		return []string{reports.ModeShared, reports.ModePerTab}, "", nil
 	case reports.ModeShared, reports.ModePerTab:
-		return []string{mode}, nil
+		return []string{mode}, "", nil
 	}
-	return nil, fmt.Errorf("--mode %q: want shared, per-tab or both", mode)
+	return nil, "", fmt.Errorf("--mode %q: want shared, per-tab or both", mode)
 }
 
 func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string, thr reports.Thresholds,

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,5 +86,112 @@ func TestRunCommandWithChildServer(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
+	}
+}
+
+func TestRunModes(t *testing.T) {
+	for _, c := range []struct {
+		protocol, mode string
+		want           string // modes joined, or "error"
+		note           bool
+	}{
+		{"imload", "both", "shared,per-tab", false},
+		{"imload", "shared", "shared", false},
+		{"imload", "per-tab", "per-tab", false},
+		{"imload", "nope", "error", false},
+		{"socketio", "both", "per-tab", true},
+		{"socketio", "per-tab", "per-tab", false},
+		{"socketio", "shared", "error", false},
+		{"mqtt", "both", "error", false},
+	} {
+		modes, note, err := runModes(c.protocol, c.mode)
+		got := strings.Join(modes, ",")
+		if err != nil {
+			got = "error"
+		}
+		if got != c.want || (note != "") != c.note {
+			t.Errorf("%s %s: %q (note %q, err %v), want %q", c.protocol, c.mode, got, note, err, c.want)
+		}
+	}
+}
+
+// startSocketIO starts bench/server.js (see loadgen's socket.io tests: skips
+// without node or bench/node_modules, fails then if IMLOAD_REQUIRE_SOCKETIO=1)
+// and returns its ws://HOST:PORT.
+func startSocketIO(t *testing.T) string {
+	t.Helper()
+	bench := filepath.Join("..", "..", "bench")
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(bench, "node_modules", "socket.io", "package.json"))
+	}
+	if err != nil {
+		msg := "SKIPPED: needs node and bench/node_modules (cd bench && npm ci); IMLOAD_REQUIRE_SOCKETIO=1 makes this a failure: " + err.Error()
+		if os.Getenv("IMLOAD_REQUIRE_SOCKETIO") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	cmd := exec.Command(node, filepath.Join(bench, "server.js"), "--port", "0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	line, err := br.ReadString('\n')
+	drained := make(chan struct{})
+	go func() { defer close(drained); io.Copy(io.Discard, br) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-drained
+		}
+		_ = cmd.Wait()
+	})
+	const prefix = "listening on http://"
+	if err != nil || !strings.HasPrefix(line, prefix) {
+		t.Fatalf("node bench/server.js: first line %q, %v", line, err)
+	}
+	return "ws://" + strings.TrimSpace(strings.TrimPrefix(line, prefix))
+}
+
+// imload run --protocol socketio against bench/server.js: per-tab only (with a
+// note for the default --mode both), zero loss, the protocol in the result.
+func TestRunCommandSocketIO(t *testing.T) {
+	if _, _, err := runCLI(t, "run", "--protocol", "socketio", "--mode", "shared", "--target", "ws://127.0.0.1:1"); err == nil ||
+		!strings.Contains(err.Error(), "per-tab") {
+		t.Errorf("--mode shared: %v", err)
+	}
+	if _, _, err := runCLI(t, "run", "--protocol", "socketio"); err == nil || !strings.Contains(err.Error(), "--target") {
+		t.Errorf("no --target: %v", err)
+	}
+	target := startSocketIO(t)
+	out := filepath.Join(t.TempDir(), "out")
+	stdout, stderr, err := runCLI(t, "run", "--protocol", "socketio", "--target", target, "--clients", "30", "--tabs", "2",
+		"--rooms", "4", "--rate", "2", "--duration", "2s", "--ramp", "500ms", "--drain", "5s", "--out", out, "--no-progress")
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "runs per-tab only") {
+		t.Errorf("no note about per-tab only:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, "imload run: PASS") || !strings.Contains(stdout, "socketio") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	res, err := reports.Load(filepath.Join(out, reports.FileResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Runs) != 1 || res.Runs[0].Mode != reports.ModePerTab || res.Scenario.Extra["protocol"] != "socketio" {
+		t.Fatalf("%d runs, scenario %+v", len(res.Runs), res.Scenario)
+	}
+	if r := res.Runs[0]; r.PhysicalConnectionsPeak != 60 || r.Delivery.Lost != 0 || r.Delivery.Expected == 0 {
+		t.Errorf("%d connections, delivery %+v", r.PhysicalConnectionsPeak, r.Delivery)
 	}
 }
