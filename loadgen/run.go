@@ -55,7 +55,8 @@ type options struct {
 	settle     time.Duration
 }
 
-// WithModes sets the modes to run, in order (default: shared, then per-tab).
+// WithModes sets the modes to run, in order (default: shared, then per-tab;
+// per-tab only with ProtocolSocketIO).
 func WithModes(modes ...string) Option { return func(o *options) { o.modes = modes } }
 
 // WithPacer sets the pacer factory (default: PoissonPacer).
@@ -91,7 +92,6 @@ func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d
 // ErrInterrupted.
 func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, error) {
 	o := &options{
-		modes:  []string{reports.ModeShared, reports.ModePerTab},
 		pacer:  func(r float64) Pacer { return PoissonPacer{PerSecond: r} },
 		logf:   func(string, ...any) {},
 		settle: 2 * time.Second,
@@ -107,6 +107,12 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
 	}
 	sio := sc.Protocol == ProtocolSocketIO
+	if o.modes == nil {
+		o.modes = []string{reports.ModeShared, reports.ModePerTab}
+		if sio {
+			o.modes = []string{reports.ModePerTab}
+		}
+	}
 	if sio {
 		t, err := sioTargets(sc.Targets)
 		if err != nil {

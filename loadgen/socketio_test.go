@@ -100,9 +100,12 @@ func TestRunSocketIO(t *testing.T) {
 	sc := sioScenario(base, clients, tabs)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := Run(ctx, sc, WithModes(reports.ModePerTab), WithLogf(t.Logf))
+	res, err := Run(ctx, sc, WithLogf(t.Logf)) // default modes: per-tab only
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(res.Runs) != 1 {
+		t.Fatalf("%d runs", len(res.Runs))
 	}
 	if got := res.Scenario.Extra["protocol"]; got != ProtocolSocketIO {
 		t.Errorf("scenario protocol %q", got)
