@@ -146,6 +146,10 @@ func TestReportInBrowser(t *testing.T) {
 			r, _ := makeResult(t, fixture{seed: 2, lost: 12, modes: []string{ModePerTab}})
 			return r
 		}},
+		{"report-socketio", func(t *testing.T) *Result {
+			r, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+			return r
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

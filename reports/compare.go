@@ -15,6 +15,9 @@ type Side struct {
 	Label string
 	// Run is the measured run.
 	Run *Run
+	// Protocol names the wire protocol the run spoke (its scenario's
+	// ProtocolName), or "" when unknown.
+	Protocol string
 }
 
 // Better says which side of a comparison row is better.
@@ -79,6 +82,9 @@ type CompareSection struct {
 type Comparison struct {
 	// A and B are the sides' labels.
 	A, B string
+	// ProtocolA and ProtocolB name the sides' wire protocols ("" when
+	// unknown).
+	ProtocolA, ProtocolB string
 	// Sections hold the rows, in display order.
 	Sections []CompareSection
 }
@@ -87,7 +93,7 @@ type Comparison struct {
 // /stats counts, bytes and frames per delivered message, delivery counts,
 // latency percentiles, reconnects and errors, CPU and memory where known.
 func Compare(a, b Side) *Comparison {
-	c := &Comparison{A: a.Label, B: b.Label}
+	c := &Comparison{A: a.Label, B: b.Label, ProtocolA: a.Protocol, ProtocolB: b.Protocol}
 	ra, rb := a.Run, b.Run
 	both := func(f func(*Run) (float64, bool)) (float64, bool, float64, bool) {
 		va, oka := f(ra)
@@ -171,6 +177,9 @@ func Compare(a, b Side) *Comparison {
 		{"lost", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Lost) })},
 		{"duplicated", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Duplicated) })},
 		{"reordered", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Reordered) })},
+		{"DM copies delivered", unitCount, neutral, dmMetric(func(d *Delivery) int64 { return d.Delivered })},
+		{"DM copies lost", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Lost })},
+		{"DM copies duplicated", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Duplicated })},
 	})
 
 	var latMetrics []metric
@@ -232,6 +241,17 @@ func Compare(a, b Side) *Comparison {
 	return c
 }
 
+// dmMetric reads a private-message delivery count, absent when the run has
+// no DMDelivery.
+func dmMetric(f func(*Delivery) int64) func(*Run) (float64, bool) {
+	return func(r *Run) (float64, bool) {
+		if r.DMDelivery == nil {
+			return 0, false
+		}
+		return float64(f(r.DMDelivery)), true
+	}
+}
+
 // newRow builds a row and decides the better side: the values must differ by
 // more than 2% (of the larger) to call one better, so that noise is not
 // marked.
@@ -258,20 +278,24 @@ func CompareModes(r *Result) *Comparison {
 	if pt == nil || sh == nil {
 		return nil
 	}
-	return Compare(Side{Label: ModePerTab, Run: pt}, Side{Label: ModeShared, Run: sh})
+	p := r.Scenario.ProtocolName()
+	return Compare(Side{Label: ModePerTab, Run: pt, Protocol: p}, Side{Label: ModeShared, Run: sh, Protocol: p})
 }
 
 // CompareResults compares two results, labelled nameA and nameB: run by run
 // for each mode both have, or their single runs when each has exactly one. It
-// fails when the results share no mode.
+// fails when the results share no mode. Each side carries its result's wire
+// protocol (Scenario.ProtocolName): results of different protocols, such as
+// an imload run and a socket.io run, compare fine and say so.
 func CompareResults(a, b *Result, nameA, nameB string) ([]*Comparison, error) {
+	pa, pb := a.Scenario.ProtocolName(), b.Scenario.ProtocolName()
 	if len(a.Runs) == 1 && len(b.Runs) == 1 {
 		ra, rb := &a.Runs[0], &b.Runs[0]
 		la, lb := nameA, nameB
 		if ra.Mode != rb.Mode {
 			la, lb = nameA+" ("+ra.Mode+")", nameB+" ("+rb.Mode+")"
 		}
-		return []*Comparison{Compare(Side{la, ra}, Side{lb, rb})}, nil
+		return []*Comparison{Compare(Side{la, ra, pa}, Side{lb, rb, pb})}, nil
 	}
 	var out []*Comparison
 	for i := range a.Runs {
@@ -281,8 +305,8 @@ func CompareResults(a, b *Result, nameA, nameB string) ([]*Comparison, error) {
 			continue
 		}
 		out = append(out, Compare(
-			Side{Label: nameA + " (" + ra.Mode + ")", Run: ra},
-			Side{Label: nameB + " (" + rb.Mode + ")", Run: rb}))
+			Side{Label: nameA + " (" + ra.Mode + ")", Run: ra, Protocol: pa},
+			Side{Label: nameB + " (" + rb.Mode + ")", Run: rb, Protocol: pb}))
 	}
 	if len(out) == 0 {
 		return nil, errors.New("the results have no mode in common: " + nameA + " has " + modeList(a) + ", " + nameB + " has " + modeList(b))
@@ -394,11 +418,43 @@ func (r CompareRow) cells() (a, b, ratio string) {
 	return a, b, ratio
 }
 
+// protocolLine says which wire protocol each side spoke, or "" when neither
+// is known.
+func (c *Comparison) protocolLine() string {
+	pa, pb := c.ProtocolA, c.ProtocolB
+	unknown := func(p string) string {
+		if p == "" {
+			return "(unknown)"
+		}
+		return p
+	}
+	switch {
+	case pa == "" && pb == "":
+		return ""
+	case pa == pb:
+		return "protocol: " + pa + " on both sides"
+	case c.protocolsDiffer():
+		return "protocols differ: A = " + pa + ", B = " + pb + " (frames and bytes count each protocol's own framing)"
+	}
+	return "protocols: A = " + unknown(pa) + ", B = " + unknown(pb)
+}
+
+// protocolsDiffer says whether the sides spoke different wire protocols
+// (both known and not equal).
+func (c *Comparison) protocolsDiffer() bool {
+	return c.ProtocolA != "" && c.ProtocolB != "" && c.ProtocolA != c.ProtocolB
+}
+
 // Text writes the comparison as an aligned table: metric, A, B, B/A, with a
-// star after the better value.
+// star after the better value. A line under the title names each side's
+// wire protocol.
 func (c *Comparison) Text(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "comparison: A = %s, B = %s (* marks the better side)\n\n", c.A, c.B)
+	fmt.Fprintf(bw, "comparison: A = %s, B = %s (* marks the better side)\n", c.A, c.B)
+	if l := c.protocolLine(); l != "" {
+		fmt.Fprintf(bw, "%s\n", l)
+	}
+	fmt.Fprintln(bw)
 	rows := [][]string{{"", "A", "B", "B/A"}}
 	for _, s := range c.Sections {
 		rows = append(rows, []string{s.Title})

@@ -16,6 +16,10 @@ type fixture struct {
 	lost int64
 	// modes to generate; nil means both.
 	modes []string
+	// protocol is "" (imload v1) or ProtocolSocketIO: the scenario then
+	// records the protocol as loadgen does (version 0, extra.protocol) and
+	// the notes are a socket.io run's.
+	protocol string
 }
 
 // fixtureValues holds every recorded value (µs) by mode and histogram, so that
@@ -82,6 +86,22 @@ func makeResult(t testing.TB, f fixture) (*Result, fixtureValues) {
 	}
 	r.Environment.Start = f.start
 	r.Environment.End = r.Runs[len(r.Runs)-1].End
+	if f.protocol == ProtocolSocketIO {
+		r.Scenario.Protocol = 0
+		r.Scenario.Extra = map[string]string{"protocol": ProtocolSocketIO, "cmd_timeout": "5s"}
+		for i := range r.Runs {
+			n := r.Runs[i].Notes
+			// No resume in socket.io: a reconnecting socket joins again
+			// and what it missed is excused; a send in flight is not re-sent.
+			n["deliveries_by_push"] += n["deliveries_by_resume"]
+			n["server_messages_out"] = n["deliveries_by_push"]
+			for _, k := range []string{"deliveries_by_resume", "resume_resets", "resume_reset_offsets", "goaways"} {
+				delete(n, k)
+			}
+			n["tracks_excused"] = 6
+			n["sends_unconfirmed"] = 4
+		}
+	}
 	r.Evaluate()
 	return r, vals
 }
@@ -214,6 +234,31 @@ func makeRun(rng *rand.Rand, mode string, start time.Time, lost int64) (Run, map
 		"heap_bytes":  float64(24<<20 + conns*18<<10),
 		"frames_out":  float64(framesIn),
 		"version":     "v0.1.0",
+	}
+	// Notes and DM delivery from the figures above (no RNG draw, so that
+	// the latencies stay those of the seed).
+	dmCopies := run.Latency[HistDM].Count
+	run.DMDelivery = &Delivery{Expected: dmCopies, Delivered: dmCopies}
+	byResume := int64(37)
+	if mode == ModePerTab {
+		byResume = 112
+	}
+	run.Notes = map[string]int64{
+		"deliveries_by_push":   run.Delivery.Delivered - byResume,
+		"deliveries_by_resume": byResume,
+		"dm_expected":          dmCopies,
+		"dm_delivered":         dmCopies,
+		"dm_extra":             2,
+		"dm_lost_excused":      3,
+		"sockets_killed":       conns / 50,
+		"tabs_closed":          21,
+		"resume_resets":        1,
+		"resume_reset_offsets": 14,
+		"server_messages_in":   run.Counters.MessagesSent,
+		"server_messages_out":  run.Delivery.Delivered - byResume,
+	}
+	if mode == ModePerTab {
+		run.Notes["goaways"] = 2
 	}
 	run.ServerProcess = &Process{CPUSeconds: 8.5 + float64(conns)/60, RSSPeakBytes: 40<<20 + conns*30<<10}
 	run.LoadProcess = &Process{CPUSeconds: 11.2 + float64(conns)/50, RSSPeakBytes: 60<<20 + conns*20<<10}

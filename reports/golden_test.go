@@ -116,3 +116,33 @@ func TestSampleResults(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenSummarySocketIO is the summary of a socket.io run: the protocol
+// by name (not "protocol 0") and its notes.
+func TestGoldenSummarySocketIO(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+	var b bytes.Buffer
+	if err := Text(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "summary-socketio.golden", b.Bytes())
+}
+
+// TestGoldenCompareProtocols compares an imload result with a socket.io
+// result, as `imload report compare` does: each side names its protocol.
+func TestGoldenCompareProtocols(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1})
+	b, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+	cs, err := CompareResults(a, b, "imload", "socketio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || cs[0].ProtocolA != "imload v1" || cs[0].ProtocolB != "socket.io (Engine.IO v4)" {
+		t.Fatalf("comparisons %d, protocols %q / %q", len(cs), cs[0].ProtocolA, cs[0].ProtocolB)
+	}
+	var buf bytes.Buffer
+	if err := cs[0].Text(&buf); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "compare-protocols.golden", buf.Bytes())
+}

@@ -30,10 +30,11 @@ func modeColor(mode string) string {
 	return "#16a34a"
 }
 
-// htmlCell is one cell of an HTML table.
+// htmlCell is one cell of an HTML table. Title, if set, is its tooltip.
 type htmlCell struct {
 	Text  string
 	Class string
+	Title string
 }
 
 // htmlRow is a row of cells, or a section title when Section is set.
@@ -135,6 +136,10 @@ func HTML(w io.Writer, r *Result) error {
 	if rows := mapRows(r, "errors", func(run *Run) map[string]int64 { return run.Counters.Errors }, nil); rows != nil {
 		d.Details = append(d.Details, namedTable{Title: "Errors by kind", Table: toHTMLTable(rows, nil)})
 	}
+	if t, ok := notesHTMLTable(r); ok {
+		d.Details = append(d.Details, namedTable{Title: "Notes (not errors)",
+			Note: "Counts that explain the run without failing it; hover a label for its result.json key.", Table: t})
+	}
 	if rows := resourceRows(r); rows != nil {
 		d.Details = append(d.Details, namedTable{Title: "CPU and memory", Table: toHTMLTable(rows, nil)})
 	}
@@ -163,9 +168,13 @@ func ComparisonsHTML(w io.Writer, cs []*Comparison) error {
 		Footer: fmt.Sprintf("imload comparison · result schema %d", SchemaVersion),
 	}
 	for _, c := range cs {
+		note := "B/A is B ÷ A; the better side of each row is highlighted."
+		if l := c.protocolLine(); l != "" {
+			note = upperFirst(l) + ". " + note
+		}
 		d.Compare = append(d.Compare, namedTable{
 			Title: "A = " + c.A + ", B = " + c.B,
-			Note:  "B/A is B ÷ A; the better side of each row is highlighted.",
+			Note:  note,
 			Table: c.htmlTable(),
 		})
 	}
@@ -176,8 +185,14 @@ func ComparisonsHTML(w io.Writer, cs []*Comparison) error {
 }
 
 // htmlTable converts the comparison to a table, marking the better cells.
+// When the sides spoke different protocols, each column head names its
+// side's protocol after the label.
 func (c *Comparison) htmlTable() htmlTable {
 	t := htmlTable{Head: []string{"", c.A, c.B, "B/A"}}
+	if c.protocolsDiffer() {
+		t.Head[1] += " · " + c.ProtocolA
+		t.Head[2] += " · " + c.ProtocolB
+	}
 	for _, s := range c.Sections {
 		t.Rows = append(t.Rows, htmlRow{Section: s.Title})
 		for _, r := range s.Rows {
@@ -193,6 +208,14 @@ func (c *Comparison) htmlTable() htmlTable {
 		}
 	}
 	return t
+}
+
+// upperFirst returns s with its first letter in upper case (ASCII).
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
 }
 
 // toHTMLTable converts text-table rows (header first; one-cell rows are
@@ -231,6 +254,10 @@ func classifyHeadline(label, cell string) string {
 		return "good"
 	case "lost / duplicated / reordered":
 		if cell != "0 / 0 / 0" {
+			return "bad"
+		}
+	case "DM lost / duplicated":
+		if cell != "0 / 0" && cell != "-" {
 			return "bad"
 		}
 	case "gave up", "errors":
@@ -344,7 +371,7 @@ func configPairs(r *Result) [][2]string {
 	s := r.Scenario
 	pairs := [][2]string{
 		{"target", strings.Join(s.Targets, ", ")},
-		{"protocol", fmt.Sprint(s.Protocol)},
+		{"protocol", s.ProtocolName()},
 	}
 	for _, run := range r.Runs {
 		pairs = append(pairs, [2]string{run.Mode, fmt.Sprintf("%s browsers × %d tabs", fmtInt(int64(run.Clients)), run.Tabs)})

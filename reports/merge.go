@@ -16,7 +16,7 @@ import (
 // merged into one report.
 type MismatchError struct {
 	// Field names what differs, by its JSON name ("rate",
-	// "runs[per-tab].tabs", "modes").
+	// "runs[per-tab].tabs", "modes", "protocol").
 	Field string
 	// Index is the position of the differing result in Merge's arguments
 	// (it is compared with result 0).
@@ -36,8 +36,11 @@ func (e *MismatchError) Error() string {
 //
 //   - histograms are merged (percentiles are those of all values together;
 //     values the merged histogram cannot hold are counted in above_range);
-//   - counters, delivery counts, clients, connection and session peaks are
-//     summed (a peak is the sum of each machine's peak);
+//   - counters, delivery counts (room messages and DMs), notes, clients,
+//     connection and session peaks are summed (a peak is the sum of each
+//     machine's peak), except the notes of the target's /stats deltas
+//     ("server_*"), which every machine saw from the same server: they take
+//     the largest value;
 //   - the time series are aligned on wall-clock seconds and summed; a
 //     second's p50 is the delivery-weighted mean of the machines' p50s and
 //     its p99 the largest of their p99s (an upper bound; the exact
@@ -48,10 +51,11 @@ func (e *MismatchError) Error() string {
 //   - the verdict is evaluated again on the merged numbers with the first
 //     result's thresholds.
 //
-// Merge refuses results whose scenario differs (any field but the seed and
-// machine-local extra settings such as source_ips, the set of modes, or a
-// mode's tabs per browser), with a *MismatchError. The inputs are not
-// modified.
+// Merge refuses results whose scenario differs (the wire protocol, checked
+// first by name so that an imload result and a socket.io result are refused
+// as such; any field but the seed and machine-local extra settings such as
+// source_ips; the set of modes; a mode's tabs per browser), with a
+// *MismatchError. The inputs are not modified.
 func Merge(results ...*Result) (*Result, error) {
 	if len(results) == 0 {
 		return nil, errors.New("merge: no results")
@@ -99,6 +103,11 @@ func Merge(results ...*Result) (*Result, error) {
 // sameScenario compares the scenario and run shapes of r (at index idx) with
 // first's.
 func sameScenario(first, r *Result, idx int) error {
+	// The protocol first, by name: it is both the numeric version and
+	// extra.protocol, and a difference there is the one to report.
+	if pa, pb := first.Scenario.ProtocolName(), r.Scenario.ProtocolName(); pa != pb {
+		return &MismatchError{Field: "protocol", Index: idx, First: pa, Other: pb}
+	}
 	fa, fb := reflect.ValueOf(first.Scenario), reflect.ValueOf(r.Scenario)
 	t := fa.Type()
 	for i := range t.NumField() {
@@ -146,7 +155,7 @@ func sameExtra(a, b map[string]string, idx int) error {
 		keys[k] = true
 	}
 	for _, k := range sortedKeys(keys) {
-		if machineLocalExtra(k) {
+		if machineLocalExtra(k) || k == "protocol" { // protocol: compared by name
 			continue
 		}
 		va, oka := a[k]
@@ -286,12 +295,25 @@ func mergeRuns(runs []*Run) (Run, error) {
 		out.LoadProcess = mergeProcess(out.LoadProcess, r.LoadProcess,
 			func(a, b float64) float64 { return a + b }, func(a, b int64) int64 { return a + b })
 
-		d := &out.Delivery
-		d.Expected += r.Delivery.Expected
-		d.Delivered += r.Delivery.Delivered
-		d.Lost += r.Delivery.Lost
-		d.Duplicated += r.Delivery.Duplicated
-		d.Reordered += r.Delivery.Reordered
+		addDelivery(&out.Delivery, r.Delivery)
+		if r.DMDelivery != nil {
+			if out.DMDelivery == nil {
+				out.DMDelivery = &Delivery{}
+			}
+			addDelivery(out.DMDelivery, *r.DMDelivery)
+		}
+		for k, v := range r.Notes {
+			if out.Notes == nil {
+				out.Notes = map[string]int64{}
+			}
+			if strings.HasPrefix(k, serverNotePrefix) {
+				if prev, ok := out.Notes[k]; !ok || v > prev {
+					out.Notes[k] = v
+				}
+				continue
+			}
+			out.Notes[k] += v
+		}
 
 		c := &out.Counters
 		c.MessagesSent += r.Counters.MessagesSent
@@ -337,6 +359,15 @@ func mergeRuns(runs []*Run) (Run, error) {
 	}
 	out.Series = mergeSeries(runs)
 	return out, nil
+}
+
+// addDelivery adds the counts of b to d.
+func addDelivery(d *Delivery, b Delivery) {
+	d.Expected += b.Expected
+	d.Delivered += b.Delivered
+	d.Lost += b.Lost
+	d.Duplicated += b.Duplicated
+	d.Reordered += b.Reordered
 }
 
 // mergeProcess combines two optional process figures field by field.

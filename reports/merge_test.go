@@ -134,6 +134,14 @@ func TestMergeRefusesDifferentScenarios(t *testing.T) {
 		{"runs[per-tab].tabs", func(r *Result) { r.RunByMode(ModePerTab).Tabs = 5 }, []string{"runs[per-tab].tabs is 3"}},
 		{"modes", func(r *Result) { r.Runs = r.Runs[:1] }, []string{"modes is [per-tab shared]", "[shared]"}},
 		{"extra.history", func(r *Result) { r.Scenario.Extra["history"] = "false" }, []string{`extra.history is "true" in result 1 but "false" in result 2`}},
+		// A socket.io result, as loadgen records it: version 0 and
+		// extra.protocol. Refused by protocol name, not as "0" vs "1".
+		{"protocol", func(r *Result) {
+			r.Scenario.Protocol = 0
+			r.Scenario.Extra["protocol"] = ProtocolSocketIO
+		}, []string{"protocol is imload v1 in result 1 but socket.io (Engine.IO v4) in result 2"}},
+		{"protocol", func(r *Result) { r.Scenario.Protocol = 2 }, []string{"protocol is imload v1 in result 1 but imload v2 in result 2"}},
+		{"protocol", func(r *Result) { r.Scenario.Extra["protocol"] = "mqtt" }, []string{"protocol is imload v1 in result 1 but mqtt in result 2"}},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {
@@ -169,5 +177,65 @@ func TestMergeRefusesDifferentScenarios(t *testing.T) {
 	}
 	if _, err := Merge(); err == nil {
 		t.Error("Merge() of nothing succeeded")
+	}
+
+	// Two socket.io results merge, and stay socket.io.
+	sa, _ := makeResult(t, fixture{seed: 1, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+	sb, _ := makeResult(t, fixture{seed: 2, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+	sm, err := Merge(sa, sb)
+	if err != nil {
+		t.Fatalf("two socket.io results refused: %v", err)
+	}
+	if got := sm.Scenario.ProtocolName(); got != "socket.io (Engine.IO v4)" {
+		t.Errorf("merged protocol %q", got)
+	}
+	// Either order of imload and socket.io is refused.
+	if _, err := Merge(sa, a); err == nil || !strings.Contains(err.Error(), "protocol is socket.io (Engine.IO v4) in result 1 but imload v1 in result 2") {
+		t.Errorf("socket.io + imload: %v", err)
+	}
+}
+
+// TestMergeNotesAndDMDelivery checks that notes and the DM delivery outcome
+// survive a merge: counts summed, the server's /stats deltas (one server
+// seen by every machine) the largest.
+func TestMergeNotesAndDMDelivery(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1, host: "load-1"})
+	b, _ := makeResult(t, fixture{seed: 2, host: "load-2"})
+	ra, rb := a.RunByMode(ModePerTab), b.RunByMode(ModePerTab)
+	ra.Notes["only_a"] = 5
+	rb.Notes["server_messages_out"] = ra.Notes["server_messages_out"] + 10
+	rb.DMDelivery.Lost = 3
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := m.RunByMode(ModePerTab)
+	for _, k := range []string{"deliveries_by_push", "deliveries_by_resume", "dm_extra", "goaways", "resume_reset_offsets"} {
+		if got, want := run.Notes[k], ra.Notes[k]+rb.Notes[k]; got != want {
+			t.Errorf("note %s = %d, want the sum %d", k, got, want)
+		}
+	}
+	if got := run.Notes["only_a"]; got != 5 {
+		t.Errorf("note only_a = %d, want 5", got)
+	}
+	if got, want := run.Notes["server_messages_out"], max(ra.Notes["server_messages_out"], rb.Notes["server_messages_out"]); got != want {
+		t.Errorf("note server_messages_out = %d, want the largest %d", got, want)
+	}
+	if run.DMDelivery == nil || run.DMDelivery.Delivered != ra.DMDelivery.Delivered+rb.DMDelivery.Delivered || run.DMDelivery.Lost != 3 {
+		t.Errorf("DM delivery %+v", run.DMDelivery)
+	}
+
+	// Runs without notes or DMs (older results) merge into none.
+	for _, r := range []*Result{a, b} {
+		for i := range r.Runs {
+			r.Runs[i].Notes, r.Runs[i].DMDelivery = nil, nil
+		}
+	}
+	m, err = Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := m.RunByMode(ModeShared); run.Notes != nil || run.DMDelivery != nil {
+		t.Errorf("notes %v, DM delivery %+v from runs without", run.Notes, run.DMDelivery)
 	}
 }

@@ -119,7 +119,9 @@ type Result struct {
 type Scenario struct {
 	// Targets are the server URLs (the /ws endpoints or the /lbs list URL).
 	Targets []string `json:"targets"`
-	// Protocol is the wire protocol version spoken by the load generator.
+	// Protocol is the version of imload's wire protocol spoken by the load
+	// generator, or 0 when it spoke another protocol (named by
+	// Extra["protocol"]; see ProtocolName).
 	Protocol int `json:"protocol"`
 	// Rooms is the number of rooms; RoomsPerUser how many each user joins.
 	Rooms        int `json:"rooms"`
@@ -145,8 +147,35 @@ type Scenario struct {
 	Seed int64 `json:"seed"`
 	// Extra holds further settings, by flag name, for display and comparison.
 	// Merge requires equal values except for machine-local keys
-	// ("source_ips"), whose values it lists.
+	// ("source_ips"), whose values it lists. Extra["protocol"] names the wire
+	// protocol when it is not imload's (ProtocolSocketIO).
 	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// Wire protocols, as Scenario.Extra["protocol"] records them. A scenario
+// without that key spoke imload's protocol, version Scenario.Protocol.
+const (
+	ProtocolImload   = "imload"   // imload's own protocol (docs/protocol.md)
+	ProtocolSocketIO = "socketio" // socket.io v4 over WebSocket (Engine.IO v4)
+)
+
+// ProtocolName names the wire protocol the load generator spoke, for
+// display: "imload v1" (Scenario.Protocol is imload's protocol version),
+// "socket.io (Engine.IO v4)", or the raw Extra["protocol"] value of a
+// protocol this build does not know. Merge refuses results whose protocol
+// names differ.
+func (s Scenario) ProtocolName() string {
+	switch p := s.Extra["protocol"]; p {
+	case "", ProtocolImload:
+		if s.Protocol > 0 {
+			return fmt.Sprintf("imload v%d", s.Protocol)
+		}
+		return "imload"
+	case ProtocolSocketIO:
+		return "socket.io (Engine.IO v4)"
+	default:
+		return p
+	}
 }
 
 // Environment describes the load machine and the program that made a result.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,74 @@ func TestEvaluate(t *testing.T) {
 	r.Evaluate()
 	if !r.Verdict.Pass {
 		t.Errorf("disabled thresholds still fail: %+v", r.Verdict)
+	}
+}
+
+func TestProtocolName(t *testing.T) {
+	for _, c := range []struct {
+		version int
+		extra   map[string]string
+		want    string
+	}{
+		{1, nil, "imload v1"},
+		{2, map[string]string{"history": "true"}, "imload v2"},
+		{1, map[string]string{"protocol": ProtocolImload}, "imload v1"},
+		{0, nil, "imload"},
+		{0, map[string]string{"protocol": ProtocolSocketIO}, "socket.io (Engine.IO v4)"},
+		{0, map[string]string{"protocol": "mqtt"}, "mqtt"},
+	} {
+		s := Scenario{Protocol: c.version, Extra: c.extra}
+		if got := s.ProtocolName(); got != c.want {
+			t.Errorf("protocol %d extra %v: %q, want %q", c.version, c.extra, got, c.want)
+		}
+	}
+}
+
+func TestNoteLabel(t *testing.T) {
+	for key, want := range map[string]string{
+		"resume_reset_offsets": "offsets gone at a reset (not lost)",
+		"dm_extra":             "DM copies to attaching tabs (extra)",
+		"sends_unconfirmed":    "sends never acknowledged (not re-sent)",
+		"server_dms_out":       "server /stats Δ dms_out",
+		"something_new":        "something_new",
+		"server_":              "server_",
+	} {
+		if got := NoteLabel(key); got != want {
+			t.Errorf("NoteLabel(%q) = %q, want %q", key, got, want)
+		}
+	}
+	// Every key loadgen writes (docs/loadgen.md) has a label.
+	for _, key := range []string{"deliveries_by_push", "deliveries_by_resume", "dm_expected", "dm_delivered",
+		"dm_unconfirmed", "dm_lost_excused", "dm_extra", "dm_count_mismatch_excused", "dm_not_sent_offline",
+		"dm_target_offline", "goaways", "sockets_killed", "tabs_closed", "dial_failures", "lbs_refetches",
+		"epoch_resets", "resume_resets", "resume_reset_offsets", "tracks_excused", "browsers_gave_up",
+		"sends_refused_shutting_down", "sends_unconfirmed"} {
+		if NoteLabel(key) == key {
+			t.Errorf("note %q has no label", key)
+		}
+	}
+
+	// Unknown keys are shown under "other", by name; a run without notes
+	// shows "-", a run with notes but not this one 0.
+	r, _ := makeResult(t, fixture{seed: 1})
+	r.Runs[0].Notes = nil
+	r.Runs[1].Notes = map[string]int64{"something_new": 7, "server_dms_out": 3}
+	rows := notesRows(r)
+	var b strings.Builder
+	writeTable(&b, rows)
+	var lines []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	for _, want := range []string{"server /stats over the run (Δ) shared per-tab", "dms_out - 3", "other", "something_new - 7"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("notes table lacks the row %q:\n%s", want, b.String())
+		}
+	}
+	for i := range r.Runs {
+		r.Runs[i].Notes = nil
+	}
+	if rows := notesRows(r); rows != nil {
+		t.Errorf("notes table without notes: %v", rows)
 	}
 }

@@ -11,8 +11,9 @@ import (
 
 // Text writes the plain-text summary of r (summary.txt, `imload report
 // show`): the verdict, the scenario, a table with one column per run of the
-// headline numbers, latency percentiles, traffic, reconnects, errors,
-// resources and the environment.
+// headline numbers, latency percentiles, traffic, reconnects, errors, notes
+// (counts that explain the run without being errors), resources and the
+// environment.
 func Text(w io.Writer, r *Result) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -48,6 +49,10 @@ func Text(w io.Writer, r *Result) error {
 		p("\n")
 		writeTable(bw, rows)
 	}
+	if rows := notesRows(r); rows != nil {
+		p("\nnotes (not errors)\n")
+		writeTable(bw, rows)
+	}
 	if rows := resourceRows(r); rows != nil {
 		p("\nresources\n")
 		writeTable(bw, rows)
@@ -75,7 +80,8 @@ func verdictLine(r *Result) string {
 	return "imload run: FAIL: " + reason
 }
 
-// scenarioLines describes the scenario in two or three short lines.
+// scenarioLines describes the scenario in a few short lines; the first names
+// the target and the wire protocol.
 func scenarioLines(r *Result) []string {
 	s := r.Scenario
 	var lines []string
@@ -83,8 +89,8 @@ func scenarioLines(r *Result) []string {
 	if target == "" {
 		target = "(no target)"
 	}
-	lines = append(lines, fmt.Sprintf("target %s, started %s, %s measured after a %s ramp",
-		target, fmtTime(r.Environment.Start), s.Duration, s.Ramp))
+	lines = append(lines, fmt.Sprintf("target %s, protocol %s, started %s, %s measured after a %s ramp",
+		target, s.ProtocolName(), fmtTime(r.Environment.Start), s.Duration, s.Ramp))
 	var who []string
 	for _, run := range r.Runs {
 		who = append(who, fmt.Sprintf("%s browsers × %d tabs (%s)", fmtInt(int64(run.Clients)), run.Tabs, run.Mode))
@@ -162,7 +168,7 @@ func headlineRows(r *Result) [][]string {
 			return fmtMs(f(l))
 		}
 	}
-	return [][]string{
+	rows := [][]string{
 		headerRow(r, ""),
 		perRun(r, "verdict", func(run *Run) string {
 			if run.Verdict.Pass {
@@ -180,6 +186,9 @@ func headlineRows(r *Result) [][]string {
 			d := run.Delivery
 			return fmt.Sprintf("%s / %s / %s", fmtInt(d.Lost), fmtInt(d.Duplicated), fmtInt(d.Reordered))
 		}),
+	}
+	rows = append(rows, dmRows(r)...)
+	return append(rows, [][]string{
 		perRun(r, "delivery p50 ms", lat(func(l Latency) float64 { return l.P50Ms })),
 		perRun(r, "delivery p99 ms", lat(func(l Latency) float64 { return l.P99Ms })),
 		perRun(r, "delivery p99.9 ms", lat(func(l Latency) float64 { return l.P999Ms })),
@@ -193,7 +202,7 @@ func headlineRows(r *Result) [][]string {
 		perRun(r, "reconnects", func(run *Run) string { return fmtInt(run.Counters.TotalReconnects()) }),
 		perRun(r, "gave up", func(run *Run) string { return fmtInt(run.Counters.Reconnects[StepGiveUp]) }),
 		perRun(r, "errors", func(run *Run) string { return fmtInt(run.Counters.TotalErrors()) }),
-	}
+	}...)
 }
 
 // maxCell formats the maximum of l, flagging values beyond the 60 s range.
@@ -337,7 +346,7 @@ func resourceRows(r *Result) [][]string {
 func environmentPairs(r *Result) [][2]string {
 	e := r.Environment
 	pairs := [][2]string{
-		{"imload", fmt.Sprintf("%s (protocol %d)", e.ImloadVersion, e.ProtocolVersion)},
+		{"imload", fmt.Sprintf("%s (built for imload protocol v%d)", e.ImloadVersion, e.ProtocolVersion)},
 		{"go", fmt.Sprintf("%s %s/%s", e.GoVersion, e.GOOS, e.GOARCH)},
 		{"load machine", fmt.Sprintf("%s, %d CPUs", e.Hostname, e.NumCPU)},
 	}

@@ -132,9 +132,52 @@ func TestHTMLSelfContained(t *testing.T) {
 	}
 	for _, want := range []string{"PASS", "3.00×", "fewer connections with shared", "Delivery latency by percentile",
 		"99.99%", "Connections over time", "Send and delivery rate", "Delivery latency over time",
-		"Reconnects by ladder step", "per-tab (A) vs shared (B)", "go1.26.8", "load-1", "ws://127.0.0.1:8080/ws"} {
+		"Reconnects by ladder step", "per-tab (A) vs shared (B)", "go1.26.8", "load-1", "ws://127.0.0.1:8080/ws",
+		"protocol imload v1", "<dt>protocol</dt><dd>imload v1</dd>", "Notes (not errors)",
+		`<td title="resume_reset_offsets">offsets gone at a reset (not lost)</td>`, "server /stats over the run (Δ)",
+		"DM copies delivered", "DM lost / duplicated"} {
 		if !strings.Contains(pages[0], want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+// TestHTMLProtocols checks that a socket.io result's report names its
+// protocol (never "protocol 0"), and that a comparison of an imload result
+// with a socket.io result labels each side with its protocol.
+func TestHTMLProtocols(t *testing.T) {
+	sio, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
+	var b bytes.Buffer
+	if err := HTML(&b, sio); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"protocol socket.io (Engine.IO v4)", "<dt>protocol</dt><dd>socket.io (Engine.IO v4)</dd>",
+		"sends never acknowledged (not re-sent)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("socket.io report lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<dd>0</dd>", "<dt>protocol</dt><dd>0</dd>"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("socket.io report shows %q", bad)
+		}
+	}
+
+	imload, _ := makeResult(t, fixture{seed: 1})
+	cs, err := CompareResults(imload, sio, "imload-run", "socketio-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := ComparisonsHTML(&b, cs); err != nil {
+		t.Fatal(err)
+	}
+	page = b.String()
+	for _, want := range []string{"<th>imload-run (per-tab) · imload v1</th>", "<th>socketio-run (per-tab) · socket.io (Engine.IO v4)</th>",
+		"Protocols differ: A = imload v1, B = socket.io (Engine.IO v4)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("comparison page lacks %q", want)
 		}
 	}
 }
