@@ -234,9 +234,9 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	return res, runErr
 }
 
-// probe opens one WebSocket to addr and reads its hello.
-func probe(ctx context.Context, addr string) (mux.Hello, error) {
-	var h mux.Hello
+// firstMessage opens one WebSocket to addr and returns the first message
+// the server sends (what names it in the error when none comes).
+func firstMessage(ctx context.Context, addr, what string) ([]byte, error) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
@@ -245,13 +245,26 @@ func probe(ctx context.Context, addr string) (mux.Hello, error) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return h, err
+		return nil, err
 	}
-	defer c.Close()
+	defer func() {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		c.Close()
+	}()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, data, err := c.ReadMessage()
 	if err != nil {
-		return h, fmt.Errorf("no hello from the server: %w", err)
+		return nil, fmt.Errorf("no %s from the server: %w", what, err)
+	}
+	return data, nil
+}
+
+// probe opens one WebSocket to addr and reads its hello.
+func probe(ctx context.Context, addr string) (mux.Hello, error) {
+	var h mux.Hello
+	data, err := firstMessage(ctx, addr, "hello")
+	if err != nil {
+		return h, err
 	}
 	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
 		f, err := mux.DecodeServerFrame(fr)
@@ -266,7 +279,6 @@ func probe(ctx context.Context, addr string) (mux.Hello, error) {
 	if h.Version != protocolVersion {
 		return h, fmt.Errorf("the server speaks protocol version %d, this load generator %d", h.Version, protocolVersion)
 	}
-	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	return h, nil
 }
 

@@ -100,26 +100,13 @@ type sioOpen struct {
 // packet.
 func probeSocketIO(ctx context.Context, addr string) (sioOpen, error) {
 	var o sioOpen
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-	c, resp, err := d.DialContext(pctx, addr, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	data, err := firstMessage(ctx, addr, "Engine.IO open packet")
 	if err != nil {
 		return o, err
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, data, err := c.ReadMessage()
-	if err != nil {
-		return o, fmt.Errorf("no Engine.IO open packet from the server: %w", err)
 	}
 	if err := parseSioOpen(data, &o); err != nil {
 		return o, err
 	}
-	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	return o, nil
 }
 
