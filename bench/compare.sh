@@ -5,14 +5,19 @@
 # after the other, with the same seed, each server a fresh process per run,
 # and prints one table per workload. The script samples the server process
 # itself (/proc/PID/stat, status, io) so both servers are measured the same
-# way; the load generator's own CPU and RSS come from its result.json.
+# way; the load generator's own CPU and RSS come from its result.json; the
+# CPU other processes used meanwhile comes from /proc/stat (the machine is
+# shared: the script waits for a quiet machine and reruns a disturbed run).
 #
 #   bench/compare.sh [--quick] [--only W1|W2|W3[,...]] [--seed N] [--rev REV] [--out DIR]
+#   bench/compare.sh --help
 #
 # Raw results: bench/results/<timestamp>/ (gitignored): one folder per run with
-# the load generator's result.json and logs, the server's logs and /proc
-# samples, measure.json (what this script measured); runs.jsonl (one row per
-# run) and tables.md (the tables printed at the end) at the top.
+# the load generator's result.json and logs, the server's logs, proc.txt (one
+# line per second: server CPU/RSS, generator CPU/RSS, machine CPU),
+# measure.json (what this script measured), row.json; runs.jsonl (one row per
+# run) and tables.md (the tables printed at the end) at the top. Figures and
+# how to read them: docs/benchmarks.md, "Comparison with socket.io".
 set -euo pipefail
 
 usage() {
