@@ -30,8 +30,6 @@ type GoAway struct {
 const (
 	GoAwayShutdown     = "shutdown"
 	GoAwayTooManyConns = "too_many_connections"
-	GoAwaySlow         = "slow_consumer"
-	GoAwayHeartbeat    = "heartbeat_timeout"
 )
 
 // AttachReq is the body of attach. To resume after a reconnect, a client
@@ -203,14 +201,6 @@ type Presence struct {
 type Notice struct {
 	Text   string `json:"text"`
 	Reason string `json:"reason,omitempty"`
-}
-
-// ErrorBody is the body of an error frame and of a failed reply's fields
-// "error" and "msg".
-type ErrorBody struct {
-	Code  int    `json:"code"`
-	Error string `json:"error"`
-	Msg   string `json:"msg"`
 }
 
 // Stats is the JSON served at /stats. The keys are stable: other tools

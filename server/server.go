@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"imload/mux"
 	"imload/server/store"
 )
 
@@ -156,7 +157,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 // end until ctx is done, then closes what is left.
 func (s *Server) goAwayAll(ctx context.Context) {
 	for _, c := range s.hub.allConns() {
-		c.goAway("shutdown", s.retryHint(), websocket.CloseGoingAway)
+		c.goAway(mux.GoAwayShutdown, s.retryHint(), websocket.CloseGoingAway)
 	}
 	done := make(chan struct{})
 	go func() { s.live.Wait(); close(done) }()
@@ -234,7 +235,7 @@ func (s *Server) kick(c *conn, user string) {
 	}
 	s.counters.kicked.Add(1)
 	s.logger.Info("too many connections for user: closing the oldest", "user", user, "conn", c.id)
-	c.goAway("too_many_connections", s.retryHint(), closeTooManyConns)
+	c.goAway(mux.GoAwayTooManyConns, s.retryHint(), closeTooManyConns)
 }
 
 // handleWS upgrades the request and starts reading the connection.
@@ -257,7 +258,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.counters.byMode[modeUnknown].Add(1)
 	s.hub.addConn(c)
 	if s.shuttingDown.Load() { // raced with shutdown: goAwayAll may have missed it
-		c.goAway("shutdown", s.retryHint(), websocket.CloseGoingAway)
+		c.goAway(mux.GoAwayShutdown, s.retryHint(), websocket.CloseGoingAway)
 	} else {
 		c.enqueue(s.helloFrame(c))
 	}
