@@ -64,7 +64,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 		c.replyErr(f, err)
 		return
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, res))
+	c.reply(mux.AppendReply(nil, f.SID, f.Seq, res))
 }
 
 func knownCmd(cmd string) bool {
@@ -76,7 +76,7 @@ func knownCmd(cmd string) bool {
 }
 
 func (c *conn) replyErr(f *mux.Frame, err error) {
-	c.enqueue(mux.AppendErrorReply(nil, f.SID, f.Seq, mux.AsError(err)))
+	c.reply(mux.AppendErrorReply(nil, f.SID, f.Seq, mux.AsError(err)))
 }
 
 func (c *conn) replyResult(f *mux.Frame, body []byte, err error) {
@@ -84,7 +84,7 @@ func (c *conn) replyResult(f *mux.Frame, body []byte, err error) {
 		c.replyErr(f, err)
 		return
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body))
+	c.reply(mux.AppendReply(nil, f.SID, f.Seq, body))
 }
 
 func (c *conn) attach(f *mux.Frame) ([]byte, error) {
@@ -151,7 +151,7 @@ func (c *conn) nick(s *session, f *mux.Frame) ([]byte, error) {
 		r.anon--
 		r.users[u]++
 		if r.users[u] == 1 {
-			r.broadcast(mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), c, s.sid)
+			r.broadcast(c, mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), c, s.sid)
 		}
 		r.mu.Unlock()
 	}
@@ -177,7 +177,7 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 		if s.user == nil {
 			r.anon++
 		} else if r.users[s.user]++; r.users[s.user] == 1 {
-			r.broadcast(mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), c, s.sid)
+			r.broadcast(c, mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), c, s.sid)
 		}
 	}
 	if !joined {
@@ -196,7 +196,7 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	entries, cut := c.srv.fitReply(entries)
 	more = more || cut
 	body := appendRoomReply(nil, r, reset, more, entries, false)
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, body))
+	c.reply(mux.AppendReply(nil, f.SID, f.Seq, body))
 	return nil
 }
 
@@ -281,7 +281,7 @@ func (srv *Server) leaveRoom(s *session, r *room) {
 	}
 	if r.users[s.user]--; r.users[s.user] <= 0 {
 		delete(r.users, s.user)
-		r.broadcast(mux.EvLeave, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), nil, 0)
+		r.broadcast(s.c, mux.EvLeave, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), nil, 0)
 	}
 }
 
@@ -337,7 +337,7 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 			}
 			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: off, TS: ts, Dup: true})
 			r.mu.Unlock()
-			c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, reply))
+			c.reply(mux.AppendReply(nil, f.SID, f.Seq, reply))
 			return nil
 		}
 	}
@@ -349,9 +349,9 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	if req.CID != "" {
 		r.cids[cidKey(m.From, m.CID)] = m.Offset
 	}
-	c.enqueue(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
+	c.reply(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
 	for mc, mem := range r.members {
-		mc.enqueuePush(pushMsg, mem.sids, body)
+		c.pushTo(mc, outItem{head: pushMsg, sids: mem.sids, body: body})
 	}
 	deliveries := r.count
 	r.mu.Unlock()

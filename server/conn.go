@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -37,13 +38,16 @@ func (it outItem) size() int {
 
 // conn is one physical WebSocket. Reads happen on a goroutine per connection
 // or, with epoll, on a goroutine that exists only while the connection has
-// data (see poller). Writes go through a queue bounded in bytes; a writer
-// goroutine exists only while the queue is not empty.
+// data (see poller). Writes go through a queue bounded in bytes. The worker
+// that queued frames writes them itself, without blocking, once it has
+// handled its message (see outbox); a writer goroutine exists only while a
+// socket is full or when frames are queued from elsewhere.
 type conn struct {
 	id      uint64
 	srv     *Server
 	ws      *websocket.Conn
-	br      *bufio.Reader // gorilla's read buffer, to see whether more is buffered
+	raw     syscall.RawConn // for writes that must not block; nil: none
+	br      *bufio.Reader   // gorilla's read buffer, to see whether more is buffered
 	created time.Time
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
@@ -54,14 +58,19 @@ type conn struct {
 	readMu   sync.Mutex
 	pollMu   sync.Mutex // held by the goroutine reading a ready connection (epoll mode)
 	finished bool
+	out      *outbox    // where the holder of readMu collects connections to write
 	sessions []*session // at most Limits.MaxSessions; a slice is smaller than a map
 	mode     int
 	modeSet  bool
 
-	// wmu serialises writes to the socket (the writer's batches and close
-	// frames); wdeadline is the write deadline last set, under wmu.
+	// wmu serialises writes to the socket (batches and control frames);
+	// wdeadline is the write deadline last set, under wmu. rest is the
+	// unwritten end of a batch the socket did not take at once: wmu stays
+	// locked from that write until the writer goroutine has written rest.
 	wmu       sync.Mutex
 	wdeadline time.Time
+	rest      []byte
+	restBuf   *[]byte // rest's pooled buffer
 
 	qmu         sync.Mutex
 	queue       []outItem
@@ -75,21 +84,42 @@ type conn struct {
 
 var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// enqueue queues a whole frame. It never blocks; a connection whose queue
-// would pass the limit is closed as a slow consumer.
-func (c *conn) enqueue(frame []byte) { c.enqueueItem(outItem{head: frame}) }
-
-// enqueuePush queues a push from its shared pieces (see outItem).
-func (c *conn) enqueuePush(prefix, sids, body []byte) {
-	c.enqueueItem(outItem{head: prefix, sids: sids, body: body})
+// enqueue queues a whole frame from any goroutine and makes sure a writer
+// writes it. It never blocks; a connection whose queue would pass the limit
+// is closed as a slow consumer.
+func (c *conn) enqueue(frame []byte) {
+	if c.queueItem(outItem{head: frame}) {
+		c.startWriter()
+	}
 }
 
-func (c *conn) enqueueItem(it outItem) {
+// reply queues a frame to c from the goroutine that holds c.readMu (a
+// worker handling c's message, or finish), to be written when it is done.
+func (c *conn) reply(frame []byte) { c.pushTo(c, outItem{head: frame}) }
+
+// pushTo queues it to the connection to, on behalf of c, whose readMu the
+// caller holds: when to needs a writer, c's outbox takes it (written after
+// c's message is handled) or, without an outbox, a writer goroutine.
+func (c *conn) pushTo(to *conn, it outItem) {
+	if !to.queueItem(it) {
+		return
+	}
+	if c.out != nil {
+		c.out.add(to)
+	} else {
+		to.startWriter()
+	}
+}
+
+// queueItem queues it. It reports whether the caller has become the
+// connection's writer (the queue was idle) and must see that the queue is
+// written: through an outbox or startWriter.
+func (c *conn) queueItem(it outItem) (mustWrite bool) {
 	size := it.size()
 	c.qmu.Lock()
+	defer c.qmu.Unlock()
 	if c.closing {
-		c.qmu.Unlock()
-		return
+		return false
 	}
 	if c.qbytes+size > c.srv.cfg.MaxQueueBytes {
 		// Drop what is queued; the writer finishes the message it is
@@ -97,24 +127,28 @@ func (c *conn) enqueueItem(it outItem) {
 		c.closing = true
 		c.queue, c.spare, c.qbytes = nil, nil, 0
 		c.closeCode, c.closeReason = closeSlowConsumer, "slow consumer"
-		c.startWriterLocked()
-		c.qmu.Unlock()
 		c.srv.counters.slowConsumers.Add(1)
 		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
-		return
+		return c.claimWriterLocked()
 	}
 	c.queue = append(c.queue, it)
 	c.qbytes += size
-	c.startWriterLocked()
-	c.qmu.Unlock()
+	return c.claimWriterLocked()
 }
 
-func (c *conn) startWriterLocked() {
-	if !c.writing {
-		c.writing = true
-		c.srv.writers.Add(1)
-		go c.writeLoop()
+// claimWriterLocked makes the caller the writer if there is none.
+func (c *conn) claimWriterLocked() bool {
+	if c.writing {
+		return false
 	}
+	c.writing = true
+	return true
+}
+
+// startWriter starts a writer goroutine for a queue the caller has claimed.
+func (c *conn) startWriter() {
+	c.srv.writers.Add(1)
+	go c.writeLoop()
 }
 
 // goAway queues a goaway frame and closes the connection with code once it
@@ -130,59 +164,8 @@ func (c *conn) goAway(reason string, retry time.Duration, code int) {
 	c.closeCode, c.closeReason = code, reason
 	c.queue = append(c.queue, outItem{head: frame})
 	c.qbytes += len(frame)
-	c.startWriterLocked()
-}
-
-// writeLoop writes queued frames, merging up to MaxFramesPerWrite frames and
-// about MaxMessageBytes bytes into each WebSocket message, until the queue
-// is empty.
-func (c *conn) writeLoop() {
-	defer c.srv.writers.Done()
-	cfg := &c.srv.cfg
-	if cfg.WriteDelay > 0 {
-		time.Sleep(cfg.WriteDelay)
-	}
-	for {
-		c.qmu.Lock()
-		if len(c.queue) == 0 {
-			code, reason := c.closeCode, c.closeReason
-			c.writing = false
-			c.spare = nil
-			c.queue = nil // an idle connection holds no queue memory
-			c.qmu.Unlock()
-			if code != 0 {
-				c.sendClose(code, reason, time.Second)
-			}
-			return
-		}
-		n, bytes := 0, 0
-		for n < len(c.queue) && n < cfg.MaxFramesPerWrite {
-			sz := c.queue[n].size()
-			if n > 0 && bytes+sz > cfg.Limits.MaxMessageBytes {
-				break
-			}
-			bytes += sz
-			n++
-		}
-		batch := c.queue[:n]
-		rest := c.queue[n:]
-		c.queue = append(c.spare[:0], rest...)
-		c.qbytes -= bytes
-		c.qmu.Unlock()
-
-		err := c.writeBatch(batch)
-		clear(batch)
-		c.qmu.Lock()
-		c.spare = batch[:0]
-		c.qmu.Unlock()
-		if err != nil {
-			c.qmu.Lock()
-			c.closing = true
-			c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
-			c.qmu.Unlock()
-			c.closeNow()
-			return
-		}
+	if c.claimWriterLocked() {
+		c.startWriter()
 	}
 }
 
@@ -274,6 +257,8 @@ func (c *conn) isClosing() bool {
 
 // finish removes every session of the connection and closes it, once.
 func (c *conn) finish() {
+	var out outbox
+	defer out.flush() // the presence pushes, after readMu is unlocked
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if c.finished {
@@ -283,9 +268,11 @@ func (c *conn) finish() {
 	c.qmu.Lock()
 	c.closing = true
 	c.qmu.Unlock()
+	c.out = &out
 	for _, s := range c.sessions {
 		c.srv.removeSession(s)
 	}
+	c.out = nil
 	c.sessions = nil
 	c.closeNow()
 	c.srv.hub.removeConn(c)
@@ -318,12 +305,12 @@ func (c *conn) handleMessage(msg []byte) {
 		f, err := mux.DecodeFrame(b)
 		if err != nil {
 			c.srv.counters.badFrames.Add(1)
-			c.enqueue(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)))
+			c.reply(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)))
 			return nil
 		}
 		switch f.T {
 		case mux.TypePing:
-			c.enqueue(mux.AppendPong(nil, f.Seq))
+			c.reply(mux.AppendPong(nil, f.Seq))
 		case mux.TypeCmd:
 			c.handleCmd(&f)
 		}
@@ -331,7 +318,7 @@ func (c *conn) handleMessage(msg []byte) {
 	})
 	if err != nil {
 		c.srv.counters.badFrames.Add(1)
-		c.enqueue(mux.AppendErrorFrame(nil, 0, mux.AsError(err)))
+		c.reply(mux.AppendErrorFrame(nil, 0, mux.AsError(err)))
 	}
 }
 
@@ -346,14 +333,40 @@ type work struct {
 // (JSON, rooms, fan-out) needs a deep stack; doing it on a few long-lived
 // workers keeps the many readers' stacks small, so a burst of messages on
 // thousands of connections does not grow thousands of stacks.
+//
+// A worker also writes what the message produced (see outbox): the replies
+// and the pushes to every connection whose writer it became.
 func (s *Server) runWorker() {
 	defer s.workers.Done()
+	var out outbox
 	for w := range s.work {
 		w.c.readMu.Lock()
 		if !w.c.finished {
+			w.c.out = &out
 			w.c.handleMessage(w.msg)
+			w.c.out = nil
 		}
 		w.c.readMu.Unlock()
-		w.done <- struct{}{}
+		w.done <- struct{}{} // the reader may go on while we write
+		out.flush()
 	}
+}
+
+// outbox lists the connections whose writer a goroutine became while it
+// handled one message (replies, fan-out), to write them once the handling
+// is done, outside every lock, on the same goroutine.
+type outbox struct{ conns []*conn }
+
+func (o *outbox) add(c *conn) { o.conns = append(o.conns, c) }
+
+// flush writes every listed connection (see conn.writeNow).
+func (o *outbox) flush() {
+	for _, c := range o.conns {
+		c.writeNow()
+	}
+	clear(o.conns)
+	if cap(o.conns) > 4096 {
+		o.conns = nil // a burst to a huge room: don't keep its array
+	}
+	o.conns = o.conns[:0]
 }

@@ -262,7 +262,7 @@ func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
 			continue
 		}
 		sort.Slice(sids, func(i, j int) bool { return sids[i] < sids[j] })
-		c.enqueuePush(pushDM, mux.AppendSIDs(nil, sids), body)
+		from.c.pushTo(c, outItem{head: pushDM, sids: mux.AppendSIDs(nil, sids), body: body})
 		n += len(sids)
 	}
 	h.counters.dmsIn.Add(1)

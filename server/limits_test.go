@@ -1,10 +1,16 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,5 +251,85 @@ func TestMaxConnsPerUserKicksOldest(t *testing.T) {
 	case <-second.closed:
 		t.Fatal("the second connection was closed")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestFullSocketLosesNothing: a client that stops reading while its room
+// is busy fills the server's socket (the worker's write is cut short and a
+// writer goroutine takes over). Under the queue limit it is not
+// disconnected, and once it reads again it gets every frame, whole, once
+// and in order.
+func TestFullSocketLosesNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxQueueBytes = 64 << 20
+	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	ts := startServer(t, cfg)
+
+	// A small receive buffer makes the server's socket fill early.
+	d := websocket.Dialer{ReadBufferSize: 1024, NetDial: func(network, addr string) (net.Conn, error) {
+		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			return errors.Join(err, serr)
+		}}
+		return nd.Dial(network, addr)
+	}}
+	paused, _, err := d.Dial(ts.url(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer paused.Close()
+	paused.WriteMessage(websocket.TextMessage, mux.AppendCmd(nil, 1, 1, mux.CmdAttach, mux.EncodeBody(mux.AttachReq{Name: "paused"})))
+	paused.WriteMessage(websocket.TextMessage, mux.AppendCmd(nil, 1, 2, mux.CmdJoin, mux.EncodeBody(mux.JoinReq{Room: "busy"})))
+
+	sender := dial(t, ts, nil) // reads (and keeps) its frames on a goroutine
+	sender.attach(1, "sender")
+	sender.join(1, "busy")
+	eventually(t, 2*time.Second, "both to join", func() bool {
+		r := ts.srv.hub.room("busy")
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.count == 2
+	})
+
+	const total = 3000
+	text := strings.Repeat("z", 900)
+	for i := range total {
+		body := mux.EncodeBody(mux.SendReq{Room: "busy", Text: fmt.Sprintf("%05d %s", i, text)})
+		if err := sender.ws.WriteMessage(websocket.TextMessage, mux.AppendCmd(nil, 1, uint64(100+i), mux.CmdSend, body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the server to accept every message", func() bool { return ts.srv.Stats().MessagesIn == total })
+	if ts.srv.counters.socketFull.Load() == 0 {
+		t.Fatalf("the paused client's socket never filled (%d bytes sent): the test does not test the full-socket path", total*900)
+	}
+	paused.SetReadDeadline(time.Now().Add(20 * time.Second))
+	want := 0
+	for want < total {
+		_, data, err := paused.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", want, err)
+		}
+		for _, line := range bytes.Split(data, []byte{'\n'}) {
+			f, err := mux.DecodeServerFrame(line)
+			if err != nil {
+				t.Fatalf("after %d messages, a broken frame %.80q: %v", want, line, err)
+			}
+			if f.T != mux.TypePush || f.Ev != mux.EvMsg {
+				continue
+			}
+			var m mux.Message
+			if err := json.Unmarshal(f.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Text[:5]; got != fmt.Sprintf("%05d", want) {
+				t.Fatalf("got message %s, want %05d (lost, duplicated or reordered)", got, want)
+			}
+			want++
+		}
+	}
+	if n := ts.srv.Stats().SlowConsumers; n != 0 {
+		t.Fatalf("%d slow consumers under the queue limit", n)
 	}
 }

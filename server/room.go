@@ -237,9 +237,10 @@ func (r *room) removeSession(c *conn, sid uint32) bool {
 	return true
 }
 
-// broadcast queues an event to every session in the room but skip (a
-// session of conn skipConn). body is encoded once by the caller.
-func (r *room) broadcast(ev string, body []byte, skipConn *conn, skipSID uint32) {
+// broadcast queues an event, on behalf of by (see conn.pushTo), to every
+// session in the room but skip (a session of conn skipConn). body is
+// encoded once by the caller.
+func (r *room) broadcast(by *conn, ev string, body []byte, skipConn *conn, skipSID uint32) {
 	prefix := pushPrefix(ev)
 	for c, m := range r.members {
 		sids := m.sids
@@ -250,7 +251,7 @@ func (r *room) broadcast(ev string, body []byte, skipConn *conn, skipSID uint32)
 			}
 			sids = mux.AppendSIDs(nil, ids)
 		}
-		c.enqueuePush(prefix, sids, body)
+		by.pushTo(c, outItem{head: prefix, sids: sids, body: body})
 	}
 }
 

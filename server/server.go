@@ -250,7 +250,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	ws.SetReadLimit(int64(s.cfg.Limits.MaxMessageBytes))
-	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, br: hw.br, created: time.Now(), mode: modeUnknown}
+	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, raw: rawConnOf(ws.NetConn()), br: hw.br, created: time.Now(), mode: modeUnknown}
 	c.installHandlers()
 	c.lastRead.Store(time.Now().UnixNano())
 	s.live.Add(1)

@@ -80,14 +80,44 @@ func (c *conn) setWriteDeadline(now time.Time) error {
 	return c.ws.NetConn().SetWriteDeadline(c.wdeadline)
 }
 
-// writeBatch writes the frames of batch as one WebSocket text message.
-func (c *conn) writeBatch(batch []outItem) error {
-	n := len(batch) - 1 // separators
+// nextBatch takes the frames of the next WebSocket message off the queue:
+// up to MaxFramesPerWrite frames and about MaxMessageBytes bytes. When the
+// queue is empty it gives up the writer's role and returns the close code
+// the connection is to be closed with once its queue is written (0: none).
+func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) {
+	cfg := &c.srv.cfg
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) == 0 {
+		c.writing = false
+		c.spare = nil
+		c.queue = nil // an idle connection holds no queue memory
+		return nil, c.closeCode, c.closeReason
+	}
+	n, bytes := 0, 0
+	for n < len(c.queue) && n < cfg.MaxFramesPerWrite {
+		sz := c.queue[n].size()
+		if n > 0 && bytes+sz > cfg.Limits.MaxMessageBytes {
+			break
+		}
+		bytes += sz
+		n++
+	}
+	batch = c.queue[:n]
+	c.queue = append(c.spare[:0], c.queue[n:]...)
+	c.qbytes -= bytes
+	return batch, 0, ""
+}
+
+// encodeBatch frames batch as one WebSocket text message in a pooled buffer
+// (give it back with putFrameBuf); n is the payload's length.
+func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, n int) {
+	n = len(batch) - 1 // separators
 	for _, it := range batch {
 		n += it.size() - 1
 	}
-	bp := frameBufPool.Get().(*[]byte)
-	buf := appendFrameHeader((*bp)[:0], finText, n)
+	bp = frameBufPool.Get().(*[]byte)
+	buf = appendFrameHeader((*bp)[:0], finText, n)
 	for i, it := range batch {
 		if i > 0 {
 			buf = append(buf, '\n')
@@ -100,24 +130,133 @@ func (c *conn) writeBatch(batch []outItem) error {
 			buf = append(buf, pushClose...)
 		}
 	}
-	c.wmu.Lock()
-	err := c.setWriteDeadline(time.Now())
-	if err == nil {
-		_, err = c.ws.NetConn().Write(buf)
-	}
-	c.wmu.Unlock()
+	// The queue's array is reused: drop its references to shared bytes.
+	clear(batch)
+	c.qmu.Lock()
+	c.spare = batch[:0]
+	c.qmu.Unlock()
+	return bp, buf, n
+}
+
+func putFrameBuf(bp *[]byte, buf []byte) {
 	if cap(buf) <= 64<<10 {
 		*bp = buf[:0]
 		frameBufPool.Put(bp)
 	}
-	if err != nil {
-		return err
-	}
+}
+
+// wrote counts a written message of frames frames and n payload bytes.
+func (c *conn) wrote(frames, n int) {
 	ct := &c.srv.counters
-	ct.framesOut.Add(int64(len(batch)))
+	ct.framesOut.Add(int64(frames))
 	ct.bytesOut.Add(int64(n))
 	ct.wsMsgsOut.Add(1)
-	return nil
+}
+
+// writeFailed ends a connection whose socket write failed.
+func (c *conn) writeFailed() {
+	c.qmu.Lock()
+	c.closing = true
+	c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
+	c.qmu.Unlock()
+	c.closeNow()
+}
+
+// maxInlineBatches bounds how many messages writeNow writes to one
+// connection before it leaves the rest to a writer goroutine.
+const maxInlineBatches = 4
+
+// writeNow writes the queue of a connection whose writer the caller has
+// become, on the caller's goroutine and without blocking: a write the socket
+// does not take whole, and a long queue, go on on a writer goroutine. This
+// is how a worker writes what it queued: a delivery costs a write system
+// call, without a goroutine or a wake-up of another thread.
+func (c *conn) writeNow() {
+	if c.raw == nil || c.srv.cfg.WriteDelay > 0 {
+		c.startWriter()
+		return
+	}
+	for range maxInlineBatches {
+		batch, code, reason := c.nextBatch()
+		if batch == nil {
+			if code != 0 {
+				c.srv.goAsync(func() { c.sendClose(code, reason, time.Second) })
+			}
+			return
+		}
+		frames := len(batch)
+		bp, buf, n := c.encodeBatch(batch)
+		c.wmu.Lock()
+		rest, err := c.tryWrite(buf)
+		if err != nil {
+			c.wmu.Unlock()
+			putFrameBuf(bp, buf)
+			c.writeFailed()
+			return
+		}
+		c.wrote(frames, n)
+		if len(rest) > 0 {
+			// The socket is full: the writer goroutine writes the rest
+			// first and unlocks wmu (no frame may come in between).
+			c.rest, c.restBuf = rest, bp
+			c.srv.counters.socketFull.Add(1)
+			c.startWriter()
+			return
+		}
+		c.wmu.Unlock()
+		putFrameBuf(bp, buf)
+	}
+	c.startWriter()
+}
+
+// writeLoop is the writer goroutine: it writes the rest of a message
+// writeNow could not finish, then queued frames until the queue is empty,
+// blocking on a full socket up to the write timeout.
+func (c *conn) writeLoop() {
+	defer c.srv.writers.Done()
+	if c.rest != nil { // handed over by writeNow, with wmu locked
+		err := c.writeBlocking(c.rest)
+		putFrameBuf(c.restBuf, c.rest)
+		c.rest, c.restBuf = nil, nil
+		c.wmu.Unlock()
+		if err != nil {
+			c.writeFailed()
+			return
+		}
+	}
+	if d := c.srv.cfg.WriteDelay; d > 0 {
+		time.Sleep(d)
+	}
+	for {
+		batch, code, reason := c.nextBatch()
+		if batch == nil {
+			if code != 0 {
+				c.sendClose(code, reason, time.Second)
+			}
+			return
+		}
+		frames := len(batch)
+		bp, buf, n := c.encodeBatch(batch)
+		c.wmu.Lock()
+		err := c.writeBlocking(buf)
+		c.wmu.Unlock()
+		putFrameBuf(bp, buf)
+		if err != nil {
+			c.writeFailed()
+			return
+		}
+		c.wrote(frames, n)
+	}
+}
+
+// writeBlocking writes buf, waiting for a full socket up to the write
+// timeout. Called under wmu.
+func (c *conn) writeBlocking(buf []byte) error {
+	if err := c.setWriteDeadline(time.Now()); err != nil {
+		return err
+	}
+	_, err := c.ws.NetConn().Write(buf)
+	return err
 }
 
 // writeControl writes a control frame if the socket is free within wait
