@@ -333,7 +333,7 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 		if off, ok := r.cids[cidKey(s.user.name, req.CID)]; ok {
 			ts := now
 			if r.n > 0 && off >= r.first() {
-				ts = r.at(int(off - r.first())).msg.TS
+				ts = r.at(int(off - r.first())).ts
 			}
 			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: off, TS: ts, Dup: true})
 			r.mu.Unlock()
@@ -345,10 +345,7 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	r.top++
 	m := mux.Message{Room: r.name, Offset: r.top, Epoch: r.epoch, From: s.user.name, Color: s.user.color, Text: req.Text, TS: now, CID: req.CID}
 	body := mux.EncodeBody(m)
-	r.push(entry{msg: m, body: body}, cfg.HistoryMax)
-	if req.CID != "" {
-		r.cids[cidKey(m.From, m.CID)] = m.Offset
-	}
+	r.add(&m, body, cfg.HistoryMax)
 	c.reply(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
 	for mc, mem := range r.members {
 		c.pushTo(mc, outItem{head: pushMsg, sids: mem.sids, body: body})

@@ -111,11 +111,8 @@ func (h *hub) load(ctx context.Context) error {
 				continue
 			}
 			m.Epoch, m.Room = sr.Epoch, sr.Name
-			r.push(entry{msg: m, body: mux.EncodeBody(m)}, h.cfg.HistoryMax)
+			r.add(&m, mux.EncodeBody(m), h.cfg.HistoryMax)
 			r.top = m.Offset
-			if m.CID != "" {
-				r.cids[cidKey(m.From, m.CID)] = m.Offset
-			}
 		}
 		if r.n == 0 {
 			// Without messages the room's last offset is unknown: the

@@ -7,10 +7,14 @@ import (
 	"imload/mux"
 )
 
-// entry is one retained message with its body encoded once: the same bytes
-// go into every push and every history reply.
+// entry is one retained message: its body encoded once (the same bytes go
+// into every push and every history reply) and the few fields the room
+// needs to find, expire and deduplicate it. It holds nothing else: history
+// is most of what a busy server keeps besides its connections.
 type entry struct {
-	msg  mux.Message
+	off  uint64
+	ts   int64  // Unix ms
+	cid  string // cidKey(from, cid) if the sender gave a cid, else ""
 	body []byte
 }
 
@@ -83,7 +87,7 @@ func (r *room) first() uint64 {
 	if r.n == 0 {
 		return 0
 	}
-	return r.at(0).msg.Offset
+	return r.at(0).off
 }
 
 // push appends e, dropping the oldest entry when the ring holds max.
@@ -91,7 +95,7 @@ func (r *room) push(e entry, max int) {
 	switch {
 	case r.n == max: // full: overwrite the oldest
 		old := r.at(0)
-		r.forgetCID(&old.msg)
+		r.forgetCID(old)
 		*old = e
 		r.start = (r.start + 1) % len(r.ring)
 	case r.n < len(r.ring): // room in the slice (after expiry)
@@ -112,9 +116,9 @@ func (r *room) push(e entry, max int) {
 
 // expire drops entries older than cutoff (Unix ms).
 func (r *room) expire(cutoff int64) {
-	for r.n > 0 && r.at(0).msg.TS < cutoff {
+	for r.n > 0 && r.at(0).ts < cutoff {
 		e := r.at(0)
-		r.forgetCID(&e.msg)
+		r.forgetCID(e)
 		*e = entry{}
 		r.start = (r.start + 1) % len(r.ring)
 		r.n--
@@ -127,13 +131,21 @@ func (r *room) expire(cutoff int64) {
 
 func cidKey(from, cid string) string { return from + "\x00" + cid }
 
-func (r *room) forgetCID(m *mux.Message) {
-	if m.CID != "" {
-		k := cidKey(m.From, m.CID)
-		if r.cids[k] == m.Offset {
-			delete(r.cids, k)
-		}
+func (r *room) forgetCID(e *entry) {
+	if e.cid != "" && r.cids[e.cid] == e.off {
+		delete(r.cids, e.cid)
 	}
+}
+
+// add retains message m with its encoded body (dropping the oldest entry
+// beyond max) and remembers its cid for deduplication.
+func (r *room) add(m *mux.Message, body []byte, max int) {
+	e := entry{off: m.Offset, ts: m.TS, body: body}
+	if m.CID != "" {
+		e.cid = cidKey(m.From, m.CID) // one string for the entry and the map
+		r.cids[e.cid] = m.Offset
+	}
+	r.push(e, max)
 }
 
 // after returns the retained entries with offset > off, at most limit of

@@ -9,14 +9,14 @@ import (
 func addMsgs(r *room, max int, from, to uint64, ts int64) {
 	for off := from; off <= to; off++ {
 		r.top = off
-		r.push(entry{msg: mux.Message{Offset: off, TS: ts}}, max)
+		r.add(&mux.Message{Offset: off, TS: ts}, nil, max)
 	}
 }
 
 func offsets(es []*entry) []uint64 {
 	out := make([]uint64, len(es))
 	for i, e := range es {
-		out[i] = e.msg.Offset
+		out[i] = e.off
 	}
 	return out
 }
@@ -73,8 +73,10 @@ func TestRoomRing(t *testing.T) {
 func TestRoomCIDForgotten(t *testing.T) {
 	r := newRoom("r", "e")
 	r.top = 1
-	r.push(entry{msg: mux.Message{Offset: 1, From: "a", CID: "c1"}}, 2)
-	r.cids[cidKey("a", "c1")] = 1
+	r.add(&mux.Message{Offset: 1, From: "a", CID: "c1"}, nil, 2)
+	if _, ok := r.cids[cidKey("a", "c1")]; !ok {
+		t.Fatal("cid of a retained message not known")
+	}
 	addMsgs(r, 2, 2, 3, 0)
 	if _, ok := r.cids[cidKey("a", "c1")]; ok {
 		t.Fatal("cid of a dropped message still known")
