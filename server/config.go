@@ -44,6 +44,11 @@ type Config struct {
 	// WriteDelay, if positive, makes the writer wait this long after the
 	// first frame is queued to merge more into one message.
 	WriteDelay time.Duration
+	// WritePace and WriteBurst pace each connection's writes: a burst of
+	// WriteBurst messages, then one message per WritePace, frames queued
+	// meanwhile merged into it (see pace.go). WritePace 0 writes at once.
+	WritePace  time.Duration
+	WriteBurst int
 	// MaxConnsPerUser caps the physical connections of one user name; the
 	// oldest is told to go away. 0 means no cap.
 	MaxConnsPerUser int
@@ -93,6 +98,8 @@ func DefaultConfig() Config {
 		Reader:            ReaderAuto,
 		ReadBufferSize:    512,
 		MaxFramesPerWrite: 64,
+		WritePace:         20 * time.Millisecond,
+		WriteBurst:        4,
 		MaxConnsPerUser:   16,
 		RateLimit:         20,
 		RateBurst:         40,
@@ -123,6 +130,8 @@ func (c *Config) validate() error {
 	check(c.Limits.MaxRoomsPerSession > 0, "max rooms per session must be positive")
 	check(c.MaxQueueBytes >= c.Limits.MaxMessageBytes, "max queue (%d) must be at least the max message size (%d)", c.MaxQueueBytes, c.Limits.MaxMessageBytes)
 	check(c.MaxFramesPerWrite > 0, "max frames per write must be positive")
+	check(c.WritePace >= 0 && c.WritePace <= time.Second, "write pace must be between 0 and 1s, got %v", c.WritePace)
+	check(c.WriteBurst > 0, "write burst must be positive")
 	check(c.MaxConnsPerUser >= 0, "max connections per user must not be negative")
 	check(c.RateLimit > 0 && c.RateBurst > 0, "rate limit and burst must be positive")
 	check(c.HistoryMax > 0, "history max must be positive")

@@ -69,6 +69,7 @@ type conn struct {
 	// locked from that write until the writer goroutine has written rest.
 	wmu       sync.Mutex
 	wdeadline time.Time
+	tat       int64 // write pacing: theoretical time of the next write (see pace.go); the writer's
 	rest      []byte
 	restBuf   *[]byte // rest's pooled buffer
 

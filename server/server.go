@@ -45,6 +45,7 @@ type Server struct {
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
 	work    chan work      // messages for the workers
 	workers sync.WaitGroup
+	pacer   *pacer // writes connections held back by their write pace
 
 	serveOnce sync.Once
 	closeOnce sync.Once
@@ -92,6 +93,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.registry = s.newRegistry()
+	s.pacer = newPacer(s)
 	s.work = make(chan work)
 	for range max(4, 2*runtime.GOMAXPROCS(0)) {
 		s.workers.Add(1)
@@ -191,6 +193,7 @@ func (s *Server) Close() error {
 		s.readers.Wait()
 		close(s.work)
 		s.workers.Wait()
+		s.pacer.close()
 		s.writers.Wait()
 		s.async.Wait()
 		if cerr := s.store.Close(); cerr != nil {

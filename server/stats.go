@@ -26,6 +26,7 @@ type counters struct {
 	wsMsgsOut     atomic.Int64
 	slowConsumers atomic.Int64
 	socketFull    atomic.Int64
+	pacedWrites   atomic.Int64
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
@@ -97,6 +98,7 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("ws_messages_out_total", "WebSocket messages sent (each merges one or more frames).", &c.wsMsgsOut)
 	counter("slow_consumers_total", "Connections closed because their queue overflowed.", &c.slowConsumers)
 	counter("socket_full_total", "Writes that found the socket's send buffer full and went on in a writer goroutine.", &c.socketFull)
+	counter("paced_writes_total", "Writes held back by the per-connection write pace, to merge the frames that follow.", &c.pacedWrites)
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
 	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)

@@ -80,12 +80,12 @@ func (c *conn) setWriteDeadline(now time.Time) error {
 	return c.ws.NetConn().SetWriteDeadline(c.wdeadline)
 }
 
-// nextBatch takes the frames of the next WebSocket message off the queue:
-// up to MaxFramesPerWrite frames and about MaxMessageBytes bytes. When the
-// queue is empty it gives up the writer's role and returns the close code
-// the connection is to be closed with once its queue is written (0: none).
+// nextBatch takes queued frames off the queue, all of them up to
+// MaxQueueBytes (so a connection's writes never fall behind its queue
+// limit, however they are paced). When the queue is empty it gives up the
+// writer's role instead and returns the close code the connection is to be
+// closed with once its queue is written (0: none).
 func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) {
-	cfg := &c.srv.cfg
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) == 0 {
@@ -95,9 +95,9 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 		return nil, c.closeCode, c.closeReason
 	}
 	n, bytes := 0, 0
-	for n < len(c.queue) && n < cfg.MaxFramesPerWrite {
+	for n < len(c.queue) {
 		sz := c.queue[n].size()
-		if n > 0 && bytes+sz > cfg.Limits.MaxMessageBytes {
+		if n > 0 && bytes+sz > c.srv.cfg.MaxQueueBytes {
 			break
 		}
 		bytes += sz
@@ -109,33 +109,47 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 	return batch, 0, ""
 }
 
-// encodeBatch frames batch as one WebSocket text message in a pooled buffer
-// (give it back with putFrameBuf); n is the payload's length.
-func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, n int) {
-	n = len(batch) - 1 // separators
-	for _, it := range batch {
-		n += it.size() - 1
-	}
+// encodeBatch frames batch in a pooled buffer (give it back with
+// putFrameBuf) as WebSocket text messages of up to MaxFramesPerWrite frames
+// and about MaxMessageBytes bytes each. It returns how many messages and
+// payload bytes it made.
+func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, msgs, n int) {
+	cfg := &c.srv.cfg
 	bp = frameBufPool.Get().(*[]byte)
-	buf = appendFrameHeader((*bp)[:0], finText, n)
-	for i, it := range batch {
-		if i > 0 {
-			buf = append(buf, '\n')
+	buf = (*bp)[:0]
+	whole := batch
+	for len(batch) > 0 {
+		k, size := 0, -1 // frames in this message and its payload (with separators)
+		for k < len(batch) && k < cfg.MaxFramesPerWrite {
+			sz := batch[k].size() // includes one separator
+			if k > 0 && size+sz > cfg.Limits.MaxMessageBytes {
+				break
+			}
+			size += sz
+			k++
 		}
-		buf = append(buf, it.head...)
-		if it.sids != nil {
-			buf = append(buf, it.sids...)
-			buf = append(buf, bodyKey...)
-			buf = append(buf, it.body...)
-			buf = append(buf, pushClose...)
+		buf = appendFrameHeader(buf, finText, size)
+		for i, it := range batch[:k] {
+			if i > 0 {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, it.head...)
+			if it.sids != nil {
+				buf = append(buf, it.sids...)
+				buf = append(buf, bodyKey...)
+				buf = append(buf, it.body...)
+				buf = append(buf, pushClose...)
+			}
 		}
+		clear(batch[:k]) // the queue's array is reused: drop its references
+		batch = batch[k:]
+		msgs++
+		n += size
 	}
-	// The queue's array is reused: drop its references to shared bytes.
-	clear(batch)
 	c.qmu.Lock()
-	c.spare = batch[:0]
+	c.spare = whole[:0]
 	c.qmu.Unlock()
-	return bp, buf, n
+	return bp, buf, msgs, n
 }
 
 func putFrameBuf(bp *[]byte, buf []byte) {
@@ -145,12 +159,12 @@ func putFrameBuf(bp *[]byte, buf []byte) {
 	}
 }
 
-// wrote counts a written message of frames frames and n payload bytes.
-func (c *conn) wrote(frames, n int) {
+// wrote counts msgs written messages of frames frames and n payload bytes.
+func (c *conn) wrote(frames, msgs, n int) {
 	ct := &c.srv.counters
 	ct.framesOut.Add(int64(frames))
 	ct.bytesOut.Add(int64(n))
-	ct.wsMsgsOut.Add(1)
+	ct.wsMsgsOut.Add(int64(msgs))
 }
 
 // writeFailed ends a connection whose socket write failed.
@@ -162,13 +176,21 @@ func (c *conn) writeFailed() {
 	c.closeNow()
 }
 
-// maxInlineBatches bounds how many messages writeNow writes to one
-// connection before it leaves the rest to a writer goroutine.
-const maxInlineBatches = 4
+// hasQueued reports whether frames wait in the queue.
+func (c *conn) hasQueued() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return len(c.queue) > 0
+}
+
+// maxInlineWrites bounds how many writes writeNow makes to one connection
+// before it leaves the rest to a writer goroutine.
+const maxInlineWrites = 4
 
 // writeNow writes the queue of a connection whose writer the caller has
 // become, on the caller's goroutine and without blocking: a write the socket
-// does not take whole, and a long queue, go on on a writer goroutine. This
+// does not take whole, and a long queue, go on on a writer goroutine; a
+// connection past its write pace waits for the pacer (see pace.go). This
 // is how a worker writes what it queued: a delivery costs a write system
 // call, without a goroutine or a wake-up of another thread.
 func (c *conn) writeNow() {
@@ -176,7 +198,11 @@ func (c *conn) writeNow() {
 		c.startWriter()
 		return
 	}
-	for range maxInlineBatches {
+	for range maxInlineWrites {
+		now := c.srv.clock()
+		if at := c.paceAt(now); at != 0 && c.hasQueued() && c.srv.pacer.add(c, at) {
+			return // the pacer writes c at its next turn, merging what comes meanwhile
+		}
 		batch, code, reason := c.nextBatch()
 		if batch == nil {
 			if code != 0 {
@@ -185,7 +211,7 @@ func (c *conn) writeNow() {
 			return
 		}
 		frames := len(batch)
-		bp, buf, n := c.encodeBatch(batch)
+		bp, buf, msgs, n := c.encodeBatch(batch)
 		c.wmu.Lock()
 		rest, err := c.tryWrite(buf)
 		if err != nil {
@@ -194,7 +220,8 @@ func (c *conn) writeNow() {
 			c.writeFailed()
 			return
 		}
-		c.wrote(frames, n)
+		c.wrote(frames, msgs, n)
+		c.paced(now)
 		if len(rest) > 0 {
 			// The socket is full: the writer goroutine writes the rest
 			// first and unlocks wmu (no frame may come in between).
@@ -236,7 +263,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		frames := len(batch)
-		bp, buf, n := c.encodeBatch(batch)
+		bp, buf, msgs, n := c.encodeBatch(batch)
 		c.wmu.Lock()
 		err := c.writeBlocking(buf)
 		c.wmu.Unlock()
@@ -245,7 +272,7 @@ func (c *conn) writeLoop() {
 			c.writeFailed()
 			return
 		}
-		c.wrote(frames, n)
+		c.wrote(frames, msgs, n)
 	}
 }
 

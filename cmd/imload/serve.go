@@ -78,6 +78,8 @@ stderr.`,
 	f.IntVar(&cfg.MaxQueueBytes, "max-queue", cfg.MaxQueueBytes, "outgoing bytes queued per connection before it is dropped as a slow consumer")
 	f.IntVar(&cfg.MaxFramesPerWrite, "merge-frames", cfg.MaxFramesPerWrite, "most frames merged into one outgoing WebSocket message")
 	f.DurationVar(&cfg.WriteDelay, "write-delay", cfg.WriteDelay, "wait this long before writing, to merge more frames per message (0: write at once)")
+	f.DurationVar(&cfg.WritePace, "write-pace", cfg.WritePace, "after a burst of --write-burst messages, write to a connection at most once per this long, merging the frames queued meanwhile (0: write at once)")
+	f.IntVar(&cfg.WriteBurst, "write-burst", cfg.WriteBurst, "messages a connection may be written at once before --write-pace applies")
 	f.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "most physical connections per user name; the oldest is told to go away (0: no cap)")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "messages per second one session may send (send and dm)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "burst allowed above --rate-limit")
