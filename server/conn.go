@@ -132,6 +132,9 @@ func (c *conn) queueItem(it outItem) (mustWrite bool) {
 		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
 		return c.claimWriterLocked()
 	}
+	if c.queue == nil {
+		c.queue = c.srv.queues.get()
+	}
 	c.queue = append(c.queue, it)
 	c.qbytes += size
 	return c.claimWriterLocked()

@@ -45,7 +45,8 @@ type Server struct {
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
 	work    chan work      // messages for the workers
 	workers sync.WaitGroup
-	pacer   *pacer // writes connections held back by their write pace
+	pacer   *pacer      // writes connections held back by their write pace
+	queues  queueArrays // recycled queue arrays
 
 	serveOnce sync.Once
 	closeOnce sync.Once

@@ -90,8 +90,10 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 	defer c.qmu.Unlock()
 	if len(c.queue) == 0 {
 		c.writing = false
-		c.spare = nil
-		c.queue = nil // an idle connection holds no queue memory
+		// An idle connection holds no queue memory.
+		c.srv.queues.put(c.queue)
+		c.srv.queues.put(c.spare)
+		c.queue, c.spare = nil, nil
 		return nil, c.closeCode, c.closeReason
 	}
 	n, bytes := 0, 0
@@ -105,6 +107,7 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 	}
 	batch = c.queue[:n]
 	c.queue = append(c.spare[:0], c.queue[n:]...)
+	c.spare = nil // the batch's array becomes the spare once it is encoded
 	c.qbytes -= bytes
 	return batch, 0, ""
 }
@@ -147,9 +150,44 @@ func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, msgs, n int
 		n += size
 	}
 	c.qmu.Lock()
-	c.spare = whole[:0]
+	if c.spare == nil && !c.closing {
+		c.spare = whole[:0]
+	} else {
+		c.srv.queues.put(whole)
+	}
 	c.qmu.Unlock()
 	return bp, buf, msgs, n
+}
+
+// queueArrays recycles the arrays of the connections' queues: an idle
+// connection holds none, and a busy one does not allocate one per write.
+// sync.Pool wants pointers: full holds boxed arrays, empty the spare boxes.
+type queueArrays struct{ full, empty sync.Pool }
+
+const maxPooledQueue = 256 // items; larger arrays are left to the GC
+
+func (p *queueArrays) get() []outItem {
+	if b, ok := p.full.Get().(*[]outItem); ok {
+		a := *b
+		*b = nil
+		p.empty.Put(b)
+		return a
+	}
+	return make([]outItem, 0, 8)
+}
+
+func (p *queueArrays) put(a []outItem) {
+	if cap(a) == 0 || cap(a) > maxPooledQueue {
+		return
+	}
+	a = a[:cap(a)]
+	clear(a) // no references to shared bytes from the pool
+	b, ok := p.empty.Get().(*[]outItem)
+	if !ok {
+		b = new([]outItem)
+	}
+	*b = a[:0]
+	p.full.Put(b)
 }
 
 func putFrameBuf(bp *[]byte, buf []byte) {

@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,16 +32,12 @@ func (c *conn) tryWrite(buf []byte) (rest []byte, err error) {
 	if err := c.setWriteDeadline(time.Now()); err != nil {
 		return nil, err
 	}
-	var n int
-	var werr error
-	err = c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = unix.Write(int(fd), buf)
-			if werr != unix.EINTR {
-				return true // done: never wait for the socket here
-			}
-		}
-	})
+	w := rawWriters.Get().(*rawWriter)
+	w.buf = buf
+	err = c.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	w.buf, w.err = nil, nil
+	rawWriters.Put(w)
 	switch {
 	case err != nil:
 		return nil, err
@@ -50,4 +47,28 @@ func (c *conn) tryWrite(buf []byte) (rest []byte, err error) {
 		return nil, werr
 	}
 	return buf[n:], nil
+}
+
+// rawWriter is the callback of a non-blocking write with its arguments and
+// results, recycled: a closure per write would be an allocation per write.
+type rawWriter struct {
+	buf []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var rawWriters = sync.Pool{New: func() any {
+	w := &rawWriter{}
+	w.fn = w.write
+	return w
+}}
+
+func (w *rawWriter) write(fd uintptr) bool {
+	for {
+		w.n, w.err = unix.Write(int(fd), w.buf)
+		if w.err != unix.EINTR {
+			return true // done: never wait for the socket here
+		}
+	}
 }
