@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -18,8 +17,9 @@ import (
 
 // One simulated browser: a user with Tabs tab sessions carried by one socket
 // (shared mode) or one socket per tab (per-tab mode). All of a browser's
-// state is guarded by its mutex; it is touched by its sockets' reader
-// goroutines and by its shard's scheduler goroutine. Output is merged per
+// state is guarded by its mutex; it is touched by its sockets' readers (the
+// epoll loops, or a goroutine per socket) and by its shard's scheduler
+// goroutine. Output is merged per
 // socket in a mux.Batch and written by whoever flushes (the shard, every
 // FlushInterval, or sooner when the batch is full).
 
@@ -92,7 +92,7 @@ type sock struct {
 	tabs []*tab
 
 	// guarded by b.mu
-	conn       *websocket.Conn
+	link       *wsLink // the current connection (nil: none)
 	gen        uint32
 	up         bool // hello received, sessions being attached
 	connecting bool
@@ -117,7 +117,7 @@ type sock struct {
 
 	// output, guarded by omu
 	omu   sync.Mutex
-	wconn *websocket.Conn
+	wlink *wsLink
 	batch *mux.Batch
 	spare *mux.Batch
 	spill [][]byte
@@ -191,7 +191,7 @@ func (s *sock) flush() {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.omu.Lock()
-	conn := s.wconn
+	l := s.wlink
 	b := s.batch
 	s.batch = nil
 	spill := s.spill
@@ -199,18 +199,18 @@ func (s *sock) flush() {
 	s.spillBytes = 0
 	s.dirty = false
 	s.omu.Unlock()
-	if conn == nil {
+	if l == nil {
 		return
 	}
 	write := func(msg []byte) bool {
 		if len(msg) == 0 {
 			return true
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+		_ = l.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := l.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 			// The reader sees the broken link too and counts it (unless
 			// the generator cut it on purpose).
-			_ = conn.NetConn().Close()
+			l.cutLink()
 			return false
 		}
 		e.cnt.wsOut.Add(1)
@@ -227,7 +227,7 @@ func (s *sock) flush() {
 		if cap(b.Bytes()) <= 4<<10 {
 			b.Reset()
 			s.omu.Lock()
-			if s.spare == nil && s.wconn == conn {
+			if s.spare == nil && s.wlink == l {
 				s.spare = b
 			}
 			s.omu.Unlock()
@@ -237,9 +237,9 @@ func (s *sock) flush() {
 
 // setOutput sets the connection writes go to and drops anything queued for
 // an older one.
-func (s *sock) setOutput(c *websocket.Conn) {
+func (s *sock) setOutput(l *wsLink) {
 	s.omu.Lock()
-	s.wconn = c
+	s.wlink = l
 	if s.batch != nil {
 		s.batch.Reset()
 	}
@@ -355,21 +355,29 @@ func (s *sock) takePending(seq uint64) (pending, bool) {
 
 var errDeadLink = errors.New("dead link")
 
-// run dials and then reads one connection until it ends. It runs in its own
-// goroutine: the only goroutine of the socket.
+// run dials, greets and brings the socket up, on a goroutine of its own.
+// Then it hands the link to the poller, or (goroutine reader) reads it
+// until it ends.
 func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	e := s.b.e
 	b := s.b
-	defer e.wg.Done()
+	handed := false // e.wg's count passed on to the link (wsLink.end)
+	defer func() {
+		if !handed {
+			e.wg.Done()
+		}
+	}()
 	if refetch {
 		e.refetchAddrs()
 	}
 	addr := e.addrAt(addrIdx)
 	t0 := time.Now()
 	conn, err := e.dial(addr)
+	var l *wsLink
 	if err == nil {
 		e.shardHists(b.sh).recordOne(hConnect, time.Since(t0).Microseconds())
-		err = e.wire.greet(s, conn)
+		l = newLink(s, conn)
+		err = e.wire.greet(s, l)
 		if err != nil {
 			conn.Close()
 		}
@@ -394,11 +402,12 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	}
 	s.gen++
 	gen = s.gen
-	s.conn = conn
+	l.gen = gen
+	s.link = l
 	s.up = true
 	s.addr = addrIdx
 	s.lastRecv.Store(e.now())
-	s.setOutput(conn)
+	s.setOutput(l)
 	addPeak(&e.cnt.conns, &e.cnt.connsPeak, 1)
 	// Sends that were in flight when the last link died are re-sent after
 	// the resume with the same client id (the server answers a repeat with
@@ -413,22 +422,22 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 		b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
 	}
 
-	err = s.readLoop(conn)
-	conn.Close()
-
-	b.mu.Lock()
-	if s.gen == gen {
-		s.down(true)
+	handed = true
+	if p := e.poller; p != nil {
+		l.compact()
+		if p.add(l) == nil {
+			return // this goroutine, with its stack grown by the dial, ends here
+		}
 	}
-	b.mu.Unlock()
-	_ = err
+	_ = l.readLoop()
+	l.end()
 }
 
-func (s *sock) readHello(conn *websocket.Conn) error {
+func (s *sock) readHello(l *wsLink) error {
 	e := s.b.e
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer conn.SetReadDeadline(time.Time{})
-	_, data, err := conn.ReadMessage()
+	_ = l.tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer l.tcp.SetReadDeadline(time.Time{})
+	data, err := l.readBlocking()
 	if err != nil {
 		return err
 	}
@@ -492,42 +501,6 @@ func (s *sock) readHello(conn *websocket.Conn) error {
 	return nil
 }
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-func (s *sock) readLoop(conn *websocket.Conn) error {
-	e := s.b.e
-	r := &reader{s: s}
-	for {
-		_, rd, err := conn.NextReader()
-		if err != nil {
-			return err
-		}
-		bp := readBufs.Get().(*[]byte)
-		buf := (*bp)[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			n, err := rd.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
-		s.lastRecv.Store(e.now())
-		e.cnt.wsIn.Add(1)
-		e.cnt.bytesIn.Add(int64(len(buf)))
-		e.wire.read(r, buf)
-		if cap(buf) <= 128<<10 {
-			*bp = buf[:0]
-			readBufs.Put(bp)
-		}
-	}
-}
-
 // down handles the end of a connection (or a failed attempt). b.mu is held.
 func (s *sock) down(wasConn bool) {
 	e := s.b.e
@@ -535,7 +508,7 @@ func (s *sock) down(wasConn bool) {
 	now := e.now()
 	wasUp := s.up
 	s.up = false
-	s.conn = nil
+	s.link = nil
 	s.setOutput(nil)
 	if wasUp {
 		e.cnt.conns.Add(-1)
@@ -669,8 +642,9 @@ func (s *sock) resumed() {
 
 // ---- reading ----
 
-// reader decodes one socket's messages. It belongs to the socket's reader
-// goroutine.
+// reader decodes messages. It belongs to the goroutine that reads (an epoll
+// loop, reading many sockets: s is set for each message, or a socket's
+// reader goroutine).
 type reader struct {
 	s    *sock
 	push pushMsg
@@ -1064,7 +1038,7 @@ func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
 // kill cuts the socket's connection (b.mu held). failed marks it as a
 // failure of the link (counted by the caller), not a deliberate kill.
 func (s *sock) kill(failed bool) {
-	if s.conn == nil {
+	if s.link == nil {
 		return
 	}
 	if failed {
@@ -1072,7 +1046,7 @@ func (s *sock) kill(failed bool) {
 	} else {
 		s.killed = true
 	}
-	_ = s.conn.NetConn().Close()
+	s.link.cutLink()
 }
 
 // ---- misc ----

@@ -57,6 +57,7 @@ type engine struct {
 	base   string // http://host:port of the first target
 
 	dialer   *websocket.Dialer
+	poller   linkPoller // nil: a reader goroutine per socket
 	srcIPs   []net.IP
 	srcNext  atomic.Uint64
 	helloMu  sync.Mutex
@@ -105,7 +106,6 @@ func (e *engine) dial(addr string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.SetReadLimit(1 << 20)
 	return c, nil
 }
 
@@ -115,7 +115,11 @@ func (e *engine) netDial(ctx context.Context, network, addr string) (net.Conn, e
 		ip := e.srcIPs[e.srcNext.Add(1)%uint64(len(e.srcIPs))]
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
-	return d.DialContext(ctx, network, addr)
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &recConn{Conn: c, on: true}, nil
 }
 
 func (e *engine) noteDialError(err error) { e.dialErr.Store(err.Error()) }
@@ -489,9 +493,7 @@ func (sh *shard) churnTab() {
 	if e.mode == reports.ModePerTab {
 		// Closing the tab closes its socket.
 		s.closing = true
-		_ = s.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "tab closed"), time.Now().Add(time.Second))
-		_ = s.conn.NetConn().Close()
+		s.link.closeWith(websocket.CloseGoingAway, "tab closed")
 	} else {
 		s.cmd(pending{kind: cDetach, t: t}, mux.CmdDetach, nil)
 		t.att = false
@@ -600,10 +602,13 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 	e.dialer = &websocket.Dialer{
 		NetDialContext:   e.netDial,
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
-		WriteBufferSize:  1024,
-		WriteBufferPool:  &sync.Pool{},
-		Proxy:            nil,
+		// gorilla reads only the handshake (the generator reads frames
+		// itself, wsread.go), but keeps its read buffer for the life of
+		// the connection: the smallest it takes.
+		ReadBufferSize:  125,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+		Proxy:           nil,
 	}
 	_ = http.NoBody
 

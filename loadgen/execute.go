@@ -21,6 +21,13 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	e.t0 = time.Now()
 	e.dialCtx, e.cancel = context.WithCancel(context.Background())
 	defer e.cancel()
+	if p, err := newReader(sc.Reader); err != nil {
+		// Validate has ruled out every other error: a system without
+		// epoll falls back to a goroutine per socket.
+		e.o.logf("%s: %v: reading with a goroutine per socket", e.mode, err)
+	} else {
+		e.poller = p
+	}
 
 	// Observers: /stats, this process, the server process, the series.
 	statsCtx, stopStats := context.WithCancel(context.Background())
@@ -96,10 +103,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	for _, b := range e.browsers {
 		b.mu.Lock()
 		for _, s := range b.socks {
-			if s.conn != nil {
-				_ = s.conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load run over"), time.Now().Add(100*time.Millisecond))
-				_ = s.conn.NetConn().Close()
+			if s.link != nil {
+				s.link.closeWith(websocket.CloseNormalClosure, "load run over")
 			}
 		}
 		b.mu.Unlock()
@@ -107,6 +112,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	close(quit)
 	shardWG.Wait()
 	waitTimeout(&e.wg, 15*time.Second)
+	if e.poller != nil {
+		e.poller.close()
+	}
 	close(serStop)
 	<-serDone
 	stopStats()

@@ -147,33 +147,53 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 	}
 }
 
+// readers are the ways of reading sockets this system has.
+func readers() []string {
+	if pollerAvailable {
+		return []string{ReaderPoller, ReaderGoroutine}
+	}
+	return []string{ReaderGoroutine}
+}
+
 func TestRunBothModesInProcess(t *testing.T) {
-	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
-	sc := smallScenario(ts.url(), 200, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := Run(ctx, sc, WithSettle(500*time.Millisecond), WithLogf(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Runs) != 2 {
-		t.Fatalf("%d runs", len(res.Runs))
-	}
-	for i := range res.Runs {
-		checkRun(t, &res.Runs[i], 200, 3)
-		t.Logf("%s: delivery %+v dm %+v notes %v", res.Runs[i].Mode, res.Runs[i].Delivery, res.Runs[i].DMDelivery, res.Runs[i].Notes)
-	}
-	if !res.Verdict.Pass {
-		t.Errorf("verdict: %+v", res.Verdict)
+	for _, rd := range readers() {
+		t.Run(rd, func(t *testing.T) {
+			ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
+			sc := smallScenario(ts.url(), 200, 3)
+			sc.Reader = rd
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, err := Run(ctx, sc, WithSettle(500*time.Millisecond), WithLogf(t.Logf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Runs) != 2 {
+				t.Fatalf("%d runs", len(res.Runs))
+			}
+			for i := range res.Runs {
+				checkRun(t, &res.Runs[i], 200, 3)
+				t.Logf("%s: delivery %+v dm %+v notes %v", res.Runs[i].Mode, res.Runs[i].Delivery, res.Runs[i].DMDelivery, res.Runs[i].Notes)
+			}
+			if !res.Verdict.Pass {
+				t.Errorf("verdict: %+v", res.Verdict)
+			}
+		})
 	}
 }
 
 // Tabs closing and reopening, and sockets cut on purpose: every socket comes
 // back through the ladder, resumes from its last offsets, and nothing is lost.
 func TestRunChurnAndKillsLoseNothing(t *testing.T) {
+	for _, rd := range readers() {
+		t.Run(rd, func(t *testing.T) { testChurnAndKills(t, rd) })
+	}
+}
+
+func testChurnAndKills(t *testing.T, rd string) {
 	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
 	for _, mode := range []string{reports.ModeShared, reports.ModePerTab} {
 		sc := smallScenario(ts.url(), 100, 3)
+		sc.Reader = rd
 		sc.Duration = 4 * time.Second
 		sc.TabChurn = 15
 		sc.ConnKill = 10

@@ -13,8 +13,10 @@
 // Architecture (see docs/loadgen.md): browsers are spread over a few shards;
 // each shard has one goroutine that drives every timer of its browsers (sends,
 // heartbeats, flushes, command timeouts, reconnect back-off) from one min-heap.
-// Each WebSocket has exactly one goroutine, its reader. There is no goroutine
-// and no timer per tab.
+// On Linux the sockets are read by a few epoll loops (poller_linux.go), so an
+// idle socket has no goroutine and no read buffer; elsewhere (or with
+// Scenario.Reader ReaderGoroutine) each socket has one goroutine, its
+// reader. There is no goroutine and no timer per tab.
 package loadgen
 
 import (
@@ -116,6 +118,9 @@ type Scenario struct {
 	// Shards is the number of scheduler shards (0 = 2 × GOMAXPROCS, at
 	// least 4).
 	Shards int
+	// Reader is how sockets are read: ReaderAuto (the default: ReaderPoller
+	// on Linux, else ReaderGoroutine), ReaderPoller or ReaderGoroutine.
+	Reader string
 }
 
 // DefaultScenario returns the default scenario: 5,000 browsers with 3 tabs,
@@ -195,6 +200,15 @@ func (s Scenario) Validate() error {
 	var errs []error
 	if len(s.Targets) == 0 {
 		errs = append(errs, errors.New("no target: give at least one ws:// URL"))
+	}
+	switch s.Reader {
+	case "", ReaderAuto, ReaderGoroutine:
+	case ReaderPoller:
+		if !pollerAvailable {
+			errs = append(errs, fmt.Errorf("reader %q needs Linux (epoll)", s.Reader))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("reader %q: want %q, %q or %q", s.Reader, ReaderAuto, ReaderPoller, ReaderGoroutine))
 	}
 	if s.Protocol != ProtocolImload && s.Protocol != ProtocolSocketIO {
 		errs = append(errs, fmt.Errorf("protocol %q: want %q or %q", s.Protocol, ProtocolImload, ProtocolSocketIO))

@@ -128,13 +128,14 @@ func (sioWire) clientPings() bool { return false }
 
 // greet reads the open packet, connects to the namespace "/" and waits for
 // its acknowledgement (the "attach" histogram: 40 sent → 40 received).
-func (sioWire) greet(s *sock, conn *websocket.Conn) error {
+func (sioWire) greet(s *sock, l *wsLink) error {
 	b := s.b
 	e := b.e
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer conn.SetReadDeadline(time.Time{})
+	conn := l.ws
+	_ = l.tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer l.tcp.SetReadDeadline(time.Time{})
 	read := func() ([]byte, error) {
-		_, data, err := conn.ReadMessage()
+		data, err := l.readBlocking()
 		if err == nil {
 			e.cnt.wsIn.Add(1)
 			e.cnt.framesIn.Add(1)

@@ -1,7 +1,5 @@
 package loadgen
 
-import "github.com/gorilla/websocket"
-
 // wire is the seam between the engine and the protocol it speaks: what
 // happens right after the WebSocket opens, what makes a tab a member of its
 // rooms on a fresh link, how a room message or a private message is sent,
@@ -12,7 +10,7 @@ type wire interface {
 	// greet runs on the socket's goroutine right after the dial, before
 	// the socket is up: it reads the server's greeting (and answers it) and
 	// sets the socket's heartbeat, dead-link and output limits.
-	greet(s *sock, conn *websocket.Conn) error
+	greet(s *sock, l *wsLink) error
 	// attach queues what makes t (open, on the socket s that just came up)
 	// a member of its rooms: a new incarnation or a resume. b.mu is held.
 	attach(s *sock, t *tab)
@@ -29,8 +27,8 @@ type wire interface {
 // imloadWire is imload's own protocol (docs/protocol.md).
 type imloadWire struct{}
 
-func (imloadWire) greet(s *sock, conn *websocket.Conn) error { return s.readHello(conn) }
-func (imloadWire) attach(s *sock, t *tab)                    { s.attachTab(t) }
-func (imloadWire) send(s *sock, p pending)                   { s.sendMsg(p) }
-func (imloadWire) read(r *reader, msg []byte)                { r.message(msg) }
-func (imloadWire) clientPings() bool                         { return true }
+func (imloadWire) greet(s *sock, l *wsLink) error { return s.readHello(l) }
+func (imloadWire) attach(s *sock, t *tab)         { s.attachTab(t) }
+func (imloadWire) send(s *sock, p pending)        { s.sendMsg(p) }
+func (imloadWire) read(r *reader, msg []byte)     { r.message(msg) }
+func (imloadWire) clientPings() bool              { return true }

@@ -1,0 +1,384 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Reading the server's side of a WebSocket.
+//
+// gorilla/websocket dials, does the handshake and writes every frame; the
+// generator reads frames itself. That lets a socket with nothing to read
+// hold no read buffer and no goroutine (see linkPoller): gorilla's reader
+// keeps a buffer per connection and needs a goroutine blocked in it. The
+// server's frames are simple to read (RFC 6455 §5: unmasked, no extension is
+// negotiated), and reading them here is as cheap as gorilla's reader.
+
+// WebSocket opcodes.
+const (
+	opCont  = 0x0
+	opText  = 0x1
+	opBin   = 0x2
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xa
+)
+
+// readLimit is the largest message accepted from the server.
+const readLimit = 1 << 20
+
+var (
+	errFrame    = errors.New("websocket: bad frame from the server")
+	errTooLarge = errors.New("websocket: message from the server over the read limit")
+	errCut      = errors.New("link cut by the generator")
+)
+
+// parseFrame parses the frame at the start of p. n is its length in p, 0 if
+// p holds only part of it; need is then the frame's whole length when the
+// header is complete (0 if not).
+func parseFrame(p []byte, limit int) (op byte, fin bool, payload []byte, n, need int, err error) {
+	if len(p) < 2 {
+		return 0, false, nil, 0, 0, nil
+	}
+	b0, b1 := p[0], p[1]
+	if b0&0x70 != 0 || b1&0x80 != 0 { // RSV bits (no extension), or masked
+		return 0, false, nil, 0, 0, errFrame
+	}
+	fin, op = b0&0x80 != 0, b0&0x0f
+	h, l := 2, uint64(b1&0x7f)
+	switch l {
+	case 126:
+		if len(p) < 4 {
+			return 0, false, nil, 0, 0, nil
+		}
+		h, l = 4, uint64(binary.BigEndian.Uint16(p[2:]))
+	case 127:
+		if len(p) < 10 {
+			return 0, false, nil, 0, 0, nil
+		}
+		h, l = 10, binary.BigEndian.Uint64(p[2:])
+	}
+	switch {
+	case op >= opClose:
+		if op > opPong || !fin || l > 125 {
+			return 0, false, nil, 0, 0, errFrame
+		}
+	case op > opBin:
+		return 0, false, nil, 0, 0, errFrame
+	}
+	if l > uint64(limit) {
+		return 0, false, nil, 0, 0, errTooLarge
+	}
+	total := h + int(l)
+	if len(p) < total {
+		return 0, false, nil, 0, total, nil
+	}
+	return op, fin, p[h:total], total, 0, nil
+}
+
+// wsIn is the read state of one connection: bytes of a frame not complete
+// yet, and a fragmented message being put together. Both are nil in the
+// normal case (every frame read whole), so an idle connection holds no
+// buffer.
+type wsIn struct {
+	pend   []byte // start of an incomplete frame (or a read buffer with spare room)
+	frag   []byte // payload of a fragmented data message so far
+	fragOp byte   // its opcode (0: none)
+}
+
+// next returns the next message or control frame in data: op is its opcode
+// (opText or opBin for a whole data message, possibly put together from
+// fragments), n the bytes consumed. With op 0, data holds no complete
+// message: n bytes of fragments were consumed, and need is the length of
+// the frame that starts at data[n:] when known. msg is valid until the next
+// call.
+func (w *wsIn) next(data []byte) (op byte, msg []byte, n, need int, err error) {
+	for {
+		fop, fin, pl, m, nd, err := parseFrame(data[n:], readLimit)
+		if err != nil {
+			return 0, nil, n, 0, err
+		}
+		if m == 0 {
+			return 0, nil, n, nd, nil
+		}
+		n += m
+		switch {
+		case fop >= opClose:
+			return fop, pl, n, 0, nil
+		case fop == opCont:
+			if w.fragOp == 0 {
+				return 0, nil, n, 0, errFrame
+			}
+			if len(w.frag)+len(pl) > readLimit {
+				return 0, nil, n, 0, errTooLarge
+			}
+			w.frag = append(w.frag, pl...)
+			if fin {
+				op, msg = w.fragOp, w.frag
+				w.fragOp, w.frag = 0, nil
+				return op, msg, n, 0, nil
+			}
+		default:
+			if w.fragOp != 0 {
+				return 0, nil, n, 0, errFrame
+			}
+			if fin {
+				return fop, pl, n, 0, nil
+			}
+			w.fragOp, w.frag = fop, append([]byte(nil), pl...)
+		}
+	}
+}
+
+// keep stores rest (the unconsumed end of data) as the pending bytes, in a
+// buffer of its own sized for the frame it starts (need, when known).
+func (w *wsIn) keep(rest []byte, need int) {
+	if len(rest) == 0 {
+		w.pend = nil
+		return
+	}
+	if len(w.pend) > 0 && &w.pend[0] == &rest[0] && cap(rest) >= need {
+		w.pend = rest // already in the pending buffer, at its start: keep it
+		return
+	}
+	p := make([]byte, len(rest), max(need, len(rest)+512))
+	copy(p, rest)
+	w.pend = p
+}
+
+// room returns the pending bytes with spare capacity to read into.
+func (w *wsIn) room() []byte {
+	p := w.pend
+	if cap(p) > len(p) {
+		return p
+	}
+	np := make([]byte, len(p), max(2*len(p), len(p)+4096))
+	copy(np, p)
+	w.pend = np
+	return np
+}
+
+// recConn wraps the TCP connection while gorilla does the handshake and
+// records what gorilla reads: whatever its buffer read beyond the HTTP
+// response (the start of the server's first message, if it came in the
+// same segment) is where the generator's own reading starts.
+type recConn struct {
+	net.Conn
+	rec []byte
+	on  bool
+}
+
+func (c *recConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.on && n > 0 {
+		c.rec = append(c.rec, p[:n]...)
+	}
+	return n, err
+}
+
+// leftover stops recording and returns what was read after the HTTP
+// response.
+func (c *recConn) leftover() []byte {
+	c.on = false
+	rec := c.rec
+	c.rec = nil
+	i := bytes.Index(rec, []byte("\r\n\r\n"))
+	if i < 0 || i+4 == len(rec) {
+		return nil
+	}
+	return bytes.Clone(rec[i+4:])
+}
+
+// wsLink is one WebSocket connection of a socket: gorilla's Conn for the
+// handshake and every write, and the generator's read side.
+type wsLink struct {
+	s   *sock
+	gen uint32 // the socket's generation this link belongs to
+	ws  *websocket.Conn
+	tcp net.Conn // the TCP connection itself
+
+	id uint64 // in the poller (0: read by a goroutine)
+	fd int    // its descriptor (poller)
+
+	cut atomic.Bool // cut by the generator: reads end
+
+	in   wsIn
+	rbuf []byte // read buffer of blocking reads (l.in.pend is in it)
+}
+
+// newLink wraps a connection that gorilla just dialed.
+func newLink(s *sock, ws *websocket.Conn) *wsLink {
+	l := &wsLink{s: s, ws: ws, tcp: ws.NetConn()}
+	if rc, ok := l.tcp.(*recConn); ok {
+		l.in.pend = rc.leftover()
+		l.tcp = rc.Conn
+	}
+	return l
+}
+
+// cutLink ends the link from the generator's side: the TCP connection is
+// shut down (the server sees it closed, without a close frame), and its
+// reader, a goroutine or the poller, ends it (closes the socket, and the
+// socket goes down). Safe from any goroutine, any number of times.
+func (l *wsLink) cutLink() {
+	if l.cut.Swap(true) {
+		return
+	}
+	if tc, ok := l.tcp.(*net.TCPConn); ok {
+		_ = tc.CloseRead()  // wakes the reader (end of stream)
+		_ = tc.CloseWrite() // the server sees the connection closed
+		return
+	}
+	_ = l.tcp.Close()
+}
+
+// closeWith sends a close frame (best effort) and cuts the link.
+func (l *wsLink) closeWith(code int, text string) {
+	_ = l.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(100*time.Millisecond))
+	l.cutLink()
+}
+
+// readBlocking returns the next data message, reading from the connection
+// as needed (blocking). Control frames are handled on the way: a ping is
+// answered, a close ends the link. msg is valid until the next read.
+func (l *wsLink) readBlocking() (msg []byte, err error) {
+	for {
+		if l.cut.Load() {
+			return nil, errCut
+		}
+		op, m, n, need, err := l.in.next(l.in.pend)
+		if err != nil {
+			return nil, err
+		}
+		l.in.pend = l.in.pend[n:]
+		switch op {
+		case opText, opBin:
+			return m, nil
+		case 0:
+		default:
+			if err := l.control(op, m); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// More bytes needed: move what is pending to the start of the read
+		// buffer (grown for the frame when needed) and read after it.
+		size := max(need, len(l.in.pend)+512, 1024)
+		if cap(l.rbuf) < size {
+			l.rbuf = make([]byte, 0, max(size, 2*cap(l.rbuf)))
+		}
+		p := l.rbuf[:copy(l.rbuf[:cap(l.rbuf)], l.in.pend)]
+		k, err := l.tcp.Read(p[len(p):cap(p)])
+		l.in.pend = p[:len(p)+k]
+		if k == 0 && err != nil {
+			return nil, err
+		}
+	}
+}
+
+// control handles a control frame: a ping is answered with a pong, a close
+// with a close (then the link ends), a pong is ignored.
+func (l *wsLink) control(op byte, payload []byte) error {
+	dl := time.Now().Add(time.Second)
+	switch op {
+	case opPing:
+		_ = l.ws.WriteControl(websocket.PongMessage, payload, dl)
+	case opClose:
+		code := websocket.CloseNoStatusReceived
+		if len(payload) >= 2 {
+			code = int(binary.BigEndian.Uint16(payload))
+		}
+		msg := []byte{}
+		if code != websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(code, "")
+		}
+		_ = l.ws.WriteControl(websocket.CloseMessage, msg, dl)
+		return &websocket.CloseError{Code: code, Text: string(payload[min(2, len(payload)):])}
+	}
+	return nil
+}
+
+// compact releases the buffer used while reading blocking (the greeting):
+// only bytes not consumed yet are kept, in a buffer of their own.
+func (l *wsLink) compact() {
+	if len(l.in.pend) > 0 {
+		l.in.pend = bytes.Clone(l.in.pend)
+	} else {
+		l.in.pend = nil
+	}
+	l.rbuf = nil
+}
+
+// handle gives one data message to the protocol.
+func (l *wsLink) handle(r *reader, msg []byte) {
+	s := l.s
+	e := s.b.e
+	s.lastRecv.Store(e.now())
+	e.cnt.wsIn.Add(1)
+	e.cnt.bytesIn.Add(int64(len(msg)))
+	r.s = s
+	e.wire.read(r, msg)
+}
+
+// readLoop reads the link on the calling goroutine until it ends (the
+// goroutine reader).
+func (l *wsLink) readLoop() error {
+	r := &reader{}
+	for {
+		msg, err := l.readBlocking()
+		if err != nil {
+			return err
+		}
+		l.handle(r, msg)
+		if cap(l.rbuf) > 64<<10 && len(l.in.pend) == 0 {
+			l.rbuf = nil // after a large message: do not keep its buffer
+		}
+	}
+}
+
+// process handles the messages in data (the pending bytes, or what was just
+// read after them); what is left of an incomplete frame is kept.
+func (l *wsLink) process(r *reader, data []byte) error {
+	off := 0
+	for {
+		if l.cut.Load() {
+			return errCut
+		}
+		op, m, n, need, err := l.in.next(data[off:])
+		off += n
+		if err != nil {
+			return err
+		}
+		if op == 0 {
+			l.in.keep(data[off:], need)
+			return nil
+		}
+		if op == opText || op == opBin {
+			l.handle(r, m)
+		} else if err := l.control(op, m); err != nil {
+			return err
+		}
+	}
+}
+
+// end closes the link after its reader stopped and takes the socket down.
+func (l *wsLink) end() {
+	s := l.s
+	b := s.b
+	e := b.e
+	l.cut.Store(true)
+	_ = l.ws.Close()
+	l.in = wsIn{}
+	b.mu.Lock()
+	if s.gen == l.gen {
+		s.down(true)
+	}
+	b.mu.Unlock()
+	e.wg.Done()
+}
