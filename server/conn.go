@@ -352,7 +352,16 @@ func (s *Server) runWorker() {
 		}
 		w.c.readMu.Unlock()
 		w.done <- struct{}{} // the reader may go on while we write
-		out.flush()
+		if len(s.work) > 0 {
+			// Messages wait: handling comes first. The pacer writes what
+			// this one produced, and the longer it lags, the more frames
+			// each of its writes merges (fewer writes for the same
+			// deliveries), so an overloaded server catches up instead of
+			// starving its readers.
+			out.handOver(s.pacer)
+		} else {
+			out.flush()
+		}
 	}
 }
 
@@ -362,6 +371,19 @@ func (s *Server) runWorker() {
 type outbox struct{ conns []*conn }
 
 func (o *outbox) add(c *conn) { o.conns = append(o.conns, c) }
+
+// handOver gives every listed connection to the pacer, to be written as
+// soon as it gets to it (or written now if it has stopped).
+func (o *outbox) handOver(p *pacer) {
+	now := p.srv.clock()
+	for i, c := range o.conns {
+		if !p.add(c, now, false) {
+			c.writeNow()
+		}
+		o.conns[i] = nil
+	}
+	o.conns = o.conns[:0]
+}
 
 // flush writes every listed connection (see conn.writeNow).
 func (o *outbox) flush() {

@@ -80,9 +80,10 @@ func newPacer(s *Server) *pacer {
 	return p
 }
 
-// add has the pacer write c at (server clock, ns). It returns false once the
-// pacer has stopped: then the caller writes c at once.
-func (p *pacer) add(c *conn, at int64) bool {
+// add has the pacer write c at (server clock, ns); paced tells whether the
+// write pace holds c back (or a busy worker handed it over). It returns
+// false once the pacer has stopped: then the caller writes c at once.
+func (p *pacer) add(c *conn, at int64, paced bool) bool {
 	const ms = int64(time.Millisecond)
 	at = (at + ms - 1) / ms * ms
 	p.mu.Lock()
@@ -102,7 +103,11 @@ func (p *pacer) add(c *conn, at int64) bool {
 		default:
 		}
 	}
-	p.srv.counters.pacedWrites.Add(1)
+	if paced {
+		p.srv.counters.pacedWrites.Add(1)
+	} else {
+		p.srv.counters.handedOver.Add(1)
+	}
 	return true
 }
 

@@ -95,8 +95,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry = s.newRegistry()
 	s.pacer = newPacer(s)
-	s.work = make(chan work)
-	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+	nworkers := max(4, 2*runtime.GOMAXPROCS(0))
+	s.work = make(chan work, nworkers) // its length tells a worker that messages wait
+	for range nworkers {
 		s.workers.Add(1)
 		go s.runWorker()
 	}

@@ -27,6 +27,7 @@ type counters struct {
 	slowConsumers atomic.Int64
 	socketFull    atomic.Int64
 	pacedWrites   atomic.Int64
+	handedOver    atomic.Int64
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
@@ -99,6 +100,7 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("slow_consumers_total", "Connections closed because their queue overflowed.", &c.slowConsumers)
 	counter("socket_full_total", "Writes that found the socket's send buffer full and went on in a writer goroutine.", &c.socketFull)
 	counter("paced_writes_total", "Writes held back by the per-connection write pace, to merge the frames that follow.", &c.pacedWrites)
+	counter("writes_handed_over_total", "Connections a worker left to the pacer to write because more messages were waiting to be handled.", &c.handedOver)
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
 	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)

@@ -238,7 +238,7 @@ func (c *conn) writeNow() {
 	}
 	for range maxInlineWrites {
 		now := c.srv.clock()
-		if at := c.paceAt(now); at != 0 && c.hasQueued() && c.srv.pacer.add(c, at) {
+		if at := c.paceAt(now); at != 0 && c.hasQueued() && c.srv.pacer.add(c, at, true) {
 			return // the pacer writes c at its next turn, merging what comes meanwhile
 		}
 		batch, code, reason := c.nextBatch()
