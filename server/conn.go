@@ -352,8 +352,8 @@ func (s *Server) runWorker() {
 		}
 		w.c.readMu.Unlock()
 		w.done <- struct{}{} // the reader may go on while we write
-		if len(s.work) > 0 {
-			// Messages wait: handling comes first. The pacer writes what
+		if len(s.work) >= cap(s.work)/2 {
+			// Messages pile up: handling comes first. The pacer writes what
 			// this one produced, and the longer it lags, the more frames
 			// each of its writes merges (fewer writes for the same
 			// deliveries), so an overloaded server catches up instead of
