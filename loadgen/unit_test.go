@@ -201,7 +201,9 @@ func TestVerifierCounts(t *testing.T) {
 	}{
 		{"all in order", 10, []uint64{11, 12, 13, 14}, 14, false, reports.Delivery{Expected: 4, Delivered: 4}},
 		{"lost in the middle", 0, []uint64{1, 2, 4, 5}, 5, false, reports.Delivery{Expected: 5, Delivered: 4, Lost: 1}},
-		{"lost at the end", 0, []uint64{1, 2}, 5, false, reports.Delivery{Expected: 5, Delivered: 2, Lost: 3}},
+		{"lost at the end", 0, []uint64{1, 2}, 5, false, reports.Delivery{Expected: 5, Delivered: 2, Lost: 3, LostTail: 3}},
+		{"a gap and a tail", 0, []uint64{1, 2, 4, 5}, 8, false, reports.Delivery{Expected: 8, Delivered: 4, Lost: 4, LostTail: 3}},
+		{"nothing received", 3, nil, 6, false, reports.Delivery{Expected: 3, Lost: 3, LostTail: 3}},
 		{"duplicate", 0, []uint64{1, 2, 2, 3}, 3, false, reports.Delivery{Expected: 3, Delivered: 3, Duplicated: 1}},
 		{"reordered", 0, []uint64{1, 3, 2, 4}, 4, false, reports.Delivery{Expected: 4, Delivered: 4, Reordered: 1}},
 		{"history before the join is not a delivery", 5, []uint64{3, 4, 5, 6}, 6, false, reports.Delivery{Expected: 1, Delivered: 1}},
@@ -266,7 +268,7 @@ func TestVerifierChurnedMember(t *testing.T) {
 		nw.receive(o, true)
 	}
 	v.close(nw, 9) // room top at the end is 9: 9 is lost
-	if got := v.delivery(); got != (reports.Delivery{Expected: 6, Delivered: 5, Lost: 1}) {
+	if got := v.delivery(); got != (reports.Delivery{Expected: 6, Delivered: 5, Lost: 1, LostTail: 1}) {
 		t.Fatalf("%+v", got)
 	}
 	// A track that never joined counts nothing.

@@ -99,6 +99,16 @@ func (rs rangeSet) countIn(lo, hi uint64) int64 {
 	return n
 }
 
+// maxIn returns the highest offset in the set that is at most hi (0 if none).
+func (rs rangeSet) maxIn(hi uint64) uint64 {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].lo <= hi {
+			return min(rs[i].hi, hi)
+		}
+	}
+	return 0
+}
+
 // max returns the highest offset in the set (0 if empty).
 func (rs rangeSet) maxOffset() uint64 {
 	if len(rs) == 0 {
@@ -181,6 +191,7 @@ const (
 // Its methods are safe for concurrent use.
 type verifier struct {
 	expected, delivered, lost  atomic.Int64
+	lostTail                   atomic.Int64 // of lost: above the last offset received
 	duplicated, reordered      atomic.Int64
 	deliveredPush, deliveredRe atomic.Int64 // by push, by resume/history fetch
 	excusedTracks              atomic.Int64 // tracks closed early (churn, give-up, epoch change)
@@ -200,6 +211,11 @@ func (v *verifier) close(t *roomTrack, to uint64) {
 	v.gone.Add(gone)
 	if exp > got {
 		v.lost.Add(exp - got)
+		// Missing offsets above the last one received: a backlog the
+		// tab had not got when the run ended, not a gap.
+		if last := max(t.from, t.got.maxIn(to)); last < to {
+			v.lostTail.Add(int64(to-last) - t.goneIn(last, to))
+		}
 	}
 }
 
@@ -208,6 +224,7 @@ func (v *verifier) delivery() reports.Delivery {
 		Expected:   v.expected.Load(),
 		Delivered:  v.delivered.Load(),
 		Lost:       v.lost.Load(),
+		LostTail:   v.lostTail.Load(),
 		Duplicated: v.duplicated.Load(),
 		Reordered:  v.reordered.Load(),
 	}

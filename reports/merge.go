@@ -366,6 +366,7 @@ func addDelivery(d *Delivery, b Delivery) {
 	d.Expected += b.Expected
 	d.Delivered += b.Delivered
 	d.Lost += b.Lost
+	d.LostTail += b.LostTail
 	d.Duplicated += b.Duplicated
 	d.Reordered += b.Reordered
 }

@@ -285,6 +285,11 @@ type Delivery struct {
 	Delivered int64 `json:"delivered"`
 	// Lost were expected but never received.
 	Lost int64 `json:"lost"`
+	// LostTail is the part of Lost at the end of a room's track: offsets
+	// above the last one the tab received, when the run ended. Such a
+	// backlog was still queued (the server or the socket fell behind)
+	// rather than skipped; Lost − LostTail are gaps.
+	LostTail int64 `json:"lost_tail,omitempty"`
 	// Duplicated counts extra copies received.
 	Duplicated int64 `json:"duplicated"`
 	// Reordered counts messages received after a later offset of their room.

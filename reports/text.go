@@ -157,6 +157,16 @@ func perRun(r *Result, label string, cell func(run *Run) string) []string {
 	return row
 }
 
+// anyRun reports whether some run of r satisfies f.
+func anyRun(r *Result, f func(run *Run) bool) bool {
+	for i := range r.Runs {
+		if f(&r.Runs[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // headlineRows are the numbers a reader needs first.
 func headlineRows(r *Result) [][]string {
 	lat := func(f func(Latency) float64) func(run *Run) string {
@@ -186,6 +196,12 @@ func headlineRows(r *Result) [][]string {
 			d := run.Delivery
 			return fmt.Sprintf("%s / %s / %s", fmtInt(d.Lost), fmtInt(d.Duplicated), fmtInt(d.Reordered))
 		}),
+	}
+	if anyRun(r, func(run *Run) bool { return run.Delivery.LostTail > 0 }) {
+		rows = append(rows, perRun(r, "  lost at the end / gaps", func(run *Run) string {
+			d := run.Delivery
+			return fmt.Sprintf("%s / %s", fmtInt(d.LostTail), fmtInt(d.Lost-d.LostTail))
+		}))
 	}
 	rows = append(rows, dmRows(r)...)
 	return append(rows, [][]string{
