@@ -179,6 +179,25 @@ func (w capWire) read(_ *reader, msg []byte) { w.ch <- string(msg) }
 
 // testLink dials url as the engine does and returns the link of a bare
 // socket whose engine is stopping (the link's end takes nothing else down).
+// startReading reads l with the reader rd (an epoll loop closed at the end
+// of the test, or a goroutine of its own).
+func startReading(t *testing.T, rd string, l *wsLink) {
+	t.Helper()
+	if rd != ReaderPoller {
+		go func() { _ = l.readLoop(); l.end() }()
+		return
+	}
+	p, err := newReader(ReaderPoller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	l.compact()
+	if err := p.add(l); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testLink(t *testing.T, url string) (*wsLink, *engine, chan string) {
 	t.Helper()
 	ch := make(chan string, 100)
@@ -231,19 +250,7 @@ func TestLinkReaders(t *testing.T) {
 					}
 				})
 			l, e, ch := testLink(t, url)
-			if rd == ReaderPoller {
-				p, err := newReader(ReaderPoller)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.close()
-				l.compact()
-				if err := p.add(l); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				go func() { _ = l.readLoop(); l.end() }()
-			}
+			startReading(t, rd, l)
 			want := []string{"hello", "second", "fragment", string(big)}
 			for i := range 50 {
 				want = append(want, fmt.Sprint("s", i))
@@ -282,19 +289,7 @@ func TestLinkCut(t *testing.T) {
 				eof <- err
 			})
 			l, e, ch := testLink(t, url)
-			if rd == ReaderPoller {
-				p, err := newReader(ReaderPoller)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.close()
-				l.compact()
-				if err := p.add(l); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				go func() { _ = l.readLoop(); l.end() }()
-			}
+			startReading(t, rd, l)
 			if m := <-ch; m != "hello" {
 				t.Fatalf("first message %q", m)
 			}
