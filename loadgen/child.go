@@ -53,10 +53,7 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--memory"}, cfg.Args...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = cfg.Stderr
-	// Not in our process group's foreground signals: Ctrl-C reaches the
-	// load generator, which then stops the server itself (after writing
-	// its results).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = childProcAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -265,12 +264,15 @@ func TestFullSocketLosesNothing(t *testing.T) {
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 
-	// A small receive buffer makes the server's socket fill early.
+	// A small receive buffer (set before connecting, so the window agrees)
+	// makes the server's socket fill early.
 	d := websocket.Dialer{ReadBufferSize: 1024, NetDial: func(network, addr string) (net.Conn, error) {
 		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
-			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			return errors.Join(err, serr)
+			if err := rc.Control(func(fd uintptr) { serr = setRecvBuffer(fd, 4096) }); err != nil {
+				return err
+			}
+			return serr
 		}}
 		return nd.Dial(network, addr)
 	}}

@@ -1,0 +1,8 @@
+package server
+
+import "syscall"
+
+// setRecvBuffer sets SO_RCVBUF on a socket before it connects.
+func setRecvBuffer(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
