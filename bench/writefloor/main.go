@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command writefloor measures what one small write to a loopback TCP socket
 // costs the writing process on this machine: the floor under the CPU a chat
 // server spends per delivery when each delivery is its own write (a room
