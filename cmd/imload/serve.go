@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,7 @@ func init() { subcommands = append(subcommands, newServeCmd) }
 func newServeCmd() *cobra.Command {
 	cfg := server.DefaultConfig()
 	var addr, logLevel string
+	var gcPercent int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the chat server (one WebSocket per browser, many tabs per socket)",
@@ -43,6 +45,12 @@ stderr.`,
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
+			}
+			if gcPercent < -1 || gcPercent == 0 {
+				return fmt.Errorf("--gc-percent must be positive, or -1 to turn the GC off; got %d", gcPercent)
+			}
+			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(gcPercent)
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Version = buildVersion()
@@ -88,6 +96,7 @@ stderr.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
 	f.StringVar(&cfg.Reader, "reader", cfg.Reader, "how connections are read: epoll (no goroutine per idle connection, Linux), goroutine (one per connection), or auto")
 	f.IntVar(&cfg.ReadBufferSize, "read-buffer", cfg.ReadBufferSize, "read buffer per connection, in bytes")
+	f.IntVar(&gcPercent, "gc-percent", 50, "Go GC target: the heap may grow this many percent over live data before a collection (Go's default is 100; lower keeps RSS closer to what the server holds, for a little more GC work). A GOGC environment variable wins unless this flag is given")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

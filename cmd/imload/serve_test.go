@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,5 +134,17 @@ func TestEnvironmentOverridesOnlyUnsetFlags(t *testing.T) {
 	cmd = newServeCmd()
 	if err := applyEnv(cmd.Flags()); err == nil || !strings.Contains(err.Error(), "IMLOAD_HEARTBEAT") {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+// --gc-percent 0 is refused before anything starts (and before the
+// process's GC setting is touched).
+func TestServeRefusesZeroGCPercent(t *testing.T) {
+	cmd := newServeCmd()
+	cmd.SetArgs([]string{"--gc-percent", "0", "--memory", "--addr", "127.0.0.1:0"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
+		t.Fatalf("got %v, want an error about --gc-percent", err)
 	}
 }
