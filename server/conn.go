@@ -69,7 +69,7 @@ type conn struct {
 	// locked from that write until the writer goroutine has written rest.
 	wmu       sync.Mutex
 	wdeadline time.Time
-	tat       int64 // write pacing: theoretical time of the next write (see pace.go); the writer's
+	tat       int64 // write pacing (pace.go): theoretical time of the next write; the writer's
 	rest      []byte
 	restBuf   *[]byte // rest's pooled buffer
 
@@ -118,8 +118,8 @@ func (c *conn) pushTo(to *conn, it outItem) {
 func (c *conn) queueItem(it outItem) (mustWrite bool) {
 	size := it.size()
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
 	if c.closing {
+		c.qmu.Unlock()
 		return false
 	}
 	if c.qbytes+size > c.srv.cfg.MaxQueueBytes {
@@ -128,16 +128,20 @@ func (c *conn) queueItem(it outItem) (mustWrite bool) {
 		c.closing = true
 		c.queue, c.spare, c.qbytes = nil, nil, 0
 		c.closeCode, c.closeReason = closeSlowConsumer, "slow consumer"
+		mustWrite = c.claimWriterLocked()
+		c.qmu.Unlock()
 		c.srv.counters.slowConsumers.Add(1)
 		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
-		return c.claimWriterLocked()
+		return mustWrite
 	}
 	if c.queue == nil {
 		c.queue = c.srv.queues.get()
 	}
 	c.queue = append(c.queue, it)
 	c.qbytes += size
-	return c.claimWriterLocked()
+	mustWrite = c.claimWriterLocked()
+	c.qmu.Unlock()
+	return mustWrite
 }
 
 // claimWriterLocked makes the caller the writer if there is none.
