@@ -137,6 +137,18 @@ func (b *browser) disrupted(tabs ...*tab) {
 	}
 }
 
+// attached marks t attached on its current link, if it was not (b.mu
+// held): it counts as a session, and is a DM recipient from now on.
+func (t *tab) attached() {
+	if t.att {
+		return
+	}
+	e := t.b.e
+	t.att = true
+	addPeak(&e.cnt.sessions, &e.cnt.sessionsPeak, 1)
+	t.b.online.Add(1)
+}
+
 func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) }
 
 // ---- output ----
@@ -146,7 +158,7 @@ func (b *browser) gid(t *tab) uint64 { return uint64(t.gid)<<32 | uint64(t.inc) 
 // one after the other at the flush.
 func (s *sock) queue(frame []byte) {
 	e := s.b.e
-	if e.sio != nil {
+	if !e.wire.batches() {
 		s.omu.Lock()
 		s.spill = append(s.spill, bytes.Clone(frame))
 		s.spillBytes += len(frame)
@@ -522,18 +534,19 @@ func (s *sock) down(wasConn bool) {
 		// Tracks that were paging stay so: the resume starts from the
 		// last offset fetched (roomTrack.last).
 	}
-	if e.sio != nil {
-		e.sio.linkLost(s)
+	resumes := e.wire.resumes()
+	if !resumes {
+		e.linkLost(s)
 	}
-	// Keep the sends for re-sending after the resume (socket.io: only those
-	// not sent yet); forget the rest.
+	// Keep the sends for re-sending after the resume (without resume: only
+	// those not sent yet); forget the rest.
 	kept := s.pend[:0]
 	for _, p := range s.pend {
-		if p.kind == cSend && p.t.open && (e.sio == nil || p.issued == 0) {
+		if p.kind == cSend && p.t.open && (resumes || p.issued == 0) {
 			p.issued = 0
 			kept = append(kept, p)
-		} else if p.kind == cSend && e.sio != nil {
-			e.sio.unconfirmed(p)
+		} else if p.kind == cSend {
+			e.sendUnconfirmed(p)
 		}
 	}
 	for i := len(kept); i < len(s.pend); i++ {
@@ -657,25 +670,38 @@ type latRec struct {
 }
 
 func (r *reader) message(msg []byte) {
-	s := r.s
-	b := s.b
-	e := b.e
+	r.lockedFrames(msg, r.frame)
+}
+
+// locked runs fn with the browser's lock held, then records the latencies
+// it collected (in r.lat) into the shard's histograms, after the lock.
+func (r *reader) locked(fn func()) {
+	b := r.s.b
 	r.lat = r.lat[:0]
 	b.mu.Lock()
-	_ = mux.SplitMessage(msg, mux.Limits{}, func(fr []byte) error {
-		e.cnt.framesIn.Add(1)
-		r.frame(fr)
-		return nil
-	})
+	fn()
 	b.mu.Unlock()
 	if len(r.lat) > 0 {
-		h := e.shardHists(b.sh)
+		h := b.e.shardHists(b.sh)
 		h.mu.Lock()
 		for _, l := range r.lat {
 			h.record(int(l.k), l.us)
 		}
 		h.mu.Unlock()
 	}
+}
+
+// lockedFrames calls frame for each frame (line) of a message that holds
+// several, newline-separated, with the browser's lock held (see locked).
+func (r *reader) lockedFrames(msg []byte, frame func([]byte)) {
+	e := r.s.b.e
+	r.locked(func() {
+		_ = mux.SplitMessage(msg, mux.Limits{}, func(fr []byte) error {
+			e.cnt.framesIn.Add(1)
+			frame(fr)
+			return nil
+		})
+	})
 }
 
 var pushMsgPrefix = []byte(`{"t":"push"`)
@@ -758,10 +784,15 @@ func (r *reader) roomPush(p *pushMsg) {
 // deliver records one room message received by a tab (by push, or in a
 // resume reply or history page).
 func (r *reader) deliver(tr *roomTrack, off uint64, epoch []byte, text []byte, push bool) {
-	e := r.s.b.e
 	if string(epoch) != tr.epoch {
 		return // an old epoch's message after a reset: not comparable
 	}
+	r.record(tr, off, text, push)
+}
+
+// record records one room message of the track's epoch received by a tab.
+func (r *reader) record(tr *roomTrack, off uint64, text []byte, push bool) {
+	e := r.s.b.e
 	e.noteTop(tr.room, off)
 	switch tr.receive(off, push) {
 	case recvOld:
@@ -861,11 +892,7 @@ func (r *reader) reply(f *mux.Frame) {
 			s.kill(true)
 			return
 		}
-		if !t.att {
-			t.att = true
-			addPeak(&e.cnt.sessions, &e.cnt.sessionsPeak, 1)
-			b.online.Add(1)
-		}
+		t.attached()
 		r.resumeStep()
 	case cJoin:
 		if f.Code != mux.CodeOK {

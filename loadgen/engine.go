@@ -42,6 +42,10 @@ type engine struct {
 	wire wire      // the protocol
 	sio  *sioState // socket.io only: what its verification needs
 
+	// unconfirmed counts the sends whose reply never came on a protocol
+	// that does not re-send them (see sendUnconfirmed).
+	unconfirmed atomic.Int64
+
 	dmOffline, dmNotSent              atomic.Int64
 	epochResets, resumeResets, gaveUp atomic.Int64
 	dialFailures, refusedShutdown     atomic.Int64
@@ -183,6 +187,41 @@ func (e *engine) closeTrack(tr *roomTrack, to uint64) {
 		return
 	}
 	e.ver.close(tr, to)
+}
+
+// sendUnconfirmed notes a send in flight whose reply will never come (its
+// link died, its tab closed, or it timed out) on a protocol that does not
+// re-send it (socket.io, Centrifugo): the server may or may not have
+// published it. A send not issued yet, or one imload re-sends after the
+// resume, is not counted.
+func (e *engine) sendUnconfirmed(p pending) {
+	if p.issued == 0 || e.wire.resumes() {
+		return
+	}
+	e.unconfirmed.Add(1)
+	if e.sio != nil {
+		e.sio.unconfirmed(p)
+	}
+}
+
+// linkLost closes the tracks of the tabs of a socket whose link was lost,
+// on a protocol without resume (b.mu held): what the socket misses until it
+// has joined its rooms again is excused, as for a churned tab. The rejoin
+// is a new incarnation.
+func (e *engine) linkLost(s *sock) {
+	for _, t := range s.tabs {
+		if t.sid == 0 {
+			continue
+		}
+		for i := range t.tracks {
+			if t.tracks[i].joined {
+				e.closeTrack(&t.tracks[i], t.tracks[i].got.maxOffset())
+				e.ver.excusedTracks.Add(1)
+			}
+		}
+		t.tracks = t.tracks[:0]
+		t.sid = 0
+	}
 }
 
 // pickTarget chooses the browser a private message goes to: a random other
@@ -442,8 +481,8 @@ func (sh *shard) tick() {
 			for _, p := range s.pend {
 				if p.issued > 0 && now-p.issued > tmo {
 					e.cnt.err(eTimeout)
-					if p.kind == cSend && e.sio != nil {
-						e.sio.unconfirmed(p)
+					if p.kind == cSend {
+						e.sendUnconfirmed(p)
 					}
 					if p.kind == cAttach || p.kind == cJoin || p.kind == cHistory {
 						kill = true
@@ -508,8 +547,8 @@ func (sh *shard) churnTab() {
 	for _, p := range s.pend {
 		if p.t != t || p.kind == cDetach {
 			kept = append(kept, p)
-		} else if p.kind == cSend && p.issued > 0 && e.sio != nil {
-			e.sio.unconfirmed(p)
+		} else if p.kind == cSend {
+			e.sendUnconfirmed(p)
 		}
 	}
 	s.pend = kept
@@ -577,10 +616,14 @@ func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
 
 func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
 	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{}}
-	if sc.Protocol == ProtocolSocketIO {
+	switch sc.Protocol {
+	case ProtocolSocketIO:
 		e.wire = sioWire{}
 		e.sio = newSioState(sc.Rooms)
 		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
+	case ProtocolCentrifugo:
+		e.wire = &cfWire{}
+		e.dms = newDMTracker(false) // the target's personal channel: its sockets only
 	}
 	seed := uint64(sc.Seed)
 	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)

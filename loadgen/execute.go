@@ -197,10 +197,10 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	} {
 		notes[k] = v
 	}
-	if e.sio != nil {
+	if !e.wire.resumes() {
 		// Sends whose ack never came (socket lost, tab closed, timeout):
-		// socket.io does not re-send them (at most once).
-		notes["sends_unconfirmed"] = e.sio.unconf.Load()
+		// socket.io and Centrifugo clients do not re-send them (at most once).
+		notes["sends_unconfirmed"] = e.unconfirmed.Load()
 	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
 		d := dmo.Delivery

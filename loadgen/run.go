@@ -56,7 +56,7 @@ type options struct {
 }
 
 // WithModes sets the modes to run, in order (default: shared, then per-tab;
-// per-tab only with ProtocolSocketIO).
+// per-tab only with ProtocolSocketIO and ProtocolCentrifugo).
 func WithModes(modes ...string) Option { return func(o *options) { o.modes = modes } }
 
 // WithPacer sets the pacer factory (default: PoissonPacer).
@@ -106,15 +106,23 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	if sc.Seed == 0 {
 		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
 	}
-	sio := sc.Protocol == ProtocolSocketIO
+	// Other servers than imload have no multi-tab sharing: per-tab only.
+	other := ""
+	switch sc.Protocol {
+	case ProtocolSocketIO:
+		other = "socket.io"
+	case ProtocolCentrifugo:
+		other = "Centrifugo"
+		o.noStats = true // no /stats
+	}
 	if o.modes == nil {
 		o.modes = []string{reports.ModeShared, reports.ModePerTab}
-		if sio {
+		if other != "" {
 			o.modes = []string{reports.ModePerTab}
 		}
 	}
-	if sio {
-		t, err := sioTargets(sc.Targets)
+	if other != "" {
+		t, err := protocolTargets(sc.Protocol, sc.Targets)
 		if err != nil {
 			return nil, err
 		}
@@ -127,8 +135,8 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		if m != reports.ModeShared && m != reports.ModePerTab {
 			return nil, fmt.Errorf("unknown mode %q (want %q or %q)", m, reports.ModeShared, reports.ModePerTab)
 		}
-		if sio && m != reports.ModePerTab {
-			return nil, fmt.Errorf("mode %q: socket.io has no multi-tab sharing, --protocol socketio runs per-tab only", m)
+		if other != "" && m != reports.ModePerTab {
+			return nil, fmt.Errorf("mode %q: %s has no multi-tab sharing, --protocol %s runs per-tab only", m, other, sc.Protocol)
 		}
 	}
 	res := &reports.Result{
@@ -154,17 +162,24 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		return nil, err
 	}
 	addrs := append([]string(nil), sc.Targets...)
-	if sio {
-		// No address list: socket.io has no /lbs.
-		open, err := probeSocketIO(ctx, addrs[0])
+	if other != "" {
+		// No address list: no /lbs.
+		var name string
+		if sc.Protocol == ProtocolSocketIO {
+			var open sioOpen
+			open, err = probeSocketIO(ctx, addrs[0])
+			name = sioServerName(open)
+		} else {
+			name, err = probeCentrifugo(ctx, addrs[0], sc.DMRatio > 0)
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				err = fmt.Errorf("no WebSocket answer within 5s (is it a socket.io server?): %w", err)
+				err = fmt.Errorf("no WebSocket answer within 5s (is it a %s server?): %w", other, err)
 			}
 			return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
 		}
-		res.Environment.ServerVersion = sioServerName(open)
+		res.Environment.ServerVersion = name
 	} else {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {

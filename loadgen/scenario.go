@@ -38,10 +38,12 @@ type Scenario struct {
 	// (re)connects; /stats of the first one is sampled every second.
 	Targets []string
 
-	// Protocol is the protocol spoken: ProtocolImload (the default) or
-	// ProtocolSocketIO (a socket.io v4 chat server over WebSocket, one
-	// socket per tab: per-tab mode only; a target without a path gets
-	// /socket.io/?EIO=4&transport=websocket).
+	// Protocol is the protocol spoken: ProtocolImload (the default),
+	// ProtocolSocketIO (a socket.io v4 chat server over WebSocket; a target
+	// without a path gets /socket.io/?EIO=4&transport=websocket) or
+	// ProtocolCentrifugo (a Centrifugo v6 server, client protocol v2 in
+	// JSON; a target without a path gets /connection/websocket). The last
+	// two have one socket per tab: per-tab mode only.
 	Protocol string
 
 	// Clients is the number of simulated browsers, Tabs the tab sessions of
@@ -210,8 +212,10 @@ func (s Scenario) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("reader %q: want %q, %q or %q", s.Reader, ReaderAuto, ReaderPoller, ReaderGoroutine))
 	}
-	if s.Protocol != ProtocolImload && s.Protocol != ProtocolSocketIO {
-		errs = append(errs, fmt.Errorf("protocol %q: want %q or %q", s.Protocol, ProtocolImload, ProtocolSocketIO))
+	switch s.Protocol {
+	case ProtocolImload, ProtocolSocketIO, ProtocolCentrifugo:
+	default:
+		errs = append(errs, fmt.Errorf("protocol %q: want %q, %q or %q", s.Protocol, ProtocolImload, ProtocolSocketIO, ProtocolCentrifugo))
 	}
 	for _, t := range s.Targets {
 		u, err := url.Parse(t)
@@ -265,7 +269,7 @@ func (s Scenario) report() reports.Scenario {
 	extra := map[string]string{
 		"cmd_timeout": s.CmdTimeout.String(),
 	}
-	if s.Protocol != ProtocolSocketIO { // socket.io joins fetch no history
+	if s.Protocol == ProtocolImload { // socket.io and Centrifugo joins fetch no history
 		extra["history"] = fmt.Sprint(s.History)
 	}
 	if s.RoomSkew > 0 {
@@ -279,9 +283,9 @@ func (s Scenario) report() reports.Scenario {
 		extra["source_ips"] = strings.Join(ips, ",")
 	}
 	proto := protocolVersion
-	if s.Protocol == ProtocolSocketIO {
+	if s.Protocol != ProtocolImload {
 		// Not imload's protocol: its version does not apply.
-		extra["protocol"] = ProtocolSocketIO
+		extra["protocol"] = s.Protocol
 		proto = 0
 	}
 	return reports.Scenario{

@@ -55,15 +55,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"imload/mux"
-)
-
-// Protocols the generator speaks (Scenario.Protocol).
-const (
-	ProtocolImload   = "imload"   // docs/protocol.md (default)
-	ProtocolSocketIO = "socketio" // socket.io v4 over WebSocket
 )
 
 // SocketIOURL returns the socket.io WebSocket URL for target: a ws:// URL
@@ -125,34 +117,17 @@ func parseSioOpen(data []byte, o *sioOpen) error {
 type sioWire struct{}
 
 func (sioWire) clientPings() bool { return false }
+func (sioWire) batches() bool     { return false }
+func (sioWire) resumes() bool     { return false }
 
 // greet reads the open packet, connects to the namespace "/" and waits for
 // its acknowledgement (the "attach" histogram: 40 sent → 40 received).
 func (sioWire) greet(s *sock, l *wsLink) error {
 	b := s.b
 	e := b.e
-	conn := l.ws
-	_ = l.tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer l.tcp.SetReadDeadline(time.Time{})
-	read := func() ([]byte, error) {
-		data, err := l.readBlocking()
-		if err == nil {
-			e.cnt.wsIn.Add(1)
-			e.cnt.framesIn.Add(1)
-			e.cnt.bytesIn.Add(int64(len(data)))
-		}
-		return data, err
-	}
-	write := func(p string) error {
-		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := conn.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
-			return err
-		}
-		e.cnt.wsOut.Add(1)
-		e.cnt.framesOut.Add(1)
-		e.cnt.bytesOut.Add(int64(len(p)))
-		return nil
-	}
+	g := newGreeting(e, l)
+	defer g.done()
+	read, write := g.read, g.write
 	data, err := read()
 	if err != nil {
 		return err
@@ -222,7 +197,7 @@ func (sioWire) attach(s *sock, t *tab) {
 		buf = append(buf, `,"user":`...)
 		buf = mux.AppendString(buf, b.name)
 		buf = append(buf, "}]"...)
-		s.sioQueue(pending{kind: cJoin, t: t, track: int16(i)}, seq, buf)
+		s.queueCmd(pending{kind: cJoin, t: t, track: int16(i)}, seq, buf)
 	}
 	s.resumeWait += len(t.tracks)
 }
@@ -250,7 +225,7 @@ func (sioWire) send(s *sock, p pending) {
 		buf = strconv.AppendInt(buf, time.Now().UnixMilli(), 10)
 		buf = append(buf, "}]"...)
 	}
-	s.sioQueue(p, seq, buf)
+	s.queueCmd(p, seq, buf)
 }
 
 // sioStart begins an event packet with an ack id: 42<id>["<name>", and
@@ -265,37 +240,13 @@ func (s *sock) sioStart(name string) ([]byte, uint64) {
 	return buf, s.seq
 }
 
-// sioQueue registers p as waiting for ack seq and queues the packet.
-func (s *sock) sioQueue(p pending, seq uint64, pkt []byte) {
-	p.seq = seq
-	p.issued = s.b.e.now()
-	if p.t != nil {
-		p.sid = p.t.sid
-	}
-	s.pend = append(s.pend, p)
-	s.b.scratch = pkt
-	s.queue(pkt)
-}
-
 // ---- reading ----
 
 func (sioWire) read(r *reader, msg []byte) {
-	s := r.s
-	b := s.b
-	e := b.e
-	r.lat = r.lat[:0]
-	b.mu.Lock()
-	e.cnt.framesIn.Add(1)
-	r.sioPacket(msg)
-	b.mu.Unlock()
-	if len(r.lat) > 0 {
-		h := e.shardHists(b.sh)
-		h.mu.Lock()
-		for _, l := range r.lat {
-			h.record(int(l.k), l.us)
-		}
-		h.mu.Unlock()
-	}
+	r.locked(func() {
+		r.s.b.e.cnt.framesIn.Add(1)
+		r.sioPacket(msg)
+	})
 }
 
 // sioPacket handles one Engine.IO packet (b.mu held).
@@ -332,12 +283,6 @@ func (r *reader) sioPacket(msg []byte) {
 	default:
 		e.cnt.err(eProtocol)
 	}
-}
-
-// queueNow queues a packet and flushes without waiting for the flush tick.
-func (s *sock) queueNow(pkt []byte) {
-	s.queue(pkt)
-	s.b.sh.markDirty(s, true)
 }
 
 // sioArgs splits the JSON array of an event or ack ([a, b, …] after an
@@ -511,13 +456,9 @@ func (r *reader) sioAck(p []byte) {
 		tr := &t.tracks[pd.track]
 		tr.joined = true
 		tr.joinAt = now
-		if !t.att {
-			// The server knows the socket's user from its first join:
-			// from now on it is a DM recipient.
-			t.att = true
-			addPeak(&e.cnt.sessions, &e.cnt.sessionsPeak, 1)
-			b.online.Add(1)
-		}
+		// The server knows the socket's user from its first join: from
+		// now on it is a DM recipient.
+		t.attached()
 		r.resumeStep()
 	case cSend:
 		if !okv || n == 0 {
@@ -552,8 +493,6 @@ type sioState struct {
 	unres       map[dmKey]sioSend
 	nUnresolved atomic.Int64
 	done        []sioDone
-	lostLinks   atomic.Int64
-	unconf      atomic.Int64
 }
 
 type sioSend struct {
@@ -585,7 +524,6 @@ func (st *sioState) unconfirmed(p pending) {
 	if p.issued == 0 {
 		return
 	}
-	st.unconf.Add(1)
 	st.mu.Lock()
 	st.unres[dmKey{sender: p.t.gid, seq: p.mseq}] = sioSend{issued: p.issued, room: p.t.b.rooms[p.track]}
 	st.nUnresolved.Store(int64(len(st.unres)))
@@ -601,28 +539,6 @@ func (st *sioState) resolve(room int32, k dmKey, seq uint64) {
 		st.sends[room] = append(st.sends[room], sioSend{issued: u.issued, seq: seq})
 	}
 	st.mu.Unlock()
-}
-
-// linkLost closes the tracks of the tabs of a socket whose link was lost
-// (b.mu held): socket.io does not resume, so what the socket misses until it
-// has rejoined is excused, as for a churned tab. The rejoin is a new
-// incarnation.
-func (st *sioState) linkLost(s *sock) {
-	e := s.b.e
-	for _, t := range s.tabs {
-		if t.sid == 0 {
-			continue
-		}
-		for i := range t.tracks {
-			if t.tracks[i].joined {
-				st.closed(&t.tracks[i], t.tracks[i].got.maxOffset())
-				e.ver.excusedTracks.Add(1)
-			}
-		}
-		t.tracks = t.tracks[:0]
-		t.sid = 0
-		st.lostLinks.Add(1)
-	}
 }
 
 // closed keeps a finished track, to count when the run is over.
@@ -688,21 +604,6 @@ func (st *sioState) count(v *verifier) {
 		v.close(tr, d.to)
 	}
 	st.done = nil
-}
-
-// ---- helpers for Run ----
-
-// sioTargets rewrites the targets into socket.io URLs.
-func sioTargets(targets []string) ([]string, error) {
-	out := make([]string, len(targets))
-	for i, t := range targets {
-		u, err := SocketIOURL(t)
-		if err != nil {
-			return nil, fmt.Errorf("target %q: %w", t, err)
-		}
-		out[i] = u
-	}
-	return out, nil
 }
 
 func sioServerName(o sioOpen) string {

@@ -261,7 +261,8 @@ type dmTab struct {
 // dmRec is what the generator knows of one private message.
 type dmRec struct {
 	// sessions is the server's count from the reply: -1 no reply yet,
-	// dmRefused when the server said the target was offline.
+	// dmRefused when the server said the target was offline, dmUncounted
+	// when it accepted the DM without saying to how many (Centrifugo).
 	sessions  int32
 	tabs      []dmTab
 	sentAt    int64 // ns since start
@@ -271,7 +272,10 @@ type dmRec struct {
 	disrupted [2]uint32 // sender's and target's browser disrupt counts at the send
 }
 
-const dmRefused = -2
+const (
+	dmRefused   = -2
+	dmUncounted = -3
+)
 
 // dmTracker verifies private messages independently of the server. At the
 // send the generator notes, from its own state, which tabs must receive the
@@ -338,8 +342,8 @@ func (d *dmTracker) sent(k dmKey, sender, target *browser, tabs []dmTab, now int
 	d.mu.Unlock()
 }
 
-// replied records the server's answer: sessions it pushed the DM to, or
-// dmRefused (target offline).
+// replied records the server's answer: sessions it pushed the DM to,
+// dmRefused (target offline) or dmUncounted (accepted, no count).
 func (d *dmTracker) replied(k dmKey, sessions int) {
 	d.mu.Lock()
 	if r := d.recs[k]; r != nil {
@@ -482,7 +486,7 @@ func (d *dmTracker) outcome() dmOutcome {
 				o.Extra++ // reopened after the send, attached before the DM was handled
 			}
 		}
-		if n := int64(r.sessions); n < want || n > want+maybe {
+		if n := int64(r.sessions); r.sessions != dmUncounted && (n < want || n > want+maybe) {
 			if r.disruptedAround() {
 				o.CountExcused++
 			} else {

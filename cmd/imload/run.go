@@ -65,12 +65,18 @@ Examples:
   imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
   imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
   imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
+  imload run --protocol centrifugo --target ws://127.0.0.1:8000 --clients 1000 --tabs 1
 
 --protocol socketio drives a plain socket.io v4 chat server instead (WebSocket
 transport only, one socket per tab since socket.io cannot share one between
 tabs; events join, message and dm with acks), with the same scenario, pacing,
 histograms and loss accounting: measure a socket.io deployment before
-switching.`,
+switching. --protocol centrifugo does the same with a Centrifugo v6 server
+(client protocol v2 in JSON at /connection/websocket, one socket per tab; a
+room is the channel chat:ROOM, subscribed with positioning so that offsets
+are verified; a private message is a publish into the target's personal
+channel dm:USER). The server must allow anonymous connections, and
+subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			modes, note, err := runModes(sc.Protocol, mode)
@@ -82,6 +88,9 @@ switching.`,
 			}
 			if sc.Protocol == loadgen.ProtocolSocketIO && len(targets) == 0 {
 				return errors.New("--protocol socketio needs --target (a socket.io server, e.g. ws://127.0.0.1:3000 from `node bench/server.js --port 3000`): the local server is imload's")
+			}
+			if sc.Protocol == loadgen.ProtocolCentrifugo && len(targets) == 0 {
+				return errors.New("--protocol centrifugo needs --target (a Centrifugo server, e.g. ws://127.0.0.1:8000 from `centrifugo -c bench/centrifugo.json`): the local server is imload's")
 			}
 			sc.Targets = targets
 			if sourceIPs != "" {
@@ -110,7 +119,7 @@ switching.`,
 	f.IntVar(&sc.Clients, "clients", sc.Clients, "simulated browsers (one user each)")
 	f.IntVar(&sc.Tabs, "tabs", sc.Tabs, "tab sessions per browser")
 	f.StringVar(&mode, "mode", "both", "shared (one socket per browser), per-tab (one socket per tab), or both (one after the other, compared)")
-	f.StringVar(&sc.Protocol, "protocol", loadgen.ProtocolImload, "imload, or socketio: a socket.io v4 chat server over WebSocket (join/message/dm events with acks; per-tab only)")
+	f.StringVar(&sc.Protocol, "protocol", loadgen.ProtocolImload, "imload; socketio: a socket.io v4 chat server over WebSocket (join/message/dm events with acks); centrifugo: a Centrifugo v6 server (client protocol v2, JSON); the last two per-tab only")
 	f.StringSliceVar(&targets, "target", nil, "server WebSocket URL(s), ws://host:port/ws; /lbs of the first gives the address list (default: start a local imload serve)")
 	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms (0: one per 10 browsers, rooms of about 10 users)")
 	f.IntVar(&sc.RoomsPerUser, "rooms-per-user", sc.RoomsPerUser, "rooms each user (all its tabs) joins")
@@ -153,21 +162,27 @@ switching.`,
 // runModes returns the modes to run for --protocol and --mode, and a note to
 // print when it adjusted them.
 func runModes(protocol, mode string) ([]string, string, error) {
+	name := ""
 	switch protocol {
 	case loadgen.ProtocolImload, "":
 	case loadgen.ProtocolSocketIO:
+		name = "socket.io"
+	case loadgen.ProtocolCentrifugo:
+		name = "Centrifugo"
+	default:
+		return nil, "", fmt.Errorf("--protocol %q: want imload, socketio or centrifugo", protocol)
+	}
+	if name != "" {
 		switch mode {
 		case reports.ModePerTab:
 			return []string{mode}, "", nil
 		case "both", "":
 			return []string{reports.ModePerTab},
-				"--protocol socketio: socket.io has no multi-tab sharing (one socket per tab), so --mode both runs per-tab only", nil
+				fmt.Sprintf("--protocol %s: %s has no multi-tab sharing (one socket per tab), so --mode both runs per-tab only", protocol, name), nil
 		case reports.ModeShared:
-			return nil, "", errors.New("--mode shared: socket.io has no multi-tab sharing (one socket per tab); --protocol socketio runs --mode per-tab only")
+			return nil, "", fmt.Errorf("--mode shared: %s has no multi-tab sharing (one socket per tab); --protocol %s runs --mode per-tab only", name, protocol)
 		}
-		return nil, "", fmt.Errorf("--mode %q: want per-tab with --protocol socketio", mode)
-	default:
-		return nil, "", fmt.Errorf("--protocol %q: want imload or socketio", protocol)
+		return nil, "", fmt.Errorf("--mode %q: want per-tab with --protocol %s", mode, protocol)
 	}
 	switch mode {
 	case "both", "":

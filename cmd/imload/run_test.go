@@ -102,6 +102,9 @@ func TestRunModes(t *testing.T) {
 		{"socketio", "both", "per-tab", true},
 		{"socketio", "per-tab", "per-tab", false},
 		{"socketio", "shared", "error", false},
+		{"centrifugo", "both", "per-tab", true},
+		{"centrifugo", "per-tab", "per-tab", false},
+		{"centrifugo", "shared", "error", false},
 		{"mqtt", "both", "error", false},
 	} {
 		modes, note, err := runModes(c.protocol, c.mode)
@@ -193,5 +196,18 @@ func TestRunCommandSocketIO(t *testing.T) {
 	}
 	if r := res.Runs[0]; r.PhysicalConnectionsPeak != 60 || r.Delivery.Lost != 0 || r.Delivery.Expected == 0 {
 		t.Errorf("%d connections, delivery %+v", r.PhysicalConnectionsPeak, r.Delivery)
+	}
+}
+
+// --protocol centrifugo needs a --target and runs per-tab only (the runs
+// themselves are tested in loadgen, against a real Centrifugo).
+func TestRunCommandCentrifugoChecks(t *testing.T) {
+	if _, _, err := runCLI(t, "run", "--protocol", "centrifugo", "--mode", "shared", "--target", "ws://127.0.0.1:1"); err == nil ||
+		!strings.Contains(err.Error(), "per-tab") {
+		t.Errorf("--mode shared: %v", err)
+	}
+	if _, _, err := runCLI(t, "run", "--protocol", "centrifugo"); err == nil || !strings.Contains(err.Error(), "--target") ||
+		!strings.Contains(err.Error(), "bench/centrifugo.json") {
+		t.Errorf("no --target: %v", err)
 	}
 }
