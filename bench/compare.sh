@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# bench/compare.sh: imload against a plain socket.io 4.8 chat server (issue 6).
+# bench/compare.sh: imload against a plain socket.io 4.8 chat server (issue 6)
+# and against Centrifugo 6.9.1.
 #
-# Runs each workload against `imload serve` and against bench/server.js, one
-# after the other, with the same seed, each server a fresh process per run,
-# and prints one table per workload. The script samples the server process
+# Runs each workload against `imload serve`, bench/server.js and Centrifugo
+# (bench/centrifugo.json; built once into bench/.cache/bin by
+# bench/build-centrifugo.sh), one after the other, with the same seed, each
+# server a fresh process per run, and prints one table per workload. The script samples the server process
 # itself (/proc/PID/stat, status, io) so both servers are measured the same
 # way; the load generator's own CPU and RSS come from its result.json; the
 # CPU other processes used meanwhile comes from /proc/stat (the machine is
@@ -17,7 +19,8 @@
 # line per second: server CPU/RSS, generator CPU/RSS, machine CPU),
 # measure.json (what this script measured), row.json; runs.jsonl (one row per
 # run) and tables.md (the tables printed at the end) at the top. Figures and
-# how to read them: docs/benchmarks.md, "Comparison with socket.io".
+# how to read them: docs/benchmarks.md, "Comparison with socket.io" and
+# "Comparison with Centrifugo".
 set -euo pipefail
 
 usage() {
@@ -36,11 +39,14 @@ usage: bench/compare.sh [options]
   --retries N      run again (N times at most, default 1) a run during which
                    other processes used over 5% of the machine's CPU
   --tables DIR     only print the tables of an earlier run's results directory
-  --no-socketio    imload only (also automatic when `imload run` has no
+  --no-socketio    no socket.io runs (also automatic when `imload run` has no
                    --protocol flag)
+  --no-centrifugo  no Centrifugo runs (also automatic when `imload run` does
+                   not speak --protocol centrifugo)
   -h, --help       this help
 
-Workloads (full / --quick):
+Workloads (full / --quick), each against imload, socket.io and Centrifugo
+(those two per-tab: one socket per tab):
   W1  5,000 / 500 clients x 1 tab, rooms of 50, 0.1 msg/s per tab, 60 s / 10 s:
       delivery p50/p99, server RSS growth per connection, server CPU
   W2  1,000 / 200 clients x 1 tab, rooms of 50, rate per tab 0.5 1 2 4 8 / 1 4
@@ -56,6 +62,7 @@ SEED=42
 REV=""
 OUT=""
 SOCKETIO=1
+CENTRIFUGO=1
 RATES=""
 TABLES=""
 QUIET_TIMEOUT=900
@@ -74,6 +81,7 @@ while [[ $# -gt 0 ]]; do
 	--out) OUT=${2:?--out needs a value}; shift ;;
 	--out=*) OUT=${1#*=} ;;
 	--no-socketio) SOCKETIO=0 ;;
+	--no-centrifugo) CENTRIFUGO=0 ;;
 	--tables) TABLES=${2:?--tables needs a directory}; shift ;;
 	--tables=*) TABLES=${1#*=} ;;
 	--quiet-timeout) QUIET_TIMEOUT=${2:?}; shift ;;
@@ -184,28 +192,32 @@ def ok2: (.p99 != null and .p99 <= $maxp99 and .lost == 0 and .dm_lost == 0 and 
 . as $rows | $meta[0] as $m |
 def get(w; s): [$rows[] | select(.workload == w and .server == s)] | first;
 
-"Machine: \($m.ncpu) vCPU \($m.cpu), \($m.mem), kernel \($m.kernel); \($m.go); node \(if $m.node == "" then "–" else $m.node end), socket.io \(if $m.socketio == "" then "–" else $m.socketio end); imload built from \($m.imload); seed \($m.seed); \($m.date)\(if $m.quick then " (--quick)" else "" end)\n",
+"Machine: \($m.ncpu) vCPU \($m.cpu), \($m.mem), kernel \($m.kernel); \($m.go); node \(if $m.node == "" then "–" else $m.node end), socket.io \(if $m.socketio == "" then "–" else $m.socketio end)\(if ($m.centrifugo // "") == "" then "" else ", Centrifugo \($m.centrifugo)" end); imload built from \($m.imload); seed \($m.seed); \($m.date)\(if $m.quick then " (--quick)" else "" end)\n",
 
 ( [ $rows[] | select(.workload == "W1") ] | select(length > 0) |
-  get("W1"; "imload") as $a | get("W1"; "socketio") as $b | ($a // $b) as $x |
+  get("W1"; "imload") as $a | get("W1"; "socketio") as $b | get("W1"; "centrifugo") as $c | ($a // $b // $c) as $x |
   "### W1: \($x.clients | int) clients × 1 tab, \($x.rooms) rooms of \($x.clients / $x.rooms | round), \($x.rate) msg/s per tab, \($x.duration_s) s after a \($x.ramp_s) s ramp\n",
-  "| | imload | socket.io | imload target (issue 6) |", "|---|---|---|---|",
+  (if $c == null then "| | imload | socket.io | imload target (issue 6) |", "|---|---|---|---|"
+   else "| | imload | socket.io | Centrifugo | imload target (issue 6) |", "|---|---|---|---|---|" end),
   ( range(0; w1labels | length) as $i |
-    mdrow([w1labels[$i], cell($a; w1cells[$i]), cell($b; w1cells[$i]),
-      (w1targets[$i] + (if $a == null or ($a | w1met[$i]) == null then "" elif ($a | w1met[$i]) then ": met" else ": **missed**" end))]) ),
+    mdrow([w1labels[$i], cell($a; w1cells[$i]), cell($b; w1cells[$i])] + (if $c == null then [] else [cell($c; w1cells[$i])] end) +
+      [(w1targets[$i] + (if $a == null or ($a | w1met[$i]) == null then "" elif ($a | w1met[$i]) then ": met" else ": **missed**" end))]) ),
   "" ),
 
 ( [ $rows[] | select(.workload == "W2") ] | select(length > 0) | . as $w2 |
   ($w2 | map(.rate) | unique) as $rates | $w2[0] as $x |
   "### W2: \($x.clients | int) clients × 1 tab, \($x.rooms) rooms of \($x.clients / $x.rooms | round), \($x.duration_s) s after a \($x.ramp_s) s ramp per rate\n",
   "ok = delivery p99 ≤ \($maxp99) ms, nothing lost, no errors, every client connected at once (no reconnects or failed dials). CPU: server / load generator / other processes (machine − both).\n",
-  "| rate per tab | deliveries/s offered | imload p50 / p99 | lost | errors, reconnects | delivered/s | CPU s | ok | socket.io p50 / p99 | lost | errors, reconnects | delivered/s | CPU s | ok |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ([$w2[] | select(.server == "centrifugo")] | length > 0) as $hasc |
+  "| rate per tab | deliveries/s offered | imload p50 / p99 | lost | errors, reconnects | delivered/s | CPU s | ok | socket.io p50 / p99 | lost | errors, reconnects | delivered/s | CPU s | ok |"
+    + (if $hasc then " Centrifugo p50 / p99 | lost | errors, reconnects | delivered/s | CPU s | ok |" else "" end),
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + (if $hasc then "---|---|---|---|---|---|" else "" end),
   ( $rates[] as $r |
     ([$w2[] | select(.rate == $r and .server == "imload")] | first) as $a |
     ([$w2[] | select(.rate == $r and .server == "socketio")] | first) as $b |
+    ([$w2[] | select(.rate == $r and .server == "centrifugo")] | first) as $c |
     mdrow([ "\($r)", ($r * $x.clients * ($x.clients / $x.rooms) | int) ] +
-      ( [$a, $b] | map(
+      ( ([$a, $b] + (if $hasc then [$c] else [] end)) | map(
         if . == null then ["–", "–", "–", "–", "–", "–"]
         else [ "\(.p50 | ms) / \(.p99 | ms) ms\(dag)", "\(.lost + .dm_lost | int)", "\(errs), \(.reconnects | int)",
                (.deliveries_per_s | int),
@@ -213,11 +225,11 @@ def get(w; s): [$rows[] | select(.workload == w and .server == s)] | first;
                (if ok2 then "yes" else "**no**" end) ]
         end) | add ) ) ),
   "",
-  ( ["imload", "socketio"][] as $s |
+  ( ["imload", "socketio", "centrifugo"][] as $s |
     [$w2[] | select(.server == $s)] | select(length > 0) |
     ([.[] | select(ok2) | .rate] | max) as $best |
     ([.[] | select(ok2 | not) | .rate] | min) as $firstfail |
-    "Highest rate with p99 ≤ \($maxp99) ms and no loss, \(if $s == "imload" then "imload" else "socket.io" end): **\(if $best == null then "none of the rates" else "\($best) msg/s per tab" end)**\(if $best != null and $firstfail != null and $firstfail < $best then " (but \($firstfail) msg/s failed)" else "" end)." ),
+    "Highest rate with p99 ≤ \($maxp99) ms and no loss, \({"imload": "imload", "socketio": "socket.io", "centrifugo": "Centrifugo"}[$s]): **\(if $best == null then "none of the rates" else "\($best) msg/s per tab" end)**\(if $best != null and $firstfail != null and $firstfail < $best then " (but \($firstfail) msg/s failed)" else "" end)." ),
   "" ),
 
 ( [ $rows[] | select(.workload == "W3") ] | select(length > 0) |
@@ -306,6 +318,16 @@ if ((SOCKETIO)) && ! grep -q -- '--protocol' <<<"$HELP"; then
 	log "warning: this imload run has no --protocol flag yet: running the imload half only"
 	SOCKETIO=0
 fi
+if ((CENTRIFUGO)) && ! grep -q -- 'centrifugo' <<<"$HELP"; then
+	log "warning: this imload run does not speak --protocol centrifugo: no Centrifugo runs"
+	CENTRIFUGO=0
+fi
+if ((CENTRIFUGO)); then
+	CF_BIN=$("$ROOT/bench/build-centrifugo.sh") || die "could not build Centrifugo (bench/build-centrifugo.sh; --no-centrifugo to skip it)"
+	CF_VERSION=$("$CF_BIN" version | awk '{print $2}')
+else
+	CF_BIN="" CF_VERSION=""
+fi
 if ((SOCKETIO)); then
 	command -v node >/dev/null || die "node is not installed (needed for the socket.io server)"
 	command -v npm >/dev/null || die "npm is not installed"
@@ -329,6 +351,7 @@ jq -n \
 	--arg go "$(go env GOVERSION)" \
 	--arg node "$NODE_VERSION" \
 	--arg sio "$SIO_VERSION" \
+	--arg cf "$CF_VERSION" \
 	--arg imload "$IMLOAD_SRC" \
 	--arg dirty "$DIRTY" \
 	--arg cmd "bench/compare.sh $*" \
@@ -337,7 +360,7 @@ jq -n \
 	--arg only "$ONLY" \
 	--arg nofile "$NOFILE" \
 	'{date: $date, host: $host, cpu: $cpu, ncpu: ($ncpu|tonumber), mem: $mem, kernel: $kernel,
-	  go: $go, node: $node, socketio: $sio, imload: $imload, dirty: $dirty, quick: ($quick == 1),
+	  go: $go, node: $node, socketio: $sio, centrifugo: $cf, imload: $imload, dirty: $dirty, quick: ($quick == 1),
 	  seed: $seed, only: $only, nofile: $nofile}' >"$OUT/meta.json"
 
 # ---- server process ---------------------------------------------------------
@@ -356,12 +379,51 @@ read_proc() {
 	echo "$((f[11] + f[12])) ${rss:-0} ${hwm:-0} ${wchar:-0}"
 }
 
+# free_port: a loopback TCP port nothing listens on (Centrifugo cannot
+# listen on port 0 and say which port it got).
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# start_centrifugo DIR: Centrifugo with bench/centrifugo.json on a free
+# loopback port, ready when /health answers (sets what start_server sets).
+start_centrifugo() {
+	local dir=$1 port attempt i
+	for ((attempt = 0; attempt < 3; attempt++)); do
+		port=$(free_port) || die "no free loopback port for Centrifugo"
+		"$CF_BIN" -c "$ROOT/bench/centrifugo.json" --http_server.address 127.0.0.1 --http_server.port "$port" \
+			--health.enabled >"$dir/server.stdout" 2>"$dir/server.log" &
+		SERVER_PID=$!
+		for ((i = 0; i < 300; i++)); do
+			if curl -fsS --max-time 1 "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+				SERVER_HTTP="http://127.0.0.1:$port"
+				SERVER_WS="ws://127.0.0.1:$port/connection/websocket"
+				return 0
+			fi
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		log "Centrifugo did not start on port $port (see $dir/server.stdout): trying another port"
+		stop_server
+	done
+	die "Centrifugo did not start (see $dir/server.stdout)"
+}
+
 # start_server KIND DIR: sets SERVER_PID, SERVER_HTTP, SERVER_WS.
 start_server() {
 	local kind=$1 dir=$2 line="" i
 	case $kind in
 	imload) "$BIN" serve --memory --addr 127.0.0.1:0 --log-level warn >"$dir/server.stdout" 2>"$dir/server.log" & ;;
 	socketio) node "$ROOT/bench/server.js" --port 0 >"$dir/server.stdout" 2>"$dir/server.log" & ;;
+	centrifugo) start_centrifugo "$dir"; return 0 ;;
 	*) die "unknown server $kind" ;;
 	esac
 	SERVER_PID=$!
@@ -474,7 +536,7 @@ run_one() {
 	local -a args=(run --target "$SERVER_WS" --clients "$clients" --tabs "$tabs" --rooms "$rooms"
 		--rate "$rate" --duration "$dur" --ramp "$ramp" --seed "$SEED" --mode "$mode"
 		--history 0 --out "$dir/run" --no-progress)
-	if [[ $kind == socketio ]]; then args+=(--protocol socketio); fi
+	if [[ $kind != imload ]]; then args+=(--protocol "$kind"); fi
 	printf '%q ' imload "${args[@]}" >"$dir/command.txt"
 	echo >>"$dir/command.txt"
 	t0=$(date +%s.%N)
@@ -562,6 +624,7 @@ measure() {
 
 SERVERS=(imload)
 if ((SOCKETIO)); then SERVERS+=(socketio); fi
+if ((CENTRIFUGO)); then SERVERS+=(centrifugo); fi
 : >"$OUT/runs.jsonl"
 
 # ---- workloads --------------------------------------------------------------
@@ -569,7 +632,7 @@ if ((SOCKETIO)); then SERVERS+=(socketio); fi
 if want W1; then
 	for s in "${SERVERS[@]}"; do
 		mode=shared
-		[[ $s == socketio ]] && mode=per-tab
+		[[ $s != imload ]] && mode=per-tab
 		measure W1 "$s" "$mode" "$W1_CLIENTS" 1 "$W1_ROOMS" "$W1_RATE" "$W1_DURATION" "$W1_RAMP" "W1-$s"
 	done
 fi
@@ -577,7 +640,7 @@ if want W2; then
 	for r in $W2_RATES; do
 		for s in "${SERVERS[@]}"; do
 			mode=shared
-			[[ $s == socketio ]] && mode=per-tab
+			[[ $s != imload ]] && mode=per-tab
 			measure W2 "$s" "$mode" "$W2_CLIENTS" 1 "$W2_ROOMS" "$r" "$W2_DURATION" "$W2_RAMP" "W2-r$r-$s"
 		done
 	done

@@ -148,20 +148,21 @@ type Scenario struct {
 	// Extra holds further settings, by flag name, for display and comparison.
 	// Merge requires equal values except for machine-local keys
 	// ("source_ips"), whose values it lists. Extra["protocol"] names the wire
-	// protocol when it is not imload's (ProtocolSocketIO).
+	// protocol when it is not imload's (ProtocolSocketIO, ProtocolCentrifugo).
 	Extra map[string]string `json:"extra,omitempty"`
 }
 
 // Wire protocols, as Scenario.Extra["protocol"] records them. A scenario
 // without that key spoke imload's protocol, version Scenario.Protocol.
 const (
-	ProtocolImload   = "imload"   // imload's own protocol (docs/protocol.md)
-	ProtocolSocketIO = "socketio" // socket.io v4 over WebSocket (Engine.IO v4)
+	ProtocolImload     = "imload"     // imload's own protocol (docs/protocol.md)
+	ProtocolSocketIO   = "socketio"   // socket.io v4 over WebSocket (Engine.IO v4)
+	ProtocolCentrifugo = "centrifugo" // Centrifugo's client protocol v2 in JSON over WebSocket
 )
 
 // ProtocolName names the wire protocol the load generator spoke, for
 // display: "imload v1" (Scenario.Protocol is imload's protocol version),
-// "socket.io (Engine.IO v4)", or the raw Extra["protocol"] value of a
+// "socket.io (Engine.IO v4)", "Centrifugo (client protocol v2, JSON)", or the raw Extra["protocol"] value of a
 // protocol this build does not know. Merge refuses results whose protocol
 // names differ.
 func (s Scenario) ProtocolName() string {
@@ -173,6 +174,8 @@ func (s Scenario) ProtocolName() string {
 		return "imload"
 	case ProtocolSocketIO:
 		return "socket.io (Engine.IO v4)"
+	case ProtocolCentrifugo:
+		return "Centrifugo (client protocol v2, JSON)"
 	default:
 		return p
 	}

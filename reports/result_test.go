@@ -174,6 +174,7 @@ func TestProtocolName(t *testing.T) {
 		{1, map[string]string{"protocol": ProtocolImload}, "imload v1"},
 		{0, nil, "imload"},
 		{0, map[string]string{"protocol": ProtocolSocketIO}, "socket.io (Engine.IO v4)"},
+		{0, map[string]string{"protocol": ProtocolCentrifugo}, "Centrifugo (client protocol v2, JSON)"},
 		{0, map[string]string{"protocol": "mqtt"}, "mqtt"},
 	} {
 		s := Scenario{Protocol: c.version, Extra: c.extra}
