@@ -69,9 +69,10 @@ type Config struct {
 	// Reader chooses how connections are read: ReaderAuto, ReaderEpoll or
 	// ReaderGoroutine (see poller).
 	Reader string
-	// ReadBufferSize is the read buffer of each connection, in bytes. It
-	// holds frame headers and small frames; larger payloads are read
-	// straight into the message buffer, so a small one costs few syscalls.
+	// ReadBufferSize is the read buffer of a connection read by its own
+	// goroutine (ReaderGoroutine), in bytes: a larger frame grows it while
+	// it is read. With epoll a readable connection borrows a pooled 16 KiB
+	// buffer for the time of the read instead, and holds none in between.
 	ReadBufferSize int
 
 	// Pprof serves net/http/pprof at /debug/pprof/ (for profiling; off by
@@ -139,9 +140,7 @@ func (c *Config) validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
 	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
 	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
-	// gorilla/websocket adopts a hijacked reader only if it is larger than
-	// 256 bytes; the epoll reader relies on it (it checks what is buffered).
-	check(c.ReadBufferSize > 256, "read buffer must be more than 256 bytes")
+	check(c.ReadBufferSize >= 64, "read buffer must be at least 64 bytes")
 	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
 	return errors.Join(errs...)
 }

@@ -1,18 +1,15 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"imload/mux"
+	"imload/mux/wsframe"
 )
 
 // Close codes of the protocol (docs/protocol.md §6).
@@ -36,18 +33,18 @@ func (it outItem) size() int {
 	return len(it.head) + len(it.sids) + len(mux.PushBodyKey) + len(it.body) + 2
 }
 
-// conn is one physical WebSocket. Reads happen on a goroutine per connection
-// or, with epoll, on a goroutine that exists only while the connection has
-// data (see poller). Writes go through a queue bounded in bytes. The worker
+// conn is one physical WebSocket (gorilla did the handshake; the server
+// reads and writes the frames itself). Reads happen on a goroutine per
+// connection or, with epoll, on a goroutine that exists only while the
+// connection has data (see poller and read.go). Writes go through a queue bounded in bytes. The worker
 // that queued frames writes them itself, without blocking, once it has
 // handled its message (see outbox); a writer goroutine exists only while a
 // socket is full or when frames are queued from elsewhere.
 type conn struct {
 	id      uint64
 	srv     *Server
-	ws      *websocket.Conn
-	raw     syscall.RawConn // for writes that must not block; nil: none
-	br      *bufio.Reader   // gorilla's read buffer, to see whether more is buffered
+	nc      net.Conn
+	raw     syscall.RawConn // for reads and writes that must not block; nil: none
 	created time.Time
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
@@ -58,8 +55,9 @@ type conn struct {
 	readMu   sync.Mutex
 	pollMu   sync.Mutex // held by the goroutine reading a ready connection (epoll mode)
 	finished bool
-	out      *outbox    // where the holder of readMu collects connections to write
-	sessions []*session // at most Limits.MaxSessions; a slice is smaller than a map
+	in       wsframe.Reader // half-read frames (held by the reading goroutine)
+	out      *outbox        // where the holder of readMu collects connections to write
+	sessions []*session     // at most Limits.MaxSessions; a slice is smaller than a map
 	mode     int
 	modeSet  bool
 
@@ -82,8 +80,6 @@ type conn struct {
 	closeCode   int  // close with this code once the queue is written
 	closeReason string
 }
-
-var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // enqueue queues a whole frame from any goroutine and makes sure a writer
 // writes it. It never blocks; a connection whose queue would pass the limit
@@ -193,68 +189,9 @@ func (c *conn) closeNow() {
 		if p := c.srv.poller; p != nil {
 			p.forget(c) // before the descriptor is closed and reused
 		}
-		c.ws.Close()
+		c.nc.Close()
 		c.srv.goAsync(c.finish)
 	})
-}
-
-var errBinary = errors.New("binary message")
-
-// readOne reads one WebSocket message and has a worker handle it; done is
-// the caller's channel for the worker's answer.
-func (c *conn) readOne(done chan struct{}) error {
-	mt, r, err := c.ws.NextReader()
-	if err != nil {
-		return err
-	}
-	c.lastRead.Store(time.Now().UnixNano())
-	if mt != websocket.TextMessage {
-		c.abort(websocket.CloseUnsupportedData, "binary messages are not part of the protocol")
-		return errBinary
-	}
-	buf := readBufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	_, err = buf.ReadFrom(r)
-	if err == nil {
-		c.srv.counters.bytesIn.Add(int64(buf.Len()))
-		c.srv.work <- work{c: c, msg: buf.Bytes(), done: done}
-		<-done
-	}
-	if buf.Cap() <= 64<<10 {
-		readBufPool.Put(buf)
-	}
-	return err // a read limit error means gorilla has sent 1009
-}
-
-// readLoop is the goroutine-per-connection reader.
-func (c *conn) readLoop() {
-	done := make(chan struct{}, 1)
-	for c.readOne(done) == nil {
-	}
-	c.finish()
-}
-
-// readReady reads what a readable connection has buffered (epoll mode),
-// then watches it again.
-func (c *conn) readReady() {
-	// The kernel orders one ready-goroutine after the previous one (the
-	// next readiness comes only after rearm); pollMu makes that order
-	// visible to Go's memory model and race detector.
-	c.pollMu.Lock()
-	defer c.pollMu.Unlock()
-	done := make(chan struct{}, 1)
-	for {
-		if err := c.readOne(done); err != nil {
-			c.finish()
-			return
-		}
-		if c.br.Buffered() == 0 {
-			break
-		}
-	}
-	if err := c.srv.poller.rearm(c); err != nil {
-		c.finish()
-	}
 }
 
 func (c *conn) isClosing() bool {
@@ -330,42 +267,61 @@ func (c *conn) handleMessage(msg []byte) {
 	}
 }
 
-// work is one message for a worker to handle.
+// work is one job for a worker: a message read by a connection's
+// goroutine (goroutine mode: msg, and done to answer on once it is
+// handled), or a connection the poller found readable (epoll mode: msg and
+// done nil), which the worker reads itself.
 type work struct {
 	c    *conn
 	msg  []byte
 	done chan struct{}
 }
 
-// runWorker handles messages read by the connections' readers. Handling
-// (JSON, rooms, fan-out) needs a deep stack; doing it on a few long-lived
-// workers keeps the many readers' stacks small, so a burst of messages on
-// thousands of connections does not grow thousands of stacks.
+// runWorker handles messages. Handling (JSON, rooms, fan-out) needs a deep
+// stack; doing it on a few long-lived workers keeps the readers' stacks
+// small (goroutine mode), or leaves no reader at all (epoll mode: the
+// worker reads the ready connection into its own buffer, so a readable
+// connection costs no goroutine and no buffer of its own).
 //
 // A worker also writes what the message produced (see outbox): the replies
 // and the pushes to every connection whose writer it became.
 func (s *Server) runWorker() {
 	defer s.workers.Done()
 	var out outbox
+	rs := newReadScratch()
 	for w := range s.work {
-		w.c.readMu.Lock()
-		if !w.c.finished {
-			w.c.out = &out
-			w.c.handleMessage(w.msg)
-			w.c.out = nil
+		if w.done == nil {
+			w.c.readReady(rs, &out)
+			continue
 		}
-		w.c.readMu.Unlock()
+		w.c.handle(w.msg, &out)
 		w.done <- struct{}{} // the reader may go on while we write
-		if len(s.work) >= cap(s.work)/2 {
-			// Messages pile up: handling comes first. The pacer writes what
-			// this one produced, and the longer it lags, the more frames
-			// each of its writes merges (fewer writes for the same
-			// deliveries), so an overloaded server catches up instead of
-			// starving its readers.
-			out.handOver(s.pacer)
-		} else {
-			out.flush()
-		}
+		s.writeOut(&out)
+	}
+}
+
+// handle handles one message of c on the calling worker, collecting the
+// connections to write in out.
+func (c *conn) handle(msg []byte, out *outbox) {
+	c.readMu.Lock()
+	if !c.finished {
+		c.out = out
+		c.handleMessage(msg)
+		c.out = nil
+	}
+	c.readMu.Unlock()
+}
+
+// writeOut writes what a worker collected in out.
+func (s *Server) writeOut(out *outbox) {
+	if len(s.work) >= cap(s.work)/2 {
+		// Work piles up: handling comes first. The pacer writes what this
+		// worker produced, and the longer it lags, the more frames each of
+		// its writes merges (fewer writes for the same deliveries), so an
+		// overloaded server catches up instead of starving its readers.
+		out.handOver(s.pacer)
+	} else {
+		out.flush()
 	}
 }
 

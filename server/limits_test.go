@@ -303,8 +303,14 @@ func TestFullSocketLosesNothing(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "the server to accept every message", func() bool { return ts.srv.Stats().MessagesIn == total })
-	if ts.srv.counters.socketFull.Load() == 0 {
-		t.Fatalf("the paused client's socket never filled (%d bytes sent): the test does not test the full-socket path", total*900)
+	// The queue to the paused client may still be being written (the
+	// pacer merges it): wait for a write the socket did not take whole.
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.counters.socketFull.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the paused client's socket never filled (%d bytes sent): the test does not test the full-socket path; stats %+v", total*900, ts.srv.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	paused.SetReadDeadline(time.Now().Add(20 * time.Second))
 	want := 0

@@ -75,7 +75,7 @@ func fdOf(c net.Conn) (int, error) {
 }
 
 func (p *epollPoller) add(c *conn) error {
-	fd, err := fdOf(c.ws.NetConn())
+	fd, err := fdOf(c.nc)
 	if err != nil {
 		return err
 	}

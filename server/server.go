@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +101,9 @@ func New(cfg Config) (*Server, error) {
 		go s.runWorker()
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   0, // use the reader hijackWriter makes
+		// gorilla only does the handshake: it adopts the HTTP server's
+		// read buffer and takes a write buffer from the pool only for the
+		// handshake's response, and the Conn it makes is dropped.
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
@@ -249,14 +250,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w, size: s.cfg.ReadBufferSize}
-	ws, err := s.upgrader.Upgrade(hw, r, nil)
+	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	ws.SetReadLimit(int64(s.cfg.Limits.MaxMessageBytes))
-	c := &conn{id: s.nextConnID.Add(1), srv: s, ws: ws, raw: rawConnOf(ws.NetConn()), br: hw.br, created: time.Now(), mode: modeUnknown}
-	c.installHandlers()
+	// From here on the server reads and writes the frames itself (read.go,
+	// write.go): gorilla's Conn, with its buffers, is dropped. gorilla
+	// refuses a client that sent data before the handshake completed, so
+	// nothing is left in its read buffer.
+	nc := ws.NetConn()
+	c := &conn{id: s.nextConnID.Add(1), srv: s, nc: nc, raw: rawConnOf(nc), created: time.Now(), mode: modeUnknown}
+	c.in.Limit, c.in.Masked = s.cfg.Limits.MaxMessageBytes, true
 	c.lastRead.Store(time.Now().UnixNano())
 	s.live.Add(1)
 	s.counters.physical.Add(1)
@@ -267,7 +271,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	} else {
 		c.enqueue(s.helloFrame(c))
 	}
-	if s.poller != nil && c.br != nil {
+	if s.poller != nil && c.raw != nil {
 		if err := s.poller.add(c); err == nil {
 			return // this goroutine, with its request and grown stack, ends here
 		}
@@ -282,14 +286,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// onReady is the poller's callback: read the connection on a short-lived
-// goroutine.
+// onReady is the poller's callback: a worker reads the connection (see
+// runWorker). When every worker is busy the poller waits here, and the
+// kernel keeps the readiness of the connections behind.
 func (s *Server) onReady(c *conn) {
-	s.readers.Add(1)
-	go func() {
-		defer s.readers.Done()
-		c.readReady()
-	}()
+	s.work <- work{c: c}
 }
 
 // afterFunc runs f after d on a goroutine that Close waits for.
@@ -299,27 +300,6 @@ func (s *Server) afterFunc(d time.Duration, f func()) {
 		defer s.async.Done()
 		f()
 	})
-}
-
-// hijackWriter hands gorilla a read buffer of our own size when it hijacks
-// the connection, and keeps it, so the reader can tell whether more data is
-// buffered after a message (epoll mode needs to know). gorilla adopts the
-// hijacked reader only when it is larger than 256 bytes (Config.validate
-// enforces it) and the Upgrader's ReadBufferSize is 0.
-type hijackWriter struct {
-	http.ResponseWriter
-	size int
-	br   *bufio.Reader
-}
-
-// Hijack implements http.Hijacker.
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil || rw.Reader.Buffered() > 0 {
-		return nc, rw, err // gorilla refuses data sent before the handshake
-	}
-	h.br = bufio.NewReaderSize(nc, h.size)
-	return nc, bufio.NewReadWriter(h.br, rw.Writer), nil
 }
 
 // sweepHeartbeats closes connections silent for longer than the heartbeat

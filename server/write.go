@@ -1,20 +1,17 @@
 package server
 
 import (
-	"encoding/binary"
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"imload/mux"
+	"imload/mux/wsframe"
 )
 
 // The server writes its WebSocket frames itself instead of through gorilla's
 // writer: a server frame is a short header and an unmasked payload, and
 // doing it here saves, per write, gorilla's write-deadline system call and a
-// copy into its buffer. gorilla still reads; its ping and close handlers are
-// replaced (see installHandlers) so that gorilla never writes.
+// copy into its buffer. (It reads them itself too: read.go.)
 
 var (
 	newline   = []byte{'\n'}
@@ -24,49 +21,11 @@ var (
 
 // WebSocket opcodes with FIN set.
 const (
-	finText  = 0x80 | websocket.TextMessage
-	finClose = 0x80 | websocket.CloseMessage
-	finPong  = 0x80 | websocket.PongMessage
+	finText  = wsframe.Fin | wsframe.OpText
+	finClose = wsframe.Fin | wsframe.OpClose
 )
 
 var frameBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// appendFrameHeader appends the header of an unmasked frame of n bytes.
-func appendFrameHeader(dst []byte, op byte, n int) []byte {
-	switch {
-	case n < 126:
-		return append(dst, op, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, op, 126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(dst, op, 127), uint64(n))
-	}
-}
-
-// installHandlers makes gorilla hand pings and close frames to us instead
-// of answering them itself.
-func (c *conn) installHandlers() {
-	c.ws.SetPingHandler(func(data string) error {
-		c.writeControl(finPong, []byte(data), time.Second)
-		return nil
-	})
-	c.ws.SetCloseHandler(func(code int, _ string) error {
-		// Echo the peer's close code (as RFC 6455 asks), then the read
-		// error that follows ends the connection.
-		c.writeControl(finClose, closePayload(code, ""), time.Second)
-		return nil
-	})
-}
-
-func closePayload(code int, reason string) []byte {
-	if code == websocket.CloseNoStatusReceived {
-		return nil
-	}
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
-}
 
 // setWriteDeadline keeps a write deadline of at least half the write timeout
 // ahead, touching the socket's timer only when the old one runs short (a
@@ -77,7 +36,7 @@ func (c *conn) setWriteDeadline(now time.Time) error {
 		return nil
 	}
 	c.wdeadline = now.Add(wt)
-	return c.ws.NetConn().SetWriteDeadline(c.wdeadline)
+	return c.nc.SetWriteDeadline(c.wdeadline)
 }
 
 // nextBatch takes queued frames off the queue, all of them up to
@@ -131,7 +90,7 @@ func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, msgs, n int
 			size += sz
 			k++
 		}
-		buf = appendFrameHeader(buf, finText, size)
+		buf = wsframe.AppendHeader(buf, finText, size)
 		for i, it := range batch[:k] {
 			if i > 0 {
 				buf = append(buf, '\n')
@@ -320,7 +279,7 @@ func (c *conn) writeBlocking(buf []byte) error {
 	if err := c.setWriteDeadline(time.Now()); err != nil {
 		return err
 	}
-	_, err := c.ws.NetConn().Write(buf)
+	_, err := c.nc.Write(buf)
 	return err
 }
 
@@ -335,10 +294,25 @@ func (c *conn) writeControl(op byte, payload []byte, wait time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	c.writeControlLocked(op, payload, deadline)
+}
+
+// tryControl writes a control frame if no other write is under way, and
+// reports whether it did. A worker uses it: it must not wait for a writer.
+func (c *conn) tryControl(op byte, payload []byte) bool {
+	if !c.wmu.TryLock() {
+		return false
+	}
+	c.writeControlLocked(op, payload, time.Now().Add(time.Second))
+	return true
+}
+
+// writeControlLocked writes a control frame and unlocks wmu.
+func (c *conn) writeControlLocked(op byte, payload []byte, deadline time.Time) {
 	defer c.wmu.Unlock()
-	frame := appendFrameHeader(make([]byte, 0, len(payload)+2), op, len(payload))
+	frame := wsframe.AppendHeader(make([]byte, 0, len(payload)+2), op, len(payload))
 	frame = append(frame, payload...)
-	nc := c.ws.NetConn()
+	nc := c.nc
 	c.wdeadline = deadline
 	if nc.SetWriteDeadline(deadline) == nil {
 		_, _ = nc.Write(frame)
@@ -348,6 +322,6 @@ func (c *conn) writeControl(op byte, payload []byte, wait time.Duration) {
 // sendClose sends a close frame and closes the socket a moment later if the
 // peer has not answered by then.
 func (c *conn) sendClose(code int, reason string, wait time.Duration) {
-	c.writeControl(finClose, closePayload(code, reason), wait)
+	c.writeControl(finClose, wsframe.AppendClosePayload(nil, code, reason), wait)
 	c.srv.afterFunc(wait, c.closeNow)
 }

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"time"
+
+	"imload/mux/wsframe"
+)
+
+// The server reads its clients' WebSocket frames itself (mux/wsframe)
+// instead of through gorilla's reader, which gorilla only does the
+// handshake for. gorilla's reader needs a buffer per connection for as long
+// as the connection lives (and a goroutine parked in it); here a readable
+// connection borrows a pooled buffer for the time of the read, and keeps
+// bytes of its own only while a frame or a fragmented message is half
+// read. An idle connection holds no read buffer.
+
+// readChunk is the size of a worker's read buffer (epoll mode).
+const readChunk = 16 << 10
+
+// maxReadsPerTurn bounds the reads a worker makes of one ready connection
+// before it re-arms it and takes the next: a client that sends without
+// pause cannot hold a worker.
+const maxReadsPerTurn = 4
+
+// readScratch is a worker's: its read buffer and the non-blocking read's
+// callback with its arguments and results (a closure per read would
+// allocate).
+type readScratch struct {
+	buf []byte
+
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newReadScratch() *readScratch {
+	r := &readScratch{buf: make([]byte, readChunk)}
+	r.fn = r.read
+	return r
+}
+
+var (
+	errClosing    = errors.New("connection closing")
+	errWouldBlock = errors.New("read would block")
+)
+
+// readReady reads what a readable connection has (epoll mode, on a
+// worker), handles each message, writes what they produced, and watches
+// the connection again.
+func (c *conn) readReady(rs *readScratch, out *outbox) {
+	// The kernel orders one readiness after the previous one (the next
+	// comes only after rearm); pollMu makes that order visible to Go's
+	// memory model and race detector.
+	c.pollMu.Lock()
+	err := c.readFrom(rs.buf, rs, out, nil)
+	c.pollMu.Unlock()
+	c.srv.writeOut(out)
+	switch {
+	case errors.Is(err, errClosing): // the close under way finishes it
+	case err != nil:
+		c.finish()
+	default:
+		if err := c.srv.poller.rearm(c); err != nil {
+			c.finish()
+		}
+	}
+}
+
+// readLoop is the goroutine-per-connection reader (the portable one): it
+// blocks in the socket's Read with a buffer of its own and has a worker
+// handle each message.
+func (c *conn) readLoop() {
+	done := make(chan struct{}, 1)
+	if err := c.readFrom(make([]byte, c.srv.cfg.ReadBufferSize), nil, nil, done); !errors.Is(err, errClosing) {
+		c.finish() // else the close under way finishes it
+	}
+}
+
+// readFrom reads the connection into chunk (or, while a frame is half read,
+// into the bytes the connection keeps) and handles what arrives. With rs
+// nil it blocks in the socket's Read until the connection ends, and hands
+// each message to a worker (done is where it answers). With rs (on a
+// worker) it reads without blocking and handles the messages itself
+// (collecting what to write in out); it returns nil once the socket is
+// drained or after maxReadsPerTurn reads. An error means the connection
+// ends: errClosing if a close is already under way (see process).
+func (c *conn) readFrom(chunk []byte, rs *readScratch, out *outbox, done chan struct{}) error {
+	for reads := 1; ; reads++ {
+		fromPend := len(c.in.Pending()) > 0
+		buf := chunk[:0]
+		if fromPend {
+			buf = c.in.Room()
+		}
+		space := cap(buf) - len(buf)
+		var n int
+		var err error
+		if rs == nil {
+			n, err = c.nc.Read(buf[len(buf):cap(buf)])
+		} else {
+			n, err = rs.readNow(c.raw, buf[len(buf):cap(buf)])
+		}
+		if n > 0 {
+			data := buf[:len(buf)+n]
+			if fromPend {
+				c.in.SetPending(data)
+			}
+			if err := c.process(data, out, done); err != nil {
+				return err
+			}
+		}
+		switch {
+		case errors.Is(err, errWouldBlock):
+			return nil
+		case err != nil:
+			return err
+		case n == 0:
+			return io.EOF
+		case rs != nil && (n < space || reads == maxReadsPerTurn):
+			return nil // drained (no read to EAGAIN), or others' turn
+		}
+	}
+}
+
+// process handles the frames in data: each text message is handled (here,
+// with out, or by a worker, waiting on done, so data may be reused after),
+// control frames are answered. What is left of an incomplete frame is kept.
+// A bad frame, a binary message or the peer's close frame end the
+// connection: errClosing, and a goroutine sends the close frame (it may
+// have to wait for a writer) and closes the connection.
+func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
+	off := 0
+	for {
+		op, msg, n, need, err := c.in.Next(data[off:])
+		off += n
+		if err != nil {
+			reason := "protocol error"
+			if errors.Is(err, wsframe.ErrTooLarge) {
+				reason = "message too big"
+			}
+			return c.closeWith(wsframe.CloseCode(err), reason)
+		}
+		switch op {
+		case 0:
+			c.in.Keep(data[off:], need)
+			return nil
+		case wsframe.OpText:
+			c.lastRead.Store(time.Now().UnixNano())
+			c.srv.counters.bytesIn.Add(int64(len(msg)))
+			if out != nil {
+				c.handle(msg, out)
+			} else {
+				c.srv.work <- work{c: c, msg: msg, done: done}
+				<-done
+			}
+		case wsframe.OpBinary:
+			return c.closeWith(wsframe.CloseUnsupported, "binary messages are not part of the protocol")
+		case wsframe.OpPing:
+			if !c.tryControl(wsframe.Fin|wsframe.OpPong, msg) {
+				p := bytes.Clone(msg) // msg is in the reader's buffer
+				c.srv.goAsync(func() { c.writeControl(wsframe.Fin|wsframe.OpPong, p, time.Second) })
+			}
+		case wsframe.OpClose:
+			code, _, err := wsframe.ParseClose(msg)
+			if err != nil {
+				return c.closeWith(wsframe.CloseProtocolError, "bad close frame")
+			}
+			return c.closeWith(code, "") // echo the peer's code, as RFC 6455 asks
+		}
+	}
+}
+
+// closeWith closes c with a close frame, on a goroutine of its own (the
+// frame may have to wait for a writer), and returns errClosing.
+func (c *conn) closeWith(code int, reason string) error {
+	c.srv.goAsync(func() { c.abort(code, reason) })
+	return errClosing
+}
