@@ -330,12 +330,8 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	now := time.Now().UnixMilli()
 	r.mu.Lock()
 	if req.CID != "" {
-		if off, ok := r.cids[cidKey(s.user.name, req.CID)]; ok {
-			ts := now
-			if r.n > 0 && off >= r.first() {
-				ts = r.at(int(off - r.first())).ts
-			}
-			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: off, TS: ts, Dup: true})
+		if e, ok := r.sentBefore(s.user.name, req.CID); ok {
+			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: e.off, TS: e.ts, Dup: true})
 			r.mu.Unlock()
 			c.reply(mux.AppendReply(nil, f.SID, f.Seq, reply))
 			return nil

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/json"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 type entry struct {
 	off  uint64
 	ts   int64  // Unix ms
-	cid  string // cidKey(from, cid) if the sender gave a cid, else ""
+	cid  uint64 // room.cidHash(from, cid) if the sender gave a cid, else 0
 	body []byte
 }
 
@@ -63,10 +65,11 @@ type room struct {
 	start   int // index of the oldest entry in ring
 	n       int // entries in ring
 	members map[*conn]*member
-	users   map[*user]int // sessions per named user, for presence
-	anon    int           // anonymous sessions
-	count   int           // sessions
-	cids    map[string]uint64
+	users   map[*user]int     // sessions per named user, for presence
+	anon    int               // anonymous sessions
+	count   int               // sessions
+	cids    map[uint64]uint64 // cidHash → offset of the retained messages sent with a cid
+	seed    maphash.Seed
 }
 
 func newRoom(name, epoch string) *room {
@@ -75,7 +78,8 @@ func newRoom(name, epoch string) *room {
 		epoch:   epoch,
 		members: make(map[*conn]*member),
 		users:   make(map[*user]int),
-		cids:    make(map[string]uint64),
+		cids:    make(map[uint64]uint64),
+		seed:    maphash.MakeSeed(),
 	}
 }
 
@@ -102,8 +106,10 @@ func (r *room) push(e entry, max int) {
 		r.ring[(r.start+r.n)%len(r.ring)] = e
 		r.n++
 	default: // slice full but below max: straighten and grow
-		if r.start != 0 {
-			lin := make([]entry, r.n, min(max, 2*r.n+1))
+		if r.start != 0 || cap(r.ring) == len(r.ring) {
+			// Grow by a quarter, not append's doubling: history is most of
+			// what a busy server keeps, and a ring stays at its size.
+			lin := make([]entry, r.n, min(max, r.n+r.n/4+8))
 			for i := range r.n {
 				lin[i] = *r.at(i)
 			}
@@ -129,10 +135,21 @@ func (r *room) expire(cutoff int64) {
 	}
 }
 
-func cidKey(from, cid string) string { return from + "\x00" + cid }
+// cidHash hashes a sender's name and client id (never 0). Retained
+// messages are found by it rather than by the two strings: a hash costs
+// no allocation and no string per message, and duplicate checks verify
+// the message found (see sentBefore).
+func (r *room) cidHash(from, cid string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.WriteString(from)
+	h.WriteByte(0)
+	h.WriteString(cid)
+	return h.Sum64() | 1
+}
 
 func (r *room) forgetCID(e *entry) {
-	if e.cid != "" && r.cids[e.cid] == e.off {
+	if e.cid != 0 && r.cids[e.cid] == e.off {
 		delete(r.cids, e.cid)
 	}
 }
@@ -142,10 +159,27 @@ func (r *room) forgetCID(e *entry) {
 func (r *room) add(m *mux.Message, body []byte, max int) {
 	e := entry{off: m.Offset, ts: m.TS, body: body}
 	if m.CID != "" {
-		e.cid = cidKey(m.From, m.CID) // one string for the entry and the map
+		e.cid = r.cidHash(m.From, m.CID)
 		r.cids[e.cid] = m.Offset
 	}
 	r.push(e, max)
+}
+
+// sentBefore returns the retained message that from sent with client id
+// cid, if there is one: a send retried after a lost reply. A message whose
+// hash only collides is not it (its body says so), so a collision can
+// never drop a message.
+func (r *room) sentBefore(from, cid string) (*entry, bool) {
+	off, ok := r.cids[r.cidHash(from, cid)]
+	if !ok || r.n == 0 || off < r.first() || off > r.top {
+		return nil, false
+	}
+	e := r.at(int(off - r.first()))
+	var m mux.Message
+	if json.Unmarshal(e.body, &m) != nil || m.From != from || m.CID != cid {
+		return nil, false
+	}
+	return e, true
 }
 
 // after returns the retained entries with offset > off, at most limit of

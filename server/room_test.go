@@ -73,12 +73,35 @@ func TestRoomRing(t *testing.T) {
 func TestRoomCIDForgotten(t *testing.T) {
 	r := newRoom("r", "e")
 	r.top = 1
-	r.add(&mux.Message{Offset: 1, From: "a", CID: "c1"}, nil, 2)
-	if _, ok := r.cids[cidKey("a", "c1")]; !ok {
+	m := mux.Message{Offset: 1, From: "a", CID: "c1"}
+	r.add(&m, mux.EncodeBody(m), 2)
+	if e, ok := r.sentBefore("a", "c1"); !ok || e.off != 1 {
 		t.Fatal("cid of a retained message not known")
 	}
+	if _, ok := r.sentBefore("b", "c1"); ok {
+		t.Fatal("another sender's cid taken for a duplicate")
+	}
 	addMsgs(r, 2, 2, 3, 0)
-	if _, ok := r.cids[cidKey("a", "c1")]; ok {
+	if _, ok := r.sentBefore("a", "c1"); ok {
 		t.Fatal("cid of a dropped message still known")
+	}
+	if len(r.cids) != 0 {
+		t.Fatalf("%d cids left for messages sent without one", len(r.cids))
+	}
+}
+
+// Two (sender, cid) pairs whose hashes collide: the second message is not
+// taken for a duplicate of the first (which would lose it).
+func TestRoomCIDHashCollision(t *testing.T) {
+	r := newRoom("r", "e")
+	r.top = 1
+	m := mux.Message{Offset: 1, From: "a", CID: "c1"}
+	r.add(&m, mux.EncodeBody(m), 10)
+	r.cids[r.cidHash("b", "c2")] = 1 // as if ("b", "c2") hashed like ("a", "c1")
+	if _, ok := r.sentBefore("b", "c2"); ok {
+		t.Fatal("a colliding hash was taken for a duplicate")
+	}
+	if _, ok := r.sentBefore("a", "c1"); !ok {
+		t.Fatal("the real duplicate is no longer found")
 	}
 }
