@@ -45,8 +45,8 @@ usage: bench/compare.sh [options]
                    not speak --protocol centrifugo)
   -h, --help       this help
 
-Workloads (full / --quick), each against imload, socket.io and Centrifugo
-(those two per-tab: one socket per tab):
+Workloads (full / --quick); W1 and W2 against imload, socket.io and Centrifugo
+(those two per-tab: one socket per tab), W3 against imload only:
   W1  5,000 / 500 clients x 1 tab, rooms of 50, 0.1 msg/s per tab, 60 s / 10 s:
       delivery p50/p99, server RSS growth per connection, server CPU
   W2  1,000 / 200 clients x 1 tab, rooms of 50, rate per tab 0.5 1 2 4 8 / 1 4
