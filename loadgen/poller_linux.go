@@ -105,9 +105,9 @@ func (p *epollReader) add(l *wsLink) error {
 	}
 	// Bytes read with the greeting may hold whole messages: handle them
 	// now, on the caller's goroutine.
-	if len(l.in.pend) > 0 {
+	if pend := l.in.Pending(); len(pend) > 0 {
 		var r reader
-		if err := l.process(&r, l.in.pend); err != nil {
+		if err := l.process(&r, pend); err != nil {
 			return err
 		}
 	}
@@ -217,10 +217,10 @@ func (lp *epollLoop) readReady(l *wsLink) bool {
 		if l.cut.Load() {
 			return true
 		}
-		fromPend := len(l.in.pend) > 0
+		fromPend := len(l.in.Pending()) > 0
 		buf := lp.buf[:0]
 		if fromPend {
-			buf = l.in.room()
+			buf = l.in.Room()
 		}
 		space := cap(buf) - len(buf)
 		n, err := unix.Read(l.fd, buf[len(buf):cap(buf)])
@@ -234,7 +234,7 @@ func (lp *epollLoop) readReady(l *wsLink) bool {
 		}
 		data := buf[:len(buf)+n]
 		if fromPend {
-			l.in.pend = data
+			l.in.SetPending(data)
 		}
 		if l.process(&lp.r, data) != nil {
 			return true

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"imload/mux/wsframe"
 )
 
 // Reading the server's side of a WebSocket.
@@ -20,149 +22,26 @@ import (
 // server's frames are simple to read (RFC 6455 §5: unmasked, no extension is
 // negotiated), and reading them here is as cheap as gorilla's reader.
 
-// WebSocket opcodes.
+// WebSocket opcodes (short names for mux/wsframe's).
 const (
-	opCont  = 0x0
-	opText  = 0x1
-	opBin   = 0x2
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xa
+	opCont  = wsframe.OpContinuation
+	opText  = wsframe.OpText
+	opBin   = wsframe.OpBinary
+	opClose = wsframe.OpClose
+	opPing  = wsframe.OpPing
+	opPong  = wsframe.OpPong
 )
 
 // readLimit is the largest message accepted from the server.
 const readLimit = 1 << 20
 
-var (
-	errFrame    = errors.New("websocket: bad frame from the server")
-	errTooLarge = errors.New("websocket: message from the server over the read limit")
-	errCut      = errors.New("link cut by the generator")
-)
+var errCut = errors.New("link cut by the generator")
 
-// parseFrame parses the frame at the start of p. n is its length in p, 0 if
-// p holds only part of it; need is then the frame's whole length when the
-// header is complete (0 if not).
-func parseFrame(p []byte, limit int) (op byte, fin bool, payload []byte, n, need int, err error) {
-	if len(p) < 2 {
-		return 0, false, nil, 0, 0, nil
-	}
-	b0, b1 := p[0], p[1]
-	if b0&0x70 != 0 || b1&0x80 != 0 { // RSV bits (no extension), or masked
-		return 0, false, nil, 0, 0, errFrame
-	}
-	fin, op = b0&0x80 != 0, b0&0x0f
-	h, l := 2, uint64(b1&0x7f)
-	switch l {
-	case 126:
-		if len(p) < 4 {
-			return 0, false, nil, 0, 0, nil
-		}
-		h, l = 4, uint64(binary.BigEndian.Uint16(p[2:]))
-	case 127:
-		if len(p) < 10 {
-			return 0, false, nil, 0, 0, nil
-		}
-		h, l = 10, binary.BigEndian.Uint64(p[2:])
-	}
-	switch {
-	case op >= opClose:
-		if op > opPong || !fin || l > 125 {
-			return 0, false, nil, 0, 0, errFrame
-		}
-	case op > opBin:
-		return 0, false, nil, 0, 0, errFrame
-	}
-	if l > uint64(limit) {
-		return 0, false, nil, 0, 0, errTooLarge
-	}
-	total := h + int(l)
-	if len(p) < total {
-		return 0, false, nil, 0, total, nil
-	}
-	return op, fin, p[h:total], total, 0, nil
-}
-
-// wsIn is the read state of one connection: bytes of a frame not complete
-// yet, and a fragmented message being put together. Both are nil in the
-// normal case (every frame read whole), so an idle connection holds no
-// buffer.
-type wsIn struct {
-	pend   []byte // start of an incomplete frame (or a read buffer with spare room)
-	frag   []byte // payload of a fragmented data message so far
-	fragOp byte   // its opcode (0: none)
-}
-
-// next returns the next message or control frame in data: op is its opcode
-// (opText or opBin for a whole data message, possibly put together from
-// fragments), n the bytes consumed. With op 0, data holds no complete
-// message: n bytes of fragments were consumed, and need is the length of
-// the frame that starts at data[n:] when known. msg is valid until the next
-// call.
-func (w *wsIn) next(data []byte) (op byte, msg []byte, n, need int, err error) {
-	for {
-		fop, fin, pl, m, nd, err := parseFrame(data[n:], readLimit)
-		if err != nil {
-			return 0, nil, n, 0, err
-		}
-		if m == 0 {
-			return 0, nil, n, nd, nil
-		}
-		n += m
-		switch {
-		case fop >= opClose:
-			return fop, pl, n, 0, nil
-		case fop == opCont:
-			if w.fragOp == 0 {
-				return 0, nil, n, 0, errFrame
-			}
-			if len(w.frag)+len(pl) > readLimit {
-				return 0, nil, n, 0, errTooLarge
-			}
-			w.frag = append(w.frag, pl...)
-			if fin {
-				op, msg = w.fragOp, w.frag
-				w.fragOp, w.frag = 0, nil
-				return op, msg, n, 0, nil
-			}
-		default:
-			if w.fragOp != 0 {
-				return 0, nil, n, 0, errFrame
-			}
-			if fin {
-				return fop, pl, n, 0, nil
-			}
-			w.fragOp, w.frag = fop, append([]byte(nil), pl...)
-		}
-	}
-}
-
-// keep stores rest (the unconsumed end of data) as the pending bytes, in a
-// buffer of its own sized for the frame it starts (need, when known).
-func (w *wsIn) keep(rest []byte, need int) {
-	if len(rest) == 0 {
-		w.pend = nil
-		return
-	}
-	if len(w.pend) > 0 && &w.pend[0] == &rest[0] && cap(rest) >= need {
-		w.pend = rest // already in the pending buffer, at its start: keep it
-		return
-	}
-	p := make([]byte, len(rest), max(need, len(rest)+512))
-	copy(p, rest)
-	w.pend = p
-}
-
-// room returns the pending bytes with spare capacity to read into.
-func (w *wsIn) room() []byte {
-	p := w.pend
-	if cap(p) > len(p) {
-		return p
-	}
-	np := make([]byte, len(p), max(2*len(p), len(p)+4096))
-	copy(np, p)
-	w.pend = np
-	return np
-}
+// newWSIn returns the read state of one connection: frames from the server
+// are unmasked, messages at most readLimit (mux/wsframe.Reader keeps the
+// bytes of a frame not complete yet and a fragmented message, both nil in
+// the normal case, so an idle connection holds no buffer).
+func newWSIn() wsframe.Reader { return wsframe.Reader{Limit: readLimit} }
 
 // recConn wraps the TCP connection while gorilla does the handshake and
 // records what gorilla reads: whatever its buffer read beyond the HTTP
@@ -208,15 +87,15 @@ type wsLink struct {
 
 	cut atomic.Bool // cut by the generator: reads end
 
-	in   wsIn
-	rbuf []byte // read buffer of blocking reads (l.in.pend is in it)
+	in   wsframe.Reader
+	rbuf []byte // read buffer of blocking reads (l.in's pending bytes are in it)
 }
 
 // newLink wraps a connection that gorilla just dialed.
 func newLink(s *sock, ws *websocket.Conn) *wsLink {
-	l := &wsLink{s: s, ws: ws, tcp: ws.NetConn()}
+	l := &wsLink{s: s, ws: ws, tcp: ws.NetConn(), in: newWSIn()}
 	if rc, ok := l.tcp.(*recConn); ok {
-		l.in.pend = rc.leftover()
+		l.in.SetPending(rc.leftover())
 		l.tcp = rc.Conn
 	}
 	return l
@@ -252,11 +131,13 @@ func (l *wsLink) readBlocking() (msg []byte, err error) {
 		if l.cut.Load() {
 			return nil, errCut
 		}
-		op, m, n, need, err := l.in.next(l.in.pend)
+		pend := l.in.Pending()
+		op, m, n, need, err := l.in.Next(pend)
 		if err != nil {
 			return nil, err
 		}
-		l.in.pend = l.in.pend[n:]
+		pend = pend[n:]
+		l.in.SetPending(pend)
 		switch op {
 		case opText, opBin:
 			return m, nil
@@ -269,13 +150,13 @@ func (l *wsLink) readBlocking() (msg []byte, err error) {
 		}
 		// More bytes needed: move what is pending to the start of the read
 		// buffer (grown for the frame when needed) and read after it.
-		size := max(need, len(l.in.pend)+512, 1024)
+		size := max(need, len(pend)+512, 1024)
 		if cap(l.rbuf) < size {
 			l.rbuf = make([]byte, 0, max(size, 2*cap(l.rbuf)))
 		}
-		p := l.rbuf[:copy(l.rbuf[:cap(l.rbuf)], l.in.pend)]
+		p := l.rbuf[:copy(l.rbuf[:cap(l.rbuf)], pend)]
 		k, err := l.tcp.Read(p[len(p):cap(p)])
-		l.in.pend = p[:len(p)+k]
+		l.in.SetPending(p[:len(p)+k])
 		if k == 0 && err != nil {
 			return nil, err
 		}
@@ -307,10 +188,10 @@ func (l *wsLink) control(op byte, payload []byte) error {
 // compact releases the buffer used while reading blocking (the greeting):
 // only bytes not consumed yet are kept, in a buffer of their own.
 func (l *wsLink) compact() {
-	if len(l.in.pend) > 0 {
-		l.in.pend = bytes.Clone(l.in.pend)
+	if pend := l.in.Pending(); len(pend) > 0 {
+		l.in.SetPending(bytes.Clone(pend))
 	} else {
-		l.in.pend = nil
+		l.in.SetPending(nil)
 	}
 	l.rbuf = nil
 }
@@ -336,7 +217,7 @@ func (l *wsLink) readLoop() error {
 			return err
 		}
 		l.handle(r, msg)
-		if cap(l.rbuf) > 64<<10 && len(l.in.pend) == 0 {
+		if cap(l.rbuf) > 64<<10 && len(l.in.Pending()) == 0 {
 			l.rbuf = nil // after a large message: do not keep its buffer
 		}
 	}
@@ -350,13 +231,13 @@ func (l *wsLink) process(r *reader, data []byte) error {
 		if l.cut.Load() {
 			return errCut
 		}
-		op, m, n, need, err := l.in.next(data[off:])
+		op, m, n, need, err := l.in.Next(data[off:])
 		off += n
 		if err != nil {
 			return err
 		}
 		if op == 0 {
-			l.in.keep(data[off:], need)
+			l.in.Keep(data[off:], need)
 			return nil
 		}
 		if op == opText || op == opBin {
@@ -374,7 +255,7 @@ func (l *wsLink) end() {
 	e := b.e
 	l.cut.Store(true)
 	_ = l.ws.Close()
-	l.in = wsIn{}
+	l.in.Reset()
 	b.mu.Lock()
 	if s.gen == l.gen {
 		s.down(true)
