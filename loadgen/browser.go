@@ -283,23 +283,29 @@ func (s *sock) ping() {
 	s.queue(s.b.scratch)
 }
 
+// renew starts a new incarnation of t (a session that has none) with
+// session id sid: every room of its browser is tracked afresh.
+func (t *tab) renew(b *browser, sid uint32) {
+	t.sid = sid
+	t.inc++
+	t.tracks = t.tracks[:0]
+	for _, r := range b.rooms {
+		t.tracks = append(t.tracks, roomTrack{room: r})
+	}
+}
+
 // attachTab queues attach and one join per room for t: a fresh join with
 // history for a new tab, or a resume from the last offset.
 func (s *sock) attachTab(t *tab) {
 	e := s.b.e
 	b := s.b
 	if t.sid == 0 {
-		if e.mode == reports.ModePerTab {
-			t.sid = 1
-		} else {
+		sid := uint32(1)
+		if e.mode != reports.ModePerTab {
 			b.nextSid++
-			t.sid = b.nextSid
+			sid = b.nextSid
 		}
-		t.inc++
-		t.tracks = t.tracks[:0]
-		for _, r := range b.rooms {
-			t.tracks = append(t.tracks, roomTrack{room: r})
-		}
+		t.renew(b, sid)
 	}
 	body := mux.EncodeBody(mux.AttachReq{Name: b.name, Token: b.tok, Mode: mux.ModeLoadgen})
 	s.cmd(pending{kind: cAttach, t: t}, mux.CmdAttach, body)

@@ -181,13 +181,7 @@ func isCfPing(line []byte) bool {
 // the generator needs (see the top of the file). It returns the server's
 // name and version.
 func probeCentrifugo(ctx context.Context, addr string, dms bool) (string, error) {
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-	c, resp, err := d.DialContext(pctx, addr, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	c, err := dialProbe(ctx, addr)
 	if err != nil {
 		return "", err
 	}
@@ -298,12 +292,7 @@ func (*cfWire) attach(s *sock, t *tab) {
 	e := s.b.e
 	b := s.b
 	if t.sid == 0 {
-		t.sid = 1
-		t.inc++
-		t.tracks = t.tracks[:0]
-		for _, r := range b.rooms {
-			t.tracks = append(t.tracks, roomTrack{room: r})
-		}
+		t.renew(b, 1)
 	}
 	// Channel names are the engine's user and room names: letters, digits
 	// and '-', nothing to escape.

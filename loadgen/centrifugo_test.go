@@ -198,31 +198,7 @@ func TestRunCentrifugoChurnAndKills(t *testing.T) {
 	base := startCentrifugo(t, "")
 	sc := cfScenario(base, 30, 2)
 	sc.Rooms = 5
-	sc.Duration = 4 * time.Second
-	sc.TabChurn = 5
-	sc.ConnKill = 5
-	sc.Ladder = LadderConfig{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := Run(ctx, sc, WithModes(reports.ModePerTab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := &res.Runs[0]
-	t.Logf("delivery %+v dm %+v reconnects %v notes %v", run.Delivery, run.DMDelivery, run.Counters.Reconnects, run.Notes)
-	d := run.Delivery
-	if d.Expected == 0 || d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 {
-		t.Errorf("delivery %+v", d)
-	}
-	if run.Counters.TotalErrors() != 0 {
-		t.Errorf("errors %v", run.Counters.Errors)
-	}
-	if run.Notes["tabs_closed"] == 0 || run.Notes["sockets_killed"] == 0 || run.Latency[reports.HistReconnect].Count == 0 {
-		t.Errorf("no churn or no reconnect: %v, %d reconnects", run.Notes, run.Latency[reports.HistReconnect].Count)
-	}
-	if run.DMDelivery != nil && run.DMDelivery.Lost != 0 {
-		t.Errorf("dm %+v", run.DMDelivery)
-	}
+	checkChurnAndKills(t, sc)
 }
 
 // A Centrifugo whose chat channels have no history (no offsets to verify
@@ -246,11 +222,7 @@ func TestRunCentrifugoNeedsPositioning(t *testing.T) {
 }
 
 func TestRunCentrifugoIsPerTabOnly(t *testing.T) {
-	sc := cfScenario("ws://127.0.0.1:1", 10, 1)
-	_, err := Run(context.Background(), sc, WithModes(reports.ModeShared, reports.ModePerTab))
-	if err == nil || !strings.Contains(err.Error(), "per-tab only") {
-		t.Fatalf("err %v", err)
-	}
+	checkPerTabOnly(t, cfScenario("ws://127.0.0.1:1", 10, 1))
 }
 
 func TestCentrifugoURL(t *testing.T) {

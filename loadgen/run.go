@@ -249,9 +249,9 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	return res, runErr
 }
 
-// firstMessage opens one WebSocket to addr and returns the first message
-// the server sends (what names it in the error when none comes).
-func firstMessage(ctx context.Context, addr, what string) ([]byte, error) {
+// dialProbe opens one WebSocket to addr for a probe before the run (5 s to
+// connect).
+func dialProbe(ctx context.Context, addr string) (*websocket.Conn, error) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
@@ -259,6 +259,13 @@ func firstMessage(ctx context.Context, addr, what string) ([]byte, error) {
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
+	return c, err
+}
+
+// firstMessage opens one WebSocket to addr and returns the first message
+// the server sends (what names it in the error when none comes).
+func firstMessage(ctx context.Context, addr, what string) ([]byte, error) {
+	c, err := dialProbe(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

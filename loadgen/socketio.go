@@ -183,12 +183,7 @@ func (sioWire) attach(s *sock, t *tab) {
 	e := s.b.e
 	b := s.b
 	if t.sid == 0 {
-		t.sid = 1
-		t.inc++
-		t.tracks = t.tracks[:0]
-		for _, r := range b.rooms {
-			t.tracks = append(t.tracks, roomTrack{room: r})
-		}
+		t.renew(b, 1)
 	}
 	for i := range t.tracks {
 		buf, seq := s.sioStart("join")

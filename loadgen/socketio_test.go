@@ -154,40 +154,11 @@ func TestRunSocketIO(t *testing.T) {
 // (no recovery); what it missed while away is excused, nothing else is lost.
 func TestRunSocketIOChurnAndKills(t *testing.T) {
 	base := startSocketIOServer(t)
-	sc := sioScenario(base, 40, 2)
-	sc.Duration = 4 * time.Second
-	sc.TabChurn = 5
-	sc.ConnKill = 5
-	sc.Ladder = LadderConfig{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := Run(ctx, sc, WithModes(reports.ModePerTab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := &res.Runs[0]
-	t.Logf("delivery %+v dm %+v reconnects %v notes %v", run.Delivery, run.DMDelivery, run.Counters.Reconnects, run.Notes)
-	d := run.Delivery
-	if d.Expected == 0 || d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 {
-		t.Errorf("delivery %+v", d)
-	}
-	if run.Counters.TotalErrors() != 0 {
-		t.Errorf("errors %v", run.Counters.Errors)
-	}
-	if run.Notes["tabs_closed"] == 0 || run.Notes["sockets_killed"] == 0 || run.Latency[reports.HistReconnect].Count == 0 {
-		t.Errorf("no churn or no reconnect: %v, %d reconnects", run.Notes, run.Latency[reports.HistReconnect].Count)
-	}
-	if run.DMDelivery != nil && run.DMDelivery.Lost != 0 {
-		t.Errorf("dm %+v", run.DMDelivery)
-	}
+	checkChurnAndKills(t, sioScenario(base, 40, 2))
 }
 
 func TestRunSocketIOIsPerTabOnly(t *testing.T) {
-	sc := sioScenario("ws://127.0.0.1:1", 10, 1)
-	_, err := Run(context.Background(), sc, WithModes(reports.ModeShared, reports.ModePerTab))
-	if err == nil || !strings.Contains(err.Error(), "per-tab only") {
-		t.Fatalf("err %v", err)
-	}
+	checkPerTabOnly(t, sioScenario("ws://127.0.0.1:1", 10, 1))
 }
 
 func TestSocketIOURL(t *testing.T) {

@@ -60,12 +60,15 @@ func BenchmarkIdleMemory(b *testing.B) {
 		return st
 	}
 	settle := func() int64 {
-		// Collect garbage (the heap profile endpoint runs a GC first), then
-		// give the scavenger a moment to return freed pages: the RSS then
-		// shows what the server keeps, not the garbage of the last burst.
-		if resp, err := http.Get(base + "/debug/pprof/heap?gc=1"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		// Collect garbage twice (the heap profile endpoint runs a GC
+		// first; what sync.Pools hold survives one GC), then give the
+		// scavenger a moment to return freed pages: the RSS then shows
+		// what the server keeps, not the garbage of the last burst.
+		for range 2 {
+			if resp, err := http.Get(base + "/debug/pprof/heap?gc=1"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
 		}
 		time.Sleep(5 * time.Second)
 		rss := rssOf(b, cmd.Process.Pid)
