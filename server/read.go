@@ -58,7 +58,6 @@ func (c *conn) readReady(rs *readScratch, out *outbox) {
 	c.pollMu.Lock()
 	err := c.readFrom(rs.buf, rs, out, nil)
 	c.pollMu.Unlock()
-	c.srv.writeOut(out)
 	switch {
 	case errors.Is(err, errClosing): // the close under way finishes it
 	case err != nil:
@@ -108,7 +107,11 @@ func (c *conn) readFrom(chunk []byte, rs *readScratch, out *outbox, done chan st
 			if fromPend {
 				c.in.SetPending(data)
 			}
-			if err := c.process(data, out, done); err != nil {
+			err := c.process(data, out, done)
+			if out != nil {
+				c.srv.writeOut(out) // what this read's messages produced
+			}
+			if err != nil {
 				return err
 			}
 		}
