@@ -35,11 +35,12 @@ func (it outItem) size() int {
 
 // conn is one physical WebSocket (gorilla did the handshake; the server
 // reads and writes the frames itself). Reads happen on a goroutine per
-// connection or, with epoll, on a goroutine that exists only while the
-// connection has data (see poller and read.go). Writes go through a queue bounded in bytes. The worker
-// that queued frames writes them itself, without blocking, once it has
-// handled its message (see outbox); a writer goroutine exists only while a
-// socket is full or when frames are queued from elsewhere.
+// connection or, with epoll, on a worker when the poller finds the
+// connection readable (see poller and read.go). Writes go through a queue
+// bounded in bytes. The worker that queued frames writes them itself,
+// without blocking, once it has handled its message (see outbox); a writer
+// goroutine exists only while a socket is full or when frames are queued
+// from elsewhere.
 type conn struct {
 	id      uint64
 	srv     *Server
@@ -53,7 +54,7 @@ type conn struct {
 	// readMu is held while a message is handled and during cleanup; the
 	// fields below belong to whoever holds it.
 	readMu   sync.Mutex
-	pollMu   sync.Mutex // held by the goroutine reading a ready connection (epoll mode)
+	pollMu   sync.Mutex // held by the worker reading a ready connection (epoll mode)
 	finished bool
 	in       wsframe.Reader // half-read frames (held by the reading goroutine)
 	out      *outbox        // where the holder of readMu collects connections to write
