@@ -2,15 +2,18 @@ package server
 
 // poller is the seam between the two ways of reading connections:
 //
-//   - "goroutine": one goroutine per connection blocks in a read. Portable,
-//     simple; an idle connection costs a parked goroutine and its stack.
-//   - "epoll" (Linux): connections are watched by one epoll instance and a
-//     goroutine exists only while a connection has data to read; an idle
-//     connection costs its socket, its gorilla state and its read buffer.
+//   - "goroutine": one goroutine per connection blocks in a read (Go's
+//     netpoller wakes it), with a read buffer of its own, and passes each
+//     message to a worker. Portable, simple; an idle connection costs a
+//     parked goroutine, its stack and its buffer.
+//   - "epoll" (Linux): connections are watched by one epoll instance; a
+//     readable connection is handed to a worker, which reads it into the
+//     worker's buffer, handles its messages, writes what they produced and
+//     re-arms it. An idle connection costs its socket and its state: no
+//     goroutine and no buffer.
 //
-// Both run the same code on a readable connection (conn.readReady), under
-// the connection's read lock, so the protocol handling cannot tell them
-// apart.
+// Both handle frames with the same code (conn.process), under the
+// connection's read lock, so the protocol handling cannot tell them apart.
 type poller interface {
 	add(c *conn) error   // watch c; onReady is called when it is readable
 	rearm(c *conn) error // watch c again after a read
