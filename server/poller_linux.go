@@ -6,19 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// epollPoller watches idle connections with one epoll instance, so that an
+// epollPoller watches the connections with one epoll instance, so that an
 // idle connection has no goroutine at all. Registrations are one-shot: when
-// a connection becomes readable it is disarmed and handed to onReady, which
-// reads what is there on a short-lived goroutine and re-arms it.
+// a connection becomes readable it is disarmed and handed to onReady (a
+// worker reads what is there and re-arms it). The poller's own goroutine
+// waits in Go's netpoller, not in epoll_wait (see newPoller).
 type epollPoller struct {
 	epfd    int
-	wake    int // eventfd that interrupts EpollWait at close
+	file    *os.File        // epfd, watched by Go's own netpoller
+	raw     syscall.RawConn // of file: waits for epfd to have events
+	wake    int             // eventfd that interrupts the wait at close
 	onReady func(*conn)
 
 	mu    sync.RWMutex
@@ -46,7 +51,30 @@ func newPoller(onReady func(*conn)) (poller, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll_ctl wake: %w", err)
 	}
-	p := &epollPoller{epfd: epfd, wake: wake, onReady: onReady, conns: make(map[uint64]*conn), fds: make(map[uint64]int), done: make(chan struct{})}
+	// The poller goroutine does not block in epoll_wait: the epoll instance
+	// is itself a descriptor that is readable when it has events, so Go's
+	// netpoller waits for it (nested epoll). A ready connection then wakes
+	// a goroutine inside the scheduler, as a goroutine reader would be,
+	// rather than a thread parked in a system call.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wake)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	// A file Go cannot poll has no deadlines: its wait would fail at once.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		unix.Close(wake)
+		f.Close()
+		return nil, fmt.Errorf("epoll fd not pollable by the runtime: %w", err)
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		unix.Close(wake)
+		f.Close()
+		return nil, fmt.Errorf("epoll fd: %w", err)
+	}
+	p := &epollPoller{epfd: epfd, file: f, raw: raw, wake: wake, onReady: onReady, conns: make(map[uint64]*conn), fds: make(map[uint64]int), done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -120,12 +148,16 @@ func (p *epollPoller) forget(c *conn) {
 func (p *epollPoller) run() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		// Nothing ready: returning false makes the runtime wait until the
+		// epoll descriptor is readable, then call poll again.
+		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
+		if err := p.raw.Read(poll); err != nil || werr != nil {
 			return
 		}
 		for i := range n {
@@ -148,5 +180,5 @@ func (p *epollPoller) close() {
 	_, _ = unix.Write(p.wake, one[:])
 	<-p.done
 	unix.Close(p.wake)
-	unix.Close(p.epfd)
+	p.file.Close() // closes epfd
 }
