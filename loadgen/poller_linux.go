@@ -5,8 +5,10 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,11 +37,17 @@ type epollReader struct {
 	wg sync.WaitGroup // the loops
 }
 
-// epollLoop is one epoll instance and the goroutine that waits on it.
+// epollLoop is one epoll instance and the goroutine that waits on it. The
+// goroutine does not block in epoll_wait: the epoll descriptor is itself
+// readable when it has events, so Go's netpoller waits for it (nested
+// epoll), and a ready socket wakes a goroutine inside the scheduler rather
+// than a thread parked in a system call.
 type epollLoop struct {
 	p    *epollReader
 	epfd int
-	wake int // eventfd that interrupts EpollWait at close
+	file *os.File        // epfd, watched by Go's netpoller
+	raw  syscall.RawConn // of file
+	wake int             // eventfd that ends the loop at close
 	buf  []byte
 	r    reader
 }
@@ -86,12 +94,33 @@ func newEpollLoop(p *epollReader) (*epollLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll_ctl wake: %w", err)
 	}
-	return &epollLoop{p: p, epfd: epfd, wake: wake, buf: make([]byte, 32<<10)}, nil
+	lp := &epollLoop{p: p, epfd: epfd, wake: wake, buf: make([]byte, 32<<10)}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		lp.closeFDs()
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	lp.file = os.NewFile(uintptr(epfd), "epoll")
+	// A file Go cannot poll has no deadlines: its wait would fail at once.
+	if err := lp.file.SetReadDeadline(time.Time{}); err != nil {
+		lp.closeFDs()
+		return nil, fmt.Errorf("epoll fd not pollable by the runtime: %w", err)
+	}
+	raw, err := lp.file.SyscallConn()
+	if err != nil {
+		lp.closeFDs()
+		return nil, fmt.Errorf("epoll fd: %w", err)
+	}
+	lp.raw = raw
+	return lp, nil
 }
 
 func (lp *epollLoop) closeFDs() {
 	unix.Close(lp.wake)
-	unix.Close(lp.epfd)
+	if lp.file != nil {
+		lp.file.Close() // closes epfd
+	} else {
+		unix.Close(lp.epfd)
+	}
 }
 
 func (p *epollReader) add(l *wsLink) error {
@@ -154,12 +183,16 @@ func (lp *epollLoop) run() {
 	defer p.wg.Done()
 	events := make([]unix.EpollEvent, 256)
 	ready := make([]*wsLink, 0, len(events))
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		// Nothing ready: returning false makes the runtime wait until the
+		// epoll descriptor is readable, then call poll again.
+		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+	}
 	for {
-		n, err := unix.EpollWait(lp.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
+		if err := lp.raw.Read(poll); err != nil || werr != nil {
 			return
 		}
 		ready = ready[:0]
