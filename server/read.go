@@ -12,10 +12,11 @@ import (
 // The server reads its clients' WebSocket frames itself (mux/wsframe)
 // instead of through gorilla's reader, which gorilla only does the
 // handshake for. gorilla's reader needs a buffer per connection for as long
-// as the connection lives (and a goroutine parked in it); here a readable
-// connection borrows a pooled buffer for the time of the read, and keeps
-// bytes of its own only while a frame or a fragmented message is half
-// read. An idle connection holds no read buffer.
+// as the connection lives (and a goroutine parked in it); here (epoll mode)
+// a readable connection is read into the buffer of the worker that
+// handles it, and keeps bytes of its own only while a frame or a
+// fragmented message is half read. An idle connection holds no read
+// buffer.
 
 // readChunk is the size of a worker's read buffer (epoll mode).
 const readChunk = 16 << 10
