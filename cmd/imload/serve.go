@@ -96,7 +96,7 @@ stderr.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
 	f.StringVar(&cfg.Reader, "reader", cfg.Reader, "how connections are read: epoll (no goroutine per idle connection, Linux), goroutine (one per connection), or auto")
 	f.IntVar(&cfg.ReadBufferSize, "read-buffer", cfg.ReadBufferSize, "read buffer per connection with --reader goroutine, in bytes (epoll readers borrow a pooled one while reading)")
-	f.IntVar(&gcPercent, "gc-percent", 50, "Go GC target: the heap may grow this many percent over live data before a collection (Go's default is 100; lower keeps RSS closer to what the server holds, for a little more GC work). A GOGC environment variable wins unless this flag is given")
+	f.IntVar(&gcPercent, "gc-percent", 25, "Go GC target: the heap may grow this many percent over live data before a collection (Go's default is 100; lower keeps RSS closer to what the server holds, for a little more GC work). A GOGC environment variable wins unless this flag is given")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
