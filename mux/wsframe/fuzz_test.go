@@ -20,41 +20,16 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, step uint8) {
 		for _, masked := range []bool{false, true} {
 			r := Reader{Limit: limit, Masked: masked}
-			s := bytes.Clone(stream)
-			for off := 0; off < len(s); {
-				k := len(s) - off
-				if step > 0 {
-					k = min(k, int(step))
+			err := feed(t, &r, bytes.Clone(stream), int(step), func(op byte, msg []byte) {
+				if (op == OpText || op == OpBinary) && len(msg) > limit {
+					t.Fatalf("message of %d bytes over the limit %d", len(msg), limit)
 				}
-				buf := append(bytes.Clone(r.Pending()), s[off:off+k]...)
-				off += k
-				pos := 0
-				for {
-					op, msg, n, need, err := r.Next(buf[pos:])
-					if n < 0 || pos+n > len(buf) {
-						t.Fatalf("consumed %d of %d", n, len(buf)-pos)
-					}
-					pos += n
-					if err != nil {
-						if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrTooLarge) {
-							t.Fatalf("unexpected error %v", err)
-						}
-						return
-					}
-					if op == 0 {
-						if need != 0 && need <= len(buf)-pos {
-							t.Fatalf("needs %d but has %d", need, len(buf)-pos)
-						}
-						r.Keep(buf[pos:], need)
-						break
-					}
-					if (op == OpText || op == OpBinary) && len(msg) > limit {
-						t.Fatalf("message of %d bytes over the limit %d", len(msg), limit)
-					}
-					if op >= OpClose && len(msg) > MaxControlPayload {
-						t.Fatalf("control frame of %d bytes", len(msg))
-					}
+				if op >= OpClose && len(msg) > MaxControlPayload {
+					t.Fatalf("control frame of %d bytes", len(msg))
 				}
+			})
+			if err != nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("unexpected error %v", err)
 			}
 		}
 	})
@@ -89,28 +64,13 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		r := Reader{Limit: len(data) + 1, Masked: true}
 		var got [][]byte
-		for off := 0; off < len(stream); {
-			k := len(stream) - off
-			if step > 0 {
-				k = min(k, int(step))
+		err := feed(t, &r, stream, int(step), func(op byte, msg []byte) {
+			if op == OpText {
+				got = append(got, bytes.Clone(msg))
 			}
-			buf := append(bytes.Clone(r.Pending()), stream[off:off+k]...)
-			off += k
-			pos := 0
-			for {
-				op, msg, n, need, err := r.Next(buf[pos:])
-				if err != nil {
-					t.Fatalf("error %v", err)
-				}
-				pos += n
-				if op == 0 {
-					r.Keep(buf[pos:], need)
-					break
-				}
-				if op == OpText {
-					got = append(got, bytes.Clone(msg))
-				}
-			}
+		})
+		if err != nil {
+			t.Fatalf("error %v", err)
 		}
 		if len(got) != len(msgs) {
 			t.Fatalf("%d messages, want %d", len(got), len(msgs))

@@ -26,41 +26,61 @@ func frame(op byte, fin bool, payload, key []byte) []byte {
 	return out
 }
 
-// collect feeds stream to a Reader in pieces of at most step bytes (0:
-// whole), keeping what is incomplete as a socket reader does, and returns
-// the messages and control frames it yields ("ping:…" for a ping).
-func collect(t *testing.T, r *Reader, stream []byte, step int) []string {
+// feed gives stream to r in pieces of at most step bytes (0: whole), each
+// in a fresh read buffer that is cleared afterwards (so the Reader must not
+// keep pointers into it), keeping what is incomplete as a socket reader
+// does; each message or control frame goes to yield. It checks what every
+// call returns is consistent, and stops at the first error.
+func feed(t testing.TB, r *Reader, stream []byte, step int, yield func(op byte, msg []byte)) error {
 	t.Helper()
-	var got []string
 	for off := 0; off < len(stream); {
 		k := len(stream) - off
 		if step > 0 {
 			k = min(k, step)
-			if len(r.Pending()) > 10 { // keep the test fast inside a big frame
+			if len(r.Pending()) > 10 && len(stream) > 1<<16 { // keep a test fast inside a big frame
 				k = min(len(stream)-off, 4096)
 			}
 		}
-		buf := append(bytes.Clone(r.Pending()), stream[off:off+k]...) // a fresh read buffer each time
+		buf := append(bytes.Clone(r.Pending()), stream[off:off+k]...)
 		off += k
 		pos := 0
 		for {
 			op, msg, n, need, err := r.Next(buf[pos:])
-			if err != nil {
-				t.Fatalf("step %d at %d: %v", step, off, err)
+			if n < 0 || pos+n > len(buf) {
+				t.Fatalf("consumed %d of %d", n, len(buf)-pos)
 			}
 			pos += n
+			if err != nil {
+				return err
+			}
 			if op == 0 {
+				if need != 0 && need <= len(buf)-pos {
+					t.Fatalf("needs %d but has %d", need, len(buf)-pos)
+				}
 				r.Keep(buf[pos:], need)
 				break
 			}
-			switch op {
-			case OpPing:
-				got = append(got, "ping:"+string(msg))
-			default:
-				got = append(got, string(msg))
-			}
+			yield(op, msg)
 		}
-		clear(buf) // the Reader must not keep pointers into a reused buffer
+		clear(buf)
+	}
+	return nil
+}
+
+// collect feeds stream to r (see feed) and returns the messages and control
+// frames it yields ("ping:…" for a ping).
+func collect(t *testing.T, r *Reader, stream []byte, step int) []string {
+	t.Helper()
+	var got []string
+	err := feed(t, r, stream, step, func(op byte, msg []byte) {
+		if op == OpPing {
+			got = append(got, "ping:"+string(msg))
+		} else {
+			got = append(got, string(msg))
+		}
+	})
+	if err != nil {
+		t.Fatalf("step %d: %v", step, err)
 	}
 	return got
 }
