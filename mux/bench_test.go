@@ -45,6 +45,17 @@ func BenchmarkEncodeMessageBody(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendMessage is the same body written without reflection, as
+// the server does.
+func BenchmarkAppendMessage(b *testing.B) {
+	m := Message{Room: "room-42", Offset: 123456, Epoch: "3bac6a1ddbc4", From: "alice", Color: "#d9480f", Text: "hello there, this is a chat message of ordinary length", TS: 1764167400123, CID: "c-99"}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendMessage(buf[:0], &m)
+	}
+}
+
 // BenchmarkAppendPush is the per-receiving-connection cost when the head is
 // not cached (the server caches it; see server's fan-out benchmark).
 func BenchmarkAppendPush(b *testing.B) {

@@ -207,3 +207,30 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// AppendMessage appends m as the JSON body of a msg push (the fields of
+// Message in their order, cid omitted when empty), without reflection: the
+// server encodes every room message once for its fan-out and again for
+// each history reply that carries it. It decodes to what
+// json.Marshal(m) decodes to.
+func AppendMessage(dst []byte, m *Message) []byte {
+	dst = append(dst, `{"room":`...)
+	dst = AppendString(dst, m.Room)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendUint(dst, m.Offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = AppendString(dst, m.Epoch)
+	dst = append(dst, `,"from":`...)
+	dst = AppendString(dst, m.From)
+	dst = append(dst, `,"color":`...)
+	dst = AppendString(dst, m.Color)
+	dst = append(dst, `,"text":`...)
+	dst = AppendString(dst, m.Text)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, m.TS, 10)
+	if m.CID != "" {
+		dst = append(dst, `,"cid":`...)
+		dst = AppendString(dst, m.CID)
+	}
+	return append(dst, '}')
+}

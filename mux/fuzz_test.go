@@ -73,6 +73,27 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
+// FuzzAppendMessage checks that AppendMessage writes what encoding/json
+// writes, up to the spelling of escapes: both decode to the same message.
+func FuzzAppendMessage(f *testing.F) {
+	f.Add("room-1", uint64(7), "e1", "alice", "#d9480f", "hi <b>\u2028", int64(1764167400123), "c-1")
+	f.Add("", uint64(0), "", "", "", "\x00\xff", int64(-5), "")
+	f.Fuzz(func(t *testing.T, room string, off uint64, epoch, from, color, text string, ts int64, cid string) {
+		m := Message{Room: room, Offset: off, Epoch: epoch, From: from, Color: color, Text: text, TS: ts, CID: cid}
+		got := AppendMessage(nil, &m)
+		var back, want Message
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%+v encodes to invalid JSON %s: %v", m, got, err)
+		}
+		if err := json.Unmarshal(EncodeBody(m), &want); err != nil {
+			t.Fatal(err)
+		}
+		if back != want {
+			t.Fatalf("%+v: AppendMessage %s decodes to %+v, encoding/json to %+v", m, got, back, want)
+		}
+	})
+}
+
 func compact(raw json.RawMessage) []byte {
 	if len(raw) == 0 {
 		return nil

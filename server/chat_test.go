@@ -256,3 +256,31 @@ func TestHistoryAndResume(t *testing.T) {
 	raw, _ := json.Marshal(s2)
 	t.Logf("dup reply %s", raw)
 }
+
+// A history reply carries what fits in a quarter of the queue limit and
+// says there is more; what it carries is what the pushes carried.
+func TestHistoryReplyFitsQueue(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxQueueBytes = cfg.Limits.MaxMessageBytes // 64 KiB: replies of at most 16 KiB
+	ts := startServer(t, cfg)
+	a := dial(t, ts, nil)
+	a.attach(1, "alice")
+	a.join(1, "r")
+	var pushed []mux.Message
+	for i := 1; i <= 12; i++ {
+		a.send(1, "r", fmt.Sprintf("m%d <&> %s", i, strings.Repeat("x", 3000)))
+		var m mux.Message
+		a.push(mux.EvMsg, &m)
+		pushed = append(pushed, m)
+	}
+	var h mux.HistoryResp
+	a.ok(1, mux.CmdHistory, mux.HistoryReq{Room: "r", Limit: 12}, &h)
+	if len(h.Messages) != 5 || !h.More || h.Top != 12 {
+		t.Fatalf("history of 12 × 3 KB in 16 KiB: %d messages, more=%v, top=%d", len(h.Messages), h.More, h.Top)
+	}
+	for i, m := range h.Messages {
+		if m != pushed[i] {
+			t.Fatalf("history message %d: %+v, pushed %+v", i, m, pushed[i])
+		}
+	}
+}

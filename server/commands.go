@@ -193,28 +193,29 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 		reset = resume
 		entries = r.last(min(req.History, cfg.Limits.MaxHistory))
 	}
-	entries, cut := c.srv.fitReply(entries)
-	more = more || cut
-	body := appendRoomReply(nil, r, reset, more, entries, false)
+	body := c.srv.appendRoomReply(nil, r, reset, more, entries, false)
 	c.reply(mux.AppendReply(nil, f.SID, f.Seq, body))
 	return nil
 }
 
-// fitReply keeps the first entries whose bodies fit in a reply (a quarter of
-// the queue limit), and reports whether it cut any.
-func (s *Server) fitReply(entries []*entry) ([]*entry, bool) {
+// appendRoomReply encodes a join or history reply body:
+// {"room":…,"epoch":…,"top":…,("members"|"first"):…,"reset":…,"more":…,"messages":[…]}.
+// It carries the first entries whose bodies fit in a quarter of the queue
+// limit (at least one) and sets more when it had to leave some out.
+func (s *Server) appendRoomReply(dst []byte, r *room, reset, more bool, entries []*entry, history bool) []byte {
+	msgs := make([]byte, 0, 256*len(entries))
 	budget := s.cfg.MaxQueueBytes / 4
 	for i, e := range entries {
-		if budget -= len(e.body) + 1; budget < 0 && i > 0 {
-			return entries[:i], true
+		n := len(msgs)
+		if i > 0 {
+			msgs = append(msgs, ',')
+		}
+		msgs = r.appendEntry(msgs, e)
+		if len(msgs) > budget && i > 0 {
+			msgs, more = msgs[:n], true
+			break
 		}
 	}
-	return entries, false
-}
-
-// appendRoomReply encodes a join or history reply body from cached message
-// bodies: {"room":…,"epoch":…,"top":…,("members"|"first"):…,"reset":…,"more":…,"messages":[…]}.
-func appendRoomReply(dst []byte, r *room, reset, more bool, entries []*entry, history bool) []byte {
 	dst = append(dst, `{"room":`...)
 	dst = mux.AppendString(dst, r.name)
 	dst = append(dst, `,"epoch":`...)
@@ -235,12 +236,7 @@ func appendRoomReply(dst []byte, r *room, reset, more bool, entries []*entry, hi
 		dst = append(dst, `,"more":true`...)
 	}
 	dst = append(dst, `,"messages":[`...)
-	for i, e := range entries {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, e.body...)
-	}
+	dst = append(dst, msgs...)
 	return append(dst, "]}"...)
 }
 
@@ -340,8 +336,8 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	r.expire(now - cfg.HistoryAge.Milliseconds())
 	r.top++
 	m := mux.Message{Room: r.name, Offset: r.top, Epoch: r.epoch, From: s.user.name, Color: s.user.color, Text: req.Text, TS: now, CID: req.CID}
-	body := mux.EncodeBody(m)
-	r.add(&m, body, cfg.HistoryMax)
+	body := mux.AppendMessage(make([]byte, 0, 128+len(m.Text)+len(m.CID)), &m)
+	r.add(&m, s.user.author, cfg.HistoryMax)
 	c.reply(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
 	for mc, mem := range r.members {
 		c.pushTo(mc, outItem{head: pushMsg, sids: mem.sids, body: body})
@@ -409,8 +405,7 @@ func (c *conn) history(f *mux.Frame) ([]byte, error) {
 		entries = r.last(limit)
 		more = r.n > len(entries)
 	}
-	entries, cut := c.srv.fitReply(entries)
-	return appendRoomReply(nil, r, reset, more || cut, entries, true), nil
+	return c.srv.appendRoomReply(nil, r, reset, more, entries, true), nil
 }
 
 func (c *conn) who(f *mux.Frame) ([]byte, error) {

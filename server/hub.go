@@ -17,6 +17,7 @@ import (
 // have few sessions (their tabs), so a slice beats a map in memory.
 type user struct {
 	name, color, token string
+	author             *author // name and colour, shared by the user's retained messages
 	sessions           []*session
 }
 
@@ -101,6 +102,7 @@ func (h *hub) load(ctx context.Context) error {
 		return err
 	}
 	cutoff := time.Now().Add(-h.cfg.HistoryAge).UnixMilli()
+	authors := make(map[author]*author) // one per sender, shared by the rooms
 	for _, sr := range rooms {
 		if !mux.ValidRoom(sr.Name) {
 			continue
@@ -110,8 +112,12 @@ func (h *hub) load(ctx context.Context) error {
 			if m.TS < cutoff || (r.top != 0 && m.Offset != r.top+1) {
 				continue
 			}
-			m.Epoch, m.Room = sr.Epoch, sr.Name
-			r.add(&m, mux.EncodeBody(m), h.cfg.HistoryMax)
+			who := authors[author{m.From, m.Color}]
+			if who == nil {
+				who = &author{m.From, m.Color}
+				authors[*who] = who
+			}
+			r.add(&m, who, h.cfg.HistoryMax)
 			r.top = m.Offset
 		}
 		if r.n == 0 {
@@ -191,6 +197,7 @@ func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
 			token = randomID(16)
 		}
 		u = &user{name: name, color: colorOf(name), token: token}
+		u.author = &author{name: u.name, color: u.color}
 		h.users[name] = u
 	} else if !u.hasConn(s.c) && token != u.token {
 		return nil, nil, mux.Errorf(mux.CodeNameTaken, mux.ErrNameTaken, "the name %q is taken", name)

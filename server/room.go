@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -9,15 +8,34 @@ import (
 	"imload/mux"
 )
 
-// entry is one retained message: its body encoded once (the same bytes go
-// into every push and every history reply) and the few fields the room
-// needs to find, expire and deduplicate it. It holds nothing else: history
-// is most of what a busy server keeps besides its connections.
+// entry is one retained message, kept compact: history is most of what a
+// busy server holds besides its connections. The room's name and epoch are
+// the room's, the sender's name and colour an author shared by all of the
+// sender's messages, and the text and client id share one string. Pushes
+// carry the body encoded once when the message is sent; history replies
+// encode it again (appendEntry).
 type entry struct {
-	off  uint64
-	ts   int64  // Unix ms
-	cid  uint64 // room.cidHash(from, cid) if the sender gave a cid, else 0
-	body []byte
+	off    uint64
+	ts     int64 // Unix ms
+	who    *author
+	data   string // the text, then the client id
+	cidLen uint8  // ≤ mux.MaxCIDBytes
+}
+
+func (e *entry) text() string { return e.data[:len(e.data)-int(e.cidLen)] }
+func (e *entry) cid() string  { return e.data[len(e.data)-int(e.cidLen):] }
+
+// author is who sent a message: a user's name and colour, allocated once per
+// user (or per sender of loaded history) and shared by the entries.
+type author struct {
+	name, color string
+}
+
+// appendEntry appends e as the body of a msg push of room r: what the
+// message's push carried.
+func (r *room) appendEntry(dst []byte, e *entry) []byte {
+	m := mux.Message{Room: r.name, Offset: e.off, Epoch: r.epoch, From: e.who.name, Color: e.who.color, Text: e.text(), TS: e.ts, CID: e.cid()}
+	return mux.AppendMessage(dst, &m)
 }
 
 // member is the part of a room that one connection takes: the sessions of
@@ -149,34 +167,35 @@ func (r *room) cidHash(from, cid string) uint64 {
 }
 
 func (r *room) forgetCID(e *entry) {
-	if e.cid != 0 && r.cids[e.cid] == e.off {
-		delete(r.cids, e.cid)
+	if e.cidLen == 0 {
+		return
+	}
+	if h := r.cidHash(e.who.name, e.cid()); r.cids[h] == e.off {
+		delete(r.cids, h)
 	}
 }
 
-// add retains message m with its encoded body (dropping the oldest entry
-// beyond max) and remembers its cid for deduplication.
-func (r *room) add(m *mux.Message, body []byte, max int) {
-	e := entry{off: m.Offset, ts: m.TS, body: body}
+// add retains message m, sent by who (m.From and m.Color), dropping the
+// oldest entry beyond max, and remembers its cid for deduplication.
+func (r *room) add(m *mux.Message, who *author, max int) {
+	e := entry{off: m.Offset, ts: m.TS, who: who, data: m.Text + m.CID, cidLen: uint8(len(m.CID))}
 	if m.CID != "" {
-		e.cid = r.cidHash(m.From, m.CID)
-		r.cids[e.cid] = m.Offset
+		r.cids[r.cidHash(who.name, m.CID)] = m.Offset
 	}
 	r.push(e, max)
 }
 
 // sentBefore returns the retained message that from sent with client id
 // cid, if there is one: a send retried after a lost reply. A message whose
-// hash only collides is not it (its body says so), so a collision can
-// never drop a message.
+// hash only collides is not it (its sender or cid differs), so a collision
+// can never drop a message.
 func (r *room) sentBefore(from, cid string) (*entry, bool) {
 	off, ok := r.cids[r.cidHash(from, cid)]
 	if !ok || r.n == 0 || off < r.first() || off > r.top {
 		return nil, false
 	}
 	e := r.at(int(off - r.first()))
-	var m mux.Message
-	if json.Unmarshal(e.body, &m) != nil || m.From != from || m.CID != cid {
+	if e.who.name != from || e.cid() != cid {
 		return nil, false
 	}
 	return e, true

@@ -9,7 +9,7 @@ import (
 func addMsgs(r *room, max int, from, to uint64, ts int64) {
 	for off := from; off <= to; off++ {
 		r.top = off
-		r.add(&mux.Message{Offset: off, TS: ts}, nil, max)
+		r.add(&mux.Message{Offset: off, TS: ts}, &author{}, max)
 	}
 }
 
@@ -74,7 +74,7 @@ func TestRoomCIDForgotten(t *testing.T) {
 	r := newRoom("r", "e")
 	r.top = 1
 	m := mux.Message{Offset: 1, From: "a", CID: "c1"}
-	r.add(&m, mux.EncodeBody(m), 2)
+	r.add(&m, &author{name: m.From}, 2)
 	if e, ok := r.sentBefore("a", "c1"); !ok || e.off != 1 {
 		t.Fatal("cid of a retained message not known")
 	}
@@ -96,12 +96,39 @@ func TestRoomCIDHashCollision(t *testing.T) {
 	r := newRoom("r", "e")
 	r.top = 1
 	m := mux.Message{Offset: 1, From: "a", CID: "c1"}
-	r.add(&m, mux.EncodeBody(m), 10)
+	r.add(&m, &author{name: m.From}, 10)
 	r.cids[r.cidHash("b", "c2")] = 1 // as if ("b", "c2") hashed like ("a", "c1")
 	if _, ok := r.sentBefore("b", "c2"); ok {
 		t.Fatal("a colliding hash was taken for a duplicate")
 	}
 	if _, ok := r.sentBefore("a", "c1"); !ok {
 		t.Fatal("the real duplicate is no longer found")
+	}
+}
+
+// A retained message is encoded for history replies exactly as its push
+// was, with and without a cid, and a resent cid finds its own text.
+func TestRoomEntryEncodesAsSent(t *testing.T) {
+	r := newRoom("room-1", "ep0ch")
+	who := &author{name: "alice", color: "#d9480f"}
+	for i, m := range []mux.Message{
+		{Text: "plain", CID: "c-1"},
+		{Text: "<b>\"q\"</b> \u2028 日本", CID: ""},
+		{Text: "", CID: "only-cid"},
+	} {
+		r.top++
+		m.Room, m.Epoch, m.Offset, m.From, m.Color, m.TS = r.name, r.epoch, r.top, who.name, who.color, int64(1000+i)
+		r.add(&m, who, 10)
+		pushed := mux.AppendMessage(nil, &m)
+		e := r.at(r.n - 1)
+		if got := r.appendEntry(nil, e); string(got) != string(pushed) {
+			t.Fatalf("message %d: history %s, push %s", i, got, pushed)
+		}
+		if e.text() != m.Text || e.cid() != m.CID {
+			t.Fatalf("message %d: text %q cid %q", i, e.text(), e.cid())
+		}
+	}
+	if e, ok := r.sentBefore("alice", "only-cid"); !ok || e.off != 3 || e.text() != "" {
+		t.Fatalf("resent cid: %v %v", e, ok)
 	}
 }
