@@ -49,6 +49,7 @@ type conn struct {
 	created time.Time
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
+	ended     atomic.Bool  // finish has run or is running
 	closeOnce sync.Once
 
 	// readMu is held while a message is handled and during cleanup; the
@@ -174,24 +175,42 @@ func (c *conn) goAway(reason string, retry time.Duration, code int) {
 	}
 }
 
-// abort closes the connection at once with a close code.
+// abort closes the connection at once with a close code. The caller must
+// not hold c.readMu.
 func (c *conn) abort(code int, reason string) {
 	c.qmu.Lock()
 	c.closing = true
 	c.qmu.Unlock()
-	c.sendClose(code, reason, 250*time.Millisecond)
+	c.writeControl(finClose, wsframe.AppendClosePayload(nil, code, reason), 250*time.Millisecond)
 	c.closeNow()
 }
 
-// closeNow closes the socket and makes sure the connection is cleaned up,
-// whichever way it is read.
+// closeNow closes the socket and cleans the connection up on the caller's
+// goroutine, which must not hold c.readMu. A connection ends without a
+// goroutine of its own: when thousands of clients leave at once, a
+// goroutine (and stack) each would be the server's largest peak of memory.
 func (c *conn) closeNow() {
+	c.closeSocket()
+	c.finish()
+}
+
+// closeAsync closes the socket and has the connection cleaned up on
+// another goroutine, unless that is already under way: for callers that
+// may hold c.readMu.
+func (c *conn) closeAsync() {
+	c.closeSocket()
+	if !c.ended.Load() {
+		c.srv.goAsync(c.finish)
+	}
+}
+
+// closeSocket stops watching the socket and closes it, once.
+func (c *conn) closeSocket() {
 	c.closeOnce.Do(func() {
 		if p := c.srv.poller; p != nil {
 			p.forget(c) // before the descriptor is closed and reused
 		}
 		c.nc.Close()
-		c.srv.goAsync(c.finish)
 	})
 }
 
@@ -211,6 +230,7 @@ func (c *conn) finish() {
 		return
 	}
 	c.finished = true
+	c.ended.Store(true)
 	c.qmu.Lock()
 	c.closing = true
 	c.qmu.Unlock()
@@ -220,7 +240,7 @@ func (c *conn) finish() {
 	}
 	c.out = nil
 	c.sessions = nil
-	c.closeNow()
+	c.closeSocket()
 	c.srv.hub.removeConn(c)
 	c.srv.counters.physical.Add(-1)
 	c.srv.counters.byMode[c.mode].Add(-1)

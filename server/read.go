@@ -46,6 +46,7 @@ func newReadScratch() *readScratch {
 
 var (
 	errClosing    = errors.New("connection closing")
+	errClosed     = errors.New("connection closed after its close frame")
 	errWouldBlock = errors.New("read would block")
 )
 
@@ -87,7 +88,8 @@ func (c *conn) readLoop() {
 // worker) it reads without blocking and handles the messages itself
 // (collecting what to write in out); it returns nil once the socket is
 // drained or after maxReadsPerTurn reads. An error means the connection
-// ends: errClosing if a close is already under way (see process).
+// ends: errClosing if a goroutine is closing it already (see closeWith);
+// on any other the caller ends it (finish).
 func (c *conn) readFrom(chunk []byte, rs *readScratch, out *outbox, done chan struct{}) error {
 	for reads := 1; ; reads++ {
 		fromPend := len(c.in.Pending()) > 0
@@ -133,8 +135,7 @@ func (c *conn) readFrom(chunk []byte, rs *readScratch, out *outbox, done chan st
 // with out, or by a worker, waiting on done, so data may be reused after),
 // control frames are answered. What is left of an incomplete frame is kept.
 // A bad frame, a binary message or the peer's close frame end the
-// connection: errClosing, and a goroutine sends the close frame (it may
-// have to wait for a writer) and closes the connection.
+// connection with a close frame (closeWith).
 func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 	off := 0
 	for {
@@ -177,9 +178,17 @@ func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 	}
 }
 
-// closeWith closes c with a close frame, on a goroutine of its own (the
-// frame may have to wait for a writer), and returns errClosing.
+// closeWith closes c with a close frame. When no write is under way it
+// writes the frame at once and returns errClosed: the reader then ends the
+// connection on its own goroutine (finish). Otherwise a goroutine waits
+// for the writer to send the frame, and it returns errClosing.
 func (c *conn) closeWith(code int, reason string) error {
+	c.qmu.Lock()
+	c.closing = true
+	c.qmu.Unlock()
+	if c.tryControl(finClose, wsframe.AppendClosePayload(nil, code, reason)) {
+		return errClosed
+	}
 	c.srv.goAsync(func() { c.abort(code, reason) })
 	return errClosing
 }

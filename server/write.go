@@ -170,7 +170,7 @@ func (c *conn) writeFailed() {
 	c.closing = true
 	c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
 	c.qmu.Unlock()
-	c.closeNow()
+	c.closeAsync() // a worker may hold c.readMu here
 }
 
 // hasQueued reports whether frames wait in the queue.
