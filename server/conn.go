@@ -44,9 +44,9 @@ func (it outItem) size() int {
 type conn struct {
 	id      uint64
 	srv     *Server
-	nc      net.Conn
-	raw     syscall.RawConn // for reads and writes that must not block; nil: none
-	created time.Time
+	nc      net.Conn        // the socket while the runtime owns it (goroutine mode); nil in epoll mode
+	raw     syscall.RawConn // nc's, for writes that must not block; nil: none
+	sock    rawSock         // the socket once the server owns it (epoll mode)
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
 	ended     atomic.Bool  // finish has run or is running
@@ -207,10 +207,12 @@ func (c *conn) closeAsync() {
 // closeSocket stops watching the socket and closes it, once.
 func (c *conn) closeSocket() {
 	c.closeOnce.Do(func() {
-		if p := c.srv.poller; p != nil {
-			p.forget(c) // before the descriptor is closed and reused
+		if c.nc != nil {
+			c.nc.Close()
+			return
 		}
-		c.nc.Close()
+		c.srv.poller.forget(c)
+		c.sock.close()
 	})
 }
 

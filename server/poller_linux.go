@@ -28,7 +28,6 @@ type epollPoller struct {
 
 	mu    sync.RWMutex
 	conns map[uint64]*conn
-	fds   map[uint64]int
 	done  chan struct{}
 }
 
@@ -74,7 +73,7 @@ func newPoller(onReady func(*conn)) (poller, error) {
 		f.Close()
 		return nil, fmt.Errorf("epoll fd: %w", err)
 	}
-	p := &epollPoller{epfd: epfd, file: f, raw: raw, wake: wake, onReady: onReady, conns: make(map[uint64]*conn), fds: make(map[uint64]int), done: make(chan struct{})}
+	p := &epollPoller{epfd: epfd, file: f, raw: raw, wake: wake, onReady: onReady, conns: make(map[uint64]*conn), done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -84,36 +83,22 @@ func newPoller(onReady func(*conn)) (poller, error) {
 func splitID(id uint64) (int32, int32) { return int32(uint32(id)), int32(uint32(id >> 32)) }
 func joinID(fd, pad int32) uint64      { return uint64(uint32(fd)) | uint64(uint32(pad))<<32 }
 
-// fdOf returns the file descriptor of a TCP connection. The descriptor
-// stays valid while the connection is open.
-func fdOf(c net.Conn) (int, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1, errors.New("connection has no file descriptor")
+// ctl runs an epoll_ctl operation on the socket of c, unless it is closing.
+func (p *epollPoller) ctl(c *conn, op int, ev *unix.EpollEvent) error {
+	if !c.sock.acquire() {
+		return net.ErrClosed
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return -1, err
-	}
-	return fd, nil
+	defer c.sock.release()
+	return unix.EpollCtl(p.epfd, op, int(c.sock.fd), ev)
 }
 
 func (p *epollPoller) add(c *conn) error {
-	fd, err := fdOf(c.nc)
-	if err != nil {
-		return err
-	}
 	p.mu.Lock()
 	p.conns[c.id] = c
-	p.fds[c.id] = fd
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: epollEvents}
 	ev.Fd, ev.Pad = splitID(c.id)
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ctl(c, unix.EPOLL_CTL_ADD, &ev); err != nil {
 		p.forget(c)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
@@ -122,27 +107,17 @@ func (p *epollPoller) add(c *conn) error {
 
 // rearm watches c again after its pending data was read.
 func (p *epollPoller) rearm(c *conn) error {
-	p.mu.RLock()
-	fd, ok := p.fds[c.id]
-	p.mu.RUnlock()
-	if !ok {
-		return errors.New("connection not registered")
-	}
 	ev := unix.EpollEvent{Events: epollEvents}
 	ev.Fd, ev.Pad = splitID(c.id)
-	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+	return p.ctl(c, unix.EPOLL_CTL_MOD, &ev)
 }
 
 // forget stops watching c; the caller closes the socket afterwards.
 func (p *epollPoller) forget(c *conn) {
 	p.mu.Lock()
-	fd, ok := p.fds[c.id]
 	delete(p.conns, c.id)
-	delete(p.fds, c.id)
 	p.mu.Unlock()
-	if ok {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	}
+	_ = p.ctl(c, unix.EPOLL_CTL_DEL, nil)
 }
 
 func (p *epollPoller) run() {

@@ -26,22 +26,13 @@ const readChunk = 16 << 10
 // pause cannot hold a worker.
 const maxReadsPerTurn = 4
 
-// readScratch is a worker's: its read buffer and the non-blocking read's
-// callback with its arguments and results (a closure per read would
-// allocate).
+// readScratch is a worker's read buffer.
 type readScratch struct {
 	buf []byte
-
-	p   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool
 }
 
 func newReadScratch() *readScratch {
-	r := &readScratch{buf: make([]byte, readChunk)}
-	r.fn = r.read
-	return r
+	return &readScratch{buf: make([]byte, readChunk)}
 }
 
 var (
@@ -103,7 +94,7 @@ func (c *conn) readFrom(chunk []byte, rs *readScratch, out *outbox, done chan st
 		if rs == nil {
 			n, err = c.nc.Read(buf[len(buf):cap(buf)])
 		} else {
-			n, err = rs.readNow(c.raw, buf[len(buf):cap(buf)])
+			n, err = c.sock.read(buf[len(buf):cap(buf)])
 		}
 		if n > 0 {
 			data := buf[:len(buf)+n]

@@ -258,8 +258,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// write.go): gorilla's Conn, with its buffers, is dropped. gorilla
 	// refuses a client that sent data before the handshake completed, so
 	// nothing is left in its read buffer.
-	nc := ws.NetConn()
-	c := &conn{id: s.nextConnID.Add(1), srv: s, nc: nc, raw: rawConnOf(nc), created: time.Now(), mode: modeUnknown}
+	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown}
+	if !s.ownSocket(c, ws.NetConn()) {
+		c.nc = ws.NetConn()
+		c.raw = rawConnOf(c.nc)
+	}
 	c.in.Limit, c.in.Masked = s.cfg.Limits.MaxMessageBytes, true
 	c.lastRead.Store(time.Now().UnixNano())
 	s.live.Add(1)
@@ -271,10 +274,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	} else {
 		c.enqueue(s.helloFrame(c))
 	}
-	if s.poller != nil && c.raw != nil {
-		if err := s.poller.add(c); err == nil {
-			return // this goroutine, with its request and grown stack, ends here
+	if c.nc == nil {
+		if err := s.poller.add(c); err != nil {
+			s.logger.Warn("cannot watch a connection", "err", err)
+			c.closeNow()
 		}
+		return // this goroutine, with its request and grown stack, ends here
 	}
 	// The read loop runs on a new goroutine so that this one, with the
 	// request, the response writer and a stack grown by the HTTP exchange,
@@ -284,6 +289,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		defer s.readers.Done()
 		c.readLoop()
 	}()
+}
+
+// ownSocket takes the socket of nc from the runtime for c (epoll mode; see
+// rawSock). It reports false when c is to keep nc: without epoll, or if
+// the socket cannot be taken.
+func (s *Server) ownSocket(c *conn, nc net.Conn) bool {
+	if s.poller == nil {
+		return false
+	}
+	fd, err := detachSocket(nc)
+	if err != nil {
+		s.logger.Warn("socket left to the runtime", "err", err)
+		return false
+	}
+	c.sock.fd = int32(fd)
+	return true
 }
 
 // onReady is the poller's callback: a worker reads the connection (see

@@ -191,7 +191,7 @@ const maxInlineWrites = 4
 // is how a worker writes what it queued: a delivery costs a write system
 // call, without a goroutine or a wake-up of another thread.
 func (c *conn) writeNow() {
-	if c.raw == nil || c.srv.cfg.WriteDelay > 0 {
+	if (c.nc != nil && c.raw == nil) || c.srv.cfg.WriteDelay > 0 {
 		c.startWriter()
 		return
 	}
@@ -276,6 +276,9 @@ func (c *conn) writeLoop() {
 // writeBlocking writes buf, waiting for a full socket up to the write
 // timeout. Called under wmu.
 func (c *conn) writeBlocking(buf []byte) error {
+	if c.nc == nil {
+		return c.sock.writeWait(buf, time.Now().Add(c.srv.cfg.WriteTimeout))
+	}
 	if err := c.setWriteDeadline(time.Now()); err != nil {
 		return err
 	}
@@ -314,7 +317,9 @@ func (c *conn) writeControlLocked(op byte, payload []byte, deadline time.Time) {
 	frame = append(frame, payload...)
 	nc := c.nc
 	c.wdeadline = deadline
-	if nc.SetWriteDeadline(deadline) == nil {
+	if nc == nil {
+		_ = c.sock.writeWait(frame, deadline)
+	} else if nc.SetWriteDeadline(deadline) == nil {
 		_, _ = nc.Write(frame)
 	}
 }

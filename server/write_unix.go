@@ -28,6 +28,9 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 // tryWrite writes what the socket takes of buf at once and returns the
 // rest (empty when all was written). Called under wmu.
 func (c *conn) tryWrite(buf []byte) (rest []byte, err error) {
+	if c.nc == nil {
+		return c.sock.write(buf)
+	}
 	// RawConn.Write fails once the write deadline has passed: keep it ahead.
 	if err := c.setWriteDeadline(time.Now()); err != nil {
 		return nil, err

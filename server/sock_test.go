@@ -1,0 +1,158 @@
+//go:build unix
+
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sockPair returns a raw socket the server owns and the client end of the
+// same loopback connection.
+func sockPair(t *testing.T) (*rawSock, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := detachSocket(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawSock{fd: int32(fd)}
+	t.Cleanup(func() {
+		if s.state.Load()&sockClosing == 0 {
+			s.close()
+		}
+	})
+	return s, client
+}
+
+func fdOpen(fd int32) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// The descriptor outlives close while an operation uses it (its number
+// cannot go to another connection meanwhile), and no operation starts
+// after close.
+func TestRawSockCloseWaitsForUse(t *testing.T) {
+	s, client := sockPair(t)
+	if _, err := client.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	var n int
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if n, err = s.read(buf); !errors.Is(err, errWouldBlock) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if _, err := s.read(buf); !errors.Is(err, errWouldBlock) {
+		t.Fatalf("read of an empty socket: %v", err)
+	}
+	if !s.acquire() {
+		t.Fatal("acquire of an open socket failed")
+	}
+	s.close()
+	if !fdOpen(s.fd) {
+		t.Fatal("descriptor closed under an operation")
+	}
+	if _, err := s.write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	s.release()
+	if fdOpen(s.fd) {
+		t.Fatal("descriptor still open after the last operation")
+	}
+	// The peer sees the end of the stream.
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := client.Read(buf); err != io.EOF {
+		t.Fatalf("client read after close: %v", err)
+	}
+}
+
+// fillSocket writes until the socket takes no more.
+func fillSocket(t *testing.T, s *rawSock) int {
+	t.Helper()
+	chunk := bytes.Repeat([]byte{'a'}, 64<<10)
+	total := 0
+	for {
+		rest, err := s.write(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(chunk) - len(rest)
+		if len(rest) > 0 {
+			return total
+		}
+	}
+}
+
+// writeWait waits for a full socket: up to its deadline, until the peer
+// reads (then everything arrives, in order), or until close.
+func TestRawSockWriteWait(t *testing.T) {
+	s, _ := sockPair(t) // the client never reads
+	fillSocket(t, s)
+	more := bytes.Repeat([]byte{'b'}, 8<<20) // more than the socket's buffers can grow to
+	start := time.Now()
+	if err := s.writeWait(more, start.Add(100*time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a full socket past its deadline: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("deadline of 100ms took %v", d)
+	}
+
+	s2, client2 := sockPair(t)
+	filled2 := fillSocket(t, s2)
+	tail := bytes.Repeat([]byte("0123456789"), 100_000)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client2)
+		got <- b
+	}()
+	if err := s2.writeWait(tail, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s2.close()
+	b := <-got
+	if len(b) != filled2+len(tail) || !bytes.Equal(b[filled2:], tail) {
+		t.Fatalf("peer got %d bytes, want %d with the tail in order", len(b), filled2+len(tail))
+	}
+
+	// close ends a waiting write at once.
+	done := make(chan error, 1)
+	go func() { done <- s.writeWait(more, time.Now().Add(10*time.Second)) }()
+	time.Sleep(50 * time.Millisecond)
+	s.close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("write to a closed socket succeeded")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("close did not end a waiting write")
+	}
+}

@@ -1,0 +1,164 @@
+//go:build unix
+
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawSock is a connection's socket once the server owns it outright (epoll
+// mode): the descriptor alone. A net.Conn would keep, for as long as the
+// connection lives, the runtime's poll descriptor with its two deadline
+// timers, a finalizer, the netFD and both addresses: about 700 bytes a
+// connection, more than the rest of an idle connection's state. Reads and
+// writes do not block; a write that has to wait (a full socket, a control
+// frame) waits on a short-lived duplicate of the descriptor that the
+// runtime polls (writeWait).
+//
+// The descriptor is closed once close has been asked and no read, write or
+// epoll call is using it (refs): its number cannot be reused by a new
+// connection under an operation of this one.
+type rawSock struct {
+	fd    int32
+	state atomic.Int32 // sockRef × operations using fd | sockClosing | sockGone
+}
+
+const (
+	sockClosing = 1 // close asked: no new operation starts
+	sockGone    = 2 // descriptor closed
+	sockRef     = 4
+)
+
+// detachSocket takes the descriptor of a TCP connection from the runtime:
+// it duplicates it and closes the net.Conn, which drops the runtime's poll
+// descriptor and the rest. The duplicate shares the socket and its
+// non-blocking mode.
+func detachSocket(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("connection has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) {
+		fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	if err := nc.Close(); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// acquire reports whether the descriptor may be used; release must follow.
+func (s *rawSock) acquire() bool {
+	if s.state.Add(sockRef)&sockClosing != 0 {
+		s.release()
+		return false
+	}
+	return true
+}
+
+func (s *rawSock) release() {
+	if s.state.Add(-sockRef) == sockClosing {
+		s.closeFD()
+	}
+}
+
+func (s *rawSock) closeFD() {
+	if s.state.CompareAndSwap(sockClosing, sockClosing|sockGone) {
+		unix.Close(int(s.fd))
+	}
+}
+
+// close shuts the socket down (a write waiting in writeWait fails at once,
+// the peer gets its FIN) and closes the descriptor when the last operation
+// using it ends. Called once.
+func (s *rawSock) close() {
+	s.state.Add(sockRef) // keeps fd valid for the shutdown
+	s.state.Or(sockClosing)
+	_ = unix.Shutdown(int(s.fd), unix.SHUT_RDWR)
+	s.release()
+}
+
+// read reads what the socket has into p without waiting: errWouldBlock
+// when it has nothing, 0 bytes and no error at the end of the stream.
+func (s *rawSock) read(p []byte) (int, error) {
+	if !s.acquire() {
+		return 0, net.ErrClosed
+	}
+	defer s.release()
+	for {
+		n, err := unix.Read(int(s.fd), p)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return 0, err
+	}
+}
+
+// write writes what the socket takes of buf at once and returns the rest.
+func (s *rawSock) write(buf []byte) (rest []byte, err error) {
+	if !s.acquire() {
+		return nil, net.ErrClosed
+	}
+	defer s.release()
+	for {
+		n, err := unix.Write(int(s.fd), buf)
+		switch err {
+		case nil:
+			return buf[n:], nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return buf, nil
+		}
+		return nil, err
+	}
+}
+
+// writeWait writes all of buf, waiting for a full socket until deadline.
+// The wait is the runtime's, on a duplicate of the descriptor made for it:
+// a goroutine parks, no thread blocks.
+func (s *rawSock) writeWait(buf []byte, deadline time.Time) error {
+	rest, err := s.write(buf)
+	if err != nil || len(rest) == 0 {
+		return err
+	}
+	if !s.acquire() {
+		return net.ErrClosed
+	}
+	defer s.release()
+	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "socket") // non-blocking: the runtime polls it
+	defer f.Close()
+	if err := f.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	_, err = f.Write(rest)
+	return err
+}
