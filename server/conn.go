@@ -42,11 +42,11 @@ func (it outItem) size() int {
 // goroutine exists only while a socket is full or when frames are queued
 // from elsewhere.
 type conn struct {
-	id      uint64
-	srv     *Server
-	nc      net.Conn        // the socket while the runtime owns it (goroutine mode); nil in epoll mode
-	raw     syscall.RawConn // nc's, for writes that must not block; nil: none
-	sock    rawSock         // the socket once the server owns it (epoll mode)
+	id   uint64
+	srv  *Server
+	nc   net.Conn        // the socket while the runtime owns it (goroutine mode); nil in epoll mode
+	raw  syscall.RawConn // nc's, for writes that must not block; nil: none
+	sock rawSock         // the socket once the server owns it (epoll mode)
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
 	ended     atomic.Bool  // finish has run or is running
