@@ -49,14 +49,13 @@ type conn struct {
 	sock rawSock         // the socket once the server owns it (epoll mode)
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
-	ended     atomic.Bool  // finish has run or is running
+	ended     atomic.Bool  // finish has run or is running (set under readMu)
 	closeOnce sync.Once
 
 	// readMu is held while a message is handled and during cleanup; the
 	// fields below belong to whoever holds it.
 	readMu   sync.Mutex
 	pollMu   sync.Mutex // held by the worker reading a ready connection (epoll mode)
-	finished bool
 	in       wsframe.Reader // half-read frames (held by the reading goroutine)
 	out      *outbox        // where the holder of readMu collects connections to write
 	sessions []*session     // at most Limits.MaxSessions; a slice is smaller than a map
@@ -178,9 +177,7 @@ func (c *conn) goAway(reason string, retry time.Duration, code int) {
 // abort closes the connection at once with a close code. The caller must
 // not hold c.readMu.
 func (c *conn) abort(code int, reason string) {
-	c.qmu.Lock()
-	c.closing = true
-	c.qmu.Unlock()
+	c.refuseFrames()
 	c.writeControl(finClose, wsframe.AppendClosePayload(nil, code, reason), 250*time.Millisecond)
 	c.closeNow()
 }
@@ -216,6 +213,14 @@ func (c *conn) closeSocket() {
 	})
 }
 
+// refuseFrames makes the queue take no more frames: the connection is
+// closing.
+func (c *conn) refuseFrames() {
+	c.qmu.Lock()
+	c.closing = true
+	c.qmu.Unlock()
+}
+
 func (c *conn) isClosing() bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
@@ -228,14 +233,11 @@ func (c *conn) finish() {
 	defer out.flush() // the presence pushes, after readMu is unlocked
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.finished {
+	if c.ended.Load() {
 		return
 	}
-	c.finished = true
 	c.ended.Store(true)
-	c.qmu.Lock()
-	c.closing = true
-	c.qmu.Unlock()
+	c.refuseFrames()
 	c.out = &out
 	for _, s := range c.sessions {
 		c.srv.removeSession(s)
@@ -327,7 +329,7 @@ func (s *Server) runWorker() {
 // connections to write in out.
 func (c *conn) handle(msg []byte, out *outbox) {
 	c.readMu.Lock()
-	if !c.finished {
+	if !c.ended.Load() {
 		c.out = out
 		c.handleMessage(msg)
 		c.out = nil

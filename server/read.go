@@ -174,9 +174,7 @@ func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 // connection on its own goroutine (finish). Otherwise a goroutine waits
 // for the writer to send the frame, and it returns errClosing.
 func (c *conn) closeWith(code int, reason string) error {
-	c.qmu.Lock()
-	c.closing = true
-	c.qmu.Unlock()
+	c.refuseFrames()
 	if c.tryControl(finClose, wsframe.AppendClosePayload(nil, code, reason)) {
 		return errClosed
 	}
