@@ -55,7 +55,7 @@ type conn struct {
 	// readMu is held while a message is handled and during cleanup; the
 	// fields below belong to whoever holds it.
 	readMu   sync.Mutex
-	pollMu   sync.Mutex // held by the worker reading a ready connection (epoll mode)
+	pollMu   sync.Mutex     // held by the worker reading a ready connection (epoll mode)
 	in       wsframe.Reader // half-read frames (held by the reading goroutine)
 	out      *outbox        // where the holder of readMu collects connections to write
 	sessions []*session     // at most Limits.MaxSessions; a slice is smaller than a map
