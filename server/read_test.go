@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,4 +130,55 @@ func TestFragmentsOverLimitClose1009(t *testing.T) {
 	if ce := c.waitClosed(5 * time.Second); ce == nil || ce.Code != websocket.CloseMessageTooBig {
 		t.Fatalf("close %v, want 1009", ce)
 	}
+}
+
+// Clients that close at once (close frames, as a load generator's end or a
+// network drop does) each leave their room: the member that stays sees
+// every leave, their close frames are answered, and the server keeps no
+// connection or session of theirs.
+func TestManyClientsCloseAtOnce(t *testing.T) {
+	ts := startServer(t, testConfig())
+	stay := dial(t, ts, nil)
+	stay.attach(1, "stay")
+	stay.join(1, "r")
+	const n = 40
+	leaving := make([]*client, n)
+	for i := range leaving {
+		c := dial(t, ts, nil)
+		c.attach(1, fmt.Sprint("u", i))
+		c.join(1, "r")
+		leaving[i] = c
+	}
+	for range n { // their joins
+		stay.push(mux.EvJoin, nil)
+	}
+	var wg sync.WaitGroup
+	for _, c := range leaving {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.ws.NetConn().Write(clientFrame(wsframe.OpClose, true, false, wsframe.AppendClosePayload(nil, websocket.CloseNormalClosure, ""))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	left := map[string]bool{}
+	for range n {
+		var p mux.Presence
+		stay.push(mux.EvLeave, &p)
+		left[p.User] = true
+	}
+	if len(left) != n {
+		t.Fatalf("%d distinct leaves, want %d", len(left), n)
+	}
+	for i, c := range leaving {
+		if ce := c.waitClosed(5 * time.Second); ce == nil || ce.Code != websocket.CloseNormalClosure {
+			t.Fatalf("client %d: close %v, want 1000 echoed", i, ce)
+		}
+	}
+	eventually(t, 5*time.Second, "only the staying client left", func() bool {
+		st := ts.srv.Stats()
+		return st.PhysicalConnections == 1 && st.LogicalSessions == 1
+	})
 }
