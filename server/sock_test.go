@@ -156,3 +156,30 @@ func TestRawSockWriteWait(t *testing.T) {
 		t.Fatal("close did not end a waiting write")
 	}
 }
+
+// writeRetry, the wait used when no descriptor is left: the same outcomes
+// as writeWait.
+func TestRawSockWriteRetry(t *testing.T) {
+	s, _ := sockPair(t) // the client never reads
+	fillSocket(t, s)
+	more := bytes.Repeat([]byte{'b'}, 8<<20)
+	if err := s.writeRetry(more, time.Now().Add(50*time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("retry on a full socket past its deadline: %v", err)
+	}
+
+	s2, client2 := sockPair(t)
+	filled := fillSocket(t, s2)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client2)
+		got <- b
+	}()
+	tail := bytes.Repeat([]byte("0123456789"), 100_000)
+	if err := s2.writeRetry(tail, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s2.close()
+	if b := <-got; len(b) != filled+len(tail) || !bytes.Equal(b[filled:], tail) {
+		t.Fatalf("peer got %d bytes, want %d with the tail in order", len(b), filled+len(tail))
+	}
+}

@@ -151,8 +151,8 @@ func (s *rawSock) writeWait(buf []byte, deadline time.Time) error {
 	}
 	defer s.release()
 	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("dup: %w", err)
+	if err != nil { // out of descriptors: many sockets are full at once
+		return s.writeRetry(rest, deadline)
 	}
 	f := os.NewFile(uintptr(fd), "socket") // non-blocking: the runtime polls it
 	defer f.Close()
@@ -161,4 +161,21 @@ func (s *rawSock) writeWait(buf []byte, deadline time.Time) error {
 	}
 	_, err = f.Write(rest)
 	return err
+}
+
+// writeRetry writes buf by trying again every few milliseconds until
+// deadline: the wait of writeWait when no descriptor is left for a
+// duplicate. A sleeping goroutine, still no blocked thread.
+func (s *rawSock) writeRetry(buf []byte, deadline time.Time) error {
+	for {
+		rest, err := s.write(buf)
+		if err != nil || len(rest) == 0 {
+			return err
+		}
+		buf = rest
+		if !time.Now().Before(deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
