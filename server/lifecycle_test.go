@@ -21,9 +21,12 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	c := dial(t, ts, nil)
 	c.attach(1, "alice")
 	j := c.join(1, "keep")
-	for i := 1; i <= 12; i++ {
+	for i := 1; i <= 11; i++ {
 		c.send(1, "keep", fmt.Sprint("m", i))
 	}
+	c.ok(1, mux.CmdSend, mux.SendReq{Room: "keep", Text: "m12 <&>", CID: "c-12"}, nil)
+	var before mux.HistoryResp
+	c.ok(1, mux.CmdHistory, mux.HistoryReq{Room: "keep", Limit: 3}, &before)
 	ts.stop()
 
 	ts2 := startServerOn(t, cfg, addr)
@@ -33,6 +36,11 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	c2.ok(1, mux.CmdHistory, mux.HistoryReq{Room: "keep", Epoch: j.Epoch, After: 9}, &h)
 	if h.Reset || h.Epoch != j.Epoch || h.Top != 12 || len(h.Messages) != 3 || h.Messages[0].Text != "m10" {
 		t.Fatalf("after restart: %+v", h)
+	}
+	for i, m := range h.Messages { // every field as it was, cid included
+		if m != before.Messages[i] {
+			t.Fatalf("message %d after restart %+v, before %+v", i, m, before.Messages[i])
+		}
 	}
 	var jr mux.JoinResp
 	c2.ok(1, mux.CmdJoin, mux.JoinReq{Room: "keep", Epoch: j.Epoch, Offset: 12}, &jr)
