@@ -23,6 +23,7 @@ const (
 	CodeNameRequired    = 428 // command needs a user name (nick first)
 	CodeInternal        = 500 // server failure
 	CodeShuttingDown    = 503 // the server is going away
+	CodeUnavailable     = 503 // the server cannot take the request now (store behind, room bound): retry later
 )
 
 // Error names ("error" field) that go with the codes. A client should switch
@@ -44,6 +45,9 @@ const (
 	ErrNameRequired    = "name_required"
 	ErrInternal        = "internal"
 	ErrShuttingDown    = "shutting_down"
+	ErrUnavailable     = "unavailable"       // 503: the history store is behind; retry shortly
+	ErrTooManyRooms    = "too_many_rooms"    // 503: the server holds its maximum of rooms
+	ErrRoomRateLimited = "room_rate_limited" // 429: the connection creates rooms faster than allowed
 )
 
 // Error is a protocol error: a code, a stable name and a human-readable

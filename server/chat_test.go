@@ -257,8 +257,9 @@ func TestHistoryAndResume(t *testing.T) {
 	t.Logf("dup reply %s", raw)
 }
 
-// A history reply carries what fits in a quarter of the queue limit and
-// says there is more; what it carries is what the pushes carried.
+// A history reply for the latest messages carries the newest that fit in a
+// quarter of the queue limit and says older ones remain; what it carries is
+// what the pushes carried.
 func TestHistoryReplyFitsQueue(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxQueueBytes = cfg.Limits.MaxMessageBytes // 64 KiB: replies of at most 16 KiB
@@ -275,12 +276,12 @@ func TestHistoryReplyFitsQueue(t *testing.T) {
 	}
 	var h mux.HistoryResp
 	a.ok(1, mux.CmdHistory, mux.HistoryReq{Room: "r", Limit: 12}, &h)
-	if len(h.Messages) != 5 || !h.More || h.Top != 12 {
+	if len(h.Messages) != 5 || !h.More || h.Top != 12 || h.Messages[4].Offset != 12 {
 		t.Fatalf("history of 12 × 3 KB in 16 KiB: %d messages, more=%v, top=%d", len(h.Messages), h.More, h.Top)
 	}
 	for i, m := range h.Messages {
-		if m != pushed[i] {
-			t.Fatalf("history message %d: %+v, pushed %+v", i, m, pushed[i])
+		if m != pushed[7+i] {
+			t.Fatalf("history message %d: %+v, pushed %+v", i, m, pushed[7+i])
 		}
 	}
 }

@@ -171,7 +171,10 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	if !joined && len(s.rooms) >= cfg.Limits.MaxRoomsPerSession {
 		return mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "this session is already in %d rooms", cfg.Limits.MaxRoomsPerSession)
 	}
-	r := c.srv.hub.lockRoom(req.Room)
+	r, err := c.srv.hub.lockRoom(req.Room, c.allowRoomCreate)
+	if err != nil {
+		return err
+	}
 	defer r.mu.Unlock()
 	if r.addSession(c, s.sid) {
 		if s.user == nil {
@@ -186,32 +189,74 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
 	resume := req.Epoch != "" || req.Offset > 0
 	var entries []*entry
-	reset, more := false, false
+	reset, more, newest := false, false, true
 	if resume && r.resumable(req.Epoch, req.Offset, cfg.Limits.MaxHistory) {
 		entries, more = r.after(req.Offset, cfg.Limits.MaxHistory)
+		newest = false // the client goes on after the last one it gets
 	} else {
 		reset = resume
-		entries = r.last(min(req.History, cfg.Limits.MaxHistory))
+		entries, more = r.last(min(req.History, cfg.Limits.MaxHistory))
 	}
-	body := c.srv.appendRoomReply(nil, r, reset, more, entries, false)
+	body := c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, false)
 	c.reply(mux.AppendReply(nil, f.SID, f.Seq, body))
 	return nil
 }
 
+// allowRoomCreate reports whether c may create another room now (its
+// room-creation rate). Called by the holder of c.readMu.
+func (c *conn) allowRoomCreate() bool {
+	if c.roomLimiter == nil {
+		c.roomLimiter = rate.NewLimiter(rate.Limit(c.srv.cfg.RoomCreateRate), c.srv.cfg.RoomCreateBurst)
+	}
+	return c.roomLimiter.Allow()
+}
+
+// replyBudget is how many bytes of messages a join or history reply to c
+// may carry: a quarter of the queue limit, and no more than what c's queue
+// has room for now, less a reserve for what follows (a message, or a
+// quarter of the queue if that is less). So the
+// replies to the commands of one message (128 history commands, say) can
+// never overflow the queue: once it is full the replies carry fewer
+// messages, or none, with more:true.
+func (s *Server) replyBudget(c *conn) int {
+	quarter := s.cfg.MaxQueueBytes / 4
+	free := s.cfg.MaxQueueBytes - c.queuedBytes() - min(s.cfg.Limits.MaxMessageBytes, quarter)
+	return max(0, min(quarter, free))
+}
+
 // appendRoomReply encodes a join or history reply body:
 // {"room":…,"epoch":…,"top":…,("members"|"first"):…,"reset":…,"more":…,"messages":[…]}.
-// It carries the first entries whose bodies fit in a quarter of the queue
-// limit (at least one) and sets more when it had to leave some out.
-func (s *Server) appendRoomReply(dst []byte, r *room, reset, more bool, entries []*entry, history bool) []byte {
-	msgs := make([]byte, 0, 256*len(entries))
-	budget := s.cfg.MaxQueueBytes / 4
-	for i, e := range entries {
+// It carries as many of entries (oldest first) as fit in c's reply budget:
+// the newest of them if newest (a window of the latest messages: more then
+// means older ones remain), else the oldest (a resume, which goes on after
+// its last message: more then means newer ones remain). more comes in set
+// when the window left some out already.
+func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*entry, history bool) []byte {
+	budget := s.replyBudget(c)
+	from, to := 0, len(entries) // the entries that fit: entries[from:to]
+	if newest {
+		// Measure from the newest back; encode forward below.
+		scratch := make([]byte, 0, 1024)
+		size := -1 // no comma before the first
+		from = len(entries)
+		for from > 0 {
+			scratch = r.appendEntry(scratch[:0], entries[from-1])
+			if size+len(scratch)+1 > budget {
+				break
+			}
+			size += len(scratch) + 1
+			from--
+		}
+		more = more || from > 0
+	}
+	msgs := make([]byte, 0, 256*(to-from))
+	for i := from; i < to; i++ {
 		n := len(msgs)
-		if i > 0 {
+		if i > from {
 			msgs = append(msgs, ',')
 		}
-		msgs = r.appendEntry(msgs, e)
-		if len(msgs) > budget && i > 0 {
+		msgs = r.appendEntry(msgs, entries[i])
+		if len(msgs) > budget {
 			msgs, more = msgs[:n], true
 			break
 		}
@@ -221,10 +266,14 @@ func (s *Server) appendRoomReply(dst []byte, r *room, reset, more bool, entries 
 	dst = append(dst, `,"epoch":`...)
 	dst = mux.AppendString(dst, r.epoch)
 	dst = append(dst, `,"top":`...)
-	dst = strconv.AppendUint(dst, r.top, 10)
+	dst = strconv.AppendUint(dst, r.released, 10)
 	if history {
+		first := uint64(0) // the oldest offset a client may ask for
+		if r.visible() > 0 {
+			first = r.first()
+		}
 		dst = append(dst, `,"first":`...)
-		dst = strconv.AppendUint(dst, r.first(), 10)
+		dst = strconv.AppendUint(dst, first, 10)
 	} else {
 		dst = append(dst, `,"members":`...)
 		dst = strconv.AppendInt(dst, int64(r.count), 10)
@@ -325,28 +374,38 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	}
 	now := time.Now().UnixMilli()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if req.CID != "" {
 		if e, ok := r.sentBefore(s.user.name, req.CID); ok {
+			if e.off > r.released { // the first copy waits for its commit: so does this answer
+				r.waitRelease(e.off, waiter{c: c, sid: f.SID, seq: f.Seq})
+				return nil
+			}
 			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: e.off, TS: e.ts, Dup: true})
-			r.mu.Unlock()
 			c.reply(mux.AppendReply(nil, f.SID, f.Seq, reply))
 			return nil
 		}
 	}
 	r.expire(now - cfg.HistoryAge.Milliseconds())
-	r.top++
-	m := mux.Message{Room: r.name, Offset: r.top, Epoch: r.epoch, From: s.user.name, Color: s.user.color, Text: req.Text, TS: now, CID: req.CID}
-	body := mux.AppendMessage(make([]byte, 0, 128+len(m.Text)+len(m.CID)), &m)
-	r.add(&m, s.user.author, cfg.HistoryMax)
-	c.reply(mux.AppendReply(nil, f.SID, f.Seq, mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: m.Offset, TS: now})))
-	for mc, mem := range r.members {
-		c.pushTo(mc, outItem{head: pushMsg, sids: mem.sids, body: body})
+	m := mux.Message{Room: r.name, Offset: r.top + 1, Epoch: r.epoch, From: s.user.name, Color: s.user.color, Text: req.Text, TS: now, CID: req.CID}
+	// Queued under the room's lock (it never waits), so that the store
+	// gets a room's messages in offset order.
+	if err := c.srv.store.Append(m); err != nil {
+		c.srv.counters.storeRefused.Add(1)
+		return storeRefused(err)
 	}
-	deliveries := r.count
-	r.mu.Unlock()
+	r.top = m.Offset
+	r.add(&m, s.user.author, cfg.HistoryMax)
+	p := pendingSend{
+		off: m.Offset, ts: now, by: c, sid: f.SID, seq: f.Seq,
+		body: mux.AppendMessage(make([]byte, 0, 128+len(m.Text)+len(m.CID)), &m),
+	}
 	c.srv.counters.messagesIn.Add(1)
-	c.srv.counters.messagesOut.Add(int64(deliveries))
-	c.srv.store.Append(m)
+	if c.srv.hub.durable {
+		r.unreleased = append(r.unreleased, p) // released once committed (release.go)
+	} else {
+		r.publish(&p, c.out, &c.srv.counters)
+	}
 	return nil
 }
 
@@ -390,22 +449,22 @@ func (c *conn) history(f *mux.Frame) ([]byte, error) {
 	defer r.mu.Unlock()
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
 	var entries []*entry
-	reset, more := false, false
+	reset, more, newest := false, false, true
 	switch {
 	case req.After > 0 || req.Epoch != "":
 		if r.resumable(req.Epoch, req.After, int(^uint(0)>>1)) {
 			entries, more = r.after(req.After, limit)
+			newest = false
 		} else {
 			reset = true
-			entries = r.last(limit)
+			entries, more = r.last(limit)
 		}
 	case req.Before > 0:
 		entries, more = r.before(req.Before, limit)
 	default:
-		entries = r.last(limit)
-		more = r.n > len(entries)
+		entries, more = r.last(limit)
 	}
-	return c.srv.appendRoomReply(nil, r, reset, more, entries, true), nil
+	return c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, true), nil
 }
 
 func (c *conn) who(f *mux.Frame) ([]byte, error) {

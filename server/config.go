@@ -20,6 +20,17 @@ type Config struct {
 	DataDir string
 	// Memory keeps history in memory only: nothing survives a restart.
 	Memory bool
+	// Durability is how a message is acknowledged with the SQLite store:
+	// DurabilityDurable (the default) releases a message (its reply, its
+	// pushes, history showing it) only once it is committed and fsynced,
+	// one group commit for everything queued meanwhile; DurabilityRelaxed
+	// releases it at once and commits within 50 ms, not fsynced, and an
+	// unclean stop then gives every room a new epoch at the next start.
+	// Ignored with Memory.
+	Durability string
+	// StoreQueue bounds the changes queued for the store and not yet
+	// committed; beyond it sends are refused with 503 unavailable.
+	StoreQueue int
 	// Origins lists the Origin values allowed to open /ws besides the
 	// server's own host ("*" allows any). Requests without Origin (not
 	// browsers) are always allowed.
@@ -56,6 +67,14 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 
+	// MaxRooms bounds the rooms the server holds (0: no bound): a join
+	// that would create one more is refused with 503 too_many_rooms.
+	MaxRooms int
+	// RoomCreateRate and RoomCreateBurst limit how fast one connection may
+	// create rooms (rooms per second); beyond, 429 room_rate_limited.
+	RoomCreateRate  float64
+	RoomCreateBurst int
+
 	// HistoryMax and HistoryAge bound the history kept per room.
 	HistoryMax int
 	HistoryAge time.Duration
@@ -87,6 +106,15 @@ type Config struct {
 	Version string
 }
 
+// Durability modes (Config.Durability).
+const (
+	DurabilityDurable = "durable"
+	DurabilityRelaxed = "relaxed"
+)
+
+// durable reports whether messages are released only once committed.
+func (c *Config) durable() bool { return !c.Memory && c.Durability != DurabilityRelaxed }
+
 // DefaultConfig returns the configuration of `imload serve` with no flags.
 func DefaultConfig() Config {
 	return Config{
@@ -102,6 +130,11 @@ func DefaultConfig() Config {
 		WritePace:         20 * time.Millisecond,
 		WriteBurst:        4,
 		MaxConnsPerUser:   16,
+		Durability:        DurabilityDurable,
+		StoreQueue:        65536,
+		MaxRooms:          100000,
+		RoomCreateRate:    5,
+		RoomCreateBurst:   20,
 		RateLimit:         20,
 		RateBurst:         40,
 		HistoryMax:        1000,
@@ -135,6 +168,10 @@ func (c *Config) validate() error {
 	check(c.WriteBurst > 0, "write burst must be positive")
 	check(c.MaxConnsPerUser >= 0, "max connections per user must not be negative")
 	check(c.RateLimit > 0 && c.RateBurst > 0, "rate limit and burst must be positive")
+	check(c.Durability == DurabilityDurable || c.Durability == DurabilityRelaxed, "durability must be %s or %s, not %q", DurabilityDurable, DurabilityRelaxed, c.Durability)
+	check(c.StoreQueue > 0, "store queue must be positive")
+	check(c.MaxRooms >= 0, "max rooms must not be negative")
+	check(c.RoomCreateRate > 0 && c.RoomCreateBurst > 0, "room creation rate and burst must be positive")
 	check(c.HistoryMax > 0, "history max must be positive")
 	check(c.HistoryAge > 0, "history age must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"imload/mux"
 	"imload/mux/wsframe"
 )
@@ -61,6 +63,9 @@ type conn struct {
 	sessions []*session     // at most Limits.MaxSessions; a slice is smaller than a map
 	mode     int
 	modeSet  bool
+	// roomLimiter limits how fast the connection creates rooms (made on
+	// its first join).
+	roomLimiter *rate.Limiter
 
 	// wmu serialises writes to the socket (batches and control frames);
 	// wdeadline is the write deadline last set, under wmu. rest is the
@@ -309,19 +314,29 @@ type work struct {
 // connection costs no goroutine and no buffer of its own).
 //
 // A worker also writes what the message produced (see outbox): the replies
-// and the pushes to every connection whose writer it became.
+// and the pushes to every connection whose writer it became. And it
+// releases the messages a durable store has committed (release.go).
 func (s *Server) runWorker() {
 	defer s.workers.Done()
 	var out outbox
 	rs := newReadScratch()
-	for w := range s.work {
-		if w.done == nil {
-			w.c.readReady(rs, &out)
-			continue
+	for {
+		select {
+		case w, ok := <-s.work:
+			if !ok {
+				return
+			}
+			if w.done == nil {
+				w.c.readReady(rs, &out)
+				continue
+			}
+			w.c.handle(w.msg, &out)
+			w.done <- struct{}{} // the reader may go on while we write
+			s.writeOut(&out)
+		case jobs := <-s.releases: // committed messages (release.go)
+			s.release(jobs, &out)
+			s.writeOut(&out)
 		}
-		w.c.handle(w.msg, &out)
-		w.done <- struct{}{} // the reader may go on while we write
-		s.writeOut(&out)
 	}
 }
 

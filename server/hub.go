@@ -79,6 +79,7 @@ type hub struct {
 	cfg      *Config
 	store    store.Store
 	counters *counters
+	durable  bool // messages are released once committed (release.go)
 
 	roomsMu sync.RWMutex
 	rooms   map[string]*room
@@ -92,7 +93,8 @@ type hub struct {
 }
 
 func newHub(cfg *Config, st store.Store, c *counters) *hub {
-	return &hub{cfg: cfg, store: st, counters: c, rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[*conn]struct{})}
+	return &hub{cfg: cfg, store: st, counters: c, durable: cfg.durable(),
+		rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[*conn]struct{})}
 }
 
 // load fills the hub with the rooms of the store.
@@ -118,12 +120,12 @@ func (h *hub) load(ctx context.Context) error {
 				authors[*who] = who
 			}
 			r.add(&m, who, h.cfg.HistoryMax)
-			r.top = m.Offset
+			r.top, r.released = m.Offset, m.Offset
 		}
 		if r.n == 0 {
 			// Without messages the room's last offset is unknown: the
 			// room is gone, and a later join makes it anew with a new epoch.
-			h.store.DeleteRoom(sr.Name)
+			_ = h.store.DeleteRoom(sr.Name, sr.Epoch)
 			continue
 		}
 		h.rooms[sr.Name] = r
@@ -149,39 +151,90 @@ func (h *hub) room(name string) *room {
 	return h.rooms[name]
 }
 
-// lockRoom returns the room, created if needed, locked and not deleted.
-func (h *hub) lockRoom(name string) *room {
+// lockRoom returns the room, locked and not deleted. A room that does not
+// exist is created if allow (the caller's room-creation limit) lets it,
+// the server holds fewer than MaxRooms and the store takes its record.
+func (h *hub) lockRoom(name string, allow func() bool) (*room, error) {
 	for {
 		r := h.room(name)
 		if r == nil {
-			h.roomsMu.Lock()
-			if r = h.rooms[name]; r == nil {
-				r = newRoom(name, randomID(6))
-				h.rooms[name] = r
-				h.store.CreateRoom(name, r.epoch)
+			var err error
+			if r, err = h.createRoom(name, allow); err != nil {
+				return nil, err
 			}
-			h.roomsMu.Unlock()
 		}
 		r.mu.Lock()
 		if h.room(name) == r {
-			return r
+			return r, nil
 		}
 		r.mu.Unlock() // deleted by the janitor meanwhile: look again
 	}
 }
 
-// sweep expires old history and deletes rooms with no members and no
-// history.
-func (h *hub) sweep(now time.Time) {
+// createRoom makes room name, or returns the one made meanwhile.
+func (h *hub) createRoom(name string, allow func() bool) (*room, error) {
 	h.roomsMu.Lock()
 	defer h.roomsMu.Unlock()
-	for name, r := range h.rooms {
+	if r := h.rooms[name]; r != nil {
+		return r, nil
+	}
+	if max := h.cfg.MaxRooms; max > 0 && len(h.rooms) >= max {
+		h.counters.roomsRefused.Add(1)
+		return nil, mux.Errorf(mux.CodeUnavailable, mux.ErrTooManyRooms, "the server holds its maximum of %d rooms: join an existing room or try later", max)
+	}
+	if allow != nil && !allow() {
+		h.counters.roomsRefused.Add(1)
+		return nil, mux.Errorf(mux.CodeRateLimited, mux.ErrRoomRateLimited, "this connection creates rooms faster than %g a second: slow down", h.cfg.RoomCreateRate)
+	}
+	r := newRoom(name, randomID(6))
+	// A non-blocking enqueue, under roomsMu so that a room deleted and
+	// made again reaches the store in that order.
+	if err := h.store.CreateRoom(name, r.epoch); err != nil {
+		return nil, storeRefused(err)
+	}
+	h.rooms[name] = r
+	return r, nil
+}
+
+// sweep expires old history and deletes rooms with no members, no history
+// and nothing waiting for the store. It never holds roomsMu for long: it
+// looks at each room under the room's lock alone, then deletes the idle
+// ones in chunks, and tells the store after every lock is released (a
+// full store queue only delays the deletion on disk: a room found on disk
+// with no messages left is deleted at the next start).
+func (h *hub) sweep(now time.Time) {
+	h.roomsMu.RLock()
+	all := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		all = append(all, r)
+	}
+	h.roomsMu.RUnlock()
+	var idle []*room
+	for _, r := range all {
 		r.mu.Lock()
 		if r.idle(now, h.cfg.HistoryAge) {
-			delete(h.rooms, name)
-			h.store.DeleteRoom(name)
+			idle = append(idle, r)
 		}
 		r.mu.Unlock()
+	}
+	const chunk = 256
+	var deleted []*room
+	for len(idle) > 0 {
+		part := idle[:min(chunk, len(idle))]
+		idle = idle[len(part):]
+		h.roomsMu.Lock()
+		for _, r := range part {
+			r.mu.Lock()
+			if h.rooms[r.name] == r && r.idle(now, h.cfg.HistoryAge) {
+				delete(h.rooms, r.name)
+				deleted = append(deleted, r)
+			}
+			r.mu.Unlock()
+		}
+		h.roomsMu.Unlock()
+	}
+	for _, r := range deleted {
+		_ = h.store.DeleteRoom(r.name, r.epoch) // of this epoch only: the room may be made again meanwhile
 	}
 }
 

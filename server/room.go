@@ -73,21 +73,29 @@ func pushPrefix(ev string) []byte {
 // retained history (a ring of at most max entries). mu orders everything
 // that happens in the room: offsets are assigned, history appended and
 // pushes queued under it, so every connection sees one order.
+//
+// A message is assigned its offset (top) and retained when it is sent, and
+// released (released) when it may be seen: at once, or, on a durable
+// server, once the store has committed it (release.go). Until then it is
+// in unreleased, and nothing shows it: no reply, no push, no history, and
+// the room's top in replies is released.
 type room struct {
 	name string
 
-	mu      sync.Mutex
-	epoch   string
-	top     uint64 // offset of the newest message ever published (0: none)
-	ring    []entry
-	start   int // index of the oldest entry in ring
-	n       int // entries in ring
-	members map[*conn]*member
-	users   map[*user]int     // sessions per named user, for presence
-	anon    int               // anonymous sessions
-	count   int               // sessions
-	cids    map[uint64]uint64 // cidHash → offset of the retained messages sent with a cid
-	seed    maphash.Seed
+	mu         sync.Mutex
+	epoch      string
+	top        uint64        // offset of the newest message assigned (0: none)
+	released   uint64        // offset of the newest message released (≤ top)
+	unreleased []pendingSend // assigned, not yet released: offsets released+1 … top, in order
+	ring       []entry
+	start      int // index of the oldest entry in ring
+	n          int // entries in ring
+	members    map[*conn]*member
+	users      map[*user]int     // sessions per named user, for presence
+	anon       int               // anonymous sessions
+	count      int               // sessions
+	cids       map[uint64]uint64 // cidHash → offset of the retained messages sent with a cid
+	seed       maphash.Seed
 }
 
 func newRoom(name, epoch string) *room {
@@ -110,6 +118,15 @@ func (r *room) first() uint64 {
 		return 0
 	}
 	return r.at(0).off
+}
+
+// visible returns how many of the oldest ring entries are released: the
+// ones history and join replies may show.
+func (r *room) visible() int {
+	if r.n == 0 || r.released < r.first() {
+		return 0
+	}
+	return min(r.n, int(r.released-r.first()+1))
 }
 
 // push appends e, dropping the oldest entry when the ring holds max.
@@ -201,41 +218,45 @@ func (r *room) sentBefore(from, cid string) (*entry, bool) {
 	return e, true
 }
 
-// after returns the retained entries with offset > off, at most limit of
+// after returns the released entries with offset > off, at most limit of
 // them (oldest first), and whether more remain.
 func (r *room) after(off uint64, limit int) ([]*entry, bool) {
-	if r.n == 0 || off >= r.top {
+	n := r.visible()
+	if n == 0 || off >= r.released {
 		return nil, false
 	}
 	i := 0
 	if f := r.first(); off >= f {
 		i = int(off - f + 1)
 	}
-	out := make([]*entry, 0, min(limit, r.n-i))
-	for ; i < r.n && len(out) < limit; i++ {
+	out := make([]*entry, 0, min(limit, n-i))
+	for ; i < n && len(out) < limit; i++ {
 		out = append(out, r.at(i))
 	}
-	return out, i < r.n
+	return out, i < n
 }
 
-// last returns the newest limit entries, oldest first.
-func (r *room) last(limit int) []*entry {
-	k := min(limit, r.n)
-	out := make([]*entry, 0, k)
-	for i := r.n - k; i < r.n; i++ {
-		out = append(out, r.at(i))
-	}
-	return out
-}
-
-// before returns the limit entries before offset off, oldest first, and
+// last returns the newest limit released entries, oldest first, and
 // whether older ones remain.
+func (r *room) last(limit int) ([]*entry, bool) {
+	n := r.visible()
+	k := min(limit, n)
+	out := make([]*entry, 0, k)
+	for i := n - k; i < n; i++ {
+		out = append(out, r.at(i))
+	}
+	return out, n > k
+}
+
+// before returns the limit released entries before offset off, oldest
+// first, and whether older ones remain.
 func (r *room) before(off uint64, limit int) ([]*entry, bool) {
-	if r.n == 0 || off <= r.first() {
+	n := r.visible()
+	if n == 0 || off <= r.first() {
 		return nil, false
 	}
-	end := r.n
-	if off <= r.top {
+	end := n
+	if off <= r.released {
 		end = int(off - r.first())
 	}
 	begin := max(0, end-limit)
@@ -249,13 +270,13 @@ func (r *room) before(off uint64, limit int) ([]*entry, bool) {
 // resumable reports whether a client that has everything up to off in epoch
 // can be given exactly the rest.
 func (r *room) resumable(epoch string, off uint64, maxHistory int) bool {
-	if epoch != r.epoch || off > r.top {
+	if epoch != r.epoch || off > r.released {
 		return false
 	}
-	if off == r.top {
+	if off == r.released {
 		return true
 	}
-	return r.n > 0 && off+1 >= r.first() && r.top-off <= uint64(maxHistory)
+	return r.visible() > 0 && off+1 >= r.first() && r.released-off <= uint64(maxHistory)
 }
 
 // addSession adds sid of c to the room. It returns true if the session was
@@ -331,8 +352,9 @@ func without(sids []uint32, sid uint32) []uint32 {
 	return sids
 }
 
-// idle reports whether the room may be deleted: no members and no history.
+// idle reports whether the room may be deleted: no members, no history and
+// nothing waiting for the store.
 func (r *room) idle(now time.Time, age time.Duration) bool {
 	r.expire(now.Add(-age).UnixMilli())
-	return r.count == 0 && r.n == 0
+	return r.count == 0 && r.n == 0 && len(r.unreleased) == 0
 }

@@ -8,12 +8,12 @@ import (
 
 func addMsgs(r *room, max int, from, to uint64, ts int64) {
 	for off := from; off <= to; off++ {
-		r.top = off
+		r.top, r.released = off, off
 		r.add(&mux.Message{Offset: off, TS: ts}, &author{}, max)
 	}
 }
 
-func offsets(es []*entry) []uint64 {
+func offsets(es []*entry, _ ...bool) []uint64 {
 	out := make([]uint64, len(es))
 	for i, e := range es {
 		out[i] = e.off
@@ -30,8 +30,11 @@ func TestRoomRing(t *testing.T) {
 	if r.n != max || r.first() != 8 {
 		t.Fatalf("n=%d first=%d", r.n, r.first())
 	}
-	if got := offsets(r.last(3)); len(got) != 3 || got[0] != 10 || got[2] != 12 {
-		t.Fatalf("last 3: %v", got)
+	if es, more := r.last(3); len(es) != 3 || es[0].off != 10 || es[2].off != 12 || !more {
+		t.Fatalf("last 3: %v more=%v", offsets(es), more)
+	}
+	if es, more := r.last(10); len(es) != 5 || more {
+		t.Fatalf("last 10 of 5: %v more=%v", offsets(es), more)
 	}
 	got, more := r.after(9, 2)
 	if o := offsets(got); len(o) != 2 || o[0] != 10 || o[1] != 11 || !more {

@@ -44,6 +44,11 @@ type Server struct {
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
 	work    chan work      // messages for the workers
 	workers sync.WaitGroup
+	// releases carries committed messages to the workers (release.go);
+	// stopReleases is closed once no connection is left, before the
+	// workers stop, so that a late commit does not wait for them.
+	releases     chan []releaseJob
+	stopReleases chan struct{}
 	pacer   *pacer      // writes connections held back by their write pace
 	queues  queueArrays // recycled queue arrays
 
@@ -62,19 +67,21 @@ func New(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	var st store.Store
+	s := &Server{cfg: cfg, logger: logger, started: time.Now(),
+		releases: make(chan []releaseJob, 256), stopReleases: make(chan struct{})}
 	if cfg.Memory {
-		st = store.NewMemory()
+		s.store = store.NewMemory()
 	} else {
 		var err error
-		st, err = store.OpenSQLite(context.Background(), cfg.DataDir, store.Options{
+		s.store, err = store.OpenSQLite(context.Background(), cfg.DataDir, store.Options{
 			MaxMessages: cfg.HistoryMax, MaxAge: cfg.HistoryAge, Logger: logger,
+			QueueLen: cfg.StoreQueue, Durable: cfg.durable(), OnCommit: s.onCommit,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: open history in %s: %w", filepath.Clean(cfg.DataDir), err)
 		}
 	}
-	s := &Server{cfg: cfg, logger: logger, store: st, started: time.Now()}
+	st := s.store
 	s.hub = newHub(&s.cfg, st, &s.counters)
 	if err := s.hub.load(context.Background()); err != nil {
 		st.Close()
@@ -194,6 +201,9 @@ func (s *Server) Close() error {
 			s.poller.close()
 		}
 		s.readers.Wait()
+		// No connection is left: what the store commits from here on has
+		// nobody to be released to.
+		close(s.stopReleases)
 		close(s.work)
 		s.workers.Wait()
 		s.pacer.close()

@@ -31,6 +31,8 @@ type counters struct {
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
+	roomsRefused  atomic.Int64                     // joins refused a new room: --max-rooms or the creation rate
+	storeRefused  atomic.Int64                     // sends refused because the store's queue was full
 	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 }
 
@@ -104,6 +106,8 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
 	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)
+	counter("rooms_refused_total", "Joins refused because a new room was over --max-rooms or the connection's room-creation rate.", &c.roomsRefused)
+	counter("store_refused_total", "Sends refused with 503 unavailable because the history store's queue was full.", &c.storeRefused)
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
 		for i, m := range mux.Modes {

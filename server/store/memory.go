@@ -19,13 +19,13 @@ func NewMemory() Store { return memory{} }
 func (memory) Load(context.Context) ([]Room, error) { return nil, nil }
 
 // CreateRoom does nothing.
-func (memory) CreateRoom(string, string) {}
+func (memory) CreateRoom(string, string) error { return nil }
 
 // DeleteRoom does nothing.
-func (memory) DeleteRoom(string) {}
+func (memory) DeleteRoom(string, string) error { return nil }
 
 // Append does nothing.
-func (memory) Append(mux.Message) {}
+func (memory) Append(mux.Message) error { return nil }
 
 // Flush returns nil at once.
 func (memory) Flush(context.Context) error { return nil }

@@ -10,7 +10,7 @@ func TestMemory(t *testing.T) {
 	s := NewMemory()
 	s.CreateRoom("r", "e1")
 	s.Append(msg("r", "e1", 1, time.Now()))
-	s.DeleteRoom("r")
+	s.DeleteRoom("r", "e1")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Flush(ctx); err != nil {

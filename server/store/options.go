@@ -19,6 +19,11 @@ const (
 // (it also does so once at open).
 const ageTrimEvery = time.Minute
 
+// trimChunk is how many rooms one age-trim transaction covers: with many
+// rooms a trim of all of them in one transaction would hold the writer (and
+// so every durable send) for seconds.
+const trimChunk = 256
+
 // Options configures a SQLite store. The zero value of each field selects
 // its default.
 type Options struct {
@@ -34,8 +39,24 @@ type Options struct {
 	// transaction (default 50ms). A full batch, Flush and Close do not wait.
 	FlushInterval time.Duration
 	// QueueLen bounds the changes queued and not yet committed (default
-	// 65536). Append, CreateRoom and DeleteRoom block while it is reached.
+	// 65536). Append, CreateRoom and DeleteRoom return ErrFull while it is
+	// reached.
 	QueueLen int
+	// Durable makes every commit durable before it is reported: SQLite's
+	// synchronous=FULL (the write-ahead log is fsynced at each commit) and
+	// no linger (the writer commits whatever is queued as soon as it is
+	// free: a group commit, one transaction and one fsync for everything
+	// queued meanwhile). Without it (relaxed) commits linger up to
+	// FlushInterval and are not fsynced (synchronous=NORMAL), and a store
+	// that was not closed cleanly gives every room a new epoch when it is
+	// opened again: messages acknowledged before the crash may be gone, and
+	// their offsets must not name other messages in the same epoch.
+	Durable bool
+	// OnCommit, if set, is called by the writer goroutine after each
+	// transaction that appended messages, with the newest committed message
+	// of each room (the slice is reused after the call returns). It must
+	// not call back into the store's queue-waiting calls (Flush, Close).
+	OnCommit func([]Committed)
 	// Logger receives write errors and warnings (default: discard).
 	Logger *slog.Logger
 	// Now is the clock used for message ages and room creation times
@@ -45,6 +66,9 @@ type Options struct {
 	// ageTrimEvery is how often the writer trims by age (default
 	// ageTrimEvery); tests shorten it.
 	ageTrimEvery time.Duration
+	// trimChunk is how many rooms one age-trim transaction covers (default
+	// trimChunk); the writer commits queued changes between chunks.
+	trimChunk int
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -75,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ageTrimEvery <= 0 {
 		o.ageTrimEvery = ageTrimEvery
+	}
+	if o.trimChunk <= 0 {
+		o.trimChunk = trimChunk
 	}
 	return o
 }

@@ -11,7 +11,7 @@ type opKind uint8
 
 const (
 	opCreate opKind = iota + 1 // CreateRoom: m.Room, m.Epoch, m.TS = created ms
-	opDelete                   // DeleteRoom: m.Room
+	opDelete                   // DeleteRoom: m.Room, m.Epoch
 	opAppend                   // Append: m
 	opFlush                    // Flush: done receives the outcome
 )
@@ -25,11 +25,12 @@ type op struct {
 
 // queue hands changes from any goroutine to the writer, in order. It holds
 // at most max changes that are queued or being written (flush markers do
-// not count): put blocks while that many are held, which is how a slow
-// disk pushes back on the senders.
+// not count): put refuses a change beyond that (ErrFull) instead of
+// waiting, so that a caller holding a lock (the hub queues a room's
+// messages under the room's lock, to keep their order) never waits for the
+// disk.
 type queue struct {
 	mu      sync.Mutex
-	notFull sync.Cond
 	pending []op
 	spare   []op // the writer's last batch, cleared, to reuse
 	held    int  // changes queued or taken and not yet released
@@ -37,13 +38,12 @@ type queue struct {
 	closed  bool
 	max     int
 	batch   int
+	eager   bool          // no linger: every change is due at once (durable mode)
 	wake    chan struct{} // capacity 1: "look at the queue"
 }
 
-func newQueue(max, batch int) *queue {
-	q := &queue{max: max, batch: batch, wake: make(chan struct{}, 1)}
-	q.notFull.L = &q.mu
-	return q
+func newQueue(max, batch int, eager bool) *queue {
+	return &queue{max: max, batch: batch, eager: eager, wake: make(chan struct{}, 1)}
 }
 
 // signal wakes the writer, or leaves it a token if it is busy.
@@ -54,30 +54,29 @@ func (q *queue) signal() {
 	}
 }
 
-// put queues a change, waiting while the queue is full. It returns false,
-// without queuing, once the queue is closed.
-func (q *queue) put(o op) bool {
+// put queues a change without waiting: ErrFull when max changes are held
+// already, ErrClosed once the queue is closed.
+func (q *queue) put(o op) error {
 	q.mu.Lock()
-	if q.held >= q.max && !q.closed {
-		// Full: make sure the writer is not lingering, then wait.
-		q.signal()
-		for q.held >= q.max && !q.closed {
-			q.notFull.Wait()
-		}
-	}
-	if q.closed {
+	switch {
+	case q.closed:
 		q.mu.Unlock()
-		return false
+		return ErrClosed
+	case q.held >= q.max:
+		q.mu.Unlock()
+		q.signal() // make sure the writer is not lingering
+		return ErrFull
 	}
 	q.pending = append(q.pending, o)
 	q.held++
 	n := len(q.pending)
 	q.mu.Unlock()
-	// The first change starts the writer's linger; a full batch ends it.
+	// The first change starts the writer's linger (or, eager, wakes it); a
+	// full batch ends the linger.
 	if n == 1 || n%q.batch == 0 {
 		q.signal()
 	}
-	return true
+	return nil
 }
 
 // putFlush queues a flush marker without waiting for room. It returns false
@@ -95,21 +94,27 @@ func (q *queue) putFlush(o op) bool {
 	return true
 }
 
-// close makes put and putFlush refuse, wakes every waiting put and the
-// writer. It reports whether the queue was open.
+// close makes put and putFlush refuse and wakes the writer. It reports
+// whether the queue was open.
 func (q *queue) close() bool {
 	q.mu.Lock()
 	was := !q.closed
 	q.closed = true
-	q.notFull.Broadcast()
 	q.mu.Unlock()
 	q.signal()
 	return was
 }
 
-// take returns the pending ops if they are due: force is set (the linger is
-// over), the queue is closed, a flush is asked for, a batch is full or the
-// queue is.
+// isClosed reports whether close was called.
+func (q *queue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// take returns the pending ops if they are due: the queue is eager, force
+// is set (the linger is over), the queue is closed, a flush is asked for, a
+// batch is full or the queue is.
 // Otherwise it returns nil and how many are pending. closed reports whether
 // the queue was closed; if so, nothing can be queued after what take
 // returned.
@@ -117,7 +122,7 @@ func (q *queue) take(force bool) (ops []op, pending int, closed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := len(q.pending)
-	if n == 0 || !(force || q.closed || q.flushes > 0 || n >= q.batch || q.held >= q.max) {
+	if n == 0 || !(q.eager || force || q.closed || q.flushes > 0 || n >= q.batch || q.held >= q.max) {
 		return nil, n, q.closed
 	}
 	ops = q.pending
@@ -133,7 +138,6 @@ func (q *queue) release(n int) {
 	}
 	q.mu.Lock()
 	q.held -= n
-	q.notFull.Broadcast()
 	q.mu.Unlock()
 }
 

@@ -19,6 +19,12 @@ import (
 //     deleted or made again with a new epoch, and Append only inserts a
 //     message whose room and epoch are stored (see stmtAppend).
 //
+// Version 2:
+//   - meta: keys and values of the store itself. "unclean" is "1" while a
+//     store opened in relaxed mode (acknowledging before commit) is open:
+//     found at open, it means that store stopped without Close, and every
+//     room gets a new epoch.
+//
 // There is no index on ts_ms: it would cost every insert a second B-tree
 // write in a place unrelated to the room's. The age trim walks each room's
 // messages in offset order instead (times grow with offsets), which touches
@@ -39,6 +45,10 @@ var migrations = []string{
 		cid       TEXT    NOT NULL DEFAULT '',
 		PRIMARY KEY (room, "offset")
 	) WITHOUT ROWID;`,
+	`CREATE TABLE meta (
+		key   TEXT NOT NULL PRIMARY KEY,
+		value TEXT NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // schemaVersion is the version this build writes.
@@ -49,15 +59,22 @@ const busyTimeoutMS = 5000
 
 // dsn returns the driver name for the database file at path: a file: URI
 // (so that any byte of the path is escaped) with the per-connection pragmas.
-// readOnly opens it with mode=ro, for tools and tests.
-func dsn(path string, readOnly bool) string {
+// readOnly opens it with mode=ro, for tools and tests; durable fsyncs the
+// write-ahead log at every commit (synchronous=FULL) rather than only at
+// checkpoints (NORMAL, which survives a crash of the process but may lose
+// the last commits to a power loss).
+func dsn(path string, readOnly, durable bool) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
 	if readOnly {
 		q.Set("mode", "ro")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
+		if durable {
+			q.Add("_pragma", "synchronous(FULL)")
+		} else {
+			q.Add("_pragma", "synchronous(NORMAL)")
+		}
 	}
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	return u.String()

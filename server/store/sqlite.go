@@ -25,9 +25,6 @@ const FileName = "history.db"
 // the writer's (WAL lets them read while it writes).
 const readConns = 2
 
-// ErrClosed is returned by Load on a closed store.
-var ErrClosed = errors.New("store is closed")
-
 // sqliteStore is the Store OpenSQLite returns.
 type sqliteStore struct {
 	path string // the database file
@@ -44,9 +41,11 @@ type sqliteStore struct {
 // OpenSQLite opens (creating it and dir if needed) the SQLite database
 // dir/history.db, brings its schema up to date, deletes what is beyond the
 // bounds in opts, and starts the store's writer goroutine, which Close
-// stops. The database is in WAL mode with synchronous=NORMAL: a commit
-// survives a crash of the process; a power loss may lose the last
-// commits but not corrupt the file.
+// stops. The database is in WAL mode. With opts.Durable every commit is
+// fsynced (synchronous=FULL) and survives a power loss; without, a commit
+// survives a crash of the process, a power loss may lose the last commits
+// but not corrupt the file, and a store that was not closed cleanly gives
+// every room a new epoch here (see Options.Durable).
 func OpenSQLite(ctx context.Context, dir string, opts Options) (Store, error) {
 	opts = opts.withDefaults()
 	path := filepath.Join(dir, FileName)
@@ -68,7 +67,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return nil, errors.New("is a directory")
 	}
-	db, err := sql.Open("sqlite", dsn(abs, false))
+	db, err := sql.Open("sqlite", dsn(abs, false, opts.Durable))
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +97,17 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if err := migrate(ctx, conn); err != nil {
 		return nil, err
 	}
-	q := newQueue(opts.QueueLen, opts.BatchSize)
+	if err := markOpen(ctx, conn, opts); err != nil {
+		return nil, err
+	}
+	q := newQueue(opts.QueueLen, opts.BatchSize, opts.Durable)
 	w, err := newWriter(ctx, conn, q, opts)
 	if err != nil {
 		return nil, err
 	}
 	// Trim what aged while the server was down, or overflowed bounds that
 	// were lowered, before anyone loads it.
-	if _, err := w.trimAll(ctx); err != nil {
+	if _, err := w.trimAll(ctx, nil); err != nil {
 		w.closeStmts()
 		return nil, fmt.Errorf("trim: %w", err)
 	}
@@ -239,36 +241,38 @@ func (l *loader) str(s string) string {
 // CreateRoom queues the creation of a room with its epoch. Creating a room
 // that is stored with another epoch replaces it and drops its messages;
 // with the same epoch, it changes nothing.
-func (s *sqliteStore) CreateRoom(name, epoch string) {
-	s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}})
+func (s *sqliteStore) CreateRoom(name, epoch string) error {
+	return s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}})
 }
 
-// DeleteRoom queues the deletion of a room and its messages.
-func (s *sqliteStore) DeleteRoom(name string) {
-	s.put(op{kind: opDelete, m: mux.Message{Room: name}})
+// DeleteRoom queues the deletion of a room and its messages, if the room
+// is stored with epoch.
+func (s *sqliteStore) DeleteRoom(name, epoch string) error {
+	return s.put(op{kind: opDelete, m: mux.Message{Room: name, Epoch: epoch}})
 }
 
 // Append queues a message. Its room and epoch must be those of a created
 // room (a room not stored is created with m.Epoch); a message of another
 // epoch is dropped by the writer. A message with an offset already stored
 // replaces it.
-func (s *sqliteStore) Append(m mux.Message) {
-	s.put(op{kind: opAppend, m: m})
+func (s *sqliteStore) Append(m mux.Message) error {
+	return s.put(op{kind: opAppend, m: m})
 }
 
-// put queues a change, waiting while the queue is full. After Close the
-// change is dropped and logged.
-func (s *sqliteStore) put(o op) {
-	if s.q.put(o) {
-		return
+// put queues a change without waiting. A change refused after Close is
+// logged (the first at warn level, the rest of a hub still draining at
+// debug).
+func (s *sqliteStore) put(o op) error {
+	err := s.q.put(o)
+	if errors.Is(err, ErrClosed) {
+		level := s.opts.Logger.Debug
+		if s.dropped.Add(1) == 1 {
+			level = s.opts.Logger.Warn
+		}
+		level("store: change after Close dropped", "path", s.path, "kind", o.kind.String(),
+			"room", o.m.Room, "offset", o.m.Offset)
 	}
-	// Log the first; the rest (a hub still draining) at debug level.
-	level := s.opts.Logger.Debug
-	if s.dropped.Add(1) == 1 {
-		level = s.opts.Logger.Warn
-	}
-	level("store: change after Close dropped", "path", s.path, "kind", o.kind.String(),
-		"room", o.m.Room, "offset", o.m.Offset)
+	return err
 }
 
 // Flush waits until every change queued before it is committed, or ctx
@@ -301,6 +305,12 @@ func (s *sqliteStore) close() error {
 	<-s.w.done
 	s.closed.Store(true)
 	errs := []error{s.w.takeLost()}
+	if errs[0] == nil {
+		// Everything was written: the next open need not renew epochs.
+		if err := markClosed(context.Background(), s.w.conn); err != nil {
+			errs = append(errs, fmt.Errorf("store: close %s: %w", s.path, err))
+		}
+	}
 	s.w.closeStmts()
 	// Let SQLite refresh its planner statistics, cheaply, as advised
 	// before closing a connection that wrote.

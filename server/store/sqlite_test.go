@@ -147,8 +147,9 @@ func TestDeleteRoom(t *testing.T) {
 		s.Append(msg("keep", "k", off, clk.Now()))
 		s.Append(msg("gone", "g1", off, clk.Now()))
 	}
-	s.DeleteRoom("gone")
-	s.DeleteRoom("never-existed")
+	s.DeleteRoom("gone", "g1")
+	s.DeleteRoom("keep", "not-its-epoch") // a stale deletion changes nothing
+	s.DeleteRoom("never-existed", "x")
 	flush(t, s)
 	rooms := load(t, s)
 	if len(rooms) != 1 {
@@ -280,7 +281,7 @@ func TestFlushWhenBatchFull(t *testing.T) {
 func TestConcurrentAppend(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock()
-	// A small queue, so that senders wait for the writer.
+	// A small queue, so that senders find it full and try again.
 	opts := Options{Now: clk.Now, QueueLen: 64, BatchSize: 16, FlushInterval: time.Millisecond}
 	s, err := OpenSQLite(context.Background(), dir, opts)
 	if err != nil {
@@ -291,9 +292,11 @@ func TestConcurrentAppend(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			room := fmt.Sprintf("room%02d", g)
-			s.CreateRoom(room, "e"+room)
+			for s.CreateRoom(room, "e"+room) != nil {
+				time.Sleep(time.Millisecond)
+			}
 			for off := uint64(1); off <= perRoom; off++ {
-				s.Append(msg(room, "e"+room, off, clk.Now()))
+				appendRetry(t, s, msg(room, "e"+room, off, clk.Now()))
 				if off%100 == 0 {
 					flush(t, s)
 				}
@@ -336,7 +339,7 @@ func TestAfterClose(t *testing.T) {
 	s.Append(msg("r", "e", 1, time.Now()))
 	s.Append(msg("r", "e", 2, time.Now()))
 	s.CreateRoom("x", "e")
-	s.DeleteRoom("r")
+	s.DeleteRoom("r", "e")
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatalf("Flush after Close = %v", err)
 	}
@@ -351,9 +354,10 @@ func TestAfterClose(t *testing.T) {
 	}
 }
 
-func TestCloseUnblocksAppend(t *testing.T) {
-	// Senders waiting on a full queue when Close is called either get
-	// their change written or dropped, and never hang or panic.
+func TestCloseWhileAppending(t *testing.T) {
+	// Senders appending while Close is called get their change queued
+	// (then written), refused as full, or refused as closed, and never
+	// hang or panic.
 	s, err := OpenSQLite(context.Background(), t.TempDir(), Options{QueueLen: 4, BatchSize: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +367,10 @@ func TestCloseUnblocksAppend(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
-				s.Append(msg("r", "e", uint64(g*1000+i+1), time.Now()))
+				err := s.Append(msg("r", "e", uint64(g*1000+i+1), time.Now()))
+				if err != nil && !errors.Is(err, ErrFull) && !errors.Is(err, ErrClosed) {
+					t.Errorf("Append: %v", err)
+				}
 			}
 		})
 	}
@@ -417,7 +424,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), false))
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), false, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +438,10 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
-func TestWriteErrorsAreSurvived(t *testing.T) {
+func TestWriteErrorsAreRetried(t *testing.T) {
+	// A batch that fails is retried until it is written: nothing queued is
+	// lost while the store is open, and later changes wait behind it (they
+	// are committed in order).
 	dir := t.TempDir()
 	log, logs := testLogger()
 	s := open(t, dir, Options{Logger: log})
@@ -440,7 +450,7 @@ func TestWriteErrorsAreSurvived(t *testing.T) {
 	flush(t, s)
 
 	// Break the schema behind the store's back.
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), false))
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), false, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,29 +459,58 @@ func TestWriteErrorsAreSurvived(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Append(msg("r", "e", 2, time.Now()))
-	err = s.Flush(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "1 changes were not written") {
-		t.Fatalf("Flush after a failed write = %v", err)
-	}
-	for _, want := range []string{"write failed, retrying", "write failed twice"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logs)
+	s.Append(msg("r", "e", 3, time.Now()))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "write failed, retrying") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry logged:\n%s", logs)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	// The store goes on: once the table is back, writes succeed again.
+	// The store goes on: once the table is back, the same batch succeeds.
 	ddl := migrations[0][strings.Index(migrations[0], "CREATE TABLE messages"):]
 	if _, err := db.Exec(ddl); err != nil {
 		t.Fatal(err)
 	}
-	s.Append(msg("r", "e", 3, time.Now()))
-	if err := s.Flush(context.Background()); err != nil {
-		t.Fatalf("Flush after recovery = %v", err)
-	}
-	if rooms := load(t, s); len(rooms) != 1 || len(rooms[0].Messages) != 1 || rooms[0].Messages[0].Offset != 3 {
+	flush(t, s)
+	rooms := load(t, s)
+	if len(rooms) != 1 || len(rooms[0].Messages) != 2 || rooms[0].Messages[0].Offset != 2 || rooms[0].Messages[1].Offset != 3 {
 		t.Fatalf("Load after recovery = %+v", rooms)
+	}
+	if !strings.Contains(logs.String(), "write succeeded after retrying") {
+		t.Errorf("recovery not logged:\n%s", logs)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
+	}
+}
+
+func TestWriteErrorsAtCloseAreReported(t *testing.T) {
+	// Closing a store whose writes fail drops them after a second try and
+	// says so, rather than hanging.
+	dir := t.TempDir()
+	log, logs := testLogger()
+	s, err := OpenSQLite(context.Background(), dir, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CreateRoom("r", "e")
+	flush(t, s)
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), false, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE messages`); err != nil {
+		t.Fatal(err)
+	}
+	s.Append(msg("r", "e", 1, time.Now()))
+	err = s.Close()
+	if err == nil || !strings.Contains(err.Error(), "1 changes were not written") {
+		t.Fatalf("Close after failed writes = %v", err)
+	}
+	if !strings.Contains(logs.String(), "changes dropped") {
+		t.Errorf("drop not logged:\n%s", logs)
 	}
 }
 
@@ -502,21 +541,22 @@ func TestTrimAgePeriodically(t *testing.T) {
 }
 
 func TestSmallQueueDoesNotLinger(t *testing.T) {
-	// A full queue ends the writer's linger: senders are not held for the
-	// flush interval when the queue is shorter than a batch.
+	// A full queue ends the writer's linger: a sender that finds it full
+	// and tries again gets through without waiting for the flush interval,
+	// even when the queue is shorter than a batch.
 	s := open(t, t.TempDir(), Options{QueueLen: 8, BatchSize: 512, FlushInterval: time.Hour})
 	s.CreateRoom("r", "e")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for off := uint64(1); off <= 100; off++ {
-			s.Append(msg("r", "e", off, time.Now()))
+			appendRetry(t, s, msg("r", "e", off, time.Now()))
 		}
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Append blocked on a full queue while the writer lingered")
+		t.Fatal("the writer lingered on a full queue")
 	}
 }
 

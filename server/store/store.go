@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"imload/mux"
 )
@@ -18,14 +19,33 @@ type Room struct {
 	Messages []mux.Message
 }
 
+// ErrFull is returned by Append, CreateRoom and DeleteRoom when the queue
+// of changes not yet committed is full: the disk does not keep up. The
+// change is not queued; the caller refuses the request that made it (the
+// hub answers 503 unavailable) rather than wait.
+var ErrFull = errors.New("store: queue of changes is full")
+
+// ErrClosed is returned by Load and by the queuing calls on a closed store.
+var ErrClosed = errors.New("store is closed")
+
+// Committed names the newest message of a room that a transaction made
+// durable: every message of that room with an offset up to Offset, in that
+// epoch, is committed.
+type Committed struct {
+	Room, Epoch string
+	Offset      uint64
+}
+
 // Store persists rooms and their messages.
 //
-// Append and the room calls do not wait for I/O: they queue the change and
-// a background writer applies queued changes in batches (one transaction per
-// batch). The queue is bounded; when it is full (the disk cannot keep up)
-// Append waits for room, which pushes back on the senders instead of losing
-// messages or growing without bound. Flush waits until everything queued before it
-// is durable. All methods are safe for concurrent use.
+// Append and the room calls never wait: they queue the change, or refuse it
+// with ErrFull when the queue is full, and a background writer applies
+// queued changes in batches (one transaction per batch). Changes are
+// committed in the order they were queued. After each commit the writer
+// calls Options.OnCommit with the newest message of every room the
+// transaction appended to; a durable server releases a message (its reply
+// and its pushes) only then. Flush waits until everything queued before it
+// is committed. All methods are safe for concurrent use.
 type Store interface {
 	// Load returns every stored room with its messages, trimmed to the
 	// store's bounds (the newest max messages, none older than max age),
@@ -34,21 +54,24 @@ type Store interface {
 	// room with no members and no history is deleted. Changes still queued
 	// are not seen; Flush first to include them.
 	Load(ctx context.Context) ([]Room, error)
-	// CreateRoom records a new room and its epoch. Recording a room again
-	// with the same epoch changes nothing; with another epoch (the room was
-	// made again) it replaces the room and drops its old messages.
-	CreateRoom(name, epoch string)
-	// DeleteRoom forgets a room and its messages (the room expired).
-	DeleteRoom(name string)
-	// Append queues a message for writing, waiting while the queue is full.
-	// A message whose offset is stored already replaces it (so a replay is
-	// harmless).
-	Append(m mux.Message)
+	// CreateRoom queues the record of a new room and its epoch. Recording
+	// a room again with the same epoch changes nothing; with another epoch
+	// (the room was made again) it replaces the room and drops its old
+	// messages.
+	CreateRoom(name, epoch string) error
+	// DeleteRoom queues forgetting a room and its messages (the room
+	// expired) if the room is stored with epoch: a deletion that reaches
+	// the store after the room was made again (another epoch) changes
+	// nothing.
+	DeleteRoom(name, epoch string) error
+	// Append queues a message for writing. A message whose offset is
+	// stored already replaces it (so a replay is harmless).
+	Append(m mux.Message) error
 	// Flush blocks until every change queued before the call is written, or
 	// ctx ends. It reports changes that could not be written.
 	Flush(ctx context.Context) error
 	// Close flushes, stops the writer and releases the database. Calls
-	// after the first, and any other call after Close, do nothing (Load
-	// returns an error).
+	// after the first return nil; the queuing calls after Close return
+	// ErrClosed and Load an error wrapping it.
 	Close() error
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -78,7 +79,7 @@ func open(t testing.TB, dir string, opts Options) Store {
 // readOnly opens dir's database read-only, as another process would.
 func readOnly(t testing.TB, dir string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), true))
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), true, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +148,23 @@ func checkRoom(t testing.TB, r Room, name, epoch string, first, last uint64, ts 
 		if m != w {
 			t.Fatalf("room %q message %d = %+v, want %+v", name, i, m, w)
 		}
+	}
+}
+
+// appendRetry appends m, trying again while the queue is full (as a client
+// told 503 would).
+func appendRetry(t testing.TB, s Store, m mux.Message) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Append(m)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrFull) || time.Now().After(deadline) {
+			t.Errorf("Append offset %d: %v", m.Offset, err)
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }

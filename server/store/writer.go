@@ -22,8 +22,11 @@ const (
 	sqlUpsertRoom = `INSERT INTO rooms (name, epoch, created_ms) VALUES (?1, ?2, ?3)
 		ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, created_ms = excluded.created_ms
 		WHERE epoch <> excluded.epoch`
-	sqlDeleteMessages = `DELETE FROM messages WHERE room = ?1`
-	sqlDeleteRoom     = `DELETE FROM rooms WHERE name = ?1`
+	// sqlDeleteMessages and sqlDeleteRoom delete a room stored with epoch
+	// ?2 (messages first, while the room row says which epoch is stored).
+	sqlDeleteMessages = `DELETE FROM messages WHERE room = ?1
+		AND EXISTS (SELECT 1 FROM rooms WHERE name = ?1 AND epoch = ?2)`
+	sqlDeleteRoom = `DELETE FROM rooms WHERE name = ?1 AND epoch = ?2`
 	// sqlAppend stores a message if its room is stored with its epoch
 	// (?8), replacing a message of the same offset (a replay).
 	sqlAppend = `INSERT INTO messages (room, "offset", from_user, color, text, ts_ms, cid)
@@ -43,8 +46,12 @@ const (
 	sqlRoomNames = `SELECT name FROM rooms`
 )
 
-// retryPause is how long the writer waits before it retries a failed batch.
-const retryPause = 100 * time.Millisecond
+// retryPause is how long the writer waits before it first retries a failed
+// batch; the pause doubles up to maxRetryPause.
+const (
+	retryPause    = 100 * time.Millisecond
+	maxRetryPause = 5 * time.Second
+)
 
 // writer is the goroutine that owns the write connection: it takes queued
 // changes, applies them in batches, one transaction each, and trims.
@@ -60,6 +67,9 @@ type writer struct {
 
 	touched map[string]struct{} // rooms appended to in the current batch
 
+	commits   []Committed    // reported to OnCommit, reused
+	commitIdx map[string]int // room → index in commits
+
 	// Outcome reported to the next Flush: changes dropped since the last
 	// one, and the first error that dropped them.
 	lost    int
@@ -69,12 +79,13 @@ type writer struct {
 // newWriter prepares the writer's statements on conn.
 func newWriter(ctx context.Context, conn *sql.Conn, q *queue, opts Options) (*writer, error) {
 	w := &writer{
-		conn:    conn,
-		opts:    opts,
-		log:     opts.Logger,
-		q:       q,
-		done:    make(chan struct{}),
-		touched: make(map[string]struct{}),
+		conn:      conn,
+		opts:      opts,
+		log:       opts.Logger,
+		q:         q,
+		done:      make(chan struct{}),
+		touched:   make(map[string]struct{}),
+		commitIdx: make(map[string]int),
 	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
@@ -183,31 +194,69 @@ func (w *writer) takeLost() error {
 }
 
 // commit applies a batch of changes (no flush markers) in one
-// transaction, retrying once, then frees their room in the queue. A batch
-// that fails twice is logged and dropped: the server goes on, and the
-// hub's memory still has the messages.
+// transaction, then reports the committed messages (Options.OnCommit) and
+// frees their room in the queue. A batch that fails is retried, with a
+// pause that grows to maxRetryPause, for as long as the store is open:
+// changes are committed in order or not at all, and a durable server has
+// acknowledged none of them yet (its senders get 503 once the queue is
+// full). Once the store is closing, a batch that still fails is logged and
+// dropped, and the next Flush (or Close) reports it.
 func (w *writer) commit(batch []op) {
 	if len(batch) == 0 {
 		return
 	}
 	defer w.q.release(len(batch))
-	err := w.apply(batch)
-	if err == nil {
-		return
-	}
 	first, last := batch[0].m.Room, batch[len(batch)-1].m.Room
-	w.log.Warn("store: write failed, retrying", "changes", len(batch),
-		"first_room", first, "last_room", last, "err", err)
-	time.Sleep(retryPause)
-	if err = w.apply(batch); err == nil {
+	pause := retryPause
+	for attempt := 1; ; attempt++ {
+		err := w.apply(batch)
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("store: write succeeded after retrying", "changes", len(batch), "attempts", attempt)
+			}
+			w.committed(batch)
+			return
+		}
+		if attempt >= 2 && w.q.isClosed() {
+			w.log.Error("store: write failed twice while closing, changes dropped", "changes", len(batch),
+				"first_room", first, "last_room", last, "err", err)
+			if w.lost == 0 {
+				w.lostErr = err
+			}
+			w.lost += len(batch)
+			return
+		}
+		w.log.Warn("store: write failed, retrying", "changes", len(batch), "attempt", attempt,
+			"first_room", first, "last_room", last, "retry_in", pause, "err", err)
+		time.Sleep(pause)
+		pause = min(2*pause, maxRetryPause)
+	}
+}
+
+// committed reports the newest message of each room appended to in batch,
+// just committed, to Options.OnCommit.
+func (w *writer) committed(batch []op) {
+	if w.opts.OnCommit == nil {
 		return
 	}
-	w.log.Error("store: write failed twice, changes dropped", "changes", len(batch),
-		"first_room", first, "last_room", last, "err", err)
-	if w.lost == 0 {
-		w.lostErr = err
+	w.commits = w.commits[:0]
+	clear(w.commitIdx)
+	for i := range batch {
+		m := &batch[i].m
+		if batch[i].kind != opAppend {
+			continue
+		}
+		if j, ok := w.commitIdx[m.Room]; ok {
+			w.commits[j].Epoch, w.commits[j].Offset = m.Epoch, m.Offset
+			continue
+		}
+		w.commitIdx[m.Room] = len(w.commits)
+		w.commits = append(w.commits, Committed{Room: m.Room, Epoch: m.Epoch, Offset: m.Offset})
 	}
-	w.lost += len(batch)
+	if len(w.commits) > 0 {
+		w.opts.OnCommit(w.commits)
+	}
+	clear(w.commits)
 }
 
 // apply runs one batch in one transaction: the changes in order, then the
@@ -252,10 +301,10 @@ func (w *writer) applyOne(ctx context.Context, o op) error {
 			return fmt.Errorf("create room %q: %w", m.Room, err)
 		}
 	case opDelete:
-		if _, err := w.deleteMessages.ExecContext(ctx, m.Room); err != nil {
+		if _, err := w.deleteMessages.ExecContext(ctx, m.Room, m.Epoch); err != nil {
 			return fmt.Errorf("delete room %q: %w", m.Room, err)
 		}
-		if _, err := w.deleteRoom.ExecContext(ctx, m.Room); err != nil {
+		if _, err := w.deleteRoom.ExecContext(ctx, m.Room, m.Epoch); err != nil {
 			return fmt.Errorf("delete room %q: %w", m.Room, err)
 		}
 	case opAppend:
@@ -302,9 +351,10 @@ func (w *writer) applyAppend(ctx context.Context, m *mux.Message) error {
 }
 
 // trimOld deletes the messages older than MaxAge (and any beyond
-// MaxMessages). An error is logged; the next tick tries again.
+// MaxMessages), committing what is queued between chunks of rooms. An error
+// is logged; the next tick tries again.
 func (w *writer) trimOld() {
-	n, err := w.trimAll(context.Background())
+	n, err := w.trimAll(context.Background(), w.serviceQueue)
 	if err != nil {
 		w.log.Error("store: trim failed", "max_age", w.opts.MaxAge, "err", err)
 		return
@@ -314,13 +364,45 @@ func (w *writer) trimOld() {
 	}
 }
 
-// trimAll deletes, room by room and in one transaction, the messages older
-// than MaxAge and those beyond the newest MaxMessages (which the batches
-// already do for the rooms they touch, but not after MaxMessages was
-// lowered). It returns how many messages it deleted. Each room costs a few
-// index seeks plus what it deletes.
-func (w *writer) trimAll(ctx context.Context) (deleted int64, err error) {
+// serviceQueue commits whatever is queued now: between the chunks of a
+// long trim, so that queued changes (durable sends waiting for their
+// commit) do not wait for all of it.
+func (w *writer) serviceQueue() {
+	if ops, _, _ := w.q.take(true); ops != nil {
+		w.process(ops)
+		w.q.recycle(ops)
+	}
+}
+
+// trimAll deletes, room by room, the messages older than MaxAge and those
+// beyond the newest MaxMessages (which the batches already do for the rooms
+// they touch, but not after MaxMessages was lowered). Rooms are trimmed in
+// chunks of trimChunk, one transaction each, and between (if not nil) runs
+// after each chunk. It returns how many messages it deleted. Each room
+// costs a few index seeks plus what it deletes.
+func (w *writer) trimAll(ctx context.Context, between func()) (deleted int64, err error) {
 	cutoff := w.opts.cutoffMS()
+	rooms, err := w.roomNames(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for len(rooms) > 0 {
+		chunk := rooms[:min(len(rooms), w.opts.trimChunk)]
+		rooms = rooms[len(chunk):]
+		n, err := w.trimRooms(ctx, chunk, cutoff)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+		if between != nil && len(rooms) > 0 {
+			between()
+		}
+	}
+	return deleted, nil
+}
+
+// trimRooms trims rooms in one transaction.
+func (w *writer) trimRooms(ctx context.Context, rooms []string, cutoff int64) (deleted int64, err error) {
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
@@ -329,10 +411,6 @@ func (w *writer) trimAll(ctx context.Context) (deleted int64, err error) {
 			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	rooms, err := w.roomNames(ctx)
-	if err != nil {
-		return 0, err
-	}
 	for _, room := range rooms {
 		for _, trim := range []struct {
 			stmt *sql.Stmt

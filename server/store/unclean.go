@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// A relaxed store acknowledges messages before they are committed, so a
+// crash may lose the newest ones after clients saw them. Their offsets
+// would then be given to other messages under the same epoch, and a client
+// that saw the lost one would take the new one for a duplicate. So a
+// relaxed store marks itself open (meta "unclean" = 1) and clean at Close;
+// found open at the next start, every room gets a new epoch: clients that
+// resume are told to reset, and within an epoch an offset never names two
+// messages. A durable store commits before anything is acknowledged or
+// pushed, keeps its epochs through a crash, and marks itself clean at open.
+
+const metaUnclean = "unclean"
+
+// markOpen renews every room's epoch if the last relaxed store was not
+// closed, then records whether this one may leave an unclean tail.
+func markOpen(ctx context.Context, conn *sql.Conn, opts Options) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var v string
+	switch err := conn.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?1`, metaUnclean).Scan(&v); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("read the clean-stop mark: %w", err)
+	}
+	if v == "1" {
+		n, err := renewEpochs(ctx, conn)
+		if err != nil {
+			return err
+		}
+		opts.Logger.Warn("store: the last relaxed run stopped without closing its store: every room has a new epoch (clients reset)", "rooms", n)
+	}
+	mark := "0"
+	if !opts.Durable {
+		mark = "1"
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?1, ?2)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaUnclean, mark); err != nil {
+		return fmt.Errorf("write the clean-stop mark: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// markClosed records a clean stop: everything queued was committed.
+func markClosed(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `UPDATE meta SET value = '0' WHERE key = ?1`, metaUnclean); err != nil {
+		return fmt.Errorf("write the clean-stop mark: %w", err)
+	}
+	return nil
+}
+
+// renewEpochs gives every stored room a new random epoch, inside the
+// caller's transaction, and returns how many rooms it changed.
+func renewEpochs(ctx context.Context, conn *sql.Conn) (int, error) {
+	rows, err := conn.QueryContext(ctx, sqlRoomNames)
+	if err != nil {
+		return 0, fmt.Errorf("list rooms: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("list rooms: %w", err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("list rooms: %w", err)
+	}
+	for _, name := range names {
+		if _, err := conn.ExecContext(ctx, `UPDATE rooms SET epoch = ?2 WHERE name = ?1`, name, NewEpoch()); err != nil {
+			return 0, fmt.Errorf("renew the epoch of room %q: %w", name, err)
+		}
+	}
+	return len(names), nil
+}
+
+// NewEpoch returns a new random room epoch: 12 hex digits.
+func NewEpoch() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported systems
+	return hex.EncodeToString(b[:])
+}
