@@ -49,8 +49,8 @@ type Server struct {
 	// workers stop, so that a late commit does not wait for them.
 	releases     chan []releaseJob
 	stopReleases chan struct{}
-	pacer   *pacer      // writes connections held back by their write pace
-	queues  queueArrays // recycled queue arrays
+	pacer        *pacer      // writes connections held back by their write pace
+	queues       queueArrays // recycled queue arrays
 
 	serveOnce sync.Once
 	closeOnce sync.Once
