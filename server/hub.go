@@ -90,6 +90,11 @@ type hub struct {
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
+
+	// delMu guards toDelete: rooms the sweep deleted, for the store to
+	// forget (feedDeletions).
+	delMu    sync.Mutex
+	toDelete []deletion
 }
 
 func newHub(cfg *Config, st store.Store, c *counters) *hub {
@@ -199,9 +204,11 @@ func (h *hub) createRoom(name string, allow func() bool) (*room, error) {
 // sweep expires old history and deletes rooms with no members, no history
 // and nothing waiting for the store. It never holds roomsMu for long: it
 // looks at each room under the room's lock alone, then deletes the idle
-// ones in chunks, and tells the store after every lock is released (a
-// full store queue only delays the deletion on disk: a room found on disk
-// with no messages left is deleted at the next start).
+// ones in chunks. The store is told later, a few deletions at a time
+// (feedDeletions): a deletion is of the room's epoch only, so it is right
+// in any order with what comes after (the room made again has another
+// epoch), and many rooms expiring at once must not fill the store's queue
+// ahead of messages.
 func (h *hub) sweep(now time.Time) {
 	h.roomsMu.RLock()
 	all := make([]*room, 0, len(h.rooms))
@@ -218,23 +225,57 @@ func (h *hub) sweep(now time.Time) {
 		r.mu.Unlock()
 	}
 	const chunk = 256
-	var deleted []*room
 	for len(idle) > 0 {
 		part := idle[:min(chunk, len(idle))]
 		idle = idle[len(part):]
+		var gone []deletion
 		h.roomsMu.Lock()
 		for _, r := range part {
 			r.mu.Lock()
 			if h.rooms[r.name] == r && r.idle(now, h.cfg.HistoryAge) {
 				delete(h.rooms, r.name)
-				deleted = append(deleted, r)
+				gone = append(gone, deletion{r.name, r.epoch})
 			}
 			r.mu.Unlock()
 		}
 		h.roomsMu.Unlock()
+		h.delMu.Lock()
+		h.toDelete = append(h.toDelete, gone...)
+		h.delMu.Unlock()
 	}
-	for _, r := range deleted {
-		_ = h.store.DeleteRoom(r.name, r.epoch) // of this epoch only: the room may be made again meanwhile
+}
+
+// deletion is a room deleted from the hub that the store is still to
+// forget.
+type deletion struct{ name, epoch string }
+
+// maxDeletionsPerFeed is how many deletions feedDeletions hands the store
+// at a time (every 100 ms): a mass expiry of rooms reaches the disk at a
+// pace that leaves the store's transactions short for messages.
+const maxDeletionsPerFeed = 256
+
+// feedDeletions hands the store the next deletions of rooms the sweep has
+// deleted; what the store refuses (its queue is busy) waits for the next
+// feed. The backlog holds at most what the hub held (MaxRooms).
+func (h *hub) feedDeletions() {
+	h.delMu.Lock()
+	defer h.delMu.Unlock()
+	n := 0
+	for n < len(h.toDelete) && n < maxDeletionsPerFeed {
+		d := h.toDelete[n]
+		if h.store.DeleteRoom(d.name, d.epoch) != nil {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	rest := copy(h.toDelete, h.toDelete[n:])
+	clear(h.toDelete[rest:])
+	h.toDelete = h.toDelete[:rest]
+	if rest == 0 && cap(h.toDelete) > 4096 {
+		h.toDelete = nil // a mass expiry: let its array go
 	}
 }
 

@@ -217,12 +217,15 @@ func (s *Server) Close() error {
 }
 
 // runJanitor closes silent connections (every quarter of the heartbeat
-// timeout) and expires history and empty rooms (every minute at most).
+// timeout), expires history and empty rooms (every minute at most) and
+// tells the store about deleted rooms (a few every 100 ms).
 func (s *Server) runJanitor(ctx context.Context) {
 	hb := time.NewTicker(max(s.cfg.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer hb.Stop()
 	rooms := time.NewTicker(min(time.Minute, max(s.cfg.HistoryAge/10, time.Second)))
 	defer rooms.Stop()
+	deletions := time.NewTicker(100 * time.Millisecond)
+	defer deletions.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,6 +234,8 @@ func (s *Server) runJanitor(ctx context.Context) {
 			s.sweepHeartbeats(now)
 		case now := <-rooms.C:
 			s.hub.sweep(now)
+		case <-deletions.C:
+			s.hub.feedDeletions()
 		}
 	}
 }

@@ -54,15 +54,17 @@ func (q *queue) signal() {
 	}
 }
 
-// put queues a change without waiting: ErrFull when max changes are held
-// already, ErrClosed once the queue is closed.
-func (q *queue) put(o op) error {
+// put queues a change without waiting: ErrFull when limit changes (at
+// most max) are held already, ErrClosed once the queue is closed. A change
+// that can wait (a deletion by the janitor) is put with a lower limit, so
+// that it never takes the room that messages need.
+func (q *queue) put(o op, limit int) error {
 	q.mu.Lock()
 	switch {
 	case q.closed:
 		q.mu.Unlock()
 		return ErrClosed
-	case q.held >= q.max:
+	case q.held >= min(limit, q.max):
 		q.mu.Unlock()
 		q.signal() // make sure the writer is not lingering
 		return ErrFull

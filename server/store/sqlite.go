@@ -242,13 +242,15 @@ func (l *loader) str(s string) string {
 // that is stored with another epoch replaces it and drops its messages;
 // with the same epoch, it changes nothing.
 func (s *sqliteStore) CreateRoom(name, epoch string) error {
-	return s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}})
+	return s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}}, s.opts.QueueLen)
 }
 
 // DeleteRoom queues the deletion of a room and its messages, if the room
-// is stored with epoch.
+// is stored with epoch. Deletions can wait: they may take only half of the
+// queue, and are refused (ErrFull) beyond, so that many rooms expiring at
+// once never crowd out messages.
 func (s *sqliteStore) DeleteRoom(name, epoch string) error {
-	return s.put(op{kind: opDelete, m: mux.Message{Room: name, Epoch: epoch}})
+	return s.put(op{kind: opDelete, m: mux.Message{Room: name, Epoch: epoch}}, s.opts.QueueLen/2)
 }
 
 // Append queues a message. Its room and epoch must be those of a created
@@ -256,14 +258,14 @@ func (s *sqliteStore) DeleteRoom(name, epoch string) error {
 // epoch is dropped by the writer. A message with an offset already stored
 // replaces it.
 func (s *sqliteStore) Append(m mux.Message) error {
-	return s.put(op{kind: opAppend, m: m})
+	return s.put(op{kind: opAppend, m: m}, s.opts.QueueLen)
 }
 
 // put queues a change without waiting. A change refused after Close is
 // logged (the first at warn level, the rest of a hub still draining at
 // debug).
-func (s *sqliteStore) put(o op) error {
-	err := s.q.put(o)
+func (s *sqliteStore) put(o op, limit int) error {
+	err := s.q.put(o, limit)
 	if errors.Is(err, ErrClosed) {
 		level := s.opts.Logger.Debug
 		if s.dropped.Add(1) == 1 {

@@ -62,7 +62,8 @@ type Store interface {
 	// DeleteRoom queues forgetting a room and its messages (the room
 	// expired) if the room is stored with epoch: a deletion that reaches
 	// the store after the room was made again (another epoch) changes
-	// nothing.
+	// nothing. Deletions may fill only half of the queue (ErrFull beyond),
+	// leaving the rest to messages.
 	DeleteRoom(name, epoch string) error
 	// Append queues a message for writing. A message whose offset is
 	// stored already replaces it (so a replay is harmless).

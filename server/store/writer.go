@@ -167,21 +167,30 @@ func (w *writer) run() {
 // process writes ops in batches of at most BatchSize changes, answering
 // each flush marker once everything before it is committed.
 func (w *writer) process(ops []op) {
-	start := 0
+	start, deletes := 0, 0
 	for i, o := range ops {
 		if o.kind == opFlush {
 			w.commit(ops[start:i])
-			start = i + 1
+			start, deletes = i+1, 0
 			o.done <- w.takeLost()
 			continue
 		}
-		if i+1-start >= w.opts.BatchSize {
+		if o.kind == opDelete {
+			deletes++
+		}
+		// A deletion costs a transaction far more than an append: a batch
+		// takes only a few, so that messages queued behind many expiring
+		// rooms wait for little.
+		if i+1-start >= w.opts.BatchSize || deletes >= maxDeletesPerBatch {
 			w.commit(ops[start : i+1])
-			start = i + 1
+			start, deletes = i+1, 0
 		}
 	}
 	w.commit(ops[start:])
 }
+
+// maxDeletesPerBatch is the most room deletions one transaction makes.
+const maxDeletesPerBatch = 32
 
 // takeLost returns the error to report to a Flush, and resets it.
 func (w *writer) takeLost() error {
