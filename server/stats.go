@@ -31,6 +31,7 @@ type counters struct {
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
+	acceptErrors  atomic.Int64
 	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 }
 
@@ -67,6 +68,7 @@ func (s *Server) Stats() mux.Stats {
 		DMsIn:               c.dmsIn.Load(),
 		DMsOut:              c.dmsOut.Load(),
 		SlowConsumers:       c.slowConsumers.Load(),
+		AcceptErrors:        c.acceptErrors.Load(),
 		PhysicalByMode:      by,
 		UptimeSeconds:       time.Since(s.started).Seconds(),
 	}
@@ -103,7 +105,8 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("writes_handed_over_total", "Connections a worker left to the pacer to write because more messages were waiting to be handled.", &c.handedOver)
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
-	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)
+	counter("bad_frames_total", "Frames that were not valid (answered with an error frame, or an error reply for a cmd with a readable sid and seq).", &c.badFrames)
+	counter("accept_errors_total", "Errors accepting a TCP connection (such as EMFILE: out of file descriptors).", &c.acceptErrors)
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
 		for i, m := range mux.Modes {
