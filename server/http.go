@@ -178,17 +178,21 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 func (s *Server) helloFrame(c *conn) []byte {
 	l := s.cfg.Limits
 	return mux.AppendHello(nil, mux.Hello{
-		Version:     mux.ProtocolVersion,
-		Server:      "imload/" + s.cfg.Version,
-		ConnID:      c.id,
-		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
-		TimeoutMS:   s.cfg.HeartbeatTimeout.Milliseconds(),
-		MaxMessage:  l.MaxMessageBytes,
-		MaxFrames:   l.MaxFramesPerMsg,
-		MaxText:     l.MaxTextBytes,
-		MaxSessions: l.MaxSessions,
-		MaxHistory:  l.MaxHistory,
-		RateLimit:   s.cfg.RateLimit,
-		RateBurst:   s.cfg.RateBurst,
+		Version:         mux.ProtocolVersion,
+		Server:          "imload/" + s.cfg.Version,
+		ConnID:          c.id,
+		HeartbeatMS:     s.cfg.HeartbeatInterval.Milliseconds(),
+		TimeoutMS:       s.cfg.HeartbeatTimeout.Milliseconds(),
+		MaxMessage:      l.MaxMessageBytes,
+		MaxFrames:       l.MaxFramesPerMsg,
+		MaxText:         l.MaxTextBytes,
+		MaxSessions:     l.MaxSessions,
+		MaxRooms:        l.MaxRoomsPerSession,
+		MaxHistory:      l.MaxHistory,
+		HistoryMax:      s.cfg.HistoryMax,
+		HistoryAgeMS:    s.cfg.HistoryAge.Milliseconds(),
+		MaxConnsPerUser: s.cfg.MaxConnsPerUser,
+		RateLimit:       s.cfg.RateLimit,
+		RateBurst:       s.cfg.RateBurst,
 	})
 }
