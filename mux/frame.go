@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -85,7 +86,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 	err := json.Unmarshal(b, &f)
 	var typeErr *json.UnmarshalTypeError
 	if err != nil && !errors.As(err, &typeErr) {
-		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %v", err)
+		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %s", jsonError(err))
 	}
 	// After a type error the fields of the right type are still set.
 	var bad *Error
@@ -93,7 +94,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 	case !utf8.Valid(b):
 		bad = Errorf(CodeBadRequest, ErrMalformed, "frame is not valid UTF-8")
 	case err != nil:
-		bad = Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %v", err)
+		bad = Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %s", jsonError(err))
 	default:
 		bad = f.validateClient()
 	}
@@ -160,7 +161,18 @@ func BodyOf(raw json.RawMessage, v any) error {
 		return nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return Errorf(CodeBadRequest, ErrBadRequest, "bad body: %v", err)
+		return Errorf(CodeBadRequest, ErrBadRequest, "bad body: %s", jsonError(err))
 	}
 	return nil
+}
+
+// jsonError describes an encoding/json error without echoing the client's
+// bytes: a type error quotes the value it met (a number literal of any
+// length) and is rewritten with Echo; syntax errors quote one character.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q: %s is not a %v", Echo(te.Field), Echo(te.Value), te.Type)
+	}
+	return err.Error()
 }
