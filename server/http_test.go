@@ -17,9 +17,12 @@ import (
 	"time"
 )
 
-// oneShot makes each request on a new connection that it closes after, so
-// no idle client connection (and its goroutines) outlives a test.
-var oneShot = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+// oneShot returns a client that makes each request on a new connection and
+// closes it after, so no idle client connection (and its goroutines)
+// outlives a test.
+func oneShot() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+}
 
 // startServerLn serves cfg on ln (which the test may have wrapped).
 func startServerLn(t *testing.T, cfg Config, ln net.Listener) *testServer {
@@ -85,7 +88,7 @@ func TestHugeRequestHeadersRefused(t *testing.T) {
 	ts := startServer(t, cfg)
 	req, _ := http.NewRequest("GET", "http://"+ts.addr+"/healthz", nil)
 	req.Header.Set("X-Pad", strings.Repeat("x", 64<<10))
-	resp, err := oneShot.Do(req)
+	resp, err := oneShot().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +104,7 @@ func TestStaticDirectoriesAreNotListed(t *testing.T) {
 	ts := startServer(t, testConfig())
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := oneShot.Get("http://" + ts.addr + path)
+		resp, err := oneShot().Get("http://" + ts.addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +182,7 @@ func TestAcceptErrorsCountedAndLogged(t *testing.T) {
 	eventually(t, 20*time.Second, "the accept errors to be counted", func() bool {
 		return ts.srv.Stats().AcceptErrors == failures
 	})
-	resp, err := oneShot.Get("http://" + ts.addr + "/stats")
+	resp, err := oneShot().Get("http://" + ts.addr + "/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestAcceptErrorsCountedAndLogged(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"accept_errors": 5`) {
 		t.Fatalf("/stats after the errors: %d %s", resp.StatusCode, b)
 	}
-	resp, err = oneShot.Get("http://" + ts.addr + "/metrics")
+	resp, err = oneShot().Get("http://" + ts.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
