@@ -15,6 +15,7 @@ import (
 type counters struct {
 	physical      atomic.Int64
 	sessions      atomic.Int64
+	acceptErrors  atomic.Int64
 	messagesIn    atomic.Int64
 	messagesOut   atomic.Int64
 	dmsIn         atomic.Int64
@@ -31,7 +32,6 @@ type counters struct {
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
-	acceptErrors  atomic.Int64
 	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 }
 
@@ -104,9 +104,9 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("paced_writes_total", "Writes held back by the per-connection write pace, to merge the frames that follow.", &c.pacedWrites)
 	counter("writes_handed_over_total", "Connections a worker left to the pacer to write because more messages were waiting to be handled.", &c.handedOver)
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
+	counter("accept_errors_total", "Errors accepting a TCP connection (such as EMFILE: out of file descriptors).", &c.acceptErrors)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
 	counter("bad_frames_total", "Frames that were not valid (answered with an error frame, or an error reply for a cmd with a readable sid and seq).", &c.badFrames)
-	counter("accept_errors_total", "Errors accepting a TCP connection (such as EMFILE: out of file descriptors).", &c.acceptErrors)
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
 		for i, m := range mux.Modes {

@@ -82,7 +82,7 @@ stderr.`,
 	f.IntVar(&cfg.Limits.MaxTextBytes, "max-text", cfg.Limits.MaxTextBytes, "longest chat message text, in bytes")
 	f.IntVar(&cfg.Limits.MaxSessions, "max-sessions", cfg.Limits.MaxSessions, "most logical (tab) sessions on one connection")
 	f.IntVar(&cfg.Limits.MaxHistory, "max-history-reply", cfg.Limits.MaxHistory, "most messages in one history or join reply")
-	f.IntVar(&cfg.Limits.MaxRoomsPerSession, "max-rooms-per-session", cfg.Limits.MaxRoomsPerSession, "most rooms one session may be in (announced in hello as max_rooms)")
+	f.IntVar(&cfg.Limits.MaxRoomsPerSession, "max-rooms-per-session", cfg.Limits.MaxRoomsPerSession, "most rooms one session may be in")
 	f.IntVar(&cfg.MaxQueueBytes, "max-queue", cfg.MaxQueueBytes, "outgoing bytes queued per connection before it is dropped as a slow consumer")
 	f.IntVar(&cfg.MaxFramesPerWrite, "merge-frames", cfg.MaxFramesPerWrite, "most frames merged into one outgoing WebSocket message")
 	f.DurationVar(&cfg.WriteDelay, "write-delay", cfg.WriteDelay, "wait this long before writing, to merge more frames per message (0: write at once)")
