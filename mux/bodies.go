@@ -3,20 +3,29 @@ package mux
 // Bodies of commands, replies and pushes. Field names are the JSON names in
 // docs/protocol.md. Times are Unix milliseconds.
 
-// Hello is the body of the hello frame the server sends first.
+// Hello is the body of the hello frame the server sends first. It carries
+// every limit of this server a client must respect; the limits that are
+// the same on every server are constants of the protocol (limits.go).
 type Hello struct {
-	Version     int     `json:"v"`
-	Server      string  `json:"server"`
-	ConnID      uint64  `json:"conn"`
-	HeartbeatMS int64   `json:"hb_ms"`
-	TimeoutMS   int64   `json:"hb_timeout_ms"`
-	MaxMessage  int     `json:"max_msg"`
-	MaxFrames   int     `json:"max_frames"`
-	MaxText     int     `json:"max_text"`
-	MaxSessions int     `json:"max_sessions"`
-	MaxHistory  int     `json:"max_history"`
-	RateLimit   float64 `json:"rate"`
-	RateBurst   int     `json:"burst"`
+	Version     int    `json:"v"`
+	Server      string `json:"server"`
+	ConnID      uint64 `json:"conn"`
+	HeartbeatMS int64  `json:"hb_ms"`
+	TimeoutMS   int64  `json:"hb_timeout_ms"`
+	MaxMessage  int    `json:"max_msg"`      // bytes of one WebSocket message
+	MaxFrames   int    `json:"max_frames"`   // frames in one WebSocket message
+	MaxText     int    `json:"max_text"`     // bytes of a message's text
+	MaxSessions int    `json:"max_sessions"` // sessions on one connection
+	MaxRooms    int    `json:"max_rooms"`    // rooms one session may be in
+	MaxHistory  int    `json:"max_history"`  // messages in one join or history reply
+	// HistoryMax and HistoryAgeMS bound what a room retains (count, age).
+	HistoryMax   int   `json:"history_max"`
+	HistoryAgeMS int64 `json:"history_age_ms"`
+	// MaxConnsPerUser is the most connections one user name may have
+	// before the oldest is told to go away (0: no cap).
+	MaxConnsPerUser int     `json:"max_conns_per_user"`
+	RateLimit       float64 `json:"rate"`  // send and dm per second per session
+	RateBurst       int     `json:"burst"` // burst above rate
 }
 
 // GoAway is the body of a goaway frame: why, and how long to wait before
@@ -219,6 +228,7 @@ type Stats struct {
 	DMsIn               int64            `json:"dms_in"`
 	DMsOut              int64            `json:"dms_out"`
 	SlowConsumers       int64            `json:"slow_consumers"`
+	AcceptErrors        int64            `json:"accept_errors"`
 	PhysicalByMode      map[string]int64 `json:"physical_by_mode"`
 	UptimeSeconds       float64          `json:"uptime_seconds"`
 }

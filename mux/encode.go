@@ -53,7 +53,7 @@ func appendErrFields(dst []byte, e *Error) []byte {
 	dst = append(dst, `,"error":`...)
 	dst = AppendString(dst, e.Name)
 	dst = append(dst, `,"msg":`...)
-	return AppendString(dst, e.Msg)
+	return AppendString(dst, clip(e.Msg, MaxErrorMsgBytes)) // e may not come from Errorf
 }
 
 // AppendErrorFrame appends an error frame: the answer to a frame that could

@@ -3,6 +3,7 @@ package mux
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Reply and error codes. 200 is success; 4xx means the client sent something
@@ -61,9 +62,10 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Code, e.Name, e.Msg) }
 
-// Errorf returns an *Error with a formatted message.
+// Errorf returns an *Error with a formatted message, cut to
+// MaxErrorMsgBytes. Format a value the client sent with Echo.
 func Errorf(code int, name, format string, args ...any) *Error {
-	return &Error{Code: code, Name: name, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Name: name, Msg: clip(fmt.Sprintf(format, args...), MaxErrorMsgBytes)}
 }
 
 // AsError returns err as an *Error, or a 500 internal *Error wrapping it.
@@ -72,5 +74,33 @@ func AsError(err error) *Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return &Error{Code: CodeInternal, Name: ErrInternal, Msg: err.Error()}
+	return &Error{Code: CodeInternal, Name: ErrInternal, Msg: clip(err.Error(), MaxErrorMsgBytes)}
+}
+
+// Bounds on what an error answers, so that a client cannot make the server
+// echo what it sent (a 60 KB unknown type must not come back as 60 KB).
+const (
+	// MaxEchoBytes is the most of one client value (a type, command, name,
+	// room, mode…) an error message quotes; Echo cuts the rest.
+	MaxEchoBytes = 32
+	// MaxErrorMsgBytes bounds the "msg" of a reply or error frame.
+	MaxErrorMsgBytes = 256
+)
+
+// Echo returns s as an error message may quote it: at most MaxEchoBytes
+// bytes, cut at a UTF-8 boundary and marked with "…" when cut.
+func Echo(s string) string { return clip(s, MaxEchoBytes) }
+
+// clip cuts s to at most max bytes, the last three of them "…" when it had
+// to cut, without splitting a UTF-8 sequence.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "…"
+	n := max - len(mark)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + mark
 }

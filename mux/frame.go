@@ -3,6 +3,8 @@ package mux
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -21,6 +23,13 @@ type Frame struct {
 	Err  string          `json:"error,omitempty"`
 	Msg  string          `json:"msg,omitempty"`
 	Body json.RawMessage `json:"body,omitempty"`
+
+	// Invalid is set by DecodeFrame on a cmd frame whose sid and seq could
+	// be read but which is otherwise not valid (no or too long a cmd name,
+	// a field of the wrong type, bytes that are not UTF-8). Such a frame
+	// is still a command of that session: it must be answered with a reply
+	// carrying this error, so that the client's pending command resolves.
+	Invalid *Error `json:"-"`
 }
 
 // SplitMessage calls fn for each frame of one WebSocket message, in order.
@@ -67,16 +76,35 @@ func countFrames(msg []byte) int {
 
 // DecodeFrame parses and validates one frame sent by a client (cmd or ping).
 // Errors are *Error with code 400: ErrMalformed for bad JSON or missing
-// fields, ErrUnknownType for a type a client may not send.
+// fields, ErrUnknownType for a type a client may not send; the frame
+// returned with an error has its Seq when it could be read (for the error
+// frame). A cmd frame whose sid and seq could be read is never an error:
+// if the rest of it is not valid, it comes back with Invalid set instead
+// (and only T, SID and Seq), to be answered with an error reply.
 func DecodeFrame(b []byte) (Frame, error) {
 	var f Frame
-	if !utf8.Valid(b) {
-		return f, Errorf(CodeBadRequest, ErrMalformed, "frame is not valid UTF-8")
+	err := json.Unmarshal(b, &f)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %s", jsonError(err))
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return Frame{}, Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %v", err)
+	// After a type error the fields of the right type are still set.
+	var bad *Error
+	switch {
+	case !utf8.Valid(b):
+		bad = Errorf(CodeBadRequest, ErrMalformed, "frame is not valid UTF-8")
+	case err != nil:
+		bad = Errorf(CodeBadRequest, ErrMalformed, "frame is not a JSON object of the protocol: %s", jsonError(err))
+	default:
+		bad = f.validateClient()
 	}
-	return f, f.validateClient()
+	if bad == nil {
+		return f, nil
+	}
+	if f.T == TypeCmd && f.SID > 0 && f.Seq > 0 {
+		return Frame{T: TypeCmd, SID: f.SID, Seq: f.Seq, Invalid: bad}, nil
+	}
+	return Frame{Seq: f.Seq}, bad
 }
 
 // DecodeServerFrame parses one frame sent by a server (hello, reply, push,
@@ -97,12 +125,12 @@ func DecodeServerFrame(b []byte) (Frame, error) {
 			return f, Errorf(CodeBadRequest, ErrMalformed, "push needs sids and ev")
 		}
 	default:
-		return f, Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", f.T)
+		return f, Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", Echo(f.T))
 	}
 	return f, nil
 }
 
-func (f *Frame) validateClient() error {
+func (f *Frame) validateClient() *Error {
 	switch f.T {
 	case TypeCmd:
 		if f.Seq == 0 {
@@ -121,7 +149,7 @@ func (f *Frame) validateClient() error {
 	case "":
 		return Errorf(CodeBadRequest, ErrMalformed, "frame has no type \"t\"")
 	default:
-		return Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", f.T)
+		return Errorf(CodeBadRequest, ErrUnknownType, "unknown frame type %q", Echo(f.T))
 	}
 	return nil
 }
@@ -133,7 +161,18 @@ func BodyOf(raw json.RawMessage, v any) error {
 		return nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return Errorf(CodeBadRequest, ErrBadRequest, "bad body: %v", err)
+		return Errorf(CodeBadRequest, ErrBadRequest, "bad body: %s", jsonError(err))
 	}
 	return nil
+}
+
+// jsonError describes an encoding/json error without echoing the client's
+// bytes: a type error quotes the value it met (a number literal of any
+// length) and is rewritten with Echo; syntax errors quote one character.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q: %s is not a %v", Echo(te.Field), Echo(te.Value), te.Type)
+	}
+	return err.Error()
 }

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
 // FuzzDecode feeds arbitrary WebSocket messages to the server-side decoder.
-// It must never panic, must return only *Error, and every frame it accepts
-// must re-encode to a frame that decodes to the same thing.
+// It must never panic, must return only *Error (with a bounded message),
+// must mark only a cmd with a sid and seq Invalid, and every valid frame it
+// accepts must re-encode to a frame that decodes to the same thing.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"t":"cmd","sid":1,"seq":1,"cmd":"attach","body":{"name":"a","mode":"loadgen"}}`))
 	f.Add([]byte("{\"t\":\"ping\",\"seq\":5}\n{\"t\":\"cmd\",\"sid\":2,\"seq\":9,\"cmd\":\"send\",\"body\":{\"room\":\"r\",\"text\":\"hi\"}}"))
 	f.Add([]byte(`{"t":"cmd","sid":1,"seq":2,"cmd":"history","body":{"room":"r","after":3,"limit":10}}`))
 	f.Add([]byte(`{"t":`))
+	f.Add([]byte(`{"t":"cmd","sid":1,"seq":3}` + "\n" + `{"t":"cmd","sid":2,"seq":4,"cmd":7}`))
+	f.Add([]byte("{\"t\":\"cmd\",\"sid\":1,\"seq\":5,\"cmd\":\"send\",\"body\":{\"text\":\"\xff\"}}"))
+	f.Add([]byte(`{"t":"` + strings.Repeat("t", 200) + `","seq":1}`))
 	f.Add([]byte("\n\n\r\n"))
 	l := DefaultLimits()
 	l.MaxFramesPerMsg = 8
@@ -25,6 +30,15 @@ func FuzzDecode(f *testing.F) {
 				var pe *Error
 				if !errors.As(err, &pe) {
 					t.Fatalf("non-protocol error %T %v", err, err)
+				}
+				if len(pe.Msg) > MaxErrorMsgBytes {
+					t.Fatalf("error message of %d bytes", len(pe.Msg))
+				}
+				return nil
+			}
+			if fr.Invalid != nil { // answered by an error reply: sid and seq are enough
+				if fr.T != TypeCmd || fr.SID == 0 || fr.Seq == 0 || len(fr.Invalid.Msg) > MaxErrorMsgBytes {
+					t.Fatalf("invalid cmd decoded as %+v (%v)", fr, fr.Invalid)
 				}
 				return nil
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodeCmd(t *testing.T) {
@@ -32,13 +33,13 @@ func TestDecodeErrors(t *testing.T) {
 		{`not json`, ErrMalformed},
 		{`{"t":"cmd","sid":1,"cmd":"send"}`, ErrMalformed},           // no seq
 		{`{"t":"cmd","seq":1,"cmd":"send"}`, ErrMalformed},           // no sid
-		{`{"t":"cmd","sid":1,"seq":1}`, ErrMalformed},                // no cmd
 		{`{"t":"ping"}`, ErrMalformed},                               // no seq
 		{`{"sid":1}`, ErrMalformed},                                  // no type
 		{`{"t":"reply","sid":1,"seq":1,"code":200}`, ErrUnknownType}, // server-only type
 		{`{"t":"bogus"}`, ErrUnknownType},
 		{`{"t":"cmd","sid":-1,"seq":1,"cmd":"x"}`, ErrMalformed},
-		{`{"t":"cmd","sid":1,"seq":1,"cmd":"` + strings.Repeat("x", MaxCmdBytes+1) + `"}`, ErrMalformed},
+		{`{"t":"cmd","sid":"1","seq":1,"cmd":"x"}`, ErrMalformed},
+		{`{"t":"cmd","sid":1,"seq":1e40,"cmd":"x"}`, ErrMalformed},
 		{"{\"t\":\"ping\",\"seq\":1,\"x\":\"\xff\"}", ErrMalformed},
 	}
 	for _, c := range cases {
@@ -51,6 +52,73 @@ func TestDecodeErrors(t *testing.T) {
 		if pe.Name != c.name || pe.Code != CodeBadRequest {
 			t.Errorf("%s: got %d %s, want 400 %s", c.in, pe.Code, pe.Name, c.name)
 		}
+	}
+}
+
+// A cmd frame with a readable sid and seq decodes without error even when
+// the rest is invalid: it is marked Invalid, to be answered by a reply.
+func TestDecodeInvalidCmd(t *testing.T) {
+	for _, in := range []string{
+		`{"t":"cmd","sid":1,"seq":1}`, // no cmd
+		`{"t":"cmd","sid":1,"seq":1,"cmd":"` + strings.Repeat("x", MaxCmdBytes+1) + `"}`,
+		`{"t":"cmd","sid":1,"seq":1,"cmd":["send"]}`,
+		`{"t":"cmd","sid":1,"seq":1,"cmd":"send","sids":"x"}`,
+		"{\"t\":\"cmd\",\"sid\":1,\"seq\":1,\"cmd\":\"send\",\"body\":{\"text\":\"\xff\"}}",
+	} {
+		f, err := DecodeFrame([]byte(in))
+		if err != nil {
+			t.Errorf("%.60s: error %v, want an Invalid frame", in, err)
+			continue
+		}
+		if f.Invalid == nil || f.Invalid.Name != ErrMalformed || f.Invalid.Code != CodeBadRequest {
+			t.Errorf("%.60s: Invalid %v, want 400 malformed", in, f.Invalid)
+		}
+		if f.T != TypeCmd || f.SID != 1 || f.Seq != 1 || f.Cmd != "" || f.Body != nil {
+			t.Errorf("%.60s: frame %+v, want only t, sid and seq", in, f)
+		}
+	}
+	f, err := DecodeFrame([]byte(`{"t":"cmd","sid":1,"seq":1,"cmd":"send","body":{"x":1}}`))
+	if err != nil || f.Invalid != nil || f.Cmd != CmdSend {
+		t.Fatalf("valid cmd: %+v %v", f, err)
+	}
+	// A frame without a readable sid keeps its seq for the error frame.
+	if f, err := DecodeFrame([]byte(`{"t":"cmd","seq":4,"cmd":"send"}`)); err == nil || f.Seq != 4 {
+		t.Fatalf("no sid: %+v %v, want an error and seq 4", f, err)
+	}
+}
+
+// Error messages quote at most MaxEchoBytes of a client value, cut at a
+// rune boundary and marked, and are at most MaxErrorMsgBytes long.
+func TestErrorEchoIsBounded(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("x", MaxEchoBytes), strings.Repeat("x", MaxEchoBytes)},
+		{strings.Repeat("x", MaxEchoBytes+1), strings.Repeat("x", MaxEchoBytes-3) + "…"},
+		{strings.Repeat("é", 100), strings.Repeat("é", (MaxEchoBytes-3)/2) + "…"},
+		{"ab" + strings.Repeat("€", 20), "ab" + strings.Repeat("€", (MaxEchoBytes-5)/3) + "…"},
+	} {
+		got := Echo(tc.in)
+		if got != tc.want || len(got) > MaxEchoBytes || !utf8.ValidString(got) {
+			t.Errorf("Echo(%.20q…) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	_, err := DecodeFrame([]byte(`{"t":"` + strings.Repeat("y", 60<<10) + `"}`))
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Name != ErrUnknownType || !strings.Contains(pe.Msg, Echo(strings.Repeat("y", 100))) {
+		t.Fatalf("60 KB type: %v", err)
+	}
+	long := Errorf(CodeBadRequest, ErrBadRequest, "%s", strings.Repeat("z", 10<<10))
+	if len(long.Msg) > MaxErrorMsgBytes {
+		t.Fatalf("Errorf kept %d bytes", len(long.Msg))
+	}
+	// An *Error built by hand is bounded when encoded.
+	frame := AppendErrorFrame(nil, 1, &Error{Code: 400, Name: ErrBadRequest, Msg: strings.Repeat("w", 10<<10)})
+	if len(frame) > MaxErrorMsgBytes+100 {
+		t.Fatalf("error frame of %d bytes", len(frame))
+	}
+	reply := AppendErrorReply(nil, 1, 1, &Error{Code: 400, Name: ErrBadRequest, Msg: strings.Repeat("w", 10<<10)})
+	if len(reply) > MaxErrorMsgBytes+100 {
+		t.Fatalf("error reply of %d bytes", len(reply))
 	}
 }
 

@@ -32,7 +32,7 @@ func badRequest(format string, args ...any) *Error {
 
 func checkRoom(room string) error {
 	if !ValidRoom(room) {
-		return badRequest("room %q is not a valid room name (1-%d letters, digits, _ - .)", truncate(room), MaxRoomBytes)
+		return badRequest("room %q is not a valid room name (1-%d letters, digits, _ - .)", Echo(room), MaxRoomBytes)
 	}
 	return nil
 }
@@ -59,16 +59,9 @@ func checkCID(cid string) error {
 
 func checkName(name string) error {
 	if !ValidName(name) {
-		return badRequest("name %q is not a valid user name (1-%d letters, digits, _ - .)", truncate(name), MaxNameBytes)
+		return badRequest("name %q is not a valid user name (1-%d letters, digits, _ - .)", Echo(name), MaxNameBytes)
 	}
 	return nil
-}
-
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // Validate checks an attach body against the limits.
@@ -82,7 +75,7 @@ func (r *AttachReq) Validate(l Limits) error {
 		return badRequest("token longer than %d bytes", MaxTokenBytes)
 	}
 	if r.Mode != "" && !ValidMode(r.Mode) {
-		return badRequest("unknown mode %q (want one of shared_worker, leader_tab, direct, loadgen)", truncate(r.Mode))
+		return badRequest("unknown mode %q (want one of shared_worker, leader_tab, direct, loadgen)", Echo(r.Mode))
 	}
 	return nil
 }

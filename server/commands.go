@@ -12,6 +12,11 @@ import (
 
 // handleCmd runs one command and queues exactly one reply.
 func (c *conn) handleCmd(f *mux.Frame) {
+	if f.Invalid != nil { // its sid and seq could be read: it gets its reply
+		c.srv.counters.badFrames.Add(1)
+		c.replyErr(f, f.Invalid)
+		return
+	}
 	if c.srv.shuttingDown.Load() {
 		c.replyErr(f, mux.Errorf(mux.CodeShuttingDown, mux.ErrShuttingDown, "the server is shutting down"))
 		return

@@ -94,6 +94,16 @@ type Config struct {
 	// buffer for the time of the read instead, and holds none in between.
 	ReadBufferSize int
 
+	// HTTPIdleTimeout closes an HTTP keep-alive connection that has been
+	// idle this long between two requests (a WebSocket, once upgraded, is
+	// not an HTTP connection any more: the heartbeat timeout applies).
+	HTTPIdleTimeout time.Duration
+	// HTTPHeaderTimeout bounds the time to read a request's headers.
+	HTTPHeaderTimeout time.Duration
+	// HTTPMaxHeaderBytes bounds the size of a request's headers (answered
+	// with 431 beyond it).
+	HTTPMaxHeaderBytes int
+
 	// Pprof serves net/http/pprof at /debug/pprof/ (for profiling; off by
 	// default: it exposes internals).
 	Pprof bool
@@ -143,6 +153,10 @@ func DefaultConfig() Config {
 		GoAwayRetryMin:    time.Second,
 		GoAwayRetryMax:    5 * time.Second,
 		Version:           "dev",
+
+		HTTPIdleTimeout:    60 * time.Second,
+		HTTPHeaderTimeout:  10 * time.Second,
+		HTTPMaxHeaderBytes: 16 << 10,
 	}
 }
 
@@ -175,6 +189,9 @@ func (c *Config) validate() error {
 	check(c.HistoryMax > 0, "history max must be positive")
 	check(c.HistoryAge > 0, "history age must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
+	check(c.HTTPIdleTimeout > 0, "HTTP idle timeout must be positive, got %v", c.HTTPIdleTimeout)
+	check(c.HTTPHeaderTimeout > 0, "HTTP header timeout must be positive, got %v", c.HTTPHeaderTimeout)
+	check(c.HTTPMaxHeaderBytes >= 1024, "HTTP max header size must be at least 1024 bytes, got %d", c.HTTPMaxHeaderBytes)
 	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
 	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
 	check(c.ReadBufferSize >= 64, "read buffer must be at least 64 bytes")

@@ -2,10 +2,17 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"path"
 	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -41,6 +48,10 @@ func (s *Server) Handler() http.Handler {
 	}
 	files := http.FileServerFS(static)
 	m.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !servable(static, r.URL.Path) {
+			http.NotFound(w, r)
+			return
+		}
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self'")
@@ -48,6 +59,68 @@ func (s *Server) Handler() http.Handler {
 		files.ServeHTTP(w, r)
 	}))
 	return m
+}
+
+// servable reports whether the file server may answer urlPath: anything
+// but a directory without an index.html, which http.FileServer would list
+// (the layout of the served files is nobody's business).
+func servable(fsys fs.FS, urlPath string) bool {
+	name := strings.TrimPrefix(path.Clean("/"+urlPath), "/")
+	if name == "" {
+		name = "."
+	}
+	st, err := fs.Stat(fsys, name)
+	if err != nil || !st.IsDir() {
+		return true // a file, or the file server's own 404
+	}
+	st, err = fs.Stat(fsys, path.Join(name, "index.html"))
+	return err == nil && !st.IsDir()
+}
+
+// acceptWarnEvery is the most often accept errors are logged: a storm of
+// them (out of descriptors, every client retrying) makes one line a
+// second, with the count of those not logged since.
+const acceptWarnEvery = time.Second
+
+// watchAccept wraps ln so that its accept errors are counted
+// (imload_accept_errors_total, accept_errors in /stats) and logged at
+// warn. http.Server retries temporary ones (EMFILE is one) after a short
+// back-off, and logs them only to its ErrorLog, at debug here.
+func (s *Server) watchAccept(ln net.Listener) net.Listener {
+	return &acceptWatcher{Listener: ln, srv: s}
+}
+
+type acceptWatcher struct {
+	net.Listener
+	srv *Server
+	// lastWarn is when the last warning was logged (Unix ns); unlogged
+	// counts the errors since.
+	lastWarn atomic.Int64
+	unlogged atomic.Int64
+}
+
+func (l *acceptWatcher) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		l.failed(err)
+	}
+	return nc, err
+}
+
+func (l *acceptWatcher) failed(err error) {
+	l.srv.counters.acceptErrors.Add(1)
+	n := l.unlogged.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastWarn.Load()
+	if now-last < int64(acceptWarnEvery) || !l.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	l.unlogged.Add(-n)
+	args := []any{"err", err, "errors", n, "total", l.srv.counters.acceptErrors.Load()}
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		args = append(args, "hint", "out of file descriptors: raise the open-files limit (ulimit -n) or lower the connections")
+	}
+	l.srv.logger.Warn("cannot accept connections", args...)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -105,17 +178,21 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 func (s *Server) helloFrame(c *conn) []byte {
 	l := s.cfg.Limits
 	return mux.AppendHello(nil, mux.Hello{
-		Version:     mux.ProtocolVersion,
-		Server:      "imload/" + s.cfg.Version,
-		ConnID:      c.id,
-		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
-		TimeoutMS:   s.cfg.HeartbeatTimeout.Milliseconds(),
-		MaxMessage:  l.MaxMessageBytes,
-		MaxFrames:   l.MaxFramesPerMsg,
-		MaxText:     l.MaxTextBytes,
-		MaxSessions: l.MaxSessions,
-		MaxHistory:  l.MaxHistory,
-		RateLimit:   s.cfg.RateLimit,
-		RateBurst:   s.cfg.RateBurst,
+		Version:         mux.ProtocolVersion,
+		Server:          "imload/" + s.cfg.Version,
+		ConnID:          c.id,
+		HeartbeatMS:     s.cfg.HeartbeatInterval.Milliseconds(),
+		TimeoutMS:       s.cfg.HeartbeatTimeout.Milliseconds(),
+		MaxMessage:      l.MaxMessageBytes,
+		MaxFrames:       l.MaxFramesPerMsg,
+		MaxText:         l.MaxTextBytes,
+		MaxSessions:     l.MaxSessions,
+		MaxRooms:        l.MaxRoomsPerSession,
+		MaxHistory:      l.MaxHistory,
+		HistoryMax:      s.cfg.HistoryMax,
+		HistoryAgeMS:    s.cfg.HistoryAge.Milliseconds(),
+		MaxConnsPerUser: s.cfg.MaxConnsPerUser,
+		RateLimit:       s.cfg.RateLimit,
+		RateBurst:       s.cfg.RateBurst,
 	})
 }

@@ -130,11 +130,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	// The HTTP server's own log says little an operator acts on (client
+	// TLS or protocol noise): debug. Accept errors, which do matter, are
+	// logged at warn and counted by the listener wrapper (http.go).
 	httpSrv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.HTTPHeaderTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    s.cfg.HTTPMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
+	ln = s.watchAccept(ln)
 	// The janitor and the HTTP server live and die with serve.
 	var group errgroup.Group
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())

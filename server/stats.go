@@ -15,6 +15,7 @@ import (
 type counters struct {
 	physical      atomic.Int64
 	sessions      atomic.Int64
+	acceptErrors  atomic.Int64
 	messagesIn    atomic.Int64
 	messagesOut   atomic.Int64
 	dmsIn         atomic.Int64
@@ -69,6 +70,7 @@ func (s *Server) Stats() mux.Stats {
 		DMsIn:               c.dmsIn.Load(),
 		DMsOut:              c.dmsOut.Load(),
 		SlowConsumers:       c.slowConsumers.Load(),
+		AcceptErrors:        c.acceptErrors.Load(),
 		PhysicalByMode:      by,
 		UptimeSeconds:       time.Since(s.started).Seconds(),
 	}
@@ -104,8 +106,9 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("paced_writes_total", "Writes held back by the per-connection write pace, to merge the frames that follow.", &c.pacedWrites)
 	counter("writes_handed_over_total", "Connections a worker left to the pacer to write because more messages were waiting to be handled.", &c.handedOver)
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
+	counter("accept_errors_total", "Errors accepting a TCP connection (such as EMFILE: out of file descriptors).", &c.acceptErrors)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
-	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)
+	counter("bad_frames_total", "Frames that were not valid (answered with an error frame, or an error reply for a cmd with a readable sid and seq).", &c.badFrames)
 	counter("rooms_refused_total", "Joins refused because a new room was over --max-rooms or the connection's room-creation rate.", &c.roomsRefused)
 	counter("store_refused_total", "Sends refused with 503 unavailable because the history store's queue was full.", &c.storeRefused)
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
