@@ -210,3 +210,39 @@ func TestPushPartsMatchAppendPush(t *testing.T) {
 		t.Fatalf("%+v %v", f, err)
 	}
 }
+
+func TestNames(t *testing.T) {
+	good := []string{"alice", "Zoë_1", "bob.smith-2", "Алиса", "ルーシー", "山田たろう", "김민준", "Ωμέγα", "u7x1", "ǅemal"}
+	for _, n := range good {
+		if err := CheckName(n); err != nil {
+			t.Errorf("%q refused: %v", n, err)
+		}
+	}
+	bad := map[string]string{
+		"аlice":     "mixes", // Cyrillic а, then Latin
+		"alicе":     "mixes", // Latin, then Cyrillic е
+		"paypaι":    "mixes", // Greek iota
+		"𝐚lice":     "no script",
+		"al ice":    "not allowed",
+		"@bob":      "not allowed",
+		"bob٣":      "not allowed", // an Arabic-Indic digit
+		"":          "1-32 bytes",
+		"\xffalice": "UTF-8",
+	}
+	for n, want := range bad {
+		err := CheckName(n)
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Code != CodeBadRequest || !strings.Contains(pe.Msg, want) {
+			t.Errorf("%q: %v, want 400 mentioning %q", n, err, want)
+		}
+	}
+	same := [][2]string{{"ALICE", "alice"}, {"Alice", "aLiCe"}, {"ΣΑΣ", "σας"}, {"\u212Aate", "kate"}, {"Zoë", "ZOË"}}
+	for _, p := range same {
+		if NameKey(p[0]) != NameKey(p[1]) {
+			t.Errorf("NameKey(%q)=%q, NameKey(%q)=%q: want equal", p[0], NameKey(p[0]), p[1], NameKey(p[1]))
+		}
+	}
+	if NameKey("alice") == NameKey("аlice") || NameKey("bob") == NameKey("bop") {
+		t.Error("different names share a key")
+	}
+}

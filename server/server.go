@@ -29,6 +29,7 @@ type Server struct {
 	logger   *slog.Logger
 	store    store.Store
 	hub      *hub
+	ips      *ipTable // per-address limits (limits.go)
 	counters counters
 	registry *prometheus.Registry
 	upgrader websocket.Upgrader
@@ -37,15 +38,16 @@ type Server struct {
 	nextConnID   atomic.Uint64
 	shuttingDown atomic.Bool
 
-	poller  poller         // nil: a goroutine per connection
-	live    sync.WaitGroup // one per open connection
-	readers sync.WaitGroup // goroutines reading connections
-	writers sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
-	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
-	work    chan work      // messages for the workers
-	workers sync.WaitGroup
-	pacer   *pacer      // writes connections held back by their write pace
-	queues  queueArrays // recycled queue arrays
+	poller   poller         // nil: a goroutine per connection
+	live     sync.WaitGroup // one per open connection
+	readers  sync.WaitGroup // goroutines reading connections
+	writers  sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
+	async    sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
+	work     chan work      // messages for the workers
+	workers  sync.WaitGroup
+	pacer    *pacer           // writes connections held back by their write pace
+	presence *presenceFlusher // pushes the coalesced presence changes of rooms
+	queues   queueArrays      // recycled queue arrays
 
 	serveOnce sync.Once
 	closeOnce sync.Once
@@ -76,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, store: st, started: time.Now()}
 	s.hub = newHub(&s.cfg, st, &s.counters)
+	s.ips = newIPTable(&s.cfg)
 	if err := s.hub.load(context.Background()); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: load history: %w", err)
@@ -94,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry = s.newRegistry()
 	s.pacer = newPacer(s)
+	s.presence = newPresenceFlusher(s)
 	nworkers := max(4, 2*runtime.GOMAXPROCS(0))
 	s.work = make(chan work, nworkers) // its length tells a worker that messages wait
 	for range nworkers {
@@ -196,6 +200,7 @@ func (s *Server) Close() error {
 		s.readers.Wait()
 		close(s.work)
 		s.workers.Wait()
+		s.presence.close()
 		s.pacer.close()
 		s.writers.Wait()
 		s.async.Wait()
@@ -250,15 +255,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	ip, err := s.ips.admit(r)
+	if err != nil {
+		s.refuseConn(w, err)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.ips.release(ip)
 		return // the upgrader has answered with an HTTP error
 	}
 	// From here on the server reads and writes the frames itself (read.go,
 	// write.go): gorilla's Conn, with its buffers, is dropped. gorilla
 	// refuses a client that sent data before the handshake completed, so
 	// nothing is left in its read buffer.
-	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown}
+	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown, ip: ip}
 	if !s.ownSocket(c, ws.NetConn()) {
 		c.nc = ws.NetConn()
 		c.raw = rawConnOf(c.nc)

@@ -31,7 +31,16 @@ type counters struct {
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
-	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
+	// limits.go, names.go, presence.go
+	rateLimited       atomic.Int64
+	connRateLimited   atomic.Int64
+	ipRateLimited     atomic.Int64
+	recipientBusy     atomic.Int64
+	ipConnsRefused    atomic.Int64
+	namesEvicted      atomic.Int64
+	presencePushes    atomic.Int64
+	presenceCoalesced atomic.Int64
+	byMode            [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 }
 
 const modeUnknown = len(mux.Modes)
@@ -104,6 +113,16 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("heartbeat_timeouts_total", "Connections closed for silence.", &c.hbTimeouts)
 	counter("kicked_total", "Connections told to go away for exceeding the per-user cap.", &c.kicked)
 	counter("bad_frames_total", "Frames answered with an error frame.", &c.badFrames)
+	counter("rate_limited_total", "Sends and dms refused with 429 rate_limited (per-session limit).", &c.rateLimited)
+	counter("conn_rate_limited_total", "Commands refused with 429 conn_rate_limited (per-connection limit).", &c.connRateLimited)
+	counter("ip_rate_limited_total", "Commands refused with 429 ip_rate_limited (per-address limit).", &c.ipRateLimited)
+	counter("recipient_busy_total", "Private messages refused with 429 recipient_busy (per-recipient limit).", &c.recipientBusy)
+	counter("ip_conns_refused_total", "WebSocket upgrades refused with HTTP 429 for --max-conns-per-ip.", &c.ipConnsRefused)
+	counter("names_evicted_total", "Name reservations ended early because --max-reserved-names were reserved.", &c.namesEvicted)
+	counter("presence_pushes_total", "join and leave events queued to connections.", &c.presencePushes)
+	counter("presence_coalesced_total", "Presence changes held back to be merged into the next flush of their room.", &c.presenceCoalesced)
+	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.hub.reservedCount()) })
+	gauge("ip_table_entries", "Source addresses tracked for the per-address limits.", func() float64 { return float64(s.ips.size()) })
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
 		for i, m := range mux.Modes {
