@@ -3,6 +3,7 @@ package mux
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -236,8 +237,29 @@ func TestNames(t *testing.T) {
 			t.Errorf("%q: %v, want 400 mentioning %q", n, err, want)
 		}
 	}
-	same := [][2]string{{"ALICE", "alice"}, {"Alice", "aLiCe"}, {"ΣΑΣ", "σας"}, {"\u212Aate", "kate"}, {"Zoë", "ZOË"}}
-	for _, p := range same {
+	// The vectors shared with worker-js/test/names.test.js.
+	var vec struct {
+		Good, Bad []string
+		Same      [][2]string
+	}
+	data, err := os.ReadFile("testdata/names.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &vec); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range vec.Good {
+		if !ValidName(n) {
+			t.Errorf("%q refused: %v", n, CheckName(n))
+		}
+	}
+	for _, n := range vec.Bad {
+		if ValidName(n) {
+			t.Errorf("%q accepted", n)
+		}
+	}
+	for _, p := range vec.Same {
 		if NameKey(p[0]) != NameKey(p[1]) {
 			t.Errorf("NameKey(%q)=%q, NameKey(%q)=%q: want equal", p[0], NameKey(p[0]), p[1], NameKey(p[1]))
 		}

@@ -34,11 +34,16 @@ var scriptNames = func() []string {
 
 // scriptOf returns the Unicode script of letter r, or "" for a letter of
 // no particular script (Common or Inherited: mathematical letters and the
-// like, refused). The prolonged sound mark ー (and its half-width form),
-// Common by script but only used with kana, counts as Katakana.
+// like, refused) and for the compatibility forms of Latin letters that
+// look like plain ones (fullwidth ａ, ligatures like ﬁ), also refused. The
+// prolonged sound mark ー (and its half-width form), Common by script but
+// only used with kana, counts as Katakana.
 func scriptOf(r rune) string {
-	if r == 'ー' || r == 'ｰ' {
+	switch {
+	case r == 'ー' || r == 'ｰ':
 		return "Katakana"
+	case r >= 0xFF21 && r <= 0xFF3A, r >= 0xFF41 && r <= 0xFF5A, r >= 0xFB00 && r <= 0xFB06:
+		return ""
 	}
 	for _, n := range scriptNames {
 		if unicode.Is(unicode.Scripts[n], r) {

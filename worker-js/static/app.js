@@ -1,12 +1,12 @@
 // The demo chat page: the seed's chat room (section 4), done well. Every
 // piece of user data goes into the page with textContent, never innerHTML.
 import { Client } from './client.js';
+import { checkName, validName } from './core/names.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DEFAULT_ROOMS = ['lobby', 'Jay', 'Tse'];
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-const NAME_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 
 const num = (k) => (params.has(k) && Number.isFinite(Number(params.get(k))) ? Number(params.get(k)) : undefined);
 const config = {};
@@ -339,7 +339,8 @@ async function main() {
     e.preventDefault();
     const name = $('name-input').value.trim();
     $('name-error').textContent = '';
-    if (!NAME_RE.test(name)) { $('name-error').textContent = 'Names are 1–32 letters, digits, _ - . (no spaces)'; return; }
+    const why = checkName(name);
+    if (why) { $('name-error').textContent = `Names are 1–32 bytes of letters of one script, digits, _ - . (${why})`; return; }
     try { await state.client.nick(name); } catch (err) {
       $('name-error').textContent = err.error === 'name_taken' ? `The name "${name}" is taken. Pick another one.` : `Could not use that name: ${err.message}`;
     }
@@ -361,7 +362,7 @@ async function main() {
   setInterval(() => { if (state.client && state.client.status.state === 'waiting') renderConn(state.client.status); }, 1000);
 
   const name = params.get('name') || '';
-  const c = new Client({ mode: params.get('mode') || '', name: NAME_RE.test(name) ? name : '', config, title: document.title });
+  const c = new Client({ mode: params.get('mode') || '', name: validName(name) ? name : '', config, title: document.title });
   state.client = c;
   wire(c);
   await c.connect();

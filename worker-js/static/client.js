@@ -9,6 +9,7 @@
 //
 // See docs/browser.md for every option, event and fallback.
 import { Offsets } from './core/offsets.js';
+import { validName } from './core/names.js';
 import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
 
 export { MODES, PROTOCOL_VERSION, WORKER_NAME };
@@ -449,7 +450,7 @@ async function leaderSupported() {
   return !!(locks && typeof locks.request === 'function' && typeof BroadcastChannel === 'function');
 }
 
-function validName(n) { return typeof n === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(n); }
+
 
 function randomId() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, '').slice(0, 16);
