@@ -225,3 +225,60 @@ func TestDMIntoOneUserBounded(t *testing.T) {
 		return n == delivered
 	})
 }
+
+// The address table is bounded: an address without connections is dropped
+// once its bucket is full again (here at once: a burst of 1), and idle
+// addresses beyond maxIdleIPs are dropped in any case. IPv6 addresses
+// count per /64.
+func TestIPTableBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.IPLimitExempt = []string{"10.9.0.0/16"}
+	cfg.MaxConnsPerIP = 2
+	cfg.IPRate, cfg.IPBurst = 1e-3, 5 // a drained bucket stays drained
+	tab := newIPTable(&cfg)
+	req := func(addr string) *http.Request { return &http.Request{RemoteAddr: addr} }
+	var held []*ipEntry
+	for i := range maxIdleIPs + 100 {
+		e, err := tab.admit(req(fmt.Sprintf("10.%d.%d.%d:4000", i>>16, (i>>8)&255, i&255)))
+		if err != nil || e == nil {
+			t.Fatalf("admit %d: %v", i, err)
+		}
+		e.lim.Allow() // not full: kept while idle
+		held = append(held, e)
+	}
+	for _, e := range held {
+		tab.release(e)
+	}
+	tab.mu.Lock()
+	tab.sweep(time.Now())
+	tab.mu.Unlock()
+	if n := tab.size(); n != maxIdleIPs {
+		t.Fatalf("%d idle addresses kept, want %d", n, maxIdleIPs)
+	}
+	if e, _ := tab.admit(req("10.9.1.1:1")); e != nil {
+		t.Fatal("an exempt address was counted")
+	}
+	// Two addresses of one IPv6 /64 share the cap of 2.
+	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1"} {
+		if _, err := tab.admit(req(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tab.admit(req("[2001:db8::3]:1")); err == nil || !strings.Contains(err.Error(), mux.ErrIPConnLimited) {
+		t.Fatalf("third connection of one /64: %v", err)
+	}
+	if _, err := tab.admit(req("[2001:db8:0:1::1]:1")); err != nil {
+		t.Fatalf("another /64: %v", err)
+	}
+	// Entries whose bucket is full again go at the next sweep.
+	cfg.IPBurst = 1
+	tab2 := newIPTable(&cfg)
+	e, _ := tab2.admit(req("10.1.1.1:1"))
+	tab2.release(e)
+	tab2.mu.Lock()
+	tab2.sweep(time.Now())
+	tab2.mu.Unlock()
+	if n := tab2.size(); n != 0 {
+		t.Fatalf("%d entries after the sweep, want 0", n)
+	}
+}
