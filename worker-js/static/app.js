@@ -218,7 +218,8 @@ async function sendInput() {
   const text = input.value.trim();
   $('composer-error').textContent = '';
   if (!text) return;
-  const m = text.match(/^@([A-Za-z0-9_.-]{1,32})\s+([\s\S]+)$/);
+  let m = text.match(/^@([\p{L}0-9_.-]+)\s+([\s\S]+)$/u);
+  if (m && !validName(m[1])) m = null;
   input.value = '';
   try {
     if (m) {
