@@ -430,8 +430,10 @@ export class Client {
   }
   who(room) { return this.cmd('who', { room }); }
 
-  async nick(name) {
-    const r = await this.cmd('nick', { name });
+  // nick names this tab; token (optional) is the one the name was given
+  // before, to take it back while the server keeps it reserved.
+  async nick(name, token) {
+    const r = await this.cmd('nick', token ? { name, token } : { name });
     this.name = r.user;
     this.token = r.token;
     return r;
