@@ -104,36 +104,20 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 func (s *Server) helloFrame(c *conn) []byte {
 	l := s.cfg.Limits
-	return mux.AppendHello(nil, mux.Hello{
-		Version:       mux.ProtocolVersion,
-		Server:        "imload/" + s.cfg.Version,
-		ConnID:        c.id,
-		HeartbeatMS:   s.cfg.HeartbeatInterval.Milliseconds(),
-		TimeoutMS:     s.cfg.HeartbeatTimeout.Milliseconds(),
-		MaxMessage:    l.MaxMessageBytes,
-		MaxFrames:     l.MaxFramesPerMsg,
-		MaxText:       l.MaxTextBytes,
-		MaxSessions:   l.MaxSessions,
-		MaxHistory:    l.MaxHistory,
-		RateLimit:     s.cfg.RateLimit,
-		RateBurst:     s.cfg.RateBurst,
-		ConnRate:      s.cfg.ConnRate,
-		ConnBurst:     s.cfg.ConnBurst,
-		DMInRate:      s.cfg.DMInRate,
-		DMInBurst:     s.cfg.DMInBurst,
-		NameGraceMS:   s.cfg.nameGrace().Milliseconds(),
-		PresenceMS:    s.cfg.PresenceInterval.Milliseconds(),
-		IPRate:        ipIf(c.ip != nil, s.cfg.IPRate),
-		IPBurst:       ipIf(c.ip != nil, s.cfg.IPBurst),
-		MaxConnsPerIP: ipIf(c.ip != nil, s.cfg.MaxConnsPerIP),
-	})
-}
-
-// ipIf is v for a connection whose address is limited, else zero (the
-// hello field is left out).
-func ipIf[T int | float64](limited bool, v T) T {
-	if limited {
-		return v
+	h := mux.Hello{
+		Version:     mux.ProtocolVersion,
+		Server:      "imload/" + s.cfg.Version,
+		ConnID:      c.id,
+		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
+		TimeoutMS:   s.cfg.HeartbeatTimeout.Milliseconds(),
+		MaxMessage:  l.MaxMessageBytes,
+		MaxFrames:   l.MaxFramesPerMsg,
+		MaxText:     l.MaxTextBytes,
+		MaxSessions: l.MaxSessions,
+		MaxHistory:  l.MaxHistory,
+		RateLimit:   s.cfg.RateLimit,
+		RateBurst:   s.cfg.RateBurst,
 	}
-	return 0
+	s.limitsHello(&h, c)
+	return mux.AppendHello(nil, h)
 }

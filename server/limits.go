@@ -210,3 +210,16 @@ func (s *Server) refuseConn(w http.ResponseWriter, err error) {
 	w.Header().Set("Retry-After", "5")
 	http.Error(w, err.Error(), http.StatusTooManyRequests)
 }
+
+// limitsHello adds the limits of this file, the name grace and the
+// presence interval to c's hello. The per-address ones are left out for an
+// exempt address.
+func (s *Server) limitsHello(h *mux.Hello, c *conn) {
+	h.ConnRate, h.ConnBurst = s.cfg.ConnRate, s.cfg.ConnBurst
+	h.DMInRate, h.DMInBurst = s.cfg.DMInRate, s.cfg.DMInBurst
+	h.NameGraceMS = s.cfg.nameGrace().Milliseconds()
+	h.PresenceMS = s.cfg.PresenceInterval.Milliseconds()
+	if c.ip != nil {
+		h.IPRate, h.IPBurst, h.MaxConnsPerIP = s.cfg.IPRate, s.cfg.IPBurst, s.cfg.MaxConnsPerIP
+	}
+}

@@ -29,7 +29,8 @@ type Server struct {
 	logger   *slog.Logger
 	store    store.Store
 	hub      *hub
-	ips      *ipTable // per-address limits (limits.go)
+	ips      *ipTable         // per-address limits (limits.go)
+	presence *presenceFlusher // pushes the coalesced presence changes of rooms (presence.go)
 	counters counters
 	registry *prometheus.Registry
 	upgrader websocket.Upgrader
@@ -38,16 +39,15 @@ type Server struct {
 	nextConnID   atomic.Uint64
 	shuttingDown atomic.Bool
 
-	poller   poller         // nil: a goroutine per connection
-	live     sync.WaitGroup // one per open connection
-	readers  sync.WaitGroup // goroutines reading connections
-	writers  sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
-	async    sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
-	work     chan work      // messages for the workers
-	workers  sync.WaitGroup
-	pacer    *pacer           // writes connections held back by their write pace
-	presence *presenceFlusher // pushes the coalesced presence changes of rooms
-	queues   queueArrays      // recycled queue arrays
+	poller  poller         // nil: a goroutine per connection
+	live    sync.WaitGroup // one per open connection
+	readers sync.WaitGroup // goroutines reading connections
+	writers sync.WaitGroup // writer goroutines (alive only while a queue is not empty)
+	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
+	work    chan work      // messages for the workers
+	workers sync.WaitGroup
+	pacer   *pacer      // writes connections held back by their write pace
+	queues  queueArrays // recycled queue arrays
 
 	serveOnce sync.Once
 	closeOnce sync.Once

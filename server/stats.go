@@ -31,6 +31,8 @@ type counters struct {
 	hbTimeouts    atomic.Int64
 	kicked        atomic.Int64
 	badFrames     atomic.Int64
+	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
+
 	// limits.go, names.go, presence.go
 	rateLimited       atomic.Int64
 	connRateLimited   atomic.Int64
@@ -40,7 +42,6 @@ type counters struct {
 	namesEvicted      atomic.Int64
 	presencePushes    atomic.Int64
 	presenceCoalesced atomic.Int64
-	byMode            [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 }
 
 const modeUnknown = len(mux.Modes)
