@@ -26,6 +26,21 @@ type Hello struct {
 	MaxConnsPerUser int     `json:"max_conns_per_user"`
 	RateLimit       float64 `json:"rate"`  // send and dm per second per session
 	RateBurst       int     `json:"burst"` // burst above rate
+	// Limits above the session's (docs/protocol.md §6): commands per
+	// second of the connection and of its source address (the ip_ fields
+	// are absent when the address is exempt), connections per address,
+	// private messages one user may receive per second, how long a name
+	// stays reserved after its last session, and how long presence
+	// pushes are merged.
+	ConnRate      float64 `json:"conn_rate"`
+	ConnBurst     int     `json:"conn_burst"`
+	IPRate        float64 `json:"ip_rate,omitempty"`
+	IPBurst       int     `json:"ip_burst,omitempty"`
+	MaxConnsPerIP int     `json:"max_conns_per_ip,omitempty"`
+	DMInRate      float64 `json:"dm_in_rate"`
+	DMInBurst     int     `json:"dm_in_burst"`
+	NameGraceMS   int64   `json:"name_grace_ms"`
+	PresenceMS    int64   `json:"presence_ms"`
 }
 
 // GoAway is the body of a goaway frame: why, and how long to wait before

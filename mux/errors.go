@@ -20,7 +20,7 @@ const (
 	CodeSessionExists   = 412 // attach for a sid that is already attached
 	CodeTooLarge        = 413 // text or frame over its size limit
 	CodeTooManySessions = 422 // the connection has its maximum of sessions
-	CodeRateLimited     = 429 // the session sends faster than allowed
+	CodeRateLimited     = 429 // a rate limit: of the session, the connection, the address or the recipient
 	CodeNameRequired    = 428 // command needs a user name (nick first)
 	CodeInternal        = 500 // server failure
 	CodeShuttingDown    = 503 // the server is going away
@@ -42,7 +42,11 @@ const (
 	ErrSessionExists   = "session_exists"
 	ErrTooLarge        = "too_large"
 	ErrTooManySessions = "too_many_sessions"
-	ErrRateLimited     = "rate_limited"
+	ErrRateLimited     = "rate_limited"      // 429: the session sends and dms faster than rate/burst
+	ErrConnRateLimited = "conn_rate_limited" // 429: the connection sends commands faster than conn_rate/conn_burst
+	ErrIPRateLimited   = "ip_rate_limited"   // 429: the source address sends commands faster than ip_rate/ip_burst
+	ErrRecipientBusy   = "recipient_busy"    // 429: the dm's recipient receives more than dm_in_rate/dm_in_burst
+	ErrIPConnLimited   = "ip_conn_limited"   // HTTP 429 at /ws: the source address has max_conns_per_ip connections
 	ErrNameRequired    = "name_required"
 	ErrInternal        = "internal"
 	ErrShuttingDown    = "shutting_down"

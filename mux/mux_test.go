@@ -3,6 +3,7 @@ package mux
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -276,5 +277,62 @@ func TestPushPartsMatchAppendPush(t *testing.T) {
 	f, err := DecodeServerFrame(parts)
 	if err != nil || f.Ev != EvJoin || len(f.SIDs) != 2 || string(f.Body) != string(body) {
 		t.Fatalf("%+v %v", f, err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	good := []string{"alice", "Zoë_1", "bob.smith-2", "Алиса", "ルーシー", "山田たろう", "김민준", "Ωμέγα", "u7x1", "ǅemal"}
+	for _, n := range good {
+		if err := CheckName(n); err != nil {
+			t.Errorf("%q refused: %v", n, err)
+		}
+	}
+	bad := map[string]string{
+		"аlice":     "mixes", // Cyrillic а, then Latin
+		"alicе":     "mixes", // Latin, then Cyrillic е
+		"paypaι":    "mixes", // Greek iota
+		"𝐚lice":     "no script",
+		"al ice":    "not allowed",
+		"@bob":      "not allowed",
+		"bob٣":      "not allowed", // an Arabic-Indic digit
+		"":          "1-32 bytes",
+		"\xffalice": "UTF-8",
+	}
+	for n, want := range bad {
+		err := CheckName(n)
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Code != CodeBadRequest || !strings.Contains(pe.Msg, want) {
+			t.Errorf("%q: %v, want 400 mentioning %q", n, err, want)
+		}
+	}
+	// The vectors shared with worker-js/test/names.test.js.
+	var vec struct {
+		Good, Bad []string
+		Same      [][2]string
+	}
+	data, err := os.ReadFile("testdata/names.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &vec); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range vec.Good {
+		if !ValidName(n) {
+			t.Errorf("%q refused: %v", n, CheckName(n))
+		}
+	}
+	for _, n := range vec.Bad {
+		if ValidName(n) {
+			t.Errorf("%q accepted", n)
+		}
+	}
+	for _, p := range vec.Same {
+		if NameKey(p[0]) != NameKey(p[1]) {
+			t.Errorf("NameKey(%q)=%q, NameKey(%q)=%q: want equal", p[0], NameKey(p[0]), p[1], NameKey(p[1]))
+		}
+	}
+	if NameKey("alice") == NameKey("аlice") || NameKey("bob") == NameKey("bop") {
+		t.Error("different names share a key")
 	}
 }

@@ -5,11 +5,6 @@ import (
 	"unicode/utf8"
 )
 
-// ValidName reports whether s may be a user name: 1 to MaxNameBytes bytes of
-// letters, digits, '_', '-' and '.'. Names have no spaces and no '@', so that
-// "@name text" is unambiguous in a chat box.
-func ValidName(s string) bool { return validIdent(s, MaxNameBytes) }
-
 // ValidRoom reports whether s may be a room name: 1 to MaxRoomBytes bytes of
 // letters, digits, '_', '-' and '.'.
 func ValidRoom(s string) bool { return validIdent(s, MaxRoomBytes) }
@@ -57,12 +52,7 @@ func checkCID(cid string) error {
 	return nil
 }
 
-func checkName(name string) error {
-	if !ValidName(name) {
-		return badRequest("name %q is not a valid user name (1-%d letters, digits, _ - .)", Echo(name), MaxNameBytes)
-	}
-	return nil
-}
+func checkName(name string) error { return CheckName(name) }
 
 // Validate checks an attach body against the limits.
 func (r *AttachReq) Validate(l Limits) error {

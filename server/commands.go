@@ -21,6 +21,10 @@ func (c *conn) handleCmd(f *mux.Frame) {
 		c.replyErr(f, mux.Errorf(mux.CodeShuttingDown, mux.ErrShuttingDown, "the server is shutting down"))
 		return
 	}
+	if err := c.admitCmd(); err != nil {
+		c.replyErr(f, err)
+		return
+	}
 	if f.Cmd == mux.CmdAttach {
 		body, err := c.attach(f)
 		c.replyResult(f, body, err)
@@ -156,7 +160,7 @@ func (c *conn) nick(s *session, f *mux.Frame) ([]byte, error) {
 		r.anon--
 		r.users[u]++
 		if r.users[u] == 1 {
-			r.broadcast(c, mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), c, s.sid)
+			r.presenceChanged(c, u, true, c, s.sid)
 		}
 		r.mu.Unlock()
 	}
@@ -185,7 +189,7 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 		if s.user == nil {
 			r.anon++
 		} else if r.users[s.user]++; r.users[s.user] == 1 {
-			r.broadcast(c, mux.EvJoin, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), c, s.sid)
+			r.presenceChanged(c, s.user, true, c, s.sid)
 		}
 	}
 	if !joined {
@@ -331,7 +335,7 @@ func (srv *Server) leaveRoom(s *session, r *room) {
 	}
 	if r.users[s.user]--; r.users[s.user] <= 0 {
 		delete(r.users, s.user)
-		r.broadcast(s.c, mux.EvLeave, mux.EncodeBody(mux.Presence{Room: r.name, User: s.user.name, Color: s.user.color}), nil, 0)
+		r.presenceChanged(s.c, s.user, false, nil, 0)
 	}
 }
 
@@ -353,6 +357,7 @@ func (c *conn) checkSender(s *session) error {
 		s.limiter = rate.NewLimiter(rate.Limit(c.srv.cfg.RateLimit), c.srv.cfg.RateBurst)
 	}
 	if !s.limiter.Allow() {
+		c.srv.counters.rateLimited.Add(1)
 		return mux.Errorf(mux.CodeRateLimited, mux.ErrRateLimited, "more than %g messages per second (burst %d): slow down", c.srv.cfg.RateLimit, c.srv.cfg.RateBurst)
 	}
 	return nil

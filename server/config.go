@@ -66,6 +66,38 @@ type Config struct {
 	// RateLimit and RateBurst limit send and dm per session (per second).
 	RateLimit float64
 	RateBurst int
+	// ConnRate and ConnBurst limit the commands of one connection, all
+	// commands of all its sessions together (per second; see limits.go).
+	ConnRate  float64
+	ConnBurst int
+	// IPRate and IPBurst limit the commands of all connections from one
+	// source address together (per second).
+	IPRate  float64
+	IPBurst int
+	// MaxConnsPerIP caps the open WebSocket connections from one source
+	// address; more are refused with HTTP 429 before the upgrade. 0: no cap.
+	MaxConnsPerIP int
+	// IPLimitExempt lists the networks (CIDR, or single addresses) that the
+	// per-address limits do not apply to: by default loopback, where tests
+	// and the load generator open thousands of connections, and where a
+	// reverse proxy on the same host would put every client.
+	IPLimitExempt []string
+	// DMInRate and DMInBurst bound the private messages one user receives
+	// (per second, from everyone together); more are refused to the sender
+	// with 429 recipient_busy.
+	DMInRate  float64
+	DMInBurst int
+	// NameGrace is how long a name stays reserved to its token after its
+	// last session goes (0: twice HeartbeatTimeout; negative: not at all).
+	NameGrace time.Duration
+	// MaxReservedNames bounds the names held in reserve for offline users;
+	// beyond it the oldest reservation ends early.
+	MaxReservedNames int
+	// PresenceInterval coalesces the join and leave pushes of a room: the
+	// first change of a quiet room goes out at once, later ones within this
+	// interval are merged into one net change per user (see presence.go).
+	// 0 pushes every change at once.
+	PresenceInterval time.Duration
 
 	// MaxRooms bounds the rooms the server holds (0: no bound): a join
 	// that would create one more is refused with 503 too_many_rooms.
@@ -147,6 +179,16 @@ func DefaultConfig() Config {
 		RoomCreateBurst:   20,
 		RateLimit:         20,
 		RateBurst:         40,
+		ConnRate:          100,
+		ConnBurst:         200,
+		IPRate:            1000,
+		IPBurst:           2000,
+		MaxConnsPerIP:     64,
+		IPLimitExempt:     []string{"127.0.0.0/8", "::1/128"},
+		DMInRate:          20,
+		DMInBurst:         40,
+		MaxReservedNames:  100000,
+		PresenceInterval:  250 * time.Millisecond,
 		HistoryMax:        1000,
 		HistoryAge:        24 * time.Hour,
 		ShutdownTimeout:   10 * time.Second,
@@ -186,6 +228,14 @@ func (c *Config) validate() error {
 	check(c.StoreQueue > 0, "store queue must be positive")
 	check(c.MaxRooms >= 0, "max rooms must not be negative")
 	check(c.RoomCreateRate > 0 && c.RoomCreateBurst > 0, "room creation rate and burst must be positive")
+	check(c.ConnRate > 0 && c.ConnBurst > 0, "connection rate and burst must be positive")
+	check(c.IPRate > 0 && c.IPBurst > 0, "per-address rate and burst must be positive")
+	check(c.MaxConnsPerIP >= 0, "max connections per address must not be negative")
+	_, err := parseNets(c.IPLimitExempt)
+	check(err == nil, "ip limit exemptions: %v", err)
+	check(c.DMInRate > 0 && c.DMInBurst > 0, "dm-in rate and burst must be positive")
+	check(c.MaxReservedNames > 0, "max reserved names must be positive")
+	check(c.PresenceInterval >= 0 && c.PresenceInterval <= 10*time.Second, "presence interval must be between 0 and 10s, got %v", c.PresenceInterval)
 	check(c.HistoryMax > 0, "history max must be positive")
 	check(c.HistoryAge > 0, "history age must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
@@ -197,4 +247,15 @@ func (c *Config) validate() error {
 	check(c.ReadBufferSize >= 64, "read buffer must be at least 64 bytes")
 	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
 	return errors.Join(errs...)
+}
+
+// nameGrace is the reservation of a name after its last session goes.
+func (c *Config) nameGrace() time.Duration {
+	switch {
+	case c.NameGrace < 0:
+		return 0
+	case c.NameGrace == 0:
+		return 2 * c.HeartbeatTimeout
+	}
+	return c.NameGrace
 }

@@ -66,6 +66,8 @@ type conn struct {
 	// roomLimiter limits how fast the connection creates rooms (made on
 	// its first join).
 	roomLimiter *rate.Limiter
+	cmdTAT      int64    // the connection's command bucket (limits.go)
+	ip          *ipEntry // its source address's limits; nil: exempt
 
 	// wmu serialises writes to the socket (batches and control frames);
 	// wdeadline is the write deadline last set, under wmu. rest is the
@@ -251,6 +253,7 @@ func (c *conn) finish() {
 	c.sessions = nil
 	c.closeSocket()
 	c.srv.hub.removeConn(c)
+	c.srv.ips.release(c.ip)
 	c.srv.counters.physical.Add(-1)
 	c.srv.counters.byMode[c.mode].Add(-1)
 	c.srv.live.Done()

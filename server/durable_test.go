@@ -160,6 +160,7 @@ func TestFullStoreRefusesSends(t *testing.T) {
 	cfg := durableConfig(dir)
 	cfg.StoreQueue = 16
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	cfg.ConnRate, cfg.ConnBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 	const senders = 8
 	clients := make([]*client, senders)
@@ -280,6 +281,7 @@ func TestSweepOfManyRoomsKeepsServing(t *testing.T) {
 	cfg.HistoryAge = 10 * time.Second // the janitor sweeps rooms every second
 	cfg.Limits.MaxRoomsPerSession = 30000
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	cfg.ConnRate, cfg.ConnBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 	flood := dial(t, ts, nil)
 	flood.attach(1, "flood")

@@ -177,7 +177,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 func (s *Server) helloFrame(c *conn) []byte {
 	l := s.cfg.Limits
-	return mux.AppendHello(nil, mux.Hello{
+	h := mux.Hello{
 		Version:         mux.ProtocolVersion,
 		Server:          "imload/" + s.cfg.Version,
 		ConnID:          c.id,
@@ -194,5 +194,7 @@ func (s *Server) helloFrame(c *conn) []byte {
 		MaxConnsPerUser: s.cfg.MaxConnsPerUser,
 		RateLimit:       s.cfg.RateLimit,
 		RateBurst:       s.cfg.RateBurst,
-	})
+	}
+	s.limitsHello(&h, c)
+	return mux.AppendHello(nil, h)
 }

@@ -13,12 +13,18 @@ import (
 	"imload/server/store"
 )
 
-// user is an online user name and its sessions on every connection. Users
-// have few sessions (their tabs), so a slice beats a map in memory.
+// user is a user name and its sessions on every connection: online while
+// it has sessions, then reserved to its token for a while (names.go).
+// Users have few sessions (their tabs), so a slice beats a map in memory.
+// Everything but name, key, color and author is guarded by hub.usersMu.
 type user struct {
 	name, color, token string
+	key                string  // mux.NameKey(name): the name's key in hub.users
 	author             *author // name and colour, shared by the user's retained messages
 	sessions           []*session
+	offAt              int64         // Unix ns the last session went (0: online or forgotten)
+	queued             bool          // in hub.reserved
+	dmIn               *rate.Limiter // DMs this user receives (made on the first)
 }
 
 // hasConn reports whether one of the user's sessions is on c.
@@ -84,9 +90,12 @@ type hub struct {
 	roomsMu sync.RWMutex
 	rooms   map[string]*room
 
-	usersMu sync.Mutex
-	users   map[string]*user
-	dmID    uint64
+	usersMu       sync.Mutex
+	users         map[string]*user // by mux.NameKey: online and reserved users
+	online        int              // users with a session
+	reservedNames int              // users without one, holding their name (names.go)
+	reserved      reservedFIFO
+	dmID          uint64
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -138,10 +147,11 @@ func (h *hub) load(ctx context.Context) error {
 	return nil
 }
 
+// userCount is the number of online users.
 func (h *hub) userCount() int {
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	return len(h.users)
+	return h.online
 }
 
 func (h *hub) roomCount() int {
@@ -279,22 +289,34 @@ func (h *hub) feedDeletions() {
 	}
 }
 
-// claim makes s a session of user name. It fails with 409 when the name is
-// online on another connection with another token. It returns the user and
-// a connection to kick when the user now has too many.
+// claim makes s a session of user name. It fails with 409 when the name
+// (compared without regard to case) is online on another connection, or
+// reserved after its owner went, and the token does not match. It returns
+// the user and a connection to kick when the user now has too many.
 func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
+	key := mux.NameKey(name)
+	now := time.Now().UnixNano()
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	u := h.users[name]
+	h.sweepNames(now)
+	u := h.lookupUser(key, now)
 	if u == nil {
 		if token == "" {
 			token = randomID(16)
 		}
-		u = &user{name: name, color: colorOf(name), token: token}
+		u = &user{name: name, key: key, color: colorOf(name), token: token}
 		u.author = &author{name: u.name, color: u.color}
-		h.users[name] = u
+		h.users[key] = u
 	} else if !u.hasConn(s.c) && token != u.token {
-		return nil, nil, mux.Errorf(mux.CodeNameTaken, mux.ErrNameTaken, "the name %q is taken", name)
+		left := time.Duration(u.offAt + int64(h.cfg.nameGrace()) - now)
+		return nil, nil, nameTaken(u.name, !u.online(), left)
+	}
+	if !u.online() {
+		if u.offAt != 0 { // the owner is back: the reservation ends
+			u.offAt = 0
+			h.reservedNames--
+		}
+		h.online++
 	}
 	newConn := !u.hasConn(s.c)
 	u.sessions = append(u.sessions, s)
@@ -312,7 +334,8 @@ func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
 	return u, kick, nil
 }
 
-// release removes s from its user, freeing the name with its last session.
+// release removes s from its user. With its last session the name is
+// reserved to the user's token for the grace period (names.go).
 func (h *hub) release(s *session) {
 	u := s.user
 	if u == nil {
@@ -320,11 +343,13 @@ func (h *hub) release(s *session) {
 	}
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	if i := slices.Index(u.sessions, s); i >= 0 {
-		u.sessions = slices.Delete(u.sessions, i, i+1)
+	i := slices.Index(u.sessions, s)
+	if i < 0 {
+		return
 	}
-	if len(u.sessions) == 0 && h.users[u.name] == u {
-		delete(h.users, u.name)
+	u.sessions = slices.Delete(u.sessions, i, i+1)
+	if len(u.sessions) == 0 && h.users[u.key] == u {
+		h.reserve(u, time.Now().UnixNano())
 	}
 }
 
@@ -332,14 +357,22 @@ func (h *hub) release(s *session) {
 // the sender's other sessions. It returns the message and the number of
 // sessions it went to.
 func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
+	now := time.Now()
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	to := h.users[req.To]
+	to := h.lookupUser(mux.NameKey(req.To), now.UnixNano())
 	if to == nil {
 		return mux.DM{}, 0, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is not online", req.To)
 	}
+	if !to.online() {
+		// Reserved for its owner: nothing goes to anyone else meanwhile.
+		return mux.DM{}, 0, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner; private messages are not kept)", to.name)
+	}
+	if err := h.admitDM(to, now); err != nil {
+		return mux.DM{}, 0, err
+	}
 	h.dmID++
-	m := mux.DM{ID: h.dmID, From: from.user.name, To: to.name, Color: from.user.color, Text: req.Text, TS: time.Now().UnixMilli(), CID: req.CID}
+	m := mux.DM{ID: h.dmID, From: from.user.name, To: to.name, Color: from.user.color, Text: req.Text, TS: now.UnixMilli(), CID: req.CID}
 	body := mux.EncodeBody(m)
 	targets := make(map[*conn][]uint32, len(to.sessions)+len(from.user.sessions))
 	for _, s := range to.sessions {

@@ -139,6 +139,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxQueueBytes = 256 << 10
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	cfg.ConnRate, cfg.ConnBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 
 	// The slow client: a socket that reads the handshake and then nothing.
@@ -262,6 +263,7 @@ func TestFullSocketLosesNothing(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxQueueBytes = 64 << 20
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	cfg.ConnRate, cfg.ConnBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 
 	// A small receive buffer (set before connecting, so the window agrees)

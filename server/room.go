@@ -96,6 +96,8 @@ type room struct {
 	count      int               // sessions
 	cids       map[uint64]uint64 // cidHash → offset of the retained messages sent with a cid
 	seed       maphash.Seed
+	presAt     int64         // server clock of the last presence push (presence.go; 0: none)
+	pres       *roomPresence // presence changes waiting for the flusher; nil: none
 }
 
 func newRoom(name, epoch string) *room {

@@ -108,6 +108,7 @@ func TestHistoryWindowsAreTheNewestThatFit(t *testing.T) {
 func TestManyHistoryCommandsAreBudgeted(t *testing.T) {
 	cfg := testConfig()
 	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
+	cfg.ConnRate, cfg.ConnBurst = 1e6, 1e6
 	ts := startServer(t, cfg)
 	a := dial(t, ts, nil)
 	a.attach(1, "alice")

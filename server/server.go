@@ -29,6 +29,8 @@ type Server struct {
 	logger   *slog.Logger
 	store    store.Store
 	hub      *hub
+	ips      *ipTable         // per-address limits (limits.go)
+	presence *presenceFlusher // pushes the coalesced presence changes of rooms (presence.go)
 	counters counters
 	registry *prometheus.Registry
 	upgrader websocket.Upgrader
@@ -83,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	st := s.store
 	s.hub = newHub(&s.cfg, st, &s.counters)
+	s.ips = newIPTable(&s.cfg)
 	if err := s.hub.load(context.Background()); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: load history: %w", err)
@@ -101,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry = s.newRegistry()
 	s.pacer = newPacer(s)
+	s.presence = newPresenceFlusher(s)
 	nworkers := max(4, 2*runtime.GOMAXPROCS(0))
 	s.work = make(chan work, nworkers) // its length tells a worker that messages wait
 	for range nworkers {
@@ -212,6 +216,7 @@ func (s *Server) Close() error {
 		close(s.stopReleases)
 		close(s.work)
 		s.workers.Wait()
+		s.presence.close()
 		s.pacer.close()
 		s.writers.Wait()
 		s.async.Wait()
@@ -271,15 +276,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	ip, err := s.ips.admit(r)
+	if err != nil {
+		s.refuseConn(w, err)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.ips.release(ip)
 		return // the upgrader has answered with an HTTP error
 	}
 	// From here on the server reads and writes the frames itself (read.go,
 	// write.go): gorilla's Conn, with its buffers, is dropped. gorilla
 	// refuses a client that sent data before the handshake completed, so
 	// nothing is left in its read buffer.
-	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown}
+	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown, ip: ip}
 	if !s.ownSocket(c, ws.NetConn()) {
 		c.nc = ws.NetConn()
 		c.raw = rawConnOf(c.nc)

@@ -35,6 +35,16 @@ type counters struct {
 	roomsRefused  atomic.Int64                     // joins refused a new room: --max-rooms or the creation rate
 	storeRefused  atomic.Int64                     // sends refused because the store's queue was full
 	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
+
+	// limits.go, names.go, presence.go
+	rateLimited       atomic.Int64
+	connRateLimited   atomic.Int64
+	ipRateLimited     atomic.Int64
+	recipientBusy     atomic.Int64
+	ipConnsRefused    atomic.Int64
+	namesEvicted      atomic.Int64
+	presencePushes    atomic.Int64
+	presenceCoalesced atomic.Int64
 }
 
 const modeUnknown = len(mux.Modes)
@@ -111,6 +121,16 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("bad_frames_total", "Frames that were not valid (answered with an error frame, or an error reply for a cmd with a readable sid and seq).", &c.badFrames)
 	counter("rooms_refused_total", "Joins refused because a new room was over --max-rooms or the connection's room-creation rate.", &c.roomsRefused)
 	counter("store_refused_total", "Sends refused with 503 unavailable because the history store's queue was full.", &c.storeRefused)
+	counter("rate_limited_total", "Sends and dms refused with 429 rate_limited (per-session limit).", &c.rateLimited)
+	counter("conn_rate_limited_total", "Commands refused with 429 conn_rate_limited (per-connection limit).", &c.connRateLimited)
+	counter("ip_rate_limited_total", "Commands refused with 429 ip_rate_limited (per-address limit).", &c.ipRateLimited)
+	counter("recipient_busy_total", "Private messages refused with 429 recipient_busy (per-recipient limit).", &c.recipientBusy)
+	counter("ip_conns_refused_total", "WebSocket upgrades refused with HTTP 429 for --max-conns-per-ip.", &c.ipConnsRefused)
+	counter("names_evicted_total", "Name reservations ended early because --max-reserved-names were reserved.", &c.namesEvicted)
+	counter("presence_pushes_total", "join and leave events queued to connections.", &c.presencePushes)
+	counter("presence_coalesced_total", "Presence changes held back to be merged into the next flush of their room.", &c.presenceCoalesced)
+	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.hub.reservedCount()) })
+	gauge("ip_table_entries", "Source addresses tracked for the per-address limits.", func() float64 { return float64(s.ips.size()) })
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {
 		for i, m := range mux.Modes {

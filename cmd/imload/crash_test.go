@@ -156,7 +156,7 @@ func TestServeCrashKeepsAcknowledged(t *testing.T) {
 // every room a new epoch instead.
 func crashRun(t *testing.T, bin, durability string) {
 	data := t.TempDir()
-	args := []string{"--data", data, "--durability", durability, "--rate-limit", "100000", "--rate-burst", "100000", "--history-max", "100000"}
+	args := []string{"--data", data, "--durability", durability, "--rate-limit", "100000", "--rate-burst", "100000", "--conn-rate", "100000", "--conn-burst", "100000", "--history-max", "100000"}
 	srv := startServe(t, bin, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
 	addr := srv.addr
 

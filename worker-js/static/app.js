@@ -1,12 +1,30 @@
 // The demo chat page: the seed's chat room (section 4), done well. Every
 // piece of user data goes into the page with textContent, never innerHTML.
 import { Client } from './client.js';
+import { checkName, validName } from './core/names.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DEFAULT_ROOMS = ['lobby', 'Jay', 'Tse'];
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-const NAME_RE = /^[A-Za-z0-9_.-]{1,32}$/;
+
+// The token of each name this browser used, so that the name can be taken
+// back after the page was closed: the server keeps it reserved to its token
+// for a while (docs/protocol.md, "Names and tokens"). At most 20 names.
+const TOKENS_KEY = 'imload.tokens';
+function savedTokens() { try { return JSON.parse(localStorage.getItem(TOKENS_KEY)) || {}; } catch { return {}; } }
+function savedToken(name) { return savedTokens()[name] || ''; }
+function saveToken(name, token) {
+  if (!name || !token) return;
+  try {
+    const t = savedTokens();
+    delete t[name];
+    t[name] = token;
+    const names = Object.keys(t);
+    for (const n of names.slice(0, Math.max(0, names.length - 20))) delete t[n];
+    localStorage.setItem(TOKENS_KEY, JSON.stringify(t));
+  } catch { /* no storage: names are not taken back after a reload */ }
+}
 
 const num = (k) => (params.has(k) && Number.isFinite(Number(params.get(k))) ? Number(params.get(k)) : undefined);
 const config = {};
@@ -218,7 +236,8 @@ async function sendInput() {
   const text = input.value.trim();
   $('composer-error').textContent = '';
   if (!text) return;
-  const m = text.match(/^@([A-Za-z0-9_.-]{1,32})\s+([\s\S]+)$/);
+  let m = text.match(/^@([\p{L}0-9_.-]+)\s+([\s\S]+)$/u);
+  if (m && !validName(m[1])) m = null;
   input.value = '';
   try {
     if (m) {
@@ -321,7 +340,7 @@ function wire(c) {
   });
   c.on('notice', (n) => { if (state.current) system(state.current, n.text); });
   c.on('state', (s) => { renderConn(s); if (s.state === 'open') setTimeout(refreshPeople, 300); });
-  c.on('session', (s) => setMe(s));
+  c.on('session', (s) => { setMe(s); saveToken(s.user, c.token); });
   c.on('name_refused', (e) => {
     $('name-error').textContent = `The name "${e.name}" is taken. Pick another one.`;
     $('name-input').value = e.name;
@@ -339,8 +358,9 @@ async function main() {
     e.preventDefault();
     const name = $('name-input').value.trim();
     $('name-error').textContent = '';
-    if (!NAME_RE.test(name)) { $('name-error').textContent = 'Names are 1–32 letters, digits, _ - . (no spaces)'; return; }
-    try { await state.client.nick(name); } catch (err) {
+    const why = checkName(name);
+    if (why) { $('name-error').textContent = `Names are 1–32 bytes of letters of one script, digits, _ - . (${why})`; return; }
+    try { const r = await state.client.nick(name, savedToken(name)); saveToken(r.user, r.token); } catch (err) {
       $('name-error').textContent = err.error === 'name_taken' ? `The name "${name}" is taken. Pick another one.` : `Could not use that name: ${err.message}`;
     }
   });
@@ -361,7 +381,7 @@ async function main() {
   setInterval(() => { if (state.client && state.client.status.state === 'waiting') renderConn(state.client.status); }, 1000);
 
   const name = params.get('name') || '';
-  const c = new Client({ mode: params.get('mode') || '', name: NAME_RE.test(name) ? name : '', config, title: document.title });
+  const c = new Client({ mode: params.get('mode') || '', name: validName(name) ? name : '', token: validName(name) ? savedToken(name) : '', config, title: document.title });
   state.client = c;
   wire(c);
   await c.connect();

@@ -9,6 +9,7 @@
 //
 // See docs/browser.md for every option, event and fallback.
 import { Offsets } from './core/offsets.js';
+import { validName } from './core/names.js';
 import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
 
 export { MODES, PROTOCOL_VERSION, WORKER_NAME };
@@ -429,8 +430,10 @@ export class Client {
   }
   who(room) { return this.cmd('who', { room }); }
 
-  async nick(name) {
-    const r = await this.cmd('nick', { name });
+  // nick names this tab; token (optional) is the one the name was given
+  // before, to take it back while the server keeps it reserved.
+  async nick(name, token) {
+    const r = await this.cmd('nick', token ? { name, token } : { name });
     this.name = r.user;
     this.token = r.token;
     return r;
@@ -449,7 +452,7 @@ async function leaderSupported() {
   return !!(locks && typeof locks.request === 'function' && typeof BroadcastChannel === 'function');
 }
 
-function validName(n) { return typeof n === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(n); }
+
 
 function randomId() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, '').slice(0, 16);

@@ -15,6 +15,7 @@ import { FlushBuffer } from './flush.js';
 import { Offsets } from './offsets.js';
 import { RoomCache, MemoryBackend } from './cache.js';
 import { PROTOCOL_VERSION } from './version.js';
+import { validName } from './names.js';
 
 export const DEFAULT_HUB = Object.freeze({
   flushMs: 50,          // events for a tab are merged this long...
@@ -596,7 +597,7 @@ class Session {
   public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token }; }
 }
 
-function validName(n) { return typeof n === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(n); }
+
 
 function clampInt(v, lo, hi, dflt) {
   const n = Number(v);

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"container/heap"
+	"sort"
+	"sync"
+	"time"
+
+	"imload/mux"
+)
+
+// Presence coalescing. Every join and leave of a user costs a push to every
+// member of the room, so one session cycling join/leave could make a
+// 20-member room push millions of frames and drop its members as slow
+// consumers. So a room pushes presence at most about once per
+// PresenceInterval: the first change of a quiet room goes out at once;
+// later changes within the interval wait and are merged into the net
+// change per user (a user who left and came back meanwhile yields
+// nothing; at most one join or one leave per user per flush), pushed by
+// one goroutine (presenceFlusher) when the interval since the room's last
+// presence push is over. Members therefore see a user's join and leave
+// pushes alternate, and the last one tells the user's state; they may see
+// them up to one interval late, and not ordered with the room's msg
+// pushes.
+
+// presenceChange is what a room's members were last told of one user,
+// while a change of it waits.
+type presenceChange struct {
+	was      bool  // members were last told the user is in the room
+	skipConn *conn // the session whose join this is: it gets no join push
+	skipSID  uint32
+}
+
+// roomPresence is a room's presence changes waiting for its next flush.
+type roomPresence struct {
+	pending map[*user]presenceChange
+}
+
+// presenceChanged records that user u is now in room r (joined) or no
+// longer, from a session of by (whose outbox takes the pushes); skipConn
+// and skipSID name the joining session. Called under r.mu.
+func (r *room) presenceChanged(by *conn, u *user, joined bool, skipConn *conn, skipSID uint32) {
+	srv := by.srv
+	iv := int64(srv.cfg.PresenceInterval)
+	now := srv.clock()
+	if r.pres == nil && (iv == 0 || r.presAt == 0 || now-r.presAt >= iv) {
+		r.presAt = now // a quiet room: at once
+		ev := mux.EvLeave
+		if joined {
+			ev = mux.EvJoin
+		}
+		r.broadcast(by, ev, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), skipConn, skipSID)
+		srv.counters.presencePushes.Add(int64(len(r.members)))
+		return
+	}
+	if r.pres == nil {
+		r.pres = &roomPresence{pending: make(map[*user]presenceChange)}
+		if !srv.presence.add(r, r.presAt+iv) {
+			r.pres = nil // the server is stopping: drop it
+			return
+		}
+	}
+	pc, ok := r.pres.pending[u]
+	if !ok {
+		pc.was = !joined // with nothing waiting, members know the state before this change
+	}
+	pc.skipConn, pc.skipSID = nil, 0
+	if joined {
+		pc.skipConn, pc.skipSID = skipConn, skipSID
+	}
+	r.pres.pending[u] = pc
+	srv.counters.presenceCoalesced.Add(1)
+}
+
+// flushPresence pushes the net presence changes waiting in r, leaves
+// before joins (so that a name whose user was replaced ends up present),
+// each in name order, collecting the connections to write in out.
+func (r *room) flushPresence(srv *Server, out *outbox) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pres
+	r.pres = nil
+	if p == nil {
+		return
+	}
+	type change struct {
+		u  *user
+		pc presenceChange
+	}
+	var leaves, joins []change
+	for u, pc := range p.pending {
+		in := r.users[u] > 0
+		switch {
+		case in == pc.was: // back where it was: nothing to tell
+		case in:
+			joins = append(joins, change{u, pc})
+		default:
+			leaves = append(leaves, change{u, pc})
+		}
+	}
+	if len(leaves)+len(joins) == 0 {
+		return
+	}
+	byName := func(cs []change) {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].u.name < cs[j].u.name })
+	}
+	byName(leaves)
+	byName(joins)
+	push := func(head []byte, ch change) {
+		body := mux.EncodeBody(mux.Presence{Room: r.name, User: ch.u.name, Color: ch.u.color})
+		for c, m := range r.members {
+			sids := m.sids
+			if c == ch.pc.skipConn {
+				ids := without(m.ids, ch.pc.skipSID)
+				if len(ids) == 0 {
+					continue
+				}
+				sids = mux.AppendSIDs(nil, ids)
+			}
+			if c.queueItem(outItem{head: head, sids: sids, body: body}) {
+				out.add(c)
+			}
+			srv.counters.presencePushes.Add(1)
+		}
+	}
+	for _, ch := range leaves {
+		push(pushLeave, ch)
+	}
+	for _, ch := range joins {
+		push(pushJoin, ch)
+	}
+	r.presAt = srv.clock()
+}
+
+// presenceFlusher flushes the rooms whose presence changes wait, when
+// their interval is over, on one goroutine (like the pacer).
+type presenceFlusher struct {
+	srv  *Server
+	mu   sync.Mutex
+	due  presenceHeap
+	next int64 // due time the goroutine sleeps until (0: none)
+	stop bool
+	wake chan struct{}
+	done chan struct{}
+}
+
+type dueRoom struct {
+	at int64
+	r  *room
+}
+
+type presenceHeap []dueRoom
+
+func (h presenceHeap) Len() int           { return len(h) }
+func (h presenceHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h presenceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *presenceHeap) Push(x any)        { *h = append(*h, x.(dueRoom)) }
+func (h *presenceHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = dueRoom{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+func newPresenceFlusher(s *Server) *presenceFlusher {
+	p := &presenceFlusher{srv: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+// add has r flushed at (server clock, ns). A room is added once per
+// waiting set of changes (room.pres). It returns false once the flusher
+// has stopped. Called under r.mu: the flusher never holds its mu while it
+// locks a room.
+func (p *presenceFlusher) add(r *room, at int64) bool {
+	p.mu.Lock()
+	if p.stop {
+		p.mu.Unlock()
+		return false
+	}
+	heap.Push(&p.due, dueRoom{at: at, r: r})
+	kick := p.next == 0 || at < p.next
+	if kick {
+		p.next = at
+	}
+	p.mu.Unlock()
+	if kick {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// run sleeps until the earliest due time, then flushes every due room and
+// writes the connections the flushes queued to.
+func (p *presenceFlusher) run() {
+	defer close(p.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var batch []*room
+	var out outbox
+	for {
+		p.mu.Lock()
+		if p.stop {
+			p.due = nil
+			p.mu.Unlock()
+			return
+		}
+		now := p.srv.clock()
+		for len(p.due) > 0 && p.due[0].at <= now {
+			batch = append(batch, heap.Pop(&p.due).(dueRoom).r)
+		}
+		p.next = 0
+		if len(p.due) > 0 {
+			p.next = p.due[0].at
+		}
+		next := p.next
+		p.mu.Unlock()
+		for i, r := range batch {
+			r.flushPresence(p.srv, &out)
+			batch[i] = nil
+		}
+		batch = batch[:0]
+		out.flush()
+		if next != 0 {
+			timer.Reset(time.Duration(next - p.srv.clock()))
+		}
+		select {
+		case <-p.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// close stops the flusher; changes still waiting are dropped (the server
+// is going away) and later adds return false.
+func (p *presenceFlusher) close() {
+	p.mu.Lock()
+	p.stop = true
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	<-p.done
+}
