@@ -184,3 +184,68 @@ func TestRawSockWriteRetry(t *testing.T) {
 		t.Fatalf("peer got %d bytes, want %d with the tail in order", len(b), filled+len(tail))
 	}
 }
+
+// slowReader reads 64 KiB every 10 ms from r until it ends, then sends
+// how much it read.
+func slowReader(r io.Reader, got chan<- int) {
+	buf := make([]byte, 64<<10)
+	total := 0
+	for {
+		n, err := io.ReadFull(r, buf)
+		total += n
+		if err != nil {
+			got <- total
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The write timeout is how long a full socket may take nothing, not how
+// long a whole write may take: a peer that reads slowly but steadily gets
+// everything, both with the server's own socket (epoll mode) and with the
+// runtime's (goroutine mode).
+func TestWriteWaitTimesOutOnlyWithoutProgress(t *testing.T) {
+	const wt = time.Second
+	payload := bytes.Repeat([]byte{'c'}, 16<<20) // 2.5 s or more at the reader's pace
+
+	s, client := sockPair(t)
+	filled := fillSocket(t, s)
+	got := make(chan int, 1)
+	go slowReader(client, got)
+	start := time.Now()
+	if rest, err := s.writeWait(payload, wt); err != nil {
+		t.Fatalf("raw socket: slow but steady reader cut off after %v: %v (%d bytes left)", time.Since(start), err, len(rest))
+	}
+	t.Logf("raw socket: %d bytes in %v", len(payload), time.Since(start))
+	s.close()
+	if n := <-got; n != filled+len(payload) {
+		t.Fatalf("raw socket: peer got %d bytes, want %d", n, filled+len(payload))
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client2.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &conn{nc: nc, raw: rawConnOf(nc)}
+	go slowReader(client2, got)
+	start = time.Now()
+	if rest, err := c.waitWrite(payload, wt); err != nil {
+		t.Fatalf("runtime socket: slow but steady reader cut off after %v: %v (%d bytes left)", time.Since(start), err, len(rest))
+	}
+	nc.Close()
+	if n := <-got; n != len(payload) {
+		t.Fatalf("runtime socket: peer got %d bytes, want %d", n, len(payload))
+	}
+}

@@ -213,6 +213,9 @@ func TestWriteTimeoutIsSlowConsumer(t *testing.T) {
 	if n := ts.srv.Stats().SlowConsumers; n != 1 {
 		t.Fatalf("slow_consumers %d, want 1 (the client closed by the write timeout)", n)
 	}
+	if n := ts.srv.counters.writeTimeouts.Load(); n != 1 {
+		t.Fatalf("write timeouts %d, want 1", n)
+	}
 	sender.cmd(1, mux.CmdWho, mux.WhoReq{Room: "busy"}) // the sender is unaffected
 }
 

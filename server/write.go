@@ -329,6 +329,7 @@ func (c *conn) writeError(err error, rest []byte, hadClose bool) {
 		c.writeFailed()
 		return
 	}
+	c.srv.counters.writeTimeouts.Add(1)
 	c.qmu.Lock()
 	counted := c.countSlowLocked()
 	c.closing.Store(true)
