@@ -185,7 +185,7 @@ func (c *conn) writeFailed() {
 	c.closing.Store(true)
 	c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
 	c.qmu.Unlock()
-	c.closeAsync() // on the caller's goroutine it could be a worker's
+	c.closeAsync() // the writer may be the pacer or a worker: clean up elsewhere
 }
 
 // mayPace reports whether frames wait that the write pace may hold back:
