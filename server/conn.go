@@ -21,14 +21,34 @@ const (
 	closeSlowConsumer = 4008
 )
 
+// closeGrace is how long a connection the server closes waits, once its
+// close frame is written, for the peer's close frame before the socket is
+// closed anyway.
+const closeGrace = time.Second
+
 // outItem is one queued frame: head alone, or a push made of three shared
 // pieces: head (mux.PushPrefix of the event), sids (the session-id array,
-// cached per room member) and body (encoded once per message).
+// cached per room member) and body (encoded once per message). With ctl,
+// head is a whole WebSocket control frame (a pong or the close frame),
+// written between text messages: control frames take the same queue, the
+// same limit and the same non-blocking writes as everything else.
 type outItem struct {
 	head, sids, body []byte
+	ctl              bool
 }
 
+// controlItem frames a control frame (op with Fin) as a queue item.
+func controlItem(op byte, payload []byte) outItem {
+	frame := wsframe.AppendHeader(make([]byte, 0, len(payload)+2), op, len(payload))
+	return outItem{head: append(frame, payload...), ctl: true}
+}
+
+func (it outItem) isClose() bool { return it.ctl && it.head[0] == finClose }
+
 func (it outItem) size() int {
+	if it.ctl {
+		return len(it.head)
+	}
 	if it.sids == nil {
 		return len(it.head) + 1
 	}
@@ -39,10 +59,15 @@ func (it outItem) size() int {
 // reads and writes the frames itself). Reads happen on a goroutine per
 // connection or, with epoll, on a worker when the poller finds the
 // connection readable (see poller and read.go). Writes go through a queue
-// bounded in bytes. The worker that queued frames writes them itself,
-// without blocking, once it has handled its message (see outbox); a writer
-// goroutine exists only while a socket is full or when frames are queued
-// from elsewhere.
+// bounded in bytes, control frames included. The worker that queued frames
+// writes them itself, without blocking, once it has handled its message
+// (see outbox); a writer goroutine exists only while a socket is full or
+// when frames are queued from elsewhere. No goroutine but that writer ever
+// waits for the socket.
+//
+// Closing: the close frame is the last item of the queue (closeLocked);
+// whoever writes it then ends the connection, at once if the peer has
+// closed or the server aborts it (endNow), else after closeGrace.
 type conn struct {
 	id   uint64
 	srv  *Server
@@ -51,6 +76,8 @@ type conn struct {
 	sock rawSock         // the socket once the server owns it (epoll mode)
 
 	lastRead  atomic.Int64 // Unix nanoseconds of the last message read
+	hbSlot    int32        // the heartbeat wheel's slot holding c, -1: none (under heartbeats.mu; a conn never added is found by identity)
+	hbIdx     int32        // c's index in it
 	ended     atomic.Bool  // finish has run or is running (set under readMu)
 	closeOnce sync.Once
 
@@ -69,24 +96,27 @@ type conn struct {
 	cmdTAT      int64    // the connection's command bucket (limits.go)
 	ip          *ipEntry // its source address's limits; nil: exempt
 
-	// wmu serialises writes to the socket (batches and control frames);
-	// wdeadline is the write deadline last set, under wmu. rest is the
-	// unwritten end of a batch the socket did not take at once: wmu stays
-	// locked from that write until the writer goroutine has written rest.
+	// wmu serialises writes to the socket; wdeadline is the write deadline
+	// last set, under wmu. rest is the unwritten end of a batch the socket
+	// did not take at once: wmu stays locked from that write until the
+	// writer goroutine has written rest.
 	wmu       sync.Mutex
 	wdeadline time.Time
 	tat       int64 // write pacing (pace.go): theoretical time of the next write; the writer's
 	rest      []byte
 	restBuf   *[]byte // rest's pooled buffer
+	restStat  batchStat
 
 	qmu         sync.Mutex
 	queue       []outItem
 	spare       []outItem
 	qbytes      int
 	writing     bool
-	closing     bool // accepts no more frames
-	closeCode   int  // close with this code once the queue is written
-	closeReason string
+	closing     atomic.Bool // accepts no more frames (stored under qmu; read anywhere)
+	closeQueued bool        // the close frame is queued (or written)
+	closeSent   bool        // the close frame is written
+	endNow      bool        // end the connection as soon as the close frame is written
+	slow        bool        // counted as a slow consumer
 }
 
 // enqueue queues a whole frame from any goroutine and makes sure a writer
@@ -122,20 +152,19 @@ func (c *conn) pushTo(to *conn, it outItem) {
 func (c *conn) queueItem(it outItem) (mustWrite bool) {
 	size := it.size()
 	c.qmu.Lock()
-	if c.closing {
+	if c.closing.Load() {
 		c.qmu.Unlock()
 		return false
 	}
 	if c.qbytes+size > c.srv.cfg.MaxQueueBytes {
 		// Drop what is queued; the writer finishes the message it is
-		// writing (its write has a deadline), then sends close 4008.
-		c.closing = true
-		c.queue, c.spare, c.qbytes = nil, nil, 0
-		c.closeCode, c.closeReason = closeSlowConsumer, "slow consumer"
-		mustWrite = c.claimWriterLocked()
+		// writing (within the write timeout), then sends close 4008.
+		mustWrite = c.closeLocked(closeSlowConsumer, "slow consumer", true)
+		counted := c.countSlowLocked()
 		c.qmu.Unlock()
-		c.srv.counters.slowConsumers.Add(1)
-		c.srv.logger.Info("slow consumer disconnected", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
+		if counted {
+			c.srv.logger.Info("slow consumer disconnected: queue full", "conn", c.id, "queued_bytes", c.srv.cfg.MaxQueueBytes)
+		}
 		return mustWrite
 	}
 	if c.queue == nil {
@@ -146,6 +175,38 @@ func (c *conn) queueItem(it outItem) (mustWrite bool) {
 	mustWrite = c.claimWriterLocked()
 	c.qmu.Unlock()
 	return mustWrite
+}
+
+// closeLocked makes the queue take no more frames and queues a close frame
+// (code, reason) as its last item, after what is queued or, with drop,
+// instead of it. It reports whether the caller has become the writer. A
+// connection already closing is left as it is. Called under qmu.
+func (c *conn) closeLocked(code int, reason string, drop bool) (mustWrite bool) {
+	if c.closing.Load() {
+		return false
+	}
+	c.closing.Store(true)
+	if drop {
+		c.srv.queues.put(c.queue)
+		c.srv.queues.put(c.spare)
+		c.queue, c.spare, c.qbytes = nil, nil, 0
+	}
+	it := controlItem(finClose, wsframe.AppendClosePayload(nil, code, reason))
+	c.queue = append(c.queue, it)
+	c.qbytes += it.size()
+	c.closeQueued = true
+	return c.claimWriterLocked()
+}
+
+// countSlowLocked counts c as a slow consumer, once; it reports whether
+// this call did. Called under qmu.
+func (c *conn) countSlowLocked() bool {
+	if c.slow {
+		return false
+	}
+	c.slow = true
+	c.srv.counters.slowConsumers.Add(1)
+	return true
 }
 
 // claimWriterLocked makes the caller the writer if there is none.
@@ -168,24 +229,32 @@ func (c *conn) startWriter() {
 func (c *conn) goAway(reason string, retry time.Duration, code int) {
 	frame := mux.AppendGoAway(nil, mux.GoAway{Reason: reason, RetryMS: retry.Milliseconds()})
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if c.closing {
+	if c.closing.Load() {
+		c.qmu.Unlock()
 		return
 	}
-	c.closing = true
-	c.closeCode, c.closeReason = code, reason
-	c.queue = append(c.queue, outItem{head: frame})
-	c.qbytes += len(frame)
-	if c.claimWriterLocked() {
+	it := outItem{head: frame}
+	c.queue = append(c.queue, it)
+	c.qbytes += it.size()
+	mustWrite := c.closeLocked(code, reason, false)
+	c.qmu.Unlock()
+	if mustWrite {
 		c.startWriter()
 	}
 }
 
-// abort closes the connection at once with a close code. The caller must
-// not hold c.readMu.
+// abort closes the connection at once with a close code: the close frame
+// is written if the socket takes it now (what was queued is dropped), and
+// the connection ends without waiting for it. The caller must not hold
+// c.readMu.
 func (c *conn) abort(code int, reason string) {
-	c.refuseFrames()
-	c.writeControl(finClose, wsframe.AppendClosePayload(nil, code, reason), 250*time.Millisecond)
+	c.qmu.Lock()
+	mustWrite := c.closeLocked(code, reason, true)
+	c.endNow = true
+	c.qmu.Unlock()
+	if mustWrite {
+		c.writeNow()
+	}
 	c.closeNow()
 }
 
@@ -224,14 +293,8 @@ func (c *conn) closeSocket() {
 // closing.
 func (c *conn) refuseFrames() {
 	c.qmu.Lock()
-	c.closing = true
+	c.closing.Store(true)
 	c.qmu.Unlock()
-}
-
-func (c *conn) isClosing() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.closing
 }
 
 // finish removes every session of the connection and closes it, once.
@@ -252,6 +315,7 @@ func (c *conn) finish() {
 	c.out = nil
 	c.sessions = nil
 	c.closeSocket()
+	c.srv.heartbeats.remove(c)
 	c.srv.hub.removeConn(c)
 	c.srv.ips.release(c.ip)
 	c.srv.counters.physical.Add(-1)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"time"
@@ -146,6 +145,9 @@ func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 		case wsframe.OpText:
 			c.lastRead.Store(time.Now().UnixNano())
 			c.srv.counters.bytesIn.Add(int64(len(msg)))
+			if c.closing.Load() {
+				continue // no reply could be sent: what it asks is not done
+			}
 			if out != nil {
 				c.handle(msg, out)
 			} else {
@@ -155,10 +157,7 @@ func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 		case wsframe.OpBinary:
 			return c.closeWith(wsframe.CloseUnsupported, "binary messages are not part of the protocol")
 		case wsframe.OpPing:
-			if !c.tryControl(wsframe.Fin|wsframe.OpPong, msg) {
-				p := bytes.Clone(msg) // msg is in the reader's buffer
-				c.srv.goAsync(func() { c.writeControl(wsframe.Fin|wsframe.OpPong, p, time.Second) })
-			}
+			c.pong(msg, out)
 		case wsframe.OpClose:
 			code, _, err := wsframe.ParseClose(msg)
 			if err != nil {
@@ -169,15 +168,41 @@ func (c *conn) process(data []byte, out *outbox, done chan struct{}) error {
 	}
 }
 
-// closeWith closes c with a close frame. When no write is under way it
-// writes the frame at once and returns errClosed: the reader then ends the
-// connection on its own goroutine (finish). Otherwise a goroutine waits
-// for the writer to send the frame, and it returns errClosing.
+// pong answers a WebSocket ping: the pong is queued like any frame (it
+// counts against the queue limit) and written without blocking, by the
+// caller's outbox (epoll mode: a worker) or at once (the reader goroutine).
+func (c *conn) pong(payload []byte, out *outbox) {
+	if c.closing.Load() {
+		return
+	}
+	if !c.queueItem(controlItem(wsframe.Fin|wsframe.OpPong, payload)) {
+		return
+	}
+	if out != nil {
+		out.add(c)
+	} else {
+		c.writeNow()
+	}
+}
+
+// closeWith closes c with a close frame (the peer's close, or a bad frame):
+// what is queued is dropped, the close frame is queued and, if the queue
+// was idle, written now without blocking. It returns errClosed when the
+// server's close frame had already gone out: the reader then ends the
+// connection on its own goroutine (finish). Otherwise it returns
+// errClosing: whoever writes the close frame ends the connection (at once:
+// the peer is done), or the writer's timeout does.
 func (c *conn) closeWith(code int, reason string) error {
-	c.refuseFrames()
-	if c.tryControl(finClose, wsframe.AppendClosePayload(nil, code, reason)) {
+	c.qmu.Lock()
+	mustWrite := c.closeLocked(code, reason, true)
+	sent := c.closeSent
+	c.endNow = true
+	c.qmu.Unlock()
+	if sent {
 		return errClosed
 	}
-	c.srv.goAsync(func() { c.abort(code, reason) })
+	if mustWrite {
+		c.writeNow()
+	}
 	return errClosing
 }

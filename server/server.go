@@ -54,6 +54,8 @@ type Server struct {
 	pacer        *pacer      // writes connections held back by their write pace
 	queues       queueArrays // recycled queue arrays
 
+	heartbeats heartbeats // finds silent connections (heartbeat.go)
+
 	serveOnce sync.Once
 	closeOnce sync.Once
 }
@@ -227,11 +229,11 @@ func (s *Server) Close() error {
 	return err
 }
 
-// runJanitor closes silent connections (every quarter of the heartbeat
+// runJanitor closes silent connections (within hbTick of the heartbeat
 // timeout), expires history and empty rooms (every minute at most) and
 // tells the store about deleted rooms (a few every 100 ms).
 func (s *Server) runJanitor(ctx context.Context) {
-	hb := time.NewTicker(max(s.cfg.HeartbeatTimeout/4, 10*time.Millisecond))
+	hb := time.NewTicker(hbTick(s.cfg.HeartbeatTimeout))
 	defer hb.Stop()
 	rooms := time.NewTicker(min(time.Minute, max(s.cfg.HistoryAge/10, time.Second)))
 	defer rooms.Stop()
@@ -297,6 +299,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.in.Limit, c.in.Masked = s.cfg.Limits.MaxMessageBytes, true
 	c.lastRead.Store(time.Now().UnixNano())
+	s.heartbeats.add(c, s.cfg.HeartbeatTimeout)
 	s.live.Add(1)
 	s.counters.physical.Add(1)
 	s.counters.byMode[modeUnknown].Add(1)
@@ -355,14 +358,17 @@ func (s *Server) afterFunc(d time.Duration, f func()) {
 	})
 }
 
-// sweepHeartbeats closes connections silent for longer than the heartbeat
-// timeout. Both read modes rely on it.
+// sweepHeartbeats closes connections silent for the heartbeat timeout or
+// longer: 4002 for an open one; one already closing whose close has not
+// ended it by then is closed at once. Both read modes rely on it. It looks
+// only at the connections due (see heartbeats).
 func (s *Server) sweepHeartbeats(now time.Time) {
-	limit := now.Add(-s.cfg.HeartbeatTimeout).UnixNano()
-	for _, c := range s.hub.allConns() {
-		if c.lastRead.Load() < limit && !c.isClosing() {
-			s.counters.hbTimeouts.Add(1)
-			c.abort(closeHeartbeat, "heartbeat timeout")
+	for _, c := range s.heartbeats.sweep(now, s.cfg.HeartbeatTimeout) {
+		if c.closing.Load() {
+			c.closeNow()
+			continue
 		}
+		s.counters.hbTimeouts.Add(1)
+		c.abort(closeHeartbeat, "heartbeat timeout")
 	}
 }

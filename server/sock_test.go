@@ -111,15 +111,16 @@ func fillSocket(t *testing.T, s *rawSock) int {
 	}
 }
 
-// writeWait waits for a full socket: up to its deadline, until the peer
-// reads (then everything arrives, in order), or until close.
+// writeWait waits for a full socket: until it has taken nothing for the
+// timeout (and returns what is left), until the peer reads (then
+// everything arrives, in order), or until close.
 func TestRawSockWriteWait(t *testing.T) {
 	s, _ := sockPair(t) // the client never reads
 	fillSocket(t, s)
 	more := bytes.Repeat([]byte{'b'}, 8<<20) // more than the socket's buffers can grow to
 	start := time.Now()
-	if err := s.writeWait(more, start.Add(100*time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("write to a full socket past its deadline: %v", err)
+	if rest, err := s.writeWait(more, 100*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) || len(rest) == 0 || len(rest) > len(more) {
+		t.Fatalf("write to a full socket past its timeout: %v, %d of %d bytes left", err, len(rest), len(more))
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("deadline of 100ms took %v", d)
@@ -133,7 +134,7 @@ func TestRawSockWriteWait(t *testing.T) {
 		b, _ := io.ReadAll(client2)
 		got <- b
 	}()
-	if err := s2.writeWait(tail, time.Now().Add(10*time.Second)); err != nil {
+	if _, err := s2.writeWait(tail, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	s2.close()
@@ -144,7 +145,7 @@ func TestRawSockWriteWait(t *testing.T) {
 
 	// close ends a waiting write at once.
 	done := make(chan error, 1)
-	go func() { done <- s.writeWait(more, time.Now().Add(10*time.Second)) }()
+	go func() { _, err := s.writeWait(more, 10*time.Second); done <- err }()
 	time.Sleep(50 * time.Millisecond)
 	s.close()
 	select {
@@ -163,7 +164,7 @@ func TestRawSockWriteRetry(t *testing.T) {
 	s, _ := sockPair(t) // the client never reads
 	fillSocket(t, s)
 	more := bytes.Repeat([]byte{'b'}, 8<<20)
-	if err := s.writeRetry(more, time.Now().Add(50*time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if rest, err := s.writeRetry(more, 50*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) || len(rest) == 0 {
 		t.Fatalf("retry on a full socket past its deadline: %v", err)
 	}
 
@@ -175,11 +176,76 @@ func TestRawSockWriteRetry(t *testing.T) {
 		got <- b
 	}()
 	tail := bytes.Repeat([]byte("0123456789"), 100_000)
-	if err := s2.writeRetry(tail, time.Now().Add(10*time.Second)); err != nil {
+	if _, err := s2.writeRetry(tail, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	s2.close()
 	if b := <-got; len(b) != filled+len(tail) || !bytes.Equal(b[filled:], tail) {
 		t.Fatalf("peer got %d bytes, want %d with the tail in order", len(b), filled+len(tail))
+	}
+}
+
+// slowReader reads 64 KiB every 10 ms from r until it ends, then sends
+// how much it read.
+func slowReader(r io.Reader, got chan<- int) {
+	buf := make([]byte, 64<<10)
+	total := 0
+	for {
+		n, err := io.ReadFull(r, buf)
+		total += n
+		if err != nil {
+			got <- total
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The write timeout is how long a full socket may take nothing, not how
+// long a whole write may take: a peer that reads slowly but steadily gets
+// everything, both with the server's own socket (epoll mode) and with the
+// runtime's (goroutine mode).
+func TestWriteWaitTimesOutOnlyWithoutProgress(t *testing.T) {
+	const wt = time.Second
+	payload := bytes.Repeat([]byte{'c'}, 16<<20) // 2.5 s or more at the reader's pace
+
+	s, client := sockPair(t)
+	filled := fillSocket(t, s)
+	got := make(chan int, 1)
+	go slowReader(client, got)
+	start := time.Now()
+	if rest, err := s.writeWait(payload, wt); err != nil {
+		t.Fatalf("raw socket: slow but steady reader cut off after %v: %v (%d bytes left)", time.Since(start), err, len(rest))
+	}
+	t.Logf("raw socket: %d bytes in %v", len(payload), time.Since(start))
+	s.close()
+	if n := <-got; n != filled+len(payload) {
+		t.Fatalf("raw socket: peer got %d bytes, want %d", n, filled+len(payload))
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client2.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &conn{nc: nc, raw: rawConnOf(nc)}
+	go slowReader(client2, got)
+	start = time.Now()
+	if rest, err := c.waitWrite(payload, wt); err != nil {
+		t.Fatalf("runtime socket: slow but steady reader cut off after %v: %v (%d bytes left)", time.Since(start), err, len(rest))
+	}
+	nc.Close()
+	if n := <-got; n != len(payload) {
+		t.Fatalf("runtime socket: peer got %d bytes, want %d", n, len(payload))
 	}
 }

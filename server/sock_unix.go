@@ -19,8 +19,8 @@ import (
 // connection lives, the runtime's poll descriptor with its two deadline
 // timers, a finalizer, the netFD and both addresses: about 700 bytes a
 // connection, more than the rest of an idle connection's state. Reads and
-// writes do not block; a write that has to wait (a full socket, a control
-// frame) waits on a short-lived duplicate of the descriptor that the
+// writes do not block; a writer goroutine that has to wait for a full
+// socket waits on a short-lived duplicate of the descriptor that the
 // runtime polls (writeWait).
 //
 // The descriptor is closed once close has been asked and no read, write or
@@ -138,43 +138,73 @@ func (s *rawSock) write(buf []byte) (rest []byte, err error) {
 	}
 }
 
-// writeWait writes all of buf, waiting for a full socket until deadline.
+// writeWait writes all of buf, waiting while the socket is full for as
+// long as it keeps taking bytes: it gives up with os.ErrDeadlineExceeded,
+// returning the unwritten rest, once the socket has taken nothing for wt.
 // The wait is the runtime's, on a duplicate of the descriptor made for it:
-// a goroutine parks, no thread blocks.
-func (s *rawSock) writeWait(buf []byte, deadline time.Time) error {
+// a goroutine parks, no thread blocks. Only a writer goroutine calls it.
+func (s *rawSock) writeWait(buf []byte, wt time.Duration) ([]byte, error) {
 	rest, err := s.write(buf)
 	if err != nil || len(rest) == 0 {
-		return err
+		return rest, err
 	}
 	if !s.acquire() {
-		return net.ErrClosed
+		return rest, net.ErrClosed
 	}
 	defer s.release()
 	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil { // out of descriptors: many sockets are full at once
-		return s.writeRetry(rest, deadline)
+		return s.writeRetry(rest, wt)
 	}
 	f := os.NewFile(uintptr(fd), "socket") // non-blocking: the runtime polls it
 	defer f.Close()
-	if err := f.SetWriteDeadline(deadline); err != nil {
-		return err
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return rest, err
 	}
-	_, err = f.Write(rest)
-	return err
+	var n int
+	var werr error
+	step := func(fd uintptr) bool { // one write; false: wait until writable
+		for {
+			n, werr = unix.Write(int(fd), rest)
+			if werr != unix.EINTR {
+				return werr != unix.EAGAIN
+			}
+		}
+	}
+	for len(rest) > 0 {
+		// Each write that takes bytes buys the socket another wt.
+		if err := f.SetWriteDeadline(time.Now().Add(wt)); err != nil {
+			return rest, err
+		}
+		if err := rc.Write(step); err != nil {
+			return rest, err
+		}
+		if werr != nil {
+			return rest, werr
+		}
+		rest = rest[n:]
+	}
+	return nil, nil
 }
 
-// writeRetry writes buf by trying again every few milliseconds until
-// deadline: the wait of writeWait when no descriptor is left for a
-// duplicate. A sleeping goroutine, still no blocked thread.
-func (s *rawSock) writeRetry(buf []byte, deadline time.Time) error {
+// writeRetry writes buf by trying again every few milliseconds until the
+// socket has taken nothing for wt: the wait of writeWait when no
+// descriptor is left for a duplicate. A sleeping goroutine, still no
+// blocked thread.
+func (s *rawSock) writeRetry(buf []byte, wt time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(wt)
 	for {
 		rest, err := s.write(buf)
 		if err != nil || len(rest) == 0 {
-			return err
+			return rest, err
+		}
+		if len(rest) < len(buf) {
+			deadline = time.Now().Add(wt)
 		}
 		buf = rest
 		if !time.Now().Before(deadline) {
-			return os.ErrDeadlineExceeded
+			return buf, os.ErrDeadlineExceeded
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -26,6 +26,7 @@ type counters struct {
 	bytesOut      atomic.Int64
 	wsMsgsOut     atomic.Int64
 	slowConsumers atomic.Int64
+	writeTimeouts atomic.Int64
 	socketFull    atomic.Int64
 	pacedWrites   atomic.Int64
 	handedOver    atomic.Int64
@@ -111,7 +112,8 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("bytes_in_total", "WebSocket payload bytes received.", &c.bytesIn)
 	counter("bytes_out_total", "WebSocket payload bytes sent.", &c.bytesOut)
 	counter("ws_messages_out_total", "WebSocket messages sent (each merges one or more frames).", &c.wsMsgsOut)
-	counter("slow_consumers_total", "Connections closed because their queue overflowed.", &c.slowConsumers)
+	counter("slow_consumers_total", "Connections closed as slow consumers: their queue overflowed, or their socket took nothing for the write timeout.", &c.slowConsumers)
+	counter("write_timeouts_total", "Connections closed because their socket took nothing for the write timeout (counted in slow_consumers_total too, unless their queue had overflowed first).", &c.writeTimeouts)
 	counter("socket_full_total", "Writes that found the socket's send buffer full and went on in a writer goroutine.", &c.socketFull)
 	counter("paced_writes_total", "Writes held back by the per-connection write pace, to merge the frames that follow.", &c.pacedWrites)
 	counter("writes_handed_over_total", "Connections a worker left to the pacer to write because more messages were waiting to be handled.", &c.handedOver)

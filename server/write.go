@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -42,9 +44,8 @@ func (c *conn) setWriteDeadline(now time.Time) error {
 // nextBatch takes queued frames off the queue, all of them up to
 // MaxQueueBytes (so a connection's writes never fall behind its queue
 // limit, however they are paced). When the queue is empty it gives up the
-// writer's role instead and returns the close code the connection is to be
-// closed with once its queue is written (0: none).
-func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) {
+// writer's role instead and returns nil.
+func (c *conn) nextBatch() (batch []outItem) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) == 0 {
@@ -53,7 +54,7 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 		c.srv.queues.put(c.queue)
 		c.srv.queues.put(c.spare)
 		c.queue, c.spare = nil, nil
-		return nil, c.closeCode, c.closeReason
+		return nil
 	}
 	n, bytes := 0, 0
 	for n < len(c.queue) {
@@ -68,21 +69,34 @@ func (c *conn) nextBatch() (batch []outItem, closeCode int, closeReason string) 
 	c.queue = append(c.spare[:0], c.queue[n:]...)
 	c.spare = nil // the batch's array becomes the spare once it is encoded
 	c.qbytes -= bytes
-	return batch, 0, ""
+	return batch
+}
+
+// batchStat is what one encoded batch holds.
+type batchStat struct {
+	frames, msgs, n int  // protocol frames, WebSocket text messages, their payload bytes
+	close           bool // the batch ends with the close frame
 }
 
 // encodeBatch frames batch in a pooled buffer (give it back with
 // putFrameBuf) as WebSocket text messages of up to MaxFramesPerWrite frames
-// and about MaxMessageBytes bytes each. It returns how many messages and
-// payload bytes it made.
-func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, msgs, n int) {
+// and about MaxMessageBytes bytes each, with the control frames among them
+// in their place.
+func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, st batchStat) {
 	cfg := &c.srv.cfg
 	bp = frameBufPool.Get().(*[]byte)
 	buf = (*bp)[:0]
 	whole := batch
 	for len(batch) > 0 {
+		if batch[0].ctl {
+			buf = append(buf, batch[0].head...)
+			st.close = batch[0].isClose()
+			batch[0] = outItem{}
+			batch = batch[1:]
+			continue
+		}
 		k, size := 0, -1 // frames in this message and its payload (with separators)
-		for k < len(batch) && k < cfg.MaxFramesPerWrite {
+		for k < len(batch) && k < cfg.MaxFramesPerWrite && !batch[k].ctl {
 			sz := batch[k].size() // includes one separator
 			if k > 0 && size+sz > cfg.Limits.MaxMessageBytes {
 				break
@@ -105,17 +119,18 @@ func (c *conn) encodeBatch(batch []outItem) (bp *[]byte, buf []byte, msgs, n int
 		}
 		clear(batch[:k]) // the queue's array is reused: drop its references
 		batch = batch[k:]
-		msgs++
-		n += size
+		st.frames += k
+		st.msgs++
+		st.n += size
 	}
 	c.qmu.Lock()
-	if c.spare == nil && !c.closing {
+	if c.spare == nil && !c.closing.Load() {
 		c.spare = whole[:0]
 	} else {
 		c.srv.queues.put(whole)
 	}
 	c.qmu.Unlock()
-	return bp, buf, msgs, n
+	return bp, buf, st
 }
 
 // queueArrays recycles the arrays of the connections' queues: an idle
@@ -156,28 +171,29 @@ func putFrameBuf(bp *[]byte, buf []byte) {
 	}
 }
 
-// wrote counts msgs written messages of frames frames and n payload bytes.
-func (c *conn) wrote(frames, msgs, n int) {
+// wrote counts what a written batch held.
+func (c *conn) wrote(st batchStat) {
 	ct := &c.srv.counters
-	ct.framesOut.Add(int64(frames))
-	ct.bytesOut.Add(int64(n))
-	ct.wsMsgsOut.Add(int64(msgs))
+	ct.framesOut.Add(int64(st.frames))
+	ct.bytesOut.Add(int64(st.n))
+	ct.wsMsgsOut.Add(int64(st.msgs))
 }
 
 // writeFailed ends a connection whose socket write failed.
 func (c *conn) writeFailed() {
 	c.qmu.Lock()
-	c.closing = true
+	c.closing.Store(true)
 	c.queue, c.spare, c.qbytes, c.writing = nil, nil, 0, false
 	c.qmu.Unlock()
-	c.closeAsync() // a worker may hold c.readMu here
+	c.closeAsync() // the writer may be the pacer or a worker: clean up elsewhere
 }
 
-// hasQueued reports whether frames wait in the queue.
-func (c *conn) hasQueued() bool {
+// mayPace reports whether frames wait that the write pace may hold back:
+// a close frame is never held back.
+func (c *conn) mayPace() bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	return len(c.queue) > 0
+	return len(c.queue) > 0 && !c.closeQueued
 }
 
 // maxInlineWrites bounds how many writes writeNow makes to one connection
@@ -189,7 +205,8 @@ const maxInlineWrites = 4
 // does not take whole, and a long queue, go on on a writer goroutine; a
 // connection past its write pace waits for the pacer (see pace.go). This
 // is how a worker writes what it queued: a delivery costs a write system
-// call, without a goroutine or a wake-up of another thread.
+// call, without a goroutine or a wake-up of another thread. The caller
+// must not hold c.readMu (writing the close frame may end the connection).
 func (c *conn) writeNow() {
 	if (c.nc != nil && c.raw == nil) || c.srv.cfg.WriteDelay > 0 {
 		c.startWriter()
@@ -197,18 +214,14 @@ func (c *conn) writeNow() {
 	}
 	for range maxInlineWrites {
 		now := c.srv.clock()
-		if at := c.paceAt(now); at != 0 && c.hasQueued() && c.srv.pacer.add(c, at, true) {
+		if at := c.paceAt(now); at != 0 && c.mayPace() && c.srv.pacer.add(c, at, true) {
 			return // the pacer writes c at its next turn, merging what comes meanwhile
 		}
-		batch, code, reason := c.nextBatch()
+		batch := c.nextBatch()
 		if batch == nil {
-			if code != 0 {
-				c.srv.goAsync(func() { c.sendClose(code, reason, time.Second) })
-			}
 			return
 		}
-		frames := len(batch)
-		bp, buf, msgs, n := c.encodeBatch(batch)
+		bp, buf, st := c.encodeBatch(batch)
 		c.wmu.Lock()
 		rest, err := c.tryWrite(buf)
 		if err != nil {
@@ -217,34 +230,45 @@ func (c *conn) writeNow() {
 			c.writeFailed()
 			return
 		}
-		c.wrote(frames, msgs, n)
 		c.paced(now)
 		if len(rest) > 0 {
 			// The socket is full: the writer goroutine writes the rest
 			// first and unlocks wmu (no frame may come in between).
-			c.rest, c.restBuf = rest, bp
+			c.rest, c.restBuf, c.restStat = rest, bp, st
 			c.srv.counters.socketFull.Add(1)
 			c.startWriter()
 			return
 		}
 		c.wmu.Unlock()
 		putFrameBuf(bp, buf)
+		c.wrote(st)
+		if st.close {
+			c.closeWritten()
+			return
+		}
 	}
 	c.startWriter()
 }
 
 // writeLoop is the writer goroutine: it writes the rest of a message
 // writeNow could not finish, then queued frames until the queue is empty,
-// blocking on a full socket up to the write timeout.
+// waiting for a full socket up to the write timeout.
 func (c *conn) writeLoop() {
 	defer c.srv.writers.Done()
 	if c.rest != nil { // handed over by writeNow, with wmu locked
-		err := c.writeBlocking(c.rest)
-		putFrameBuf(c.restBuf, c.rest)
-		c.rest, c.restBuf = nil, nil
-		c.wmu.Unlock()
+		rest, bp, st := c.rest, c.restBuf, c.restStat
+		c.rest, c.restBuf, c.restStat = nil, nil, batchStat{}
+		left, err := c.writeBlocking(rest)
 		if err != nil {
-			c.writeFailed()
+			c.writeError(err, left, st.close) // unlocks wmu
+			putFrameBuf(bp, rest)
+			return
+		}
+		c.wmu.Unlock()
+		putFrameBuf(bp, rest)
+		c.wrote(st)
+		if st.close {
+			c.closeWritten()
 			return
 		}
 	}
@@ -252,81 +276,89 @@ func (c *conn) writeLoop() {
 		time.Sleep(d)
 	}
 	for {
-		batch, code, reason := c.nextBatch()
+		batch := c.nextBatch()
 		if batch == nil {
-			if code != 0 {
-				c.sendClose(code, reason, time.Second)
-			}
 			return
 		}
-		frames := len(batch)
-		bp, buf, msgs, n := c.encodeBatch(batch)
+		bp, buf, st := c.encodeBatch(batch)
 		c.wmu.Lock()
-		err := c.writeBlocking(buf)
+		left, err := c.writeBlocking(buf)
+		if err != nil {
+			c.writeError(err, left, st.close) // unlocks wmu
+			putFrameBuf(bp, buf)
+			return
+		}
 		c.wmu.Unlock()
 		putFrameBuf(bp, buf)
-		if err != nil {
-			c.writeFailed()
+		c.wrote(st)
+		if st.close {
+			c.closeWritten()
 			return
 		}
-		c.wrote(frames, msgs, n)
 	}
 }
 
-// writeBlocking writes buf, waiting for a full socket up to the write
-// timeout. Called under wmu.
-func (c *conn) writeBlocking(buf []byte) error {
+// writeBlocking writes buf, waiting for a full socket as long as it keeps
+// taking bytes: it gives up, with os.ErrDeadlineExceeded and the unwritten
+// rest, once the socket has taken nothing for the write timeout. Called
+// under wmu, by a writer goroutine only.
+func (c *conn) writeBlocking(buf []byte) (rest []byte, err error) {
+	wt := c.srv.cfg.WriteTimeout
 	if c.nc == nil {
-		return c.sock.writeWait(buf, time.Now().Add(c.srv.cfg.WriteTimeout))
+		return c.sock.writeWait(buf, wt)
 	}
-	if err := c.setWriteDeadline(time.Now()); err != nil {
-		return err
+	if c.raw != nil {
+		return c.waitWrite(buf, wt)
 	}
-	_, err := c.nc.Write(buf)
-	return err
+	c.wdeadline = time.Now().Add(wt)
+	if err := c.nc.SetWriteDeadline(c.wdeadline); err != nil {
+		return buf, err
+	}
+	n, err := c.nc.Write(buf)
+	return buf[n:], err
 }
 
-// writeControl writes a control frame if the socket is free within wait
-// (a writer stuck on a full socket holds it; then the frame is skipped:
-// nothing could be delivered anyway).
-func (c *conn) writeControl(op byte, payload []byte, wait time.Duration) {
-	deadline := time.Now().Add(wait)
-	for !c.wmu.TryLock() {
-		if time.Now().After(deadline) {
-			return
+// writeError ends the connection after a failed blocking write (rest is
+// what it left unwritten; hadClose: the batch held the close frame), and
+// unlocks wmu. A socket that took nothing for the write timeout belongs to
+// a slow consumer: it is counted as one, and closed with 4008 if the rest
+// and the close frame still fit in the socket (they rarely do).
+func (c *conn) writeError(err error, rest []byte, hadClose bool) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.wmu.Unlock()
+		c.writeFailed()
+		return
+	}
+	c.srv.counters.writeTimeouts.Add(1)
+	c.qmu.Lock()
+	counted := c.countSlowLocked()
+	c.closing.Store(true)
+	c.queue, c.spare, c.qbytes = nil, nil, 0
+	c.qmu.Unlock()
+	if counted {
+		c.srv.logger.Info("slow consumer disconnected: write timeout", "conn", c.id, "write_timeout", c.srv.cfg.WriteTimeout)
+	}
+	if c.nc == nil || c.raw != nil {
+		if left, err := c.tryWrite(rest); err == nil && len(left) == 0 && !hadClose {
+			closeFrame := controlItem(finClose, wsframe.AppendClosePayload(nil, closeSlowConsumer, "slow consumer"))
+			_, _ = c.tryWrite(closeFrame.head)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	c.writeControlLocked(op, payload, deadline)
+	c.wmu.Unlock()
+	c.closeNow() // a writer goroutine holds nothing else
 }
 
-// tryControl writes a control frame if no other write is under way, and
-// reports whether it did. A worker uses it: it must not wait for a writer.
-func (c *conn) tryControl(op byte, payload []byte) bool {
-	if !c.wmu.TryLock() {
-		return false
+// closeWritten ends the connection once its close frame is written: at
+// once when its peer has closed or it is aborted, else once the peer has
+// had closeGrace to answer with its own close frame.
+func (c *conn) closeWritten() {
+	c.qmu.Lock()
+	c.closeSent = true
+	now := c.endNow
+	c.qmu.Unlock()
+	if now {
+		c.closeNow()
+	} else {
+		c.srv.afterFunc(closeGrace, c.closeNow)
 	}
-	c.writeControlLocked(op, payload, time.Now().Add(time.Second))
-	return true
-}
-
-// writeControlLocked writes a control frame and unlocks wmu.
-func (c *conn) writeControlLocked(op byte, payload []byte, deadline time.Time) {
-	defer c.wmu.Unlock()
-	frame := wsframe.AppendHeader(make([]byte, 0, len(payload)+2), op, len(payload))
-	frame = append(frame, payload...)
-	nc := c.nc
-	c.wdeadline = deadline
-	if nc == nil {
-		_ = c.sock.writeWait(frame, deadline)
-	} else if nc.SetWriteDeadline(deadline) == nil {
-		_, _ = nc.Write(frame)
-	}
-}
-
-// sendClose sends a close frame and closes the socket a moment later if the
-// peer has not answered by then.
-func (c *conn) sendClose(code int, reason string, wait time.Duration) {
-	c.writeControl(finClose, wsframe.AppendClosePayload(nil, code, reason), wait)
-	c.srv.afterFunc(wait, c.closeNow)
 }

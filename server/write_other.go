@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 )
 
 // rawConnOf returns nil: without non-blocking writes every queue is written
@@ -14,4 +15,9 @@ func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
 func (c *conn) tryWrite([]byte) ([]byte, error) {
 	return nil, errors.New("server: non-blocking writes are not supported on this system")
+}
+
+// waitWrite is not called: without a RawConn the writer uses net.Conn.Write.
+func (c *conn) waitWrite(buf []byte, _ time.Duration) ([]byte, error) {
+	return buf, errors.New("server: non-blocking writes are not supported on this system")
 }

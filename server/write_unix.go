@@ -75,3 +75,34 @@ func (w *rawWriter) write(fd uintptr) bool {
 		}
 	}
 }
+
+// waitWrite writes buf to the runtime's socket (goroutine mode), waiting
+// while it is full for as long as it keeps taking bytes: it gives up with
+// os.ErrDeadlineExceeded and the unwritten rest once the socket has taken
+// nothing for wt. Called under wmu, by a writer goroutine only.
+func (c *conn) waitWrite(buf []byte, wt time.Duration) ([]byte, error) {
+	var n int
+	var werr error
+	step := func(fd uintptr) bool { // one write; false: wait until writable
+		for {
+			n, werr = unix.Write(int(fd), buf)
+			if werr != unix.EINTR {
+				return werr != unix.EAGAIN
+			}
+		}
+	}
+	for len(buf) > 0 {
+		c.wdeadline = time.Now().Add(wt) // each write that takes bytes buys another wt
+		if err := c.nc.SetWriteDeadline(c.wdeadline); err != nil {
+			return buf, err
+		}
+		if err := c.raw.Write(step); err != nil {
+			return buf, err
+		}
+		if werr != nil {
+			return buf, werr
+		}
+		buf = buf[n:]
+	}
+	return nil, nil
+}
