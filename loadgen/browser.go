@@ -343,16 +343,22 @@ func (s *sock) sendMsg(p pending) {
 	}
 	body = append(body, `,"text":"`...)
 	body = appendText(body, e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
-	body = append(body, `","cid":"c`...)
-	body = strconv.AppendUint(body, uint64(t.gid), 10)
-	body = append(body, '-')
-	body = strconv.AppendUint(body, uint64(p.mseq), 10)
+	body = append(body, `","cid":"`...)
+	body = appendCid(body, t.gid, p.mseq)
 	body = append(body, `"}`...)
 	name := mux.CmdSend
 	if p.kind == cDM {
 		name = mux.CmdDM
 	}
 	s.cmd(p, name, body)
+}
+
+// appendCid appends the client id of message seq of tab gid.
+func appendCid(dst []byte, gid, seq uint32) []byte {
+	dst = append(dst, 'c')
+	dst = strconv.AppendUint(dst, uint64(gid), 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, uint64(seq), 10)
 }
 
 // takePending removes and returns the pending command with seq.
@@ -668,6 +674,7 @@ type reader struct {
 	s    *sock
 	push pushMsg
 	lat  []latRec
+	buf  []byte // scratch (the content of a message this generator sent)
 }
 
 type latRec struct {
@@ -785,6 +792,20 @@ func (r *reader) roomPush(p *pushMsg) {
 		}
 		r.deliver(tr, p.offset, p.epoch, p.text, true)
 	}
+	r.checkContent(room, p.epoch, p.offset, p.from, p.cid, rawString(p.text), len(p.sids))
+}
+
+// checkContent compares the content of (room, epoch, off) with what the
+// sender or an earlier receiver had under that number (contentTable); n is
+// the number of sessions the copy was for.
+func (r *reader) checkContent(room int32, epoch []byte, off uint64, from, cid, text []byte, n int) {
+	ct := r.s.b.e.content
+	if ct == nil {
+		return
+	}
+	if !ct.check(room, epoch, off, contentHash(from, cid, text), false) && n > 1 {
+		ct.mismatched.Add(int64(n - 1))
+	}
 }
 
 // deliver records one room message received by a tab (by push, or in a
@@ -847,6 +868,7 @@ func (r *reader) otherPush(f *mux.Frame) {
 				}
 			}
 		}
+		r.checkContent(room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), len(f.SIDs))
 	case mux.EvDM:
 		var m mux.DM
 		if mux.BodyOf(f.Body, &m) != nil {
@@ -928,7 +950,15 @@ func (r *reader) reply(f *mux.Frame) {
 		}
 		var sr mux.SendResp
 		if mux.BodyOf(f.Body, &sr) == nil {
-			e.noteSendReply(t.tracks[p.track].room, sr.Epoch, sr.Offset)
+			room := t.tracks[p.track].room
+			e.noteSendReply(room, sr.Epoch, sr.Offset)
+			if e.content != nil {
+				// What this tab sent, under the number the server gave it.
+				r.buf = appendText(r.buf[:0], e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+				n := len(r.buf)
+				r.buf = appendCid(r.buf, t.gid, p.mseq)
+				e.content.check(room, []byte(sr.Epoch), sr.Offset, contentHash([]byte(b.name), r.buf[n:], r.buf[:n]), true)
+			}
 		}
 	case cDM:
 		k := dmKey{sender: t.gid, seq: p.mseq}
@@ -1034,7 +1064,13 @@ func (r *reader) joined(t *tab, i int, jr *mux.JoinResp) {
 		tr.joined = true
 		tr.epoch = jr.Epoch
 		tr.from = jr.Top
-		return // messages in the reply are history, before the join point
+		// Messages in the reply are history, before the join point: not
+		// deliveries, but their content is checked all the same.
+		for k := range jr.Messages {
+			m := &jr.Messages[k]
+			r.checkContent(tr.room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), 1)
+		}
+		return
 	}
 	if jr.Epoch != tr.epoch {
 		r.newEpoch(tr, jr.Epoch, jr.Top)
@@ -1059,6 +1095,7 @@ func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
 	for k := range msgs {
 		m := &msgs[k]
 		r.deliver(tr, m.Offset, []byte(m.Epoch), []byte(m.Text), false)
+		r.checkContent(tr.room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), 1)
 		last = m.Offset
 	}
 	if more && last > 0 {

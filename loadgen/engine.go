@@ -35,9 +35,10 @@ type engine struct {
 	browsers []*browser
 	shards   []*shard
 
-	cnt counters
-	ver verifier
-	dms *dmTracker
+	cnt     counters
+	ver     verifier
+	dms     *dmTracker
+	content *contentTable // nil: content not checked (other protocols)
 
 	wire wire      // the protocol
 	sio  *sioState // socket.io only: what its verification needs
@@ -615,13 +616,16 @@ func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
 // ---- set-up ----
 
 func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{}}
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{},
+		content: newContentTable(sc.Rooms)}
 	switch sc.Protocol {
 	case ProtocolSocketIO:
+		e.content = nil // no offsets from the server
 		e.wire = sioWire{}
 		e.sio = newSioState(sc.Rooms)
 		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
 	case ProtocolCentrifugo:
+		e.content = nil // publications carry no sender or cid of ours
 		e.wire = &cfWire{}
 		e.dms = newDMTracker(false) // the target's personal channel: its sockets only
 	}

@@ -144,6 +144,10 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		}
 	}
 	run.Delivery = e.ver.delivery()
+	if e.content != nil {
+		run.Delivery.Mismatched = e.content.mismatched.Load()
+		notes["content_unchecked"] = e.content.unchecked.Load()
+	}
 	hs, above := mergeHists(e.allHists())
 	run.Latency = make(map[string]reports.Latency, nHist)
 	for i := range hs {
