@@ -100,6 +100,7 @@ type sock struct {
 	killed     bool // killed on purpose (conn-kill churn)
 	dead       bool // closed by the generator after a dead-link or failed attach
 	goaway     time.Duration
+	kicked     bool // told too_many_connections: the link ends and is not reconnected
 	seq        uint64
 	pend       []pending
 	ladder     *Ladder
@@ -570,6 +571,15 @@ func (s *sock) down(wasConn bool) {
 		return
 	}
 	b.disrupted(s.tabs...)
+	if s.kicked {
+		// The server closed this connection because the user has too many
+		// (its per-user cap). Reconnecting would only kick the next oldest
+		// one: like a browser, close its tabs instead, and count the kick.
+		s.kicked, s.goaway = false, 0
+		e.cnt.kicks.Add(1)
+		s.closeTabs()
+		return
+	}
 	if s.downAt == 0 {
 		s.downAt = now
 	}
@@ -611,6 +621,14 @@ func boolInt(b bool) int64 {
 func (s *sock) giveUp() {
 	e := s.b.e
 	e.cnt.err(eGaveUp)
+	s.closeTabs()
+	e.gaveUp.Add(1)
+}
+
+// closeTabs closes the tabs carried by s (their tracks are counted up to
+// what they received, excused) and stops the socket from reconnecting.
+func (s *sock) closeTabs() {
+	e := s.b.e
 	for _, t := range s.tabs {
 		if t.open {
 			t.open = false
@@ -623,7 +641,6 @@ func (s *sock) giveUp() {
 	}
 	s.pend = s.pend[:0]
 	s.closing = true
-	e.gaveUp.Add(1)
 }
 
 // resumed is called when every attach and join of a (re)connection has its
@@ -749,6 +766,9 @@ func (r *reader) frame(fr []byte) {
 			d = time.Second
 		}
 		s.goaway = d
+		if g.Reason == mux.GoAwayTooManyConns {
+			s.kicked = true
+		}
 	case mux.TypeError:
 		e.cnt.err(eErrorFrame)
 	}
@@ -1060,6 +1080,9 @@ func (r *reader) joined(t *tab, i int, jr *mux.JoinResp) {
 	e := r.s.b.e
 	tr := &t.tracks[i]
 	e.noteEpoch(tr.room, jr.Epoch, jr.Top)
+	if jr.Reset {
+		e.joinResets.Add(1)
+	}
 	if !tr.joined {
 		tr.joined = true
 		tr.epoch = jr.Epoch

@@ -49,6 +49,7 @@ type engine struct {
 
 	dmOffline, dmNotSent              atomic.Int64
 	epochResets, resumeResets, gaveUp atomic.Int64
+	joinResets                        atomic.Int64 // join replies with reset: true
 	dialFailures, refusedShutdown     atomic.Int64
 
 	stopping atomic.Bool

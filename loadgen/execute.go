@@ -165,6 +165,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		BytesIn:       e.cnt.bytesIn.Load(),
 		Errors:        e.cnt.errorsMap(),
 		Reconnects:    e.cnt.reconnectsMap(),
+		Kicks:         e.cnt.kicks.Load(),
+		Resets:        e.joinResets.Load(),
 	}
 	if dmo.Lost > 0 {
 		run.Counters.Errors["dm_lost"] = dmo.Lost

@@ -134,6 +134,7 @@ type counters struct {
 
 	steps      [4]atomic.Int64 // reconnect steps: retry, switch, refetch, give_up
 	goaways    atomic.Int64
+	kicks      atomic.Int64 // connections closed with too_many_connections
 	killed     atomic.Int64 // sockets killed on purpose
 	tabsClosed atomic.Int64 // tab churn closes
 }
