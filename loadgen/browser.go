@@ -42,6 +42,9 @@ type browser struct {
 	nextSid uint32
 	scratch []byte
 	gaveUp  bool
+	// lostAt is when the browser's first link was lost since it was last
+	// fully resumed (ns since start; 0: none), for HistResume.
+	lostAt int64
 }
 
 type tab struct {
@@ -106,6 +109,7 @@ type sock struct {
 	ladder     *Ladder
 	addr       int
 	downAt     int64 // ns since start when the link was lost (0 = up or never)
+	upAt       int64 // ns since start when the current link came up
 	resumeWait int   // attach/join replies still expected
 	hb, dead2  time.Duration
 	pingSeq    uint64
@@ -430,6 +434,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	l.gen = gen
 	s.link = l
 	s.up = true
+	s.upAt = e.now()
 	s.addr = addrIdx
 	s.lastRecv.Store(e.now())
 	s.setOutput(l)
@@ -583,9 +588,13 @@ func (s *sock) down(wasConn bool) {
 	if s.downAt == 0 {
 		s.downAt = now
 	}
+	if wasUp && b.lostAt == 0 {
+		b.lostAt = now
+	}
 	var step Step
 	switch {
 	case wasUp && s.goaway > 0:
+		e.faultCut(s) // a graceful stop says goaway first
 		e.cnt.goaways.Add(1)
 		step = Step{Name: reports.StepRetry, Addr: s.addr, Delay: s.goaway}
 		s.goaway = 0
@@ -593,7 +602,7 @@ func (s *sock) down(wasConn bool) {
 		s.killed = false
 		step = s.ladder.Failed(nil)
 	default:
-		if wasUp && !s.dead {
+		if wasUp && !s.dead && !e.faultCut(s) {
 			e.cnt.err(eLinkLost)
 		}
 		step = s.ladder.Failed(nil)
@@ -919,6 +928,9 @@ func (r *reader) reply(f *mux.Frame) {
 	p, ok := s.takePending(f.Seq)
 	if !ok {
 		return // a reply after its timeout
+	}
+	if b.lostAt != 0 {
+		defer r.checkResumed()
 	}
 	now := e.now()
 	lat := (now - p.issued) / 1000

@@ -39,6 +39,7 @@ type engine struct {
 	ver     verifier
 	dms     *dmTracker
 	content *contentTable // nil: content not checked (other protocols)
+	faults  faultState
 
 	wire wire      // the protocol
 	sio  *sioState // socket.io only: what its verification needs
@@ -643,6 +644,8 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 		e.rooms[i] = fmt.Sprintf("lg%s%s-%d", e.tag, modeLetter, i)
 		e.roomIdx[e.rooms[i]] = int32(i)
 	}
+	e.faults.cur.Store(-1)
+	e.faults.links = make([]atomic.Int64, len(o.faults))
 	e.tops = make([]atomic.Uint64, sc.Rooms)
 	e.epochs = make([]string, sc.Rooms)
 

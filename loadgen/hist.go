@@ -19,12 +19,13 @@ const (
 	hAttach
 	hHeartbeat
 	hReconnect
+	hResume
 	nHist
 )
 
 var histNames = [nHist]string{
 	reports.HistDelivery, reports.HistDM, reports.HistReply, reports.HistConnect,
-	reports.HistAttach, reports.HistHeartbeat, reports.HistReconnect,
+	reports.HistAttach, reports.HistHeartbeat, reports.HistReconnect, reports.HistResume,
 }
 
 // hists is one shard's set of latency histograms (values in µs, 1 µs..60 s,
