@@ -72,7 +72,9 @@ func WithLogf(f func(format string, args ...any)) Option { return func(o *option
 
 // WithServerPID names the target's process (a local server): its CPU time
 // and peak RSS during each run go into the result's server_process.
-func WithServerPID(pid int) Option { return func(o *options) { o.serverPID = func() int { return pid } } }
+func WithServerPID(pid int) Option {
+	return func(o *options) { o.serverPID = func() int { return pid } }
+}
 
 // WithServerPIDFunc is WithServerPID for a server whose process may change
 // during the run (one restarted by a fault): pid names the current one.
