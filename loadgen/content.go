@@ -101,10 +101,10 @@ func rawString(raw []byte) []byte {
 
 // window returns the window of epoch in rc, taking over the least recently
 // used one for a new epoch (rc.mu held).
-func (rc *roomContent) window(epoch string) *epochWindow {
+func (rc *roomContent) window(epoch []byte) *epochWindow {
 	rc.clock++
 	for i := range rc.win {
-		if w := &rc.win[i]; w.ring != nil && w.epoch == epoch {
+		if w := &rc.win[i]; w.ring != nil && w.epoch == string(epoch) { // no allocation
 			w.used = rc.clock
 			return w
 		}
@@ -113,7 +113,7 @@ func (rc *roomContent) window(epoch string) *epochWindow {
 	if rc.win[1].used < w.used {
 		w = &rc.win[1]
 	}
-	*w = epochWindow{epoch: epoch, ring: make([]contentEntry, 64), used: rc.clock}
+	*w = epochWindow{epoch: string(epoch), ring: make([]contentEntry, 64), used: rc.clock}
 	return w
 }
 
@@ -159,7 +159,7 @@ func (ct *contentTable) check(room int32, epoch []byte, off, h uint64, sender bo
 	rc := &ct.rooms[room]
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	w := rc.window(string(epoch))
+	w := rc.window(epoch)
 	e := w.slot(off)
 	if e == nil {
 		ct.unchecked.Add(1)

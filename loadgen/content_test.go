@@ -91,3 +91,16 @@ func TestContentHash(t *testing.T) {
 		t.Fatal("scanner and decoder disagree")
 	}
 }
+
+// The check of a push (every delivery goes through it) allocates nothing.
+func TestContentCheckAllocs(t *testing.T) {
+	ct := newContentTable(1)
+	ep, from, cid, text := []byte("epoch-1"), []byte("bob"), []byte("c1-1"), []byte("x:1:1:1|....")
+	off := uint64(0)
+	if n := testing.AllocsPerRun(1000, func() {
+		off++
+		ct.check(0, ep, off, contentHash(from, cid, text), false)
+	}); n > 0.05 { // the window's growth, amortised
+		t.Fatalf("%.2f allocations per check", n)
+	}
+}
