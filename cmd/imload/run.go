@@ -55,6 +55,17 @@ With no --target, imload run starts "imload serve --memory" (this binary) as a
 child process on a free loopback port, samples its CPU and memory for the
 report, and stops it at the end.
 
+Faults on demand (local server only): --crash-server-at 20s kills it with
+SIGKILL 20 s into each run, --restart-server-at 20s stops it with SIGTERM;
+either way it is started again on the same address and data directory
+--restart-delay later (the local server then runs with --server-data, or a
+temporary data directory). The links it cuts count as reconnects, not errors;
+the report shows the time until every browser has resumed every room, and
+the resets. Every delivery's content (sender, cid, text) is checked too: two
+different messages under one offset count as mismatched and fail the run. A
+connection the server kicks (too_many_connections) is not reconnected; kicks
+fail the run.
+
 Results go to --out (default ./imload-reports/<time>/): result.json (with
 every histogram, mergeable across machines), report.html, summary.txt,
 .hgrm percentile files; the summary is printed at the end. The exit code is 1
@@ -66,6 +77,7 @@ Examples:
   imload run --clients 200 --duration 10s --mode shared
   imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
   imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
+  imload run --clients 200 --duration 30s --crash-server-at 20s
   imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
   imload run --protocol centrifugo --target ws://127.0.0.1:8000 --clients 1000 --tabs 1
 
