@@ -145,3 +145,23 @@ func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// The fault flags are refused with a --target (only the local server can be
+// restarted), negative, or outside the run.
+func TestRunFaultFlags(t *testing.T) {
+	if _, _, err := runCLI(t, "run", "--target", "ws://127.0.0.1:1/ws", "--crash-server-at", "2s"); err == nil ||
+		!strings.Contains(err.Error(), "leave out --target") {
+		t.Errorf("with --target: %v", err)
+	}
+	if _, _, err := runCLI(t, "run", "--restart-server-at", "2s", "--restart-delay", "-1s"); err == nil ||
+		!strings.Contains(err.Error(), "negative") {
+		t.Errorf("negative delay: %v", err)
+	}
+	if _, err := (faultFlags{crashAt: 5 * time.Second, restartAt: 2 * time.Second, delay: time.Second}).list(false); err != nil {
+		t.Fatal(err)
+	}
+	fl, _ := (faultFlags{crashAt: 5 * time.Second, restartAt: 2 * time.Second, delay: time.Second}).list(false)
+	if len(fl) != 2 || fl[0].Kind != reports.FaultRestart || fl[1].Kind != reports.FaultCrash {
+		t.Errorf("faults %+v, want the restart (2 s) before the crash (5 s)", fl)
+	}
+}
