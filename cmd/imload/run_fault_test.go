@@ -12,9 +12,9 @@ import (
 	"imload/reports"
 )
 
-// buildImload builds the imload binary into a temporary directory: imload
+// buildRunBinary builds the imload binary into a temporary directory: imload
 // run starts its local server from its own executable.
-func buildImload(t *testing.T) string {
+func buildRunBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -70,7 +70,7 @@ func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr st
 // 12, finding 1): against a server that acknowledges before its SQLite writer
 // commits, it fails with mismatched and duplicated messages.
 func TestRunFaults(t *testing.T) {
-	bin := buildImload(t)
+	bin := buildRunBinary(t)
 	for _, c := range []struct {
 		name, flag, kind, mode string
 	}{
@@ -125,7 +125,7 @@ func TestRunFaults(t *testing.T) {
 // reconnect it (that kicked the next oldest, 67 kicks in 22 s, and the run
 // said PASS): 5 kicks, shown, and a failed run.
 func TestRunKicksFail(t *testing.T) {
-	bin := buildImload(t)
+	bin := buildRunBinary(t)
 	out := filepath.Join(t.TempDir(), "out")
 	stdout, _, code, res := runBinary(t, bin, out, "run", "--mode", "per-tab", "--tabs", "17", "--clients", "5",
 		"--duration", "4s", "--ramp", "1s")
