@@ -42,6 +42,9 @@ type browser struct {
 	nextSid uint32
 	scratch []byte
 	gaveUp  bool
+	// lostAt is when the browser's first link was lost since it was last
+	// fully resumed (ns since start; 0: none), for HistResume.
+	lostAt int64
 }
 
 type tab struct {
@@ -100,11 +103,13 @@ type sock struct {
 	killed     bool // killed on purpose (conn-kill churn)
 	dead       bool // closed by the generator after a dead-link or failed attach
 	goaway     time.Duration
+	kicked     bool // told too_many_connections: the link ends and is not reconnected
 	seq        uint64
 	pend       []pending
 	ladder     *Ladder
 	addr       int
 	downAt     int64 // ns since start when the link was lost (0 = up or never)
+	upAt       int64 // ns since start when the current link came up
 	resumeWait int   // attach/join replies still expected
 	hb, dead2  time.Duration
 	pingSeq    uint64
@@ -343,16 +348,22 @@ func (s *sock) sendMsg(p pending) {
 	}
 	body = append(body, `,"text":"`...)
 	body = appendText(body, e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
-	body = append(body, `","cid":"c`...)
-	body = strconv.AppendUint(body, uint64(t.gid), 10)
-	body = append(body, '-')
-	body = strconv.AppendUint(body, uint64(p.mseq), 10)
+	body = append(body, `","cid":"`...)
+	body = appendCid(body, t.gid, p.mseq)
 	body = append(body, `"}`...)
 	name := mux.CmdSend
 	if p.kind == cDM {
 		name = mux.CmdDM
 	}
 	s.cmd(p, name, body)
+}
+
+// appendCid appends the client id of message seq of tab gid.
+func appendCid(dst []byte, gid, seq uint32) []byte {
+	dst = append(dst, 'c')
+	dst = strconv.AppendUint(dst, uint64(gid), 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, uint64(seq), 10)
 }
 
 // takePending removes and returns the pending command with seq.
@@ -423,6 +434,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	l.gen = gen
 	s.link = l
 	s.up = true
+	s.upAt = e.now()
 	s.addr = addrIdx
 	s.lastRecv.Store(e.now())
 	s.setOutput(l)
@@ -564,12 +576,25 @@ func (s *sock) down(wasConn bool) {
 		return
 	}
 	b.disrupted(s.tabs...)
+	if s.kicked {
+		// The server closed this connection because the user has too many
+		// (its per-user cap). Reconnecting would only kick the next oldest
+		// one: like a browser, close its tabs instead, and count the kick.
+		s.kicked, s.goaway = false, 0
+		e.cnt.kicks.Add(1)
+		s.closeTabs()
+		return
+	}
 	if s.downAt == 0 {
 		s.downAt = now
+	}
+	if wasUp && b.lostAt == 0 {
+		b.lostAt = now
 	}
 	var step Step
 	switch {
 	case wasUp && s.goaway > 0:
+		e.faultCut(s) // a graceful stop says goaway first
 		e.cnt.goaways.Add(1)
 		step = Step{Name: reports.StepRetry, Addr: s.addr, Delay: s.goaway}
 		s.goaway = 0
@@ -577,7 +602,7 @@ func (s *sock) down(wasConn bool) {
 		s.killed = false
 		step = s.ladder.Failed(nil)
 	default:
-		if wasUp && !s.dead {
+		if wasUp && !s.dead && !e.faultCut(s) {
 			e.cnt.err(eLinkLost)
 		}
 		step = s.ladder.Failed(nil)
@@ -605,6 +630,14 @@ func boolInt(b bool) int64 {
 func (s *sock) giveUp() {
 	e := s.b.e
 	e.cnt.err(eGaveUp)
+	s.closeTabs()
+	e.gaveUp.Add(1)
+}
+
+// closeTabs closes the tabs carried by s (their tracks are counted up to
+// what they received, excused) and stops the socket from reconnecting.
+func (s *sock) closeTabs() {
+	e := s.b.e
 	for _, t := range s.tabs {
 		if t.open {
 			t.open = false
@@ -617,7 +650,6 @@ func (s *sock) giveUp() {
 	}
 	s.pend = s.pend[:0]
 	s.closing = true
-	e.gaveUp.Add(1)
 }
 
 // resumed is called when every attach and join of a (re)connection has its
@@ -668,6 +700,7 @@ type reader struct {
 	s    *sock
 	push pushMsg
 	lat  []latRec
+	buf  []byte // scratch (the content of a message this generator sent)
 }
 
 type latRec struct {
@@ -742,6 +775,9 @@ func (r *reader) frame(fr []byte) {
 			d = time.Second
 		}
 		s.goaway = d
+		if g.Reason == mux.GoAwayTooManyConns {
+			s.kicked = true
+		}
 	case mux.TypeError:
 		e.cnt.err(eErrorFrame)
 	}
@@ -784,6 +820,20 @@ func (r *reader) roomPush(p *pushMsg) {
 			continue
 		}
 		r.deliver(tr, p.offset, p.epoch, p.text, true)
+	}
+	r.checkContent(room, p.epoch, p.offset, p.from, p.cid, rawString(p.text), len(p.sids))
+}
+
+// checkContent compares the content of (room, epoch, off) with what the
+// sender or an earlier receiver had under that number (contentTable); n is
+// the number of sessions the copy was for.
+func (r *reader) checkContent(room int32, epoch []byte, off uint64, from, cid, text []byte, n int) {
+	ct := r.s.b.e.content
+	if ct == nil {
+		return
+	}
+	if !ct.check(room, epoch, off, contentHash(from, cid, text), false) && n > 1 {
+		ct.mismatched.Add(int64(n - 1))
 	}
 }
 
@@ -847,6 +897,7 @@ func (r *reader) otherPush(f *mux.Frame) {
 				}
 			}
 		}
+		r.checkContent(room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), len(f.SIDs))
 	case mux.EvDM:
 		var m mux.DM
 		if mux.BodyOf(f.Body, &m) != nil {
@@ -877,6 +928,9 @@ func (r *reader) reply(f *mux.Frame) {
 	p, ok := s.takePending(f.Seq)
 	if !ok {
 		return // a reply after its timeout
+	}
+	if b.lostAt != 0 {
+		defer r.checkResumed()
 	}
 	now := e.now()
 	lat := (now - p.issued) / 1000
@@ -928,7 +982,15 @@ func (r *reader) reply(f *mux.Frame) {
 		}
 		var sr mux.SendResp
 		if mux.BodyOf(f.Body, &sr) == nil {
-			e.noteSendReply(t.tracks[p.track].room, sr.Epoch, sr.Offset)
+			room := t.tracks[p.track].room
+			e.noteSendReply(room, sr.Epoch, sr.Offset)
+			if e.content != nil {
+				// What this tab sent, under the number the server gave it.
+				r.buf = appendText(r.buf[:0], e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+				n := len(r.buf)
+				r.buf = appendCid(r.buf, t.gid, p.mseq)
+				e.content.check(room, []byte(sr.Epoch), sr.Offset, contentHash([]byte(b.name), r.buf[n:], r.buf[:n]), true)
+			}
 		}
 	case cDM:
 		k := dmKey{sender: t.gid, seq: p.mseq}
@@ -1030,11 +1092,20 @@ func (r *reader) joined(t *tab, i int, jr *mux.JoinResp) {
 	e := r.s.b.e
 	tr := &t.tracks[i]
 	e.noteEpoch(tr.room, jr.Epoch, jr.Top)
+	if jr.Reset {
+		e.joinResets.Add(1)
+	}
 	if !tr.joined {
 		tr.joined = true
 		tr.epoch = jr.Epoch
 		tr.from = jr.Top
-		return // messages in the reply are history, before the join point
+		// Messages in the reply are history, before the join point: not
+		// deliveries, but their content is checked all the same.
+		for k := range jr.Messages {
+			m := &jr.Messages[k]
+			r.checkContent(tr.room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), 1)
+		}
+		return
 	}
 	if jr.Epoch != tr.epoch {
 		r.newEpoch(tr, jr.Epoch, jr.Top)
@@ -1059,6 +1130,7 @@ func (r *reader) page(t *tab, i int, msgs []mux.Message, more bool) {
 	for k := range msgs {
 		m := &msgs[k]
 		r.deliver(tr, m.Offset, []byte(m.Epoch), []byte(m.Text), false)
+		r.checkContent(tr.room, []byte(m.Epoch), m.Offset, []byte(m.From), []byte(m.CID), []byte(m.Text), 1)
 		last = m.Offset
 	}
 	if more && last > 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -17,10 +18,25 @@ import (
 // target is given. It is a separate process, not a goroutine, because the
 // open-files limit is per process: 15,000 client sockets and 15,000 server
 // sockets do not fit under one limit of 20,000.
+//
+// A Child can be stopped and started again on the same address and data
+// directory (Fault, Restart): the faults on demand of `imload run`. Its
+// methods are safe for concurrent use.
 type Child struct {
+	URL string // http://127.0.0.1:PORT
+	WS  string // ws://127.0.0.1:PORT/ws
+
+	exe  string
+	cfg  ChildConfig
+	addr string // 127.0.0.1:PORT, bound by the first start
+
+	mu sync.Mutex
+	p  *childProc // the current process
+}
+
+// childProc is one process of a Child.
+type childProc struct {
 	cmd  *exec.Cmd
-	URL  string // http://127.0.0.1:PORT
-	WS   string // ws://127.0.0.1:PORT/ws
 	done chan struct{}
 	err  error
 }
@@ -29,16 +45,20 @@ type Child struct {
 type ChildConfig struct {
 	// Exe is the imload binary (default: this executable).
 	Exe string
-	// Args are extra arguments after `serve --addr 127.0.0.1:0 --memory`.
+	// Args are extra arguments after `serve --addr 127.0.0.1:0 --memory`
+	// (or `--data DataDir`).
 	Args []string
+	// DataDir, when set, is the server's data directory (--data) instead
+	// of --memory: what a restart needs to keep history.
+	DataDir string
 	// Stderr receives the server's logs (default: discarded).
 	Stderr io.Writer
 	// StartTimeout bounds the wait for the "listening on" line.
 	StartTimeout time.Duration
 }
 
-// StartChild starts `imload serve --addr 127.0.0.1:0 --memory` and waits for
-// its "listening on http://HOST:PORT" line.
+// StartChild starts `imload serve --addr 127.0.0.1:0 --memory` (or --data
+// DataDir) and waits for its "listening on http://HOST:PORT" line.
 func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 	exe := cfg.Exe
 	if exe == "" {
@@ -50,18 +70,37 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 15 * time.Second
 	}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--memory"}, cfg.Args...)
-	cmd := exec.Command(exe, args...)
+	c := &Child{exe: exe, cfg: cfg}
+	p, url, err := c.start(ctx, "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c.p = p
+	c.URL = url
+	c.addr = strings.TrimPrefix(url, "http://")
+	c.WS = "ws://" + c.addr + "/ws"
+	return c, nil
+}
+
+// start runs one server process on addr and waits until it listens.
+func (c *Child) start(ctx context.Context, addr string) (*childProc, string, error) {
+	cfg := c.cfg
+	store := []string{"--memory"}
+	if cfg.DataDir != "" {
+		store = []string{"--data", cfg.DataDir}
+	}
+	args := append(append([]string{"serve", "--addr", addr}, store...), cfg.Args...)
+	cmd := exec.Command(c.exe, args...)
 	cmd.Stderr = cfg.Stderr
 	cmd.SysProcAttr = childProcAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s serve: %w", exe, err)
+		return nil, "", fmt.Errorf("start %s serve: %w", c.exe, err)
 	}
-	c := &Child{cmd: cmd, done: make(chan struct{})}
+	p := &childProc{cmd: cmd, done: make(chan struct{})}
 	lines := make(chan string, 1)
 	go func() {
 		br := bufio.NewReader(out)
@@ -74,8 +113,8 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 		io.Copy(io.Discard, br) // keep the pipe drained
 	}()
 	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
@@ -83,56 +122,115 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 	case line, ok := <-lines:
 		const prefix = "listening on "
 		if !ok || !strings.HasPrefix(line, prefix) {
-			c.Stop(5 * time.Second)
+			p.stop(5 * time.Second)
 			if !ok {
-				return nil, fmt.Errorf("imload serve exited before it was ready (%v); run `%s serve --memory` to see why", c.err, exe)
+				<-p.done
+				return nil, "", fmt.Errorf("imload serve exited before it was ready (%v); run `%s serve --memory` to see why", p.err, c.exe)
 			}
-			return nil, fmt.Errorf("imload serve printed %q, want \"listening on http://…\"", line)
+			return nil, "", fmt.Errorf("imload serve printed %q, want \"listening on http://…\"", line)
 		}
-		c.URL = strings.TrimPrefix(line, prefix)
-		c.WS = "ws://" + strings.TrimPrefix(c.URL, "http://") + "/ws"
-		return c, nil
+		return p, strings.TrimPrefix(line, prefix), nil
 	case <-timer.C:
-		c.Stop(5 * time.Second)
-		return nil, fmt.Errorf("imload serve did not say it was listening within %s", cfg.StartTimeout)
+		p.stop(5 * time.Second)
+		return nil, "", fmt.Errorf("imload serve did not say it was listening within %s", cfg.StartTimeout)
 	case <-ctx.Done():
-		c.Stop(5 * time.Second)
-		return nil, ctx.Err()
+		p.stop(5 * time.Second)
+		return nil, "", ctx.Err()
 	}
 }
 
-// PID returns the server's process id.
-func (c *Child) PID() int { return c.cmd.Process.Pid }
+// PID returns the current server process's id (it changes at a restart).
+func (c *Child) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p.cmd.Process.Pid
+}
 
-// Done is closed when the process has exited.
-func (c *Child) Done() <-chan struct{} { return c.done }
+// Done is closed when the current process has exited.
+func (c *Child) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p.done
+}
 
 // Stop asks the server to shut down gracefully (SIGTERM) and kills it
 // (SIGKILL) if it has not exited after timeout. It returns the process's
 // exit error, if any other than the signals sent.
 func (c *Child) Stop(timeout time.Duration) error {
+	c.mu.Lock()
+	p := c.p
+	c.mu.Unlock()
+	return p.stop(timeout)
+}
+
+// Kill stops the server at once with SIGKILL (a crash: nothing flushed,
+// no goaway) and waits until it has exited.
+func (c *Child) Kill() {
+	c.mu.Lock()
+	p := c.p
+	c.mu.Unlock()
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Restart starts the server again on the same address, data directory and
+// arguments, after the current process has exited (after Kill or Stop). A
+// port still held for a moment is retried for up to 10 s.
+func (c *Child) Restart(ctx context.Context) error {
+	c.mu.Lock()
+	old := c.p
+	c.mu.Unlock()
 	select {
-	case <-c.done:
-		return c.exitErr()
+	case <-old.done:
+	default:
+		return errors.New("restart: the server is still running")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, url, err := c.start(ctx, c.addr)
+		if err == nil {
+			if url != c.URL {
+				p.stop(5 * time.Second)
+				return fmt.Errorf("restart: the server listens on %s, not %s", url, c.URL)
+			}
+			c.mu.Lock()
+			c.p = p
+			c.mu.Unlock()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("restart on %s: %w", c.addr, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (p *childProc) stop(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.exitErr()
 	default:
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-c.done:
-		return c.exitErr()
+	case <-p.done:
+		return p.exitErr()
 	case <-time.After(timeout):
 	}
-	_ = c.cmd.Process.Kill()
-	<-c.done
+	_ = p.cmd.Process.Kill()
+	<-p.done
 	return fmt.Errorf("imload serve did not stop within %s after SIGTERM and was killed", timeout)
 }
 
-func (c *Child) exitErr() error {
+func (p *childProc) exitErr() error {
 	var ee *exec.ExitError
-	if errors.As(c.err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+	if errors.As(p.err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL) {
 			return nil
 		}
 	}
-	return c.err
+	return p.err
 }

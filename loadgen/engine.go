@@ -35,9 +35,11 @@ type engine struct {
 	browsers []*browser
 	shards   []*shard
 
-	cnt counters
-	ver verifier
-	dms *dmTracker
+	cnt     counters
+	ver     verifier
+	dms     *dmTracker
+	content *contentTable // nil: content not checked (other protocols)
+	faults  faultState
 
 	wire wire      // the protocol
 	sio  *sioState // socket.io only: what its verification needs
@@ -48,6 +50,7 @@ type engine struct {
 
 	dmOffline, dmNotSent              atomic.Int64
 	epochResets, resumeResets, gaveUp atomic.Int64
+	joinResets                        atomic.Int64 // join replies with reset: true
 	dialFailures, refusedShutdown     atomic.Int64
 
 	stopping atomic.Bool
@@ -615,13 +618,16 @@ func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
 // ---- set-up ----
 
 func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{}}
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{},
+		content: newContentTable(sc.Rooms)}
 	switch sc.Protocol {
 	case ProtocolSocketIO:
+		e.content = nil // no offsets from the server
 		e.wire = sioWire{}
 		e.sio = newSioState(sc.Rooms)
 		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
 	case ProtocolCentrifugo:
+		e.content = nil // publications carry no sender or cid of ours
 		e.wire = &cfWire{}
 		e.dms = newDMTracker(false) // the target's personal channel: its sockets only
 	}
@@ -638,6 +644,8 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 		e.rooms[i] = fmt.Sprintf("lg%s%s-%d", e.tag, modeLetter, i)
 		e.roomIdx[e.rooms[i]] = int32(i)
 	}
+	e.faults.cur.Store(-1)
+	e.faults.links = make([]atomic.Int64, len(o.faults))
 	e.tops = make([]atomic.Uint64, sc.Rooms)
 	e.epochs = make([]string, sc.Rooms)
 

@@ -41,8 +41,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	self := watchProc(0)
 	var server *procWatch
-	if e.o.serverPID > 0 {
-		server = watchProc(e.o.serverPID)
+	if e.o.serverPID != nil {
+		server = watchProcOf(e.o.serverPID)
 	}
 	ser := newSeries(e)
 	serStop := make(chan struct{})
@@ -76,12 +76,20 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		sh.add(event{at: int64(sc.Ramp) + int64(PoissonPacer{sc.ConnKill}.Next(sh.rng)), kind: evKill})
 	}
 
+	// Faults on demand.
+	faultStop := make(chan struct{})
+	faultDone := make(chan struct{})
+	go func() { defer close(faultDone); e.injectFaults(ctx, faultStop) }()
+
 	// Chat until the end or until interrupted.
 	total := sc.Ramp + sc.Duration
 	select {
 	case <-ctx.Done():
 	case <-time.After(total - time.Since(e.t0)):
 	}
+	// A fault under way ends with its restart before the drain.
+	close(faultStop)
+	<-faultDone
 	e.sending.Store(false)
 	ser.setPhase("drain")
 	drain := sc.Drain
@@ -137,13 +145,19 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		run.ServerStatsPeak = peak
 		// Deltas only when the server did not restart meanwhile (its
 		// counters start again from zero).
-		if first != nil && last != nil && statNum(last, "uptime_seconds") >= statNum(first, "uptime_seconds") {
+		// (nor when a fault restarted it: its uptime may have caught up).
+		if first != nil && last != nil && len(e.o.faults) == 0 && statNum(last, "uptime_seconds") >= statNum(first, "uptime_seconds") {
 			for _, k := range []string{"messages_in", "messages_out", "dms_in", "dms_out"} {
 				notes["server_"+k] = int64(statNum(last, k) - statNum(first, k))
 			}
 		}
 	}
+	run.Faults = e.faultResults()
 	run.Delivery = e.ver.delivery()
+	if e.content != nil {
+		run.Delivery.Mismatched = e.content.mismatched.Load()
+		notes["content_unchecked"] = e.content.unchecked.Load()
+	}
 	hs, above := mergeHists(e.allHists())
 	run.Latency = make(map[string]reports.Latency, nHist)
 	for i := range hs {
@@ -161,6 +175,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		BytesIn:       e.cnt.bytesIn.Load(),
 		Errors:        e.cnt.errorsMap(),
 		Reconnects:    e.cnt.reconnectsMap(),
+		Kicks:         e.cnt.kicks.Load(),
+		Resets:        e.joinResets.Load(),
 	}
 	if dmo.Lost > 0 {
 		run.Counters.Errors["dm_lost"] = dmo.Lost

@@ -19,12 +19,13 @@ const (
 	hAttach
 	hHeartbeat
 	hReconnect
+	hResume
 	nHist
 )
 
 var histNames = [nHist]string{
 	reports.HistDelivery, reports.HistDM, reports.HistReply, reports.HistConnect,
-	reports.HistAttach, reports.HistHeartbeat, reports.HistReconnect,
+	reports.HistAttach, reports.HistHeartbeat, reports.HistReconnect, reports.HistResume,
 }
 
 // hists is one shard's set of latency histograms (values in µs, 1 µs..60 s,
@@ -134,6 +135,7 @@ type counters struct {
 
 	steps      [4]atomic.Int64 // reconnect steps: retry, switch, refetch, give_up
 	goaways    atomic.Int64
+	kicks      atomic.Int64 // connections closed with too_many_connections
 	killed     atomic.Int64 // sockets killed on purpose
 	tabsClosed atomic.Int64 // tab churn closes
 }

@@ -111,8 +111,11 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 		t.Errorf("%s: sessions peak %d, want %d", run.Mode, run.SessionsPeak, clients*tabs)
 	}
 	d := run.Delivery
-	if d.Expected == 0 || d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Delivered != d.Expected {
+	if d.Expected == 0 || d.Lost != 0 || d.Duplicated != 0 || d.Reordered != 0 || d.Mismatched != 0 || d.Delivered != d.Expected {
 		t.Errorf("%s: delivery %+v", run.Mode, d)
+	}
+	if run.Counters.Kicks != 0 {
+		t.Errorf("%s: %d kicks", run.Mode, run.Counters.Kicks)
 	}
 	if n := run.Counters.TotalErrors(); n != 0 {
 		t.Errorf("%s: errors %v", run.Mode, run.Counters.Errors)

@@ -73,7 +73,9 @@ func kbField(line []byte) int64 {
 // procWatch samples one process every second during a run: the CPU time used
 // between start and stop, and the highest RSS seen.
 type procWatch struct {
+	pidOf func() int // the process to watch now (a restarted server is a new one)
 	pid   int
+	cpu   float64 // CPU seconds of the processes watched before pid
 	mu    sync.Mutex
 	start ProcSample
 	last  ProcSample
@@ -83,8 +85,14 @@ type procWatch struct {
 	done  chan struct{}
 }
 
-func watchProc(pid int) *procWatch {
-	w := &procWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+func watchProc(pid int) *procWatch { return watchProcOf(func() int { return pid }) }
+
+// watchProcOf watches the process pidOf names, which may change (a server
+// restarted by a fault): CPU times add up over the processes, the RSS peak
+// is the highest of any.
+func watchProcOf(pidOf func() int) *procWatch {
+	pid := pidOf()
+	w := &procWatch{pidOf: pidOf, pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
 	if s, err := ReadProc(pid); err == nil {
 		w.start, w.last, w.peak, w.ok = s, s, s.RSSBytes, true
 	}
@@ -105,11 +113,20 @@ func watchProc(pid int) *procWatch {
 }
 
 func (w *procWatch) sample() {
-	s, err := ReadProc(w.pid)
+	pid := w.pidOf()
+	s, err := ReadProc(pid)
 	if err != nil {
 		return
 	}
 	w.mu.Lock()
+	if pid != w.pid {
+		// A new process: what the old one used until its last sample is
+		// kept, the new one counts from its start.
+		w.cpu += w.last.CPUSeconds - w.start.CPUSeconds
+		w.pid = pid
+		w.start = ProcSample{}
+		w.ok = true
+	}
 	w.last = s
 	w.peak = max(w.peak, s.RSSBytes)
 	w.mu.Unlock()
@@ -126,7 +143,7 @@ func (w *procWatch) finish() *reports.Process {
 	if !w.ok {
 		return nil
 	}
-	return &reports.Process{CPUSeconds: round3(w.last.CPUSeconds - w.start.CPUSeconds), RSSPeakBytes: w.peak}
+	return &reports.Process{CPUSeconds: round3(w.cpu + w.last.CPUSeconds - w.start.CPUSeconds), RSSPeakBytes: w.peak}
 }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }

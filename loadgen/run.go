@@ -48,7 +48,9 @@ type options struct {
 	pacer      func(rate float64) Pacer
 	progress   func(Progress)
 	logf       func(format string, args ...any)
-	serverPID  int
+	serverPID  func() int
+	faults     []Fault
+	faultSrv   FaultServer
 	thresholds reports.Thresholds
 	version    string
 	noStats    bool
@@ -70,7 +72,62 @@ func WithLogf(f func(format string, args ...any)) Option { return func(o *option
 
 // WithServerPID names the target's process (a local server): its CPU time
 // and peak RSS during each run go into the result's server_process.
-func WithServerPID(pid int) Option { return func(o *options) { o.serverPID = pid } }
+func WithServerPID(pid int) Option {
+	return func(o *options) { o.serverPID = func() int { return pid } }
+}
+
+// WithServerPIDFunc is WithServerPID for a server whose process may change
+// during the run (one restarted by a fault): pid names the current one.
+func WithServerPIDFunc(pid func() int) Option { return func(o *options) { o.serverPID = pid } }
+
+// Fault is a fault injected into the target server during each run (each
+// mode): at At after the run's start (the start of its ramp), the server is
+// stopped (Kind reports.FaultCrash: SIGKILL; reports.FaultRestart: SIGTERM,
+// a graceful stop) and started again on the same address and data directory
+// RestartDelay after it exited.
+type Fault struct {
+	Kind         string
+	At           time.Duration
+	RestartDelay time.Duration
+}
+
+// FaultServer is a server faults can be injected into (a *Child).
+type FaultServer interface {
+	// Kill stops the server with SIGKILL and waits until it has exited.
+	Kill()
+	// Stop stops it with SIGTERM (SIGKILL after timeout) and waits.
+	Stop(timeout time.Duration) error
+	// Restart starts it again on the same address and data.
+	Restart(ctx context.Context) error
+}
+
+// WithFaults injects faults into srv during each run. The links a fault
+// cuts are counted in the fault's link_losses, as reconnects, not errors.
+func WithFaults(srv FaultServer, faults ...Fault) Option {
+	return func(o *options) { o.faultSrv, o.faults = srv, faults }
+}
+
+// checkFaults validates the faults against the scenario.
+func checkFaults(o *options, sc Scenario) error {
+	for _, f := range o.faults {
+		if o.faultSrv == nil {
+			return errors.New("faults need a server to inject them into (a local server: no --target)")
+		}
+		if sc.Protocol != ProtocolImload && sc.Protocol != "" {
+			return fmt.Errorf("faults are for imload's own server, not --protocol %s", sc.Protocol)
+		}
+		if f.Kind != reports.FaultCrash && f.Kind != reports.FaultRestart {
+			return fmt.Errorf("unknown fault %q (want %q or %q)", f.Kind, reports.FaultCrash, reports.FaultRestart)
+		}
+		if f.At <= 0 || f.At >= sc.Ramp+sc.Duration {
+			return fmt.Errorf("a %s at %s is outside the run (ramp %s + duration %s)", f.Kind, f.At, sc.Ramp, sc.Duration)
+		}
+		if f.RestartDelay < 0 {
+			return fmt.Errorf("negative restart delay %s", f.RestartDelay)
+		}
+	}
+	return nil
+}
 
 // WithThresholds sets the limits the verdict checks.
 func WithThresholds(t reports.Thresholds) Option { return func(o *options) { o.thresholds = t } }
@@ -129,6 +186,9 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		sc.Targets = t
 	}
 	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkFaults(o, sc); err != nil {
 		return nil, err
 	}
 	for _, m := range o.modes {

@@ -179,6 +179,8 @@ type pushMsg struct {
 	room   []byte
 	epoch  []byte
 	offset uint64
+	from   []byte
+	cid    []byte // nil when the message has none
 	text   []byte // raw JSON string content (may hold escapes)
 }
 
@@ -187,6 +189,7 @@ type pushMsg struct {
 func parsePushMsg(frame []byte, p *pushMsg) bool {
 	var isPush, isMsg, bodyOK bool
 	var body []byte
+	p.from, p.cid = nil, nil
 	ok := scanObject(frame, func(k, v []byte) bool {
 		switch string(k) {
 		case "t":
@@ -218,6 +221,14 @@ func parsePushMsg(frame []byte, p *pushMsg) bool {
 		case "offset":
 			o, ok := parseUint(v)
 			p.offset = o
+			return ok
+		case "from":
+			f, ok := unquote(v)
+			p.from = f
+			return ok
+		case "cid":
+			c, ok := unquote(v)
+			p.cid = c
 			return ok
 		case "text":
 			if len(v) < 2 {

@@ -76,6 +76,10 @@ func (c *recConn) leftover() []byte {
 
 // wsLink is one WebSocket connection of a socket: gorilla's Conn for the
 // handshake and every write, and the generator's read side.
+// closeTooManyConns is the close code after a goaway too_many_connections
+// (docs/protocol.md).
+const closeTooManyConns = 4003
+
 type wsLink struct {
 	s   *sock
 	gen uint32 // the socket's generation this link belongs to
@@ -86,6 +90,8 @@ type wsLink struct {
 	fd int    // its descriptor (poller)
 
 	cut atomic.Bool // cut by the generator: reads end
+	// closeCode is the code of the server's close frame (0: none yet).
+	closeCode atomic.Int32
 
 	in   wsframe.Reader
 	rbuf []byte // read buffer of blocking reads (l.in's pending bytes are in it)
@@ -180,6 +186,7 @@ func (l *wsLink) control(op byte, payload []byte) error {
 			msg = websocket.FormatCloseMessage(code, "")
 		}
 		_ = l.ws.WriteControl(websocket.CloseMessage, msg, dl)
+		l.closeCode.Store(int32(code))
 		return &websocket.CloseError{Code: code, Text: string(payload[min(2, len(payload)):])}
 	}
 	return nil
@@ -258,6 +265,9 @@ func (l *wsLink) end() {
 	l.in.Reset()
 	b.mu.Lock()
 	if s.gen == l.gen {
+		if l.closeCode.Load() == closeTooManyConns {
+			s.kicked = true // even without the goaway frame before it
+		}
 		s.down(true)
 	}
 	b.mu.Unlock()

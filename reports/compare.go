@@ -177,6 +177,7 @@ func Compare(a, b Side) *Comparison {
 		{"lost", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Lost) })},
 		{"duplicated", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Duplicated) })},
 		{"reordered", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Reordered) })},
+		{"mismatched", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Mismatched) })},
 		{"DM copies delivered", unitCount, neutral, dmMetric(func(d *Delivery) int64 { return d.Delivered })},
 		{"DM copies lost", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Lost })},
 		{"DM copies duplicated", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Duplicated })},
@@ -212,6 +213,8 @@ func Compare(a, b Side) *Comparison {
 	section("reliability", []metric{
 		{"reconnects", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Counters.TotalReconnects()) })},
 		{"gave up", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Counters.Reconnects[StepGiveUp]) })},
+		{"kicks", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Counters.Kicks) })},
+		{"resumes answered with reset", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Counters.Resets) })},
 		{"errors", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Counters.TotalErrors()) })},
 	})
 

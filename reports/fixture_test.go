@@ -20,6 +20,9 @@ type fixture struct {
 	// records the protocol as loadgen does (version 0, extra.protocol) and
 	// the notes are a socket.io run's.
 	protocol string
+	// faulty adds, to every run, content mismatches, kicks and a server
+	// crash with its resets.
+	faulty bool
 }
 
 // fixtureValues holds every recorded value (µs) by mode and histogram, so that
@@ -83,6 +86,16 @@ func makeResult(t testing.TB, f fixture) (*Result, fixtureValues) {
 		vals[mode] = v
 		at = run.End.Add(5 * time.Second)
 		_ = i
+	}
+	if f.faulty {
+		for i := range r.Runs {
+			run := &r.Runs[i]
+			run.Delivery.Mismatched = 3
+			run.Counters.Kicks = 2
+			run.Counters.Resets = 4
+			run.Faults = []Fault{{Kind: FaultCrash, AtMs: 20_000, DownMs: 1_240, LinkLosses: run.PhysicalConnectionsPeak}}
+		}
+		r.Evaluate()
 	}
 	r.Environment.Start = f.start
 	r.Environment.End = r.Runs[len(r.Runs)-1].End
@@ -198,6 +211,7 @@ func makeRun(rng *rand.Rand, mode string, start time.Time, lost int64) (Run, map
 	record(HistAttach, int(sessions)+30, 0.9, 0.3)
 	record(HistHeartbeat, int(conns)*3, 0.4, 0.3)
 	record(HistReconnect, 12, 180, 0.5)
+	record(HistResume, 10, 240, 0.5)
 
 	delivered = float64(run.Latency[HistDelivery].Count)
 	run.Delivery = Delivery{

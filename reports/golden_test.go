@@ -42,7 +42,7 @@ func TestGoldenSummary(t *testing.T) {
 }
 
 func TestGoldenSummaryFail(t *testing.T) {
-	r, _ := makeResult(t, fixture{seed: 2, lost: 17, modes: []string{ModePerTab}})
+	r, _ := makeResult(t, fixture{seed: 2, lost: 17, modes: []string{ModePerTab}, faulty: true})
 	r.Runs[0].Latency[HistDelivery] = Latency{Count: 0, AboveRange: 2} // nothing but timeouts
 	r.Thresholds.MaxP99Ms = 100
 	r.Evaluate()

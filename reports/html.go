@@ -129,6 +129,10 @@ func HTML(w io.Writer, r *Result) error {
 	if c := CompareModes(r); c != nil {
 		d.Compare = []namedTable{{Title: "per-tab (A) vs shared (B)", Note: "B/A is shared ÷ per-tab; the better side is highlighted.", Table: c.htmlTable()}}
 	}
+	if rows := faultRows(r); rows != nil {
+		d.Details = append(d.Details, namedTable{Title: "Faults injected",
+			Note: "Server stopped and restarted during the run; links it cut count as reconnects, not errors.", Table: toHTMLTable(rows, nil)})
+	}
 	d.Details = append(d.Details, namedTable{Title: "Traffic", Table: toHTMLTable(trafficRows(r), nil)})
 	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, reconnectSteps()); rows != nil {
 		d.Details = append(d.Details, namedTable{Title: "Reconnects by ladder step", Table: toHTMLTable(rows, nil)})
@@ -308,8 +312,10 @@ func tiles(r *Result) []tile {
 		}
 		ts = append(ts, t)
 	}
-	var lost, dup, reord, delivered, reconnects, gaveUp, errs int64
+	var lost, dup, reord, mism, delivered, reconnects, gaveUp, errs, kicks int64
 	for _, run := range r.Runs {
+		mism += run.Delivery.Mismatched
+		kicks += run.Counters.Kicks
 		lost += run.Delivery.Lost
 		dup += run.Delivery.Duplicated
 		reord += run.Delivery.Reordered
@@ -318,15 +324,19 @@ func tiles(r *Result) []tile {
 		gaveUp += run.Counters.Reconnects[StepGiveUp]
 		errs += run.Counters.TotalErrors()
 	}
-	lt := tile{Big: fmtInt(lost), Label: "messages lost", Small: fmt.Sprintf("%s duplicated · %s reordered · %s delivered", fmtInt(dup), fmtInt(reord), fmtInt(delivered)), Class: "good"}
-	if lost > 0 {
+	lt := tile{Big: fmtInt(lost), Label: "messages lost", Small: fmt.Sprintf("%s duplicated · %s reordered · %s mismatched · %s delivered",
+		fmtInt(dup), fmtInt(reord), fmtInt(mism), fmtInt(delivered)), Class: "good"}
+	if lost+mism > 0 {
 		lt.Class = "bad"
 	} else if dup+reord > 0 {
 		lt.Class = "warn"
 	}
 	ts = append(ts, lt)
 	rt := tile{Big: fmtInt(reconnects), Label: "reconnects", Small: fmtInt(gaveUp) + " gave up"}
-	if gaveUp > 0 {
+	if kicks > 0 {
+		rt.Small += " · " + fmtInt(kicks) + " kicked (too_many_connections)"
+		rt.Class = "bad"
+	} else if gaveUp > 0 {
 		rt.Class = "warn"
 	}
 	ts = append(ts, rt)

@@ -330,6 +330,9 @@ func mergeRuns(runs []*Run) (Run, error) {
 		for k, v := range r.Counters.Reconnects {
 			c.Reconnects[k] += v
 		}
+		c.Kicks += r.Counters.Kicks
+		c.Resets += r.Counters.Resets
+		out.Faults = append(out.Faults, r.Faults...)
 	}
 	if len(stats) > 0 {
 		out.ServerStatsPeak = mergeStats(stats)
@@ -369,6 +372,7 @@ func addDelivery(d *Delivery, b Delivery) {
 	d.LostTail += b.LostTail
 	d.Duplicated += b.Duplicated
 	d.Reordered += b.Reordered
+	d.Mismatched += b.Mismatched
 }
 
 // mergeProcess combines two optional process figures field by field.

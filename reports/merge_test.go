@@ -239,3 +239,31 @@ func TestMergeNotesAndDMDelivery(t *testing.T) {
 		t.Errorf("notes %v, DM delivery %+v from runs without", run.Notes, run.DMDelivery)
 	}
 }
+
+// TestMergeFaultsKicksMismatches: content mismatches, kicks and resets add
+// up, every machine's faults are listed, and the merged verdict fails on
+// them.
+func TestMergeFaultsKicksMismatches(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1, host: "load-1", faulty: true})
+	b, _ := makeResult(t, fixture{seed: 2, host: "load-2", start: fixtureStart.Add(300 * time.Millisecond)})
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{ModeShared, ModePerTab} {
+		run := m.RunByMode(mode)
+		ra, rb := a.RunByMode(mode), b.RunByMode(mode)
+		if run.Delivery.Mismatched != ra.Delivery.Mismatched+rb.Delivery.Mismatched || run.Delivery.Mismatched == 0 {
+			t.Errorf("%s: mismatched %d", mode, run.Delivery.Mismatched)
+		}
+		if run.Counters.Kicks != 2 || run.Counters.Resets != 4 {
+			t.Errorf("%s: kicks %d resets %d", mode, run.Counters.Kicks, run.Counters.Resets)
+		}
+		if len(run.Faults) != 1 || run.FaultLinkLosses() != ra.PhysicalConnectionsPeak {
+			t.Errorf("%s: faults %+v", mode, run.Faults)
+		}
+	}
+	if m.Verdict.Pass || !strings.Contains(m.Verdict.Reason, "mismatched") || !strings.Contains(m.Verdict.Reason, "kicks") {
+		t.Errorf("merged verdict %+v", m.Verdict)
+	}
+}

@@ -24,6 +24,7 @@ var noteGroups = []noteGroup{
 		{"resume_reset_offsets", "offsets gone at a reset (not lost)"},
 		{"epoch_resets", "rooms that changed epoch (history lost)"},
 		{"tracks_excused", "tracks closed early (excused)"},
+		{"content_unchecked", "messages too old for the content check"},
 		{"sends_unconfirmed", "sends never acknowledged (not re-sent)"},
 		{"sends_refused_shutting_down", "sends refused: server shutting down"},
 	}},

@@ -50,6 +50,10 @@ const (
 	HistAttach    = "attach"    // attach sent → attach reply
 	HistHeartbeat = "heartbeat" // ping → pong round trip
 	HistReconnect = "reconnect" // link lost → sessions resumed
+	// HistResume is, per browser, its first link lost → every room of every
+	// tab of the browser resumed (attach, join and the history pages of the
+	// catch-up all answered): what a user waits after a server restart.
+	HistResume = "resume"
 )
 
 // HistogramNames yields the known histogram names in display order, with
@@ -63,7 +67,7 @@ func HistogramNames(yield func(int, string) bool) {
 }
 
 func histogramNames() []string {
-	return []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect}
+	return []string{HistDelivery, HistDM, HistReply, HistConnect, HistAttach, HistHeartbeat, HistReconnect, HistResume}
 }
 
 // Reconnect ladder steps used as keys of Counters.Reconnects.
@@ -214,6 +218,12 @@ type Thresholds struct {
 	MaxLost       int64 `json:"max_lost"`
 	MaxDuplicated int64 `json:"max_duplicated"`
 	MaxReordered  int64 `json:"max_reordered"`
+	// MaxMismatched fails a run with more deliveries whose content differs
+	// from what another receiver (or the sender) had under the same room,
+	// epoch and offset; MaxKicks one with more connections the server closed
+	// with too_many_connections. 0 tolerates none; negative disables.
+	MaxMismatched int64 `json:"max_mismatched"`
+	MaxKicks      int64 `json:"max_kicks"`
 	// MaxErrors fails a run with more errors (all kinds); negative disables.
 	// 0 tolerates none.
 	MaxErrors int64 `json:"max_errors"`
@@ -266,8 +276,33 @@ type Run struct {
 	Counters Counters `json:"counters"`
 	// Series is the per-second time series, in time order.
 	Series []Point `json:"series"`
+	// Faults lists the faults injected into the target during the run
+	// (imload run --crash-server-at / --restart-server-at), in order.
+	Faults []Fault `json:"faults,omitempty"`
 	// Verdict is this run's verdict against Result.Thresholds.
 	Verdict Verdict `json:"verdict"`
+}
+
+// Fault kinds (Fault.Kind).
+const (
+	FaultCrash   = "crash"   // SIGKILL, then a restart on the same address and data
+	FaultRestart = "restart" // SIGTERM (graceful stop), then the same restart
+)
+
+// Fault is one fault injected into a local server during a run.
+type Fault struct {
+	// Kind is FaultCrash or FaultRestart.
+	Kind string `json:"kind"`
+	// AtMs is when the signal was sent, in ms since the run's start.
+	AtMs int64 `json:"at_ms"`
+	// DownMs is from the signal to the new server listening again (the
+	// stop, the --restart-delay and the start).
+	DownMs int64 `json:"down_ms"`
+	// LinkLosses counts the links the fault cut (counted as reconnects,
+	// not as link_lost errors).
+	LinkLosses int64 `json:"link_losses"`
+	// Error says why the restart failed, if it did ("" when it worked).
+	Error string `json:"error,omitempty"`
 }
 
 // Process is the resource use of one process (or, in a merged result, the
@@ -297,6 +332,11 @@ type Delivery struct {
 	Duplicated int64 `json:"duplicated"`
 	// Reordered counts messages received after a later offset of their room.
 	Reordered int64 `json:"reordered"`
+	// Mismatched counts deliveries whose content (sender, cid and text,
+	// compared as a 64-bit hash) differs from what the sender sent, or
+	// another receiver got, under the same room, epoch and offset: two
+	// messages with one number.
+	Mismatched int64 `json:"mismatched"`
 }
 
 // Latency summarises one HdrHistogram whose values were recorded in
@@ -335,6 +375,13 @@ type Counters struct {
 	Errors map[string]int64 `json:"errors"`
 	// Reconnects counts reconnect ladder steps taken, keyed by the Step* names.
 	Reconnects map[string]int64 `json:"reconnects"`
+	// Kicks counts connections the server closed with a goaway
+	// too_many_connections (the per-user connection cap); they are not
+	// reconnected (their tabs close), as a browser does.
+	Kicks int64 `json:"kicks"`
+	// Resets counts join replies with reset: true (a resume the server could
+	// not serve from the offset asked: history bound, or a new epoch).
+	Resets int64 `json:"resets"`
 }
 
 // Point is one second of a run's time series.
@@ -656,6 +703,11 @@ func (t Thresholds) check(run *Run) Verdict {
 	limit("lost", run.Delivery.Lost, t.MaxLost)
 	limit("duplicated", run.Delivery.Duplicated, t.MaxDuplicated)
 	limit("reordered", run.Delivery.Reordered, t.MaxReordered)
+	limit("mismatched", run.Delivery.Mismatched, t.MaxMismatched)
+	if t.MaxKicks >= 0 && run.Counters.Kicks > t.MaxKicks {
+		why = append(why, fmt.Sprintf("%d kicks (max %d): the server closed connections for too_many_connections (its per-user cap, --max-conns-per-user; lower --tabs)",
+			run.Counters.Kicks, t.MaxKicks))
+	}
 	limit("errors", run.Counters.TotalErrors(), t.MaxErrors)
 	if t.MaxP99Ms > 0 {
 		d := run.Latency[HistDelivery]
@@ -669,6 +721,15 @@ func (t Thresholds) check(run *Run) Verdict {
 		return Verdict{Pass: true, Reason: "ok"}
 	}
 	return Verdict{Pass: false, Reason: strings.Join(why, ", ")}
+}
+
+// FaultLinkLosses returns the links cut by the run's injected faults.
+func (run *Run) FaultLinkLosses() int64 {
+	var n int64
+	for _, f := range run.Faults {
+		n += f.LinkLosses
+	}
+	return n
 }
 
 // TotalErrors returns the sum of the error counts of every kind.

@@ -161,6 +161,20 @@ func TestEvaluate(t *testing.T) {
 	if !r.Verdict.Pass {
 		t.Errorf("disabled thresholds still fail: %+v", r.Verdict)
 	}
+	// A content mismatch and a kick fail a run by default.
+	r.Runs[0].Delivery.Mismatched = 1
+	r.Runs[1].Counters.Kicks = 3
+	r.Evaluate()
+	for _, w := range []string{"shared: 1 mismatched (max 0)", "per-tab: 3 kicks (max 0)", "too_many_connections"} {
+		if !strings.Contains(r.Verdict.Reason, w) {
+			t.Errorf("reason %q lacks %q", r.Verdict.Reason, w)
+		}
+	}
+	r.Thresholds.MaxMismatched, r.Thresholds.MaxKicks = -1, -1
+	r.Evaluate()
+	if !r.Verdict.Pass {
+		t.Errorf("disabled mismatch and kick thresholds still fail: %+v", r.Verdict)
+	}
 }
 
 func TestProtocolName(t *testing.T) {

@@ -39,6 +39,11 @@ func Text(w io.Writer, r *Result) error {
 		writeTable(bw, latencyRows(run))
 	}
 
+	if rows := faultRows(r); rows != nil {
+		p("\nfaults injected\n")
+		writeTable(bw, rows)
+	}
+
 	p("\ntraffic\n")
 	writeTable(bw, trafficRows(r))
 	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, reconnectSteps()); rows != nil {
@@ -197,6 +202,7 @@ func headlineRows(r *Result) [][]string {
 			return fmt.Sprintf("%s / %s / %s", fmtInt(d.Lost), fmtInt(d.Duplicated), fmtInt(d.Reordered))
 		}),
 	}
+	rows = append(rows, perRun(r, "mismatched (one offset, two contents)", func(run *Run) string { return fmtInt(run.Delivery.Mismatched) }))
 	if anyRun(r, func(run *Run) bool { return run.Delivery.LostTail > 0 }) {
 		rows = append(rows, perRun(r, "  lost at the end / gaps", func(run *Run) string {
 			d := run.Delivery
@@ -204,7 +210,7 @@ func headlineRows(r *Result) [][]string {
 		}))
 	}
 	rows = append(rows, dmRows(r)...)
-	return append(rows, [][]string{
+	rows = append(rows, [][]string{
 		perRun(r, "delivery p50 ms", lat(func(l Latency) float64 { return l.P50Ms })),
 		perRun(r, "delivery p99 ms", lat(func(l Latency) float64 { return l.P99Ms })),
 		perRun(r, "delivery p99.9 ms", lat(func(l Latency) float64 { return l.P999Ms })),
@@ -219,6 +225,53 @@ func headlineRows(r *Result) [][]string {
 		perRun(r, "gave up", func(run *Run) string { return fmtInt(run.Counters.Reconnects[StepGiveUp]) }),
 		perRun(r, "errors", func(run *Run) string { return fmtInt(run.Counters.TotalErrors()) }),
 	}...)
+	if anyRun(r, func(run *Run) bool { return run.Counters.Kicks > 0 }) {
+		rows = append(rows, perRun(r, "kicks (too_many_connections)", func(run *Run) string { return fmtInt(run.Counters.Kicks) }))
+	}
+	if anyRun(r, func(run *Run) bool { return run.Counters.Resets > 0 || len(run.Faults) > 0 }) {
+		rows = append(rows, perRun(r, "resumes answered with reset", func(run *Run) string { return fmtInt(run.Counters.Resets) }))
+	}
+	return rows
+}
+
+// faultRows describes the faults injected into the server and how the
+// browsers came back, or nil when no run had any.
+func faultRows(r *Result) [][]string {
+	if !anyRun(r, func(run *Run) bool { return len(run.Faults) > 0 }) {
+		return nil
+	}
+	resume := func(f func(Latency) float64) func(run *Run) string {
+		return func(run *Run) string {
+			l, ok := run.Latency[HistResume]
+			if !ok || l.Count == 0 {
+				return "-"
+			}
+			return fmtMs(f(l))
+		}
+	}
+	return [][]string{
+		headerRow(r, ""),
+		perRun(r, "injected", func(run *Run) string {
+			var parts []string
+			for _, f := range run.Faults {
+				s := fmt.Sprintf("%s at %s s, down %s s", f.Kind, fmtFloat(float64(f.AtMs)/1000), fmtFloat(float64(f.DownMs)/1000))
+				if f.Error != "" {
+					s += " (restart FAILED: " + f.Error + ")"
+				}
+				parts = append(parts, s)
+			}
+			if len(parts) == 0 {
+				return "-"
+			}
+			return strings.Join(parts, "; ")
+		}),
+		perRun(r, "links lost to the fault (reconnects)", func(run *Run) string { return fmtInt(run.FaultLinkLosses()) }),
+		perRun(r, "resumes answered with reset", func(run *Run) string { return fmtInt(run.Counters.Resets) }),
+		perRun(r, "browsers resumed", func(run *Run) string { return fmtInt(run.Latency[HistResume].Count) }),
+		perRun(r, "link lost → resumed p50 ms", resume(func(l Latency) float64 { return l.P50Ms })),
+		perRun(r, "link lost → resumed p99 ms", resume(func(l Latency) float64 { return l.P99Ms })),
+		perRun(r, "link lost → resumed max ms", resume(func(l Latency) float64 { return l.MaxMs })),
+	}
 }
 
 // maxCell formats the maximum of l, flagging values beyond the 60 s range.
@@ -375,8 +428,9 @@ func environmentPairs(r *Result) [][2]string {
 		[2]string{"seed", fmt.Sprint(r.Scenario.Seed)},
 	)
 	t := r.Thresholds
-	pairs = append(pairs, [2]string{"thresholds", fmt.Sprintf("p99 ≤ %s, lost ≤ %s, duplicated ≤ %s, reordered ≤ %s, errors ≤ %s",
-		limitMs(t.MaxP99Ms), limitInt(t.MaxLost), limitInt(t.MaxDuplicated), limitInt(t.MaxReordered), limitInt(t.MaxErrors))})
+	pairs = append(pairs, [2]string{"thresholds", fmt.Sprintf("p99 ≤ %s, lost ≤ %s, duplicated ≤ %s, reordered ≤ %s, mismatched ≤ %s, errors ≤ %s, kicks ≤ %s",
+		limitMs(t.MaxP99Ms), limitInt(t.MaxLost), limitInt(t.MaxDuplicated), limitInt(t.MaxReordered), limitInt(t.MaxMismatched),
+		limitInt(t.MaxErrors), limitInt(t.MaxKicks))})
 	for _, k := range sortedKeys(r.Scenario.Extra) {
 		pairs = append(pairs, [2]string{k, r.Scenario.Extra[k]})
 	}

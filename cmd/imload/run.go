@@ -31,7 +31,9 @@ func newRunCmd() *cobra.Command {
 		noProgress bool
 		serverArgs []string
 		serverLog  string
+		serverData string
 		cpuProfile string
+		faults     faultFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -53,6 +55,17 @@ With no --target, imload run starts "imload serve --memory" (this binary) as a
 child process on a free loopback port, samples its CPU and memory for the
 report, and stops it at the end.
 
+Faults on demand (local server only): --crash-server-at 20s kills it with
+SIGKILL 20 s into each run, --restart-server-at 20s stops it with SIGTERM;
+either way it is started again on the same address and data directory
+--restart-delay later (the local server then runs with --server-data, or a
+temporary data directory). The links it cuts count as reconnects, not errors;
+the report shows the time until every browser has resumed every room, and
+the resets. Every delivery's content (sender, cid, text) is checked too: two
+different messages under one offset count as mismatched and fail the run. A
+connection the server kicks (too_many_connections) is not reconnected; kicks
+fail the run.
+
 Results go to --out (default ./imload-reports/<time>/): result.json (with
 every histogram, mergeable across machines), report.html, summary.txt,
 .hgrm percentile files; the summary is printed at the end. The exit code is 1
@@ -64,6 +77,7 @@ Examples:
   imload run --clients 200 --duration 10s --mode shared
   imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
   imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
+  imload run --clients 200 --duration 30s --crash-server-at 20s
   imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
   imload run --protocol centrifugo --target ws://127.0.0.1:8000 --clients 1000 --tabs 1
 
@@ -112,7 +126,11 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return runLoad(cmd, sc, modes, out, thr, !noProgress, serverArgs, serverLog)
+			fl, err := faults.list(len(targets) > 0)
+			if err != nil {
+				return err
+			}
+			return runLoad(cmd, sc, modes, out, thr, !noProgress, localServer{args: serverArgs, log: serverLog, data: serverData, faults: fl})
 		},
 	}
 	f := cmd.Flags()
@@ -151,6 +169,12 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 	f.Int64Var(&thr.MaxLost, "max-lost", 0, "fail with more lost messages than this (-1: no limit)")
 	f.Int64Var(&thr.MaxDuplicated, "max-duplicated", 0, "fail with more duplicated messages than this (-1: no limit)")
 	f.Int64Var(&thr.MaxReordered, "max-reordered", 0, "fail with more reordered messages than this (-1: no limit)")
+	f.Int64Var(&thr.MaxMismatched, "max-mismatched", 0, "fail with more deliveries whose content differs from another copy under the same offset (-1: no limit)")
+	f.Int64Var(&thr.MaxKicks, "max-kicks", 0, "fail with more connections kicked by the server for too_many_connections (-1: no limit)")
+	f.DurationVar(&faults.crashAt, "crash-server-at", 0, "local server only: kill it with SIGKILL this long after each run's start, and restart it on the same address and data directory")
+	f.DurationVar(&faults.restartAt, "restart-server-at", 0, "local server only: stop it with SIGTERM (graceful) this long after each run's start, and restart it the same way")
+	f.DurationVar(&faults.delay, "restart-delay", time.Second, "with --crash-server-at/--restart-server-at: wait this long after the server exited before starting it again")
+	f.StringVar(&serverData, "server-data", "", "data directory of the local server (default: --memory; with a fault, a temporary directory removed at the end)")
 	f.BoolVar(&noProgress, "no-progress", false, "do not print the live progress line")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra argument for the local imload serve (repeatable), e.g. --server-arg=--write-delay=1ms")
 	f.StringVar(&serverLog, "server-log", "", "file for the local server's logs (default: server.log in --out)")
@@ -193,8 +217,43 @@ func runModes(protocol, mode string) ([]string, string, error) {
 	return nil, "", fmt.Errorf("--mode %q: want shared, per-tab or both", mode)
 }
 
+// faultFlags are the fault-injection flags of imload run.
+type faultFlags struct {
+	crashAt, restartAt, delay time.Duration
+}
+
+// list returns the faults asked for, in time order.
+func (f faultFlags) list(remote bool) ([]loadgen.Fault, error) {
+	var out []loadgen.Fault
+	if f.crashAt > 0 {
+		out = append(out, loadgen.Fault{Kind: reports.FaultCrash, At: f.crashAt, RestartDelay: f.delay})
+	}
+	if f.restartAt > 0 {
+		out = append(out, loadgen.Fault{Kind: reports.FaultRestart, At: f.restartAt, RestartDelay: f.delay})
+	}
+	if len(out) == 2 && out[1].At < out[0].At {
+		out[0], out[1] = out[1], out[0]
+	}
+	if len(out) > 0 && remote {
+		return nil, errors.New("--crash-server-at and --restart-server-at stop and restart the local server: leave out --target")
+	}
+	if f.crashAt < 0 || f.restartAt < 0 || f.delay < 0 {
+		return nil, errors.New("--crash-server-at, --restart-server-at and --restart-delay must not be negative")
+	}
+	return out, nil
+}
+
+// localServer says how to run the local server (no --target).
+type localServer struct {
+	args   []string
+	log    string
+	data   string
+	faults []loadgen.Fault
+}
+
 func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string, thr reports.Thresholds,
-	progress bool, serverArgs []string, serverLog string) error {
+	progress bool, ls localServer) error {
+	serverLog := ls.log
 	ctx := cmd.Context()
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	tty := false
@@ -238,14 +297,30 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 			return fmt.Errorf("server log: %w", err)
 		}
 		defer logf.Close()
-		child, err = loadgen.StartChild(ctx, loadgen.ChildConfig{Args: serverArgs, Stderr: logf})
+		data := ls.data
+		if data == "" && len(ls.faults) > 0 {
+			// A restart must find the history again: a data directory for
+			// this run, removed at the end.
+			if data, err = os.MkdirTemp("", "imload-run-data-*"); err != nil {
+				return fmt.Errorf("data directory for the local server: %w", err)
+			}
+			defer os.RemoveAll(data)
+		}
+		child, err = loadgen.StartChild(ctx, loadgen.ChildConfig{Args: ls.args, Stderr: logf, DataDir: data})
 		if err != nil {
 			return fmt.Errorf("no --target given and the local server did not start: %w", err)
 		}
-		pp.Logf("no --target: started a local server, `imload serve --memory` (pid %d) at %s; its logs go to %s",
-			child.PID(), child.URL, serverLog)
+		store := "--memory"
+		if data != "" {
+			store = "--data " + data
+		}
+		pp.Logf("no --target: started a local server, `imload serve %s` (pid %d) at %s; its logs go to %s",
+			store, child.PID(), child.URL, serverLog)
 		sc.Targets = []string{child.WS}
-		opts = append(opts, loadgen.WithServerPID(child.PID()))
+		opts = append(opts, loadgen.WithServerPIDFunc(child.PID))
+		if len(ls.faults) > 0 {
+			opts = append(opts, loadgen.WithFaults(child, ls.faults...))
+		}
 		defer child.Stop(15 * time.Second)
 	}
 
@@ -289,9 +364,16 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 func verdictLine(r *reports.Result, out string) string {
 	var parts []string
 	for _, run := range r.Runs {
-		parts = append(parts, fmt.Sprintf("%s %d conns/%d sessions, %d/%d delivered, %d lost, p99 %.1f ms",
+		p := fmt.Sprintf("%s %d conns/%d sessions, %d/%d delivered, %d lost, %d mismatched, p99 %.1f ms",
 			run.Mode, run.PhysicalConnectionsPeak, run.SessionsPeak, run.Delivery.Delivered, run.Delivery.Expected,
-			run.Delivery.Lost, run.Latency[reports.HistDelivery].P99Ms))
+			run.Delivery.Lost, run.Delivery.Mismatched, run.Latency[reports.HistDelivery].P99Ms)
+		if run.Counters.Kicks > 0 {
+			p += fmt.Sprintf(", %d KICKS (too_many_connections)", run.Counters.Kicks)
+		}
+		for _, f := range run.Faults {
+			p += fmt.Sprintf(", %s at %.1f s (%d links cut, %d resets)", f.Kind, float64(f.AtMs)/1000, f.LinkLosses, run.Counters.Resets)
+		}
+		parts = append(parts, p)
 	}
 	v := "PASS"
 	if !r.Verdict.Pass {

@@ -153,6 +153,28 @@ test('the server\'s go-away hint sets the wait', async () => {
   assert.equal(sockets.length, 2);
 });
 
+test('a kick (goaway too_many_connections, close 4003) is not reconnected', async () => {
+  for (const withGoaway of [true, false]) {
+    const { clock, sockets, tab, hub } = setup();
+    const a = tab('A');
+    a.hello();
+    await clock.advance(0);
+    sockets[0].hello();
+    await settle();
+    if (withGoaway) sockets[0].deliver({ t: 'goaway', body: { reason: 'too_many_connections', retry_ms: 1500 } });
+    sockets[0].drop(4003);
+    await clock.advance(60000);
+    assert.equal(sockets.length, 1, 'no reconnect after a kick');
+    assert.equal(hub.conn.state, 'offline');
+    const st = a.events('status').at(-1);
+    assert.equal(st.state, 'offline', 'tabs are told');
+    assert.equal(st.kicked, true);
+    a.send({ op: 'retry' });
+    await settle();
+    assert.equal(sockets.length, 2, 'the user\'s retry reconnects');
+  }
+});
+
 test('a missing pong kills the link; the ladder switches address, refetches /lbs, gives up', async () => {
   const { clock, sockets, tab, hub, lbs } = setup({ config: { triesPerAddr: 2, refetches: 1, pingMs: 1000, pongTimeoutMs: 500 } });
   const a = tab('A');

@@ -5,6 +5,9 @@
 import { Ladder } from './backoff.js';
 import { decodeMessage, encodeBatches } from './frames.js';
 
+// CLOSE_TOO_MANY_CONNS is the close code after a goaway too_many_connections.
+export const CLOSE_TOO_MANY_CONNS = 4003;
+
 export const DEFAULT_CONN = Object.freeze({
   connectTimeoutMs: 5000,  // socket open + hello
   pingMs: 0,               // 0: use hello.hb_ms
@@ -226,6 +229,13 @@ export class Connection {
     if (this.state === 'closed') return;
     if (wasOpen) { this.stats.drops++; this.onDown({ code, reason, goaway: this.goaway }); }
     const g = this.goaway;
+    if ((g && g.reason === 'too_many_connections') || code === CLOSE_TOO_MANY_CONNS) {
+      // Kicked: this user has too many connections (the server closes the
+      // oldest). Reconnecting would kick the next oldest, for ever: stay
+      // offline until the user asks (retryNow).
+      this.setState('offline', { reason: 'too_many_connections', code, kicked: true });
+      return;
+    }
     if (g) {
       // the server asked us to wait (jittered per connection): honour it
       const step = { action: 'retry', addr: this.ladder.current(), delayMs: g.retryMs, attempt: this.ladder.attempt, goaway: g.reason };
