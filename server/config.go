@@ -42,7 +42,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout closes a connection that sent nothing for this long.
 	HeartbeatTimeout time.Duration
-	// WriteTimeout bounds one write to a socket.
+	// WriteTimeout closes a connection (a slow consumer) whose socket
+	// takes no byte for this long while the server has data for it.
 	WriteTimeout time.Duration
 
 	// Limits are the protocol limits announced in hello and enforced.

@@ -78,7 +78,7 @@ stderr.`,
 	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "how often clients should ping (announced in hello)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "close a connection that sent nothing for this long")
-	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "give up on a socket write after this long")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "close a connection (counted as a slow consumer) whose socket takes nothing for this long while the server has data for it")
 	f.IntVar(&cfg.Limits.MaxMessageBytes, "max-message", cfg.Limits.MaxMessageBytes, "largest WebSocket message accepted, in bytes")
 	f.IntVar(&cfg.Limits.MaxFramesPerMsg, "max-frames", cfg.Limits.MaxFramesPerMsg, "most protocol frames in one WebSocket message")
 	f.IntVar(&cfg.Limits.MaxTextBytes, "max-text", cfg.Limits.MaxTextBytes, "longest chat message text, in bytes")

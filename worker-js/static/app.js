@@ -304,7 +304,9 @@ function renderConn(s) {
   else if (s.state === 'waiting') {
     const secs = Math.max(0, Math.round((s.retryAt - Date.now()) / 1000));
     text = s.goaway ? `server restarting — back in ${secs}s` : `reconnecting in ${secs}s (try ${s.attempt})`;
-  } else if (s.state === 'offline') text = 'offline — gave up';
+  } else if (s.state === 'offline') {
+    text = s.kicked ? 'offline — too many connections for this name (close other tabs or devices, then retry)' : 'offline — gave up';
+  }
   pill.textContent = text;
   $('retry').hidden = !(s.state === 'offline' || s.state === 'waiting');
 }
