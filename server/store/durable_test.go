@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ func crash(t *testing.T, s Store) {
 	st.closeOnce.Do(func() {
 		st.q.close()
 		<-st.w.done
+		_ = st.cp.close()
 		st.closed.Store(true)
 		st.w.closeStmts()
 		_ = st.w.conn.Close()
@@ -201,5 +203,35 @@ func TestTrimInChunks(t *testing.T) {
 	}
 	if n != 51 || calls != 25 {
 		t.Fatalf("trimmed %d messages with %d calls between chunks, want 51 and 25", n, calls)
+	}
+}
+
+// The writer makes no checkpoints (they would sit in a commit that durable
+// sends wait for); the checkpointer copies the log into the database file
+// beside it.
+func TestCheckpointerCopiesTheLog(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{Durable: true})
+	path := filepath.Join(dir, FileName)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	s.CreateRoom("r", "e")
+	flush(t, s)
+	before := size()
+	for off := uint64(1); off <= 3000; off++ {
+		appendRetry(t, s, msg("r", "e", off, time.Now()))
+	}
+	flush(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes 10 s after 3,000 commits: no checkpoint", before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -23,7 +23,7 @@ const FileName = "history.db"
 
 // readConns is how many connections Load and other readers may use beside
 // the writer's (WAL lets them read while it writes).
-const readConns = 2
+const readConns = 2 // plus the checkpointer's (checkpoint.go)
 
 // sqliteStore is the Store OpenSQLite returns.
 type sqliteStore struct {
@@ -32,6 +32,7 @@ type sqliteStore struct {
 	opts Options
 	q    *queue
 	w    *writer
+	cp   *checkpointer
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -71,8 +72,8 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1 + readConns)
-	db.SetMaxIdleConns(1 + readConns)
+	db.SetMaxOpenConns(2 + readConns)
+	db.SetMaxIdleConns(2 + readConns)
 	var conn *sql.Conn
 	defer func() {
 		if err != nil {
@@ -111,7 +112,12 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 		w.closeStmts()
 		return nil, fmt.Errorf("trim: %w", err)
 	}
-	s := &sqliteStore{path: abs, db: db, opts: opts, q: q, w: w}
+	cp, err := startCheckpointer(ctx, db, conn, opts)
+	if err != nil {
+		w.closeStmts()
+		return nil, fmt.Errorf("start the checkpointer: %w", err)
+	}
+	s := &sqliteStore{path: abs, db: db, opts: opts, q: q, w: w, cp: cp}
 	go w.run()
 	return s, nil
 }
@@ -305,8 +311,12 @@ func (s *sqliteStore) Close() error {
 func (s *sqliteStore) close() error {
 	s.q.close()
 	<-s.w.done
+	cpErr := s.cp.close()
 	s.closed.Store(true)
 	errs := []error{s.w.takeLost()}
+	if cpErr != nil {
+		errs = append(errs, fmt.Errorf("store: close %s: checkpointer: %w", s.path, cpErr))
+	}
 	if errs[0] == nil {
 		// Everything was written: the next open need not renew epochs.
 		if err := markClosed(context.Background(), s.w.conn); err != nil {
