@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/durability.sh: what durable sends cost (issue 12). Runs W1 (and W2
-# at one rate) against `imload serve` with each store: --memory, --data
-# with --durability relaxed, and --data with --durability durable (the
-# default), one after the other, each server a fresh process on a fresh
+# at one rate) against `imload serve` with each store: --memory, and --data
+# with --durability relaxed, process and durable (the default), one after
+# the other, each server a fresh process on a fresh
 # data directory, and prints delivery p50/p99, send-reply p99, server CPU
 # and what was lost.
 #
-#   bench/durability.sh [--quick] [--only W1|W2] [--w2-rate R] [--runs N] [--out DIR]
+#   bench/durability.sh [--quick] [--only W1|W2] [--stores LIST] [--w2-rate R] [--runs N] [--out DIR]
 #
 # W1: 5,000 clients x 1 tab, 100 rooms of 50, 0.1 msg/s per tab, 60 s after a
 # 10 s ramp (--quick: 500 clients, 10 s). W2: 1,000 clients x 1 tab, 20 rooms
@@ -15,15 +15,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 ONLY="W1,W2" W2RATE=8 RUNS=1 OUT=""
+QUICK=0 ONLY="W1,W2" STORES="memory,relaxed,process,durable" W2RATE=8 RUNS=1 OUT=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--quick) QUICK=1 ;;
 	--only) ONLY=$2; shift ;;
+	--stores) STORES=$2; shift ;;
 	--w2-rate) W2RATE=$2; shift ;;
 	--runs) RUNS=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	-h | --help) sed -n 2,16p "$0"; exit 0 ;;
+	-h | --help) sed -n 2,17p "$0"; exit 0 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -43,6 +44,7 @@ run_one() { # workload store run
 	case $store in
 	memory) args=(--memory) ;;
 	relaxed) args=(--data "$dir/data" --durability relaxed) ;;
+	process) args=(--data "$dir/data" --durability process) ;;
 	durable) args=(--data "$dir/data" --durability durable) ;;
 	esac
 	"$BIN" serve --addr 127.0.0.1:0 --log-level warn "${args[@]}" >"$dir/server.stdout" 2>"$dir/server.log" &
@@ -77,7 +79,7 @@ echo "| workload | store | run | delivery p50 / p99 | reply p99 | server CPU | d
 echo "|---|---|---|---|---|---|---|---|"
 for w in ${ONLY//,/ }; do
 	for ((r = 1; r <= RUNS; r++)); do
-		for store in memory relaxed durable; do
+		for store in ${STORES//,/ }; do
 			run_one "$w" "$store" "$r"
 		done
 	done

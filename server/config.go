@@ -23,10 +23,12 @@ type Config struct {
 	// Durability is how a message is acknowledged with the SQLite store:
 	// DurabilityDurable (the default) releases a message (its reply, its
 	// pushes, history showing it) only once it is committed and fsynced,
-	// one group commit for everything queued meanwhile; DurabilityRelaxed
-	// releases it at once and commits within 50 ms, not fsynced, and an
-	// unclean stop then gives every room a new epoch at the next start.
-	// Ignored with Memory.
+	// one group commit for everything queued meanwhile; DurabilityProcess
+	// releases it once committed without fsync (a crash of the process
+	// loses nothing; after a crash of the machine every room gets a new
+	// epoch); DurabilityRelaxed releases it at once and commits within
+	// 50 ms, not fsynced, and an unclean stop then gives every room a new
+	// epoch at the next start. Ignored with Memory.
 	Durability string
 	// StoreQueue bounds the changes queued for the store and not yet
 	// committed; beyond it sends are refused with 503 unavailable.
@@ -152,6 +154,7 @@ type Config struct {
 // Durability modes (Config.Durability).
 const (
 	DurabilityDurable = "durable"
+	DurabilityProcess = "process"
 	DurabilityRelaxed = "relaxed"
 )
 
@@ -225,7 +228,8 @@ func (c *Config) validate() error {
 	check(c.WriteBurst > 0, "write burst must be positive")
 	check(c.MaxConnsPerUser >= 0, "max connections per user must not be negative")
 	check(c.RateLimit > 0 && c.RateBurst > 0, "rate limit and burst must be positive")
-	check(c.Durability == DurabilityDurable || c.Durability == DurabilityRelaxed, "durability must be %s or %s, not %q", DurabilityDurable, DurabilityRelaxed, c.Durability)
+	check(c.Durability == DurabilityDurable || c.Durability == DurabilityProcess || c.Durability == DurabilityRelaxed,
+		"durability must be %s, %s or %s, not %q", DurabilityDurable, DurabilityProcess, DurabilityRelaxed, c.Durability)
 	check(c.StoreQueue > 0, "store queue must be positive")
 	check(c.MaxRooms >= 0, "max rooms must not be negative")
 	check(c.RoomCreateRate > 0 && c.RoomCreateBurst > 0, "room creation rate and burst must be positive")

@@ -79,7 +79,8 @@ func New(cfg Config) (*Server, error) {
 		var err error
 		s.store, err = store.OpenSQLite(context.Background(), cfg.DataDir, store.Options{
 			MaxMessages: cfg.HistoryMax, MaxAge: cfg.HistoryAge, Logger: logger,
-			QueueLen: cfg.StoreQueue, Durable: cfg.durable(), OnCommit: s.onCommit,
+			QueueLen: cfg.StoreQueue, Durable: cfg.durable(), NoSync: cfg.Durability == DurabilityProcess,
+			OnCommit: s.onCommit,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: open history in %s: %w", filepath.Clean(cfg.DataDir), err)

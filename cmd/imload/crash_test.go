@@ -148,6 +148,7 @@ func (c *crashClient) cmd(name string, body any) (mux.Frame, error) {
 func TestServeCrashKeepsAcknowledged(t *testing.T) {
 	bin := buildImload(t)
 	t.Run("durable", func(t *testing.T) { crashRun(t, bin, "durable") })
+	t.Run("process", func(t *testing.T) { crashRun(t, bin, "process") }) // the same machine: nothing lost
 	t.Run("relaxed", func(t *testing.T) { crashRun(t, bin, "relaxed") })
 }
 

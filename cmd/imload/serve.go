@@ -72,7 +72,7 @@ stderr.`,
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the history database (history.db)")
 	f.BoolVar(&cfg.Memory, "memory", false, "keep history in memory only (nothing is written; a restart forgets it)")
-	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "with --data: durable (a message is acknowledged and pushed only once committed and fsynced: a crash loses nothing anyone saw) or relaxed (acknowledged at once, committed within 50 ms; after a crash every room gets a new epoch)")
+	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "with --data: durable (a message is acknowledged and pushed only once committed and fsynced: no crash loses anything anyone saw), process (once committed, not fsynced: a crash of the process loses nothing; after a crash of the machine every room gets a new epoch) or relaxed (acknowledged at once, committed within 50 ms; after any unclean stop every room gets a new epoch)")
 	f.IntVar(&cfg.StoreQueue, "store-queue", cfg.StoreQueue, "changes queued for the history store and not yet committed; beyond, sends are refused with 503 unavailable")
 	f.StringSliceVar(&cfg.Origins, "origins", nil, "extra allowed browser origins for /ws, e.g. https://chat.example.com (default: same host only; * allows any)")
 	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server)")

@@ -124,21 +124,27 @@ func TestOnCommitReportsCommitted(t *testing.T) {
 }
 
 // A relaxed store that stopped without Close gives every room a new epoch
-// at the next open (messages kept, under the new epoch); one closed
-// cleanly, and a durable one even after a crash, keep their epochs.
+// at the next open (messages kept, under the new epoch), and so does a
+// durable store without fsync when the machine restarted meanwhile; one
+// closed cleanly, one without fsync after a crash of the process only, and
+// a durable one that fsyncs after any crash keep their epochs.
 func TestUncleanStopRenewsEpochs(t *testing.T) {
 	for _, tc := range []struct {
-		name            string
-		durable, closed bool
-		renewed         bool
+		name                    string
+		durable, noSync, closed bool
+		rebooted                bool // the machine restarted before the reopen
+		renewed                 bool
 	}{
-		{"relaxed crash", false, false, true},
-		{"relaxed clean", false, true, false},
-		{"durable crash", true, false, false},
+		{"relaxed crash", false, false, false, false, true},
+		{"relaxed clean", false, false, true, false, false},
+		{"durable crash", true, false, false, true, false},
+		{"no-sync crash", true, true, false, false, false},
+		{"no-sync crash after a reboot", true, true, false, true, true},
+		{"no-sync clean, then a reboot", true, true, true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			opts := Options{Durable: tc.durable}
+			opts := Options{Durable: tc.durable, NoSync: tc.noSync, bootID: func() string { return "boot-1" }}
 			s, err := OpenSQLite(context.Background(), dir, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -155,7 +161,11 @@ func TestUncleanStopRenewsEpochs(t *testing.T) {
 			} else {
 				crash(t, s)
 			}
-			s = open(t, dir, Options{Durable: true})
+			boot := "boot-1"
+			if tc.rebooted {
+				boot = "boot-2"
+			}
+			s = open(t, dir, Options{Durable: true, bootID: func() string { return boot }})
 			rooms := load(t, s)
 			if len(rooms) != 1 || len(rooms[0].Messages) != 5 {
 				t.Fatalf("after reopening: %+v", rooms)

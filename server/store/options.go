@@ -52,6 +52,13 @@ type Options struct {
 	// opened again: messages acknowledged before the crash may be gone, and
 	// their offsets must not name other messages in the same epoch.
 	Durable bool
+	// NoSync, with Durable, commits without fsync (synchronous=NORMAL): a
+	// commit then survives a crash of the process (the log is in the
+	// kernel's page cache) but not of the machine. The store records the
+	// machine's boot id while it is open; found open at the next start with
+	// another boot id (the machine went down with it), every room gets a
+	// new epoch, as for a relaxed store.
+	NoSync bool
 	// OnCommit, if set, is called by the writer goroutine after each
 	// transaction that appended messages, with the newest committed message
 	// of each room (the slice is reused after the call returns). It must
@@ -66,6 +73,9 @@ type Options struct {
 	// ageTrimEvery is how often the writer trims by age (default
 	// ageTrimEvery); tests shorten it.
 	ageTrimEvery time.Duration
+	// bootID returns the machine's boot id (default: Linux's
+	// /proc/sys/kernel/random/boot_id; "" when unknown); tests replace it.
+	bootID func() string
 	// trimChunk is how many rooms one age-trim transaction covers (default
 	// trimChunk); the writer commits queued changes between chunks.
 	trimChunk int
@@ -100,11 +110,17 @@ func (o Options) withDefaults() Options {
 	if o.ageTrimEvery <= 0 {
 		o.ageTrimEvery = ageTrimEvery
 	}
+	if o.bootID == nil {
+		o.bootID = readBootID
+	}
 	if o.trimChunk <= 0 {
 		o.trimChunk = trimChunk
 	}
 	return o
 }
+
+// fsync reports whether every commit is fsynced.
+func (o Options) fsync() bool { return o.Durable && !o.NoSync }
 
 // cutoffMS is the timestamp (Unix ms) before which messages are too old.
 func (o Options) cutoffMS() int64 {

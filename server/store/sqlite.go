@@ -42,11 +42,12 @@ type sqliteStore struct {
 // OpenSQLite opens (creating it and dir if needed) the SQLite database
 // dir/history.db, brings its schema up to date, deletes what is beyond the
 // bounds in opts, and starts the store's writer goroutine, which Close
-// stops. The database is in WAL mode. With opts.Durable every commit is
-// fsynced (synchronous=FULL) and survives a power loss; without, a commit
-// survives a crash of the process, a power loss may lose the last commits
-// but not corrupt the file, and a store that was not closed cleanly gives
-// every room a new epoch here (see Options.Durable).
+// stops. The database is in WAL mode. With opts.Durable (and not NoSync)
+// every commit is fsynced (synchronous=FULL) and survives a power loss;
+// otherwise a commit survives a crash of the process, a power loss may
+// lose the last commits but not corrupt the file, and a store that may
+// have lost some gives every room a new epoch here (see Options.Durable
+// and NoSync).
 func OpenSQLite(ctx context.Context, dir string, opts Options) (Store, error) {
 	opts = opts.withDefaults()
 	path := filepath.Join(dir, FileName)
@@ -68,7 +69,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return nil, errors.New("is a directory")
 	}
-	db, err := sql.Open("sqlite", dsn(abs, false, opts.Durable))
+	db, err := sql.Open("sqlite", dsn(abs, false, opts.fsync()))
 	if err != nil {
 		return nil, err
 	}

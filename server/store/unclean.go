@@ -7,23 +7,42 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 )
 
 // A relaxed store acknowledges messages before they are committed, so a
 // crash may lose the newest ones after clients saw them. Their offsets
 // would then be given to other messages under the same epoch, and a client
 // that saw the lost one would take the new one for a duplicate. So a
-// relaxed store marks itself open (meta "unclean" = 1) and clean at Close;
-// found open at the next start, every room gets a new epoch: clients that
-// resume are told to reset, and within an epoch an offset never names two
-// messages. A durable store commits before anything is acknowledged or
-// pushed, keeps its epochs through a crash, and marks itself clean at open.
+// relaxed store marks itself open (meta "unclean" = "1") and clean at
+// Close; found open at the next start, every room gets a new epoch: clients
+// that resume are told to reset, and within an epoch an offset never names
+// two messages. A durable store without fsync (NoSync) loses nothing to a
+// crash of the process, only to one of the machine: it marks itself open
+// with the machine's boot id ("boot:<id>"), and renews the epochs only if
+// the machine restarted since. A durable store that fsyncs keeps its
+// epochs through any crash and marks itself clean at open.
+//
+// The mark is written with synchronous=FULL whatever the mode: a mark lost
+// to a power loss would hide the very crash it is there to tell about.
 
 const metaUnclean = "unclean"
 
-// markOpen renews every room's epoch if the last relaxed store was not
-// closed, then records whether this one may leave an unclean tail.
+// markOpen renews every room's epoch if the last store may have lost
+// messages that clients saw, then records what this one may lose.
 func markOpen(ctx context.Context, conn *sql.Conn, opts Options) (err error) {
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("fsync the clean-stop mark: %w", err)
+	}
+	if !opts.fsync() {
+		defer func() {
+			if _, serr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = NORMAL"); serr != nil && err == nil {
+				err = fmt.Errorf("synchronous=NORMAL: %w", serr)
+			}
+		}()
+	}
+	boot := opts.bootID()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -38,16 +57,24 @@ func markOpen(ctx context.Context, conn *sql.Conn, opts Options) (err error) {
 	case err != nil:
 		return fmt.Errorf("read the clean-stop mark: %w", err)
 	}
-	if v == "1" {
+	lastBoot, withBoot := strings.CutPrefix(v, "boot:")
+	if why := ""; v == "1" || (withBoot && (boot == "" || lastBoot != boot)) {
+		why = "the last relaxed run stopped without closing its store"
+		if withBoot {
+			why = "the machine restarted while the store was open without fsync"
+		}
 		n, err := renewEpochs(ctx, conn)
 		if err != nil {
 			return err
 		}
-		opts.Logger.Warn("store: the last relaxed run stopped without closing its store: every room has a new epoch (clients reset)", "rooms", n)
+		opts.Logger.Warn("store: "+why+": every room has a new epoch (clients reset)", "rooms", n)
 	}
 	mark := "0"
-	if !opts.Durable {
+	switch {
+	case !opts.Durable:
 		mark = "1"
+	case opts.NoSync:
+		mark = "boot:" + boot
 	}
 	if _, err := conn.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?1, ?2)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaUnclean, mark); err != nil {
@@ -92,6 +119,16 @@ func renewEpochs(ctx context.Context, conn *sql.Conn) (int, error) {
 		}
 	}
 	return len(names), nil
+}
+
+// readBootID returns the machine's boot id, or "" when it is unknown (then
+// any unclean stop of a NoSync store counts as a machine's).
+func readBootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // NewEpoch returns a new random room epoch: 12 hex digits.
