@@ -14,6 +14,42 @@ import (
 	"imload/mux/wsframe"
 )
 
+// Concurrency of a connection.
+//
+// Locks, outermost first (the hub's roomsMu and room.mu come between readMu
+// and qmu: hub.go):
+//   - readMu: held while one of c's messages is handled and while c is
+//     cleaned up (finish); it guards c's sessions, their rooms and the
+//     per-connection limiters. Handling is in order, one message at a time.
+//   - pollMu: held by the worker reading c in epoll mode (read.go), so that
+//     one readiness is handled after the previous one.
+//   - wmu: held by whoever writes to c's socket, from the write until its
+//     end; a write the socket did not take whole keeps wmu locked while the
+//     writer goroutine finishes it (rest), so nothing comes in between.
+//   - qmu: innermost; guards the queue, its byte count, the writer flag and
+//     the close state. Nothing blocks under it.
+//
+// The writer: whoever queues to an idle queue becomes c's writer
+// (queueItem reports it) and must see the queue written: a worker through
+// its outbox (writeNow after the message is handled, every lock
+// released), anyone else through startWriter. The writer writes without
+// blocking; only when the socket is full does it hand the role, with wmu,
+// to a writer goroutine (writeLoop), the one goroutine that ever waits
+// for c's socket. nextBatch gives the role up when the queue is empty.
+//
+// Closing, and which call to make from where:
+//   - closeWith (read.go), from c's reader when a frame ends c (the
+//     peer's close, a bad frame): it queues the close frame; the reader
+//     then finishes c itself (errClosed) or leaves that to whoever writes
+//     the close frame (errClosing);
+//   - abort or closeNow, from goroutines that do not hold readMu (the
+//     janitor's heartbeat close, shutdown, the end of a writer): they end
+//     c on the calling goroutine;
+//   - closeAsync, from anywhere, readMu held or not (a failed write): it
+//     closes the socket and has another goroutine finish c;
+//   - goAway, from anywhere: a goaway frame, then the close once written.
+// finish removes c's sessions and runs once (ended), under readMu.
+
 // Close codes of the protocol (docs/protocol.md §6).
 const (
 	closeHeartbeat    = 4002
