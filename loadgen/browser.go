@@ -83,10 +83,19 @@ type pending struct {
 	sid    uint32
 	track  int16
 	issued int64 // ns since start when queued; 0 = not sent on this link
+	// join: the other tabs the join names (sids), with the session id
+	// each had then; the reply is for them too
+	also []tabRef
 	// send and dm
 	sched  int64  // scheduled time, ns since start
 	mseq   uint32 // the tab's message sequence
 	target *browser
+}
+
+// tabRef is a tab as one of its incarnations (session id sid).
+type tabRef struct {
+	t   *tab
+	sid uint32
 }
 
 type sock struct {
@@ -302,6 +311,15 @@ func (t *tab) renew(b *browser, sid uint32) {
 // attachTab queues attach and one join per room for t: a fresh join with
 // history for a new tab, or a resume from the last offset.
 func (s *sock) attachTab(t *tab) {
+	s.attachOnly(t)
+	for i := range t.tracks {
+		s.joinTrack(t, i, nil)
+	}
+}
+
+// attachOnly queues the attach of t, starting a new incarnation if it has
+// none.
+func (s *sock) attachOnly(t *tab) {
 	e := s.b.e
 	b := s.b
 	if t.sid == 0 {
@@ -314,23 +332,78 @@ func (s *sock) attachTab(t *tab) {
 	}
 	body := mux.EncodeBody(mux.AttachReq{Name: b.name, Token: b.tok, Mode: mux.ModeLoadgen})
 	s.cmd(pending{kind: cAttach, t: t}, mux.CmdAttach, body)
-	for i := range t.tracks {
-		s.joinTrack(t, i)
-	}
-	s.resumeWait += 1 + len(t.tracks)
+	s.resumeWait++
 }
 
-func (s *sock) joinTrack(t *tab, i int) {
+// attachTabs queues, for the open tabs of s (whose link just came up),
+// their attaches and then the joins of their rooms, all in one message. In
+// shared mode the tabs that resume a room from the same epoch and offset
+// share one join naming them all (sids, docs/protocol.md §3), as the
+// SharedWorker does: the messages they missed travel once per socket, and
+// the one reply is applied to each tab's track.
+func (s *sock) attachTabs() {
+	var open []*tab
+	for _, t := range s.tabs {
+		if t.open {
+			open = append(open, t)
+		}
+	}
+	if s.b.e.mode == reports.ModePerTab || len(open) < 2 {
+		for _, t := range open {
+			s.attachTab(t)
+		}
+		return
+	}
+	for _, t := range open {
+		s.attachOnly(t)
+	}
+	// The tracks of every incarnation follow the browser's rooms in order
+	// (renew): track i of each tab is the same room.
+	grouped := make([]bool, len(open)*len(s.b.rooms))
+	for ti, t := range open {
+		for i := range t.tracks {
+			if grouped[ti*len(s.b.rooms)+i] {
+				continue
+			}
+			tr := &t.tracks[i]
+			var also []tabRef
+			if tr.joined {
+				for tj := ti + 1; tj < len(open); tj++ {
+					u := open[tj]
+					if i >= len(u.tracks) {
+						continue
+					}
+					ur := &u.tracks[i]
+					if ur.room == tr.room && ur.joined && ur.epoch == tr.epoch && ur.last() == tr.last() {
+						also = append(also, tabRef{t: u, sid: u.sid})
+						grouped[tj*len(s.b.rooms)+i] = true
+					}
+				}
+			}
+			s.joinTrack(t, i, also)
+		}
+	}
+}
+
+// joinTrack queues the join of track i of t: a resume from its last offset
+// (for the tabs in also too, whose track i resumes from the same point) or
+// a fresh join with history.
+func (s *sock) joinTrack(t *tab, i int, also []tabRef) {
 	e := s.b.e
 	tr := &t.tracks[i]
 	req := mux.JoinReq{Room: e.rooms[tr.room]}
 	if tr.joined {
 		req.Epoch, req.Offset = tr.epoch, tr.last()
 		tr.asked = req.Offset
+		for _, a := range also {
+			a.t.tracks[i].asked = req.Offset
+			req.SIDs = append(req.SIDs, a.sid)
+		}
 	} else {
 		req.History = e.sc.History
 	}
-	s.cmd(pending{kind: cJoin, t: t, track: int16(i)}, mux.CmdJoin, mux.EncodeBody(req))
+	s.cmd(pending{kind: cJoin, t: t, track: int16(i), also: also}, mux.CmdJoin, mux.EncodeBody(req))
+	s.resumeWait++
 }
 
 func (s *sock) sendMsg(p pending) {
@@ -442,11 +515,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	// Sends that were in flight when the last link died are re-sent after
 	// the resume with the same client id (the server answers a repeat with
 	// the first offset); everything else in flight is forgotten.
-	for _, t := range s.tabs {
-		if t.open {
-			e.wire.attach(s, t)
-		}
-	}
+	e.wire.attachUp(s)
 	b.mu.Unlock()
 	if e.wire.clientPings() {
 		b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
@@ -936,6 +1005,10 @@ func (r *reader) reply(f *mux.Frame) {
 	lat := (now - p.issued) / 1000
 	r.lat = append(r.lat, latRec{hReply, lat})
 	t := p.t
+	if p.kind == cJoin && len(p.also) > 0 {
+		r.groupJoined(f, &p)
+		return
+	}
 	if t != nil && (t.sid != p.sid || !t.open) {
 		// For an incarnation that is gone (closed by churn meanwhile).
 		if p.kind == cAttach || p.kind == cJoin {
@@ -1023,6 +1096,38 @@ func (r *reader) reply(f *mux.Frame) {
 			return
 		}
 		r.historyPage(t, int(p.track), &hr)
+	}
+}
+
+// groupJoined applies the reply to a join that named other tabs (sids): to
+// the track of each tab it was for, as if each had joined by itself. A
+// server that does not list them all in the reply's sids did not make them
+// members: those tabs join by themselves.
+func (r *reader) groupJoined(f *mux.Frame, p *pending) {
+	s := r.s
+	e := s.b.e
+	defer r.resumeStep()
+	tabs := append([]tabRef{{t: p.t, sid: p.sid}}, p.also...)
+	if f.Code != mux.CodeOK {
+		e.cnt.err(eAttach)
+		e.cnt.replyErr(f.Code, f.Err)
+		s.kill(true)
+		return
+	}
+	var jr mux.JoinResp
+	if mux.BodyOf(f.Body, &jr) != nil {
+		e.cnt.err(eProtocol)
+		return
+	}
+	for k, ref := range tabs {
+		if ref.t.sid != ref.sid || !ref.t.open {
+			continue // closed by churn meanwhile
+		}
+		if k > 0 && (len(jr.SIDs) != len(tabs) || jr.SIDs[k] != ref.sid) {
+			s.joinTrack(ref.t, int(p.track), nil)
+			continue
+		}
+		r.joined(ref.t, int(p.track), &jr)
 	}
 }
 

@@ -286,6 +286,8 @@ func (w *cfWire) greet(s *sock, l *wsLink) error {
 	return nil
 }
 
+func (w *cfWire) attachUp(s *sock) { attachEach(w, s) }
+
 // attach subscribes t to its personal channel (with DMs) and to its rooms'
 // channels: a new incarnation every time (no recovery).
 func (*cfWire) attach(s *sock, t *tab) {

@@ -179,6 +179,8 @@ func (sioWire) greet(s *sock, l *wsLink) error {
 }
 
 // attach joins t's rooms (a new incarnation every time: no resume).
+func (w sioWire) attachUp(s *sock) { attachEach(w, s) }
+
 func (sioWire) attach(s *sock, t *tab) {
 	e := s.b.e
 	b := s.b

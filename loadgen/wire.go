@@ -28,6 +28,9 @@ type wire interface {
 	// attach queues what makes t (open, on the socket s that just came up)
 	// a member of its rooms: a new incarnation or a resume. b.mu is held.
 	attach(s *sock, t *tab)
+	// attachUp does what attach does for every open tab of s, a socket
+	// whose link just came up (a connect or a reconnect). b.mu is held.
+	attachUp(s *sock)
 	// send queues a room message or a private message (p.kind cSend or
 	// cDM) and registers its pending reply. b.mu is held.
 	send(s *sock, p pending)
@@ -54,6 +57,7 @@ type imloadWire struct{}
 
 func (imloadWire) greet(s *sock, l *wsLink) error { return s.readHello(l) }
 func (imloadWire) attach(s *sock, t *tab)         { s.attachTab(t) }
+func (imloadWire) attachUp(s *sock)               { s.attachTabs() }
 func (imloadWire) send(s *sock, p pending)        { s.sendMsg(p) }
 func (imloadWire) read(r *reader, msg []byte)     { r.message(msg) }
 func (imloadWire) clientPings() bool              { return true }
@@ -61,6 +65,16 @@ func (imloadWire) batches() bool                  { return true }
 func (imloadWire) resumes() bool                  { return true }
 
 // ---- shared by the wires ----
+
+// attachEach attaches the open tabs of s one by one (wire.attachUp of the
+// wires that have nothing to share between tabs).
+func attachEach(w wire, s *sock) {
+	for _, t := range s.tabs {
+		if t.open {
+			w.attach(s, t)
+		}
+	}
+}
 
 // greeting is the blocking exchange of a greet, before the socket is up and
 // handed to its reader: whole messages read and written with deadlines, and

@@ -88,24 +88,30 @@ type NickResp struct {
 
 // JoinReq is the body of join. With Epoch and Offset set (a resume), the
 // reply carries every message after Offset; with History > 0 it carries the
-// last History messages.
+// last History messages. SIDs names other sessions of the same connection
+// that join the room at the same point (the tabs of one browser resuming
+// together): they are all added, and the one reply is for all of them.
 type JoinReq struct {
-	Room    string `json:"room"`
-	Epoch   string `json:"epoch,omitempty"`
-	Offset  uint64 `json:"offset,omitempty"`
-	History int    `json:"history,omitempty"`
+	Room    string   `json:"room"`
+	Epoch   string   `json:"epoch,omitempty"`
+	Offset  uint64   `json:"offset,omitempty"`
+	History int      `json:"history,omitempty"`
+	SIDs    []uint32 `json:"sids,omitempty"`
 }
 
 // JoinResp is the reply body of join. Messages are in offset order. Reset is
 // true when the requested epoch or offset can no longer be served: the client
 // must drop what it has of the room and use Messages (the latest ones)
 // instead. More is true when a resume had more messages than fit in one
-// reply: the client asks history with after = the last offset it got.
+// reply: the client asks history with after = the last offset it got. SIDs,
+// present when the join named other sessions, lists every session the reply
+// is for (the command's own first).
 type JoinResp struct {
 	Room     string    `json:"room"`
 	Epoch    string    `json:"epoch"`
 	Top      uint64    `json:"top"`
 	Members  int       `json:"members"`
+	SIDs     []uint32  `json:"sids,omitempty"`
 	Reset    bool      `json:"reset,omitempty"`
 	More     bool      `json:"more,omitempty"`
 	Messages []Message `json:"messages,omitempty"`
@@ -244,6 +250,8 @@ type Stats struct {
 	DMsOut              int64            `json:"dms_out"`
 	SlowConsumers       int64            `json:"slow_consumers"`
 	AcceptErrors        int64            `json:"accept_errors"`
+	Joins               int64            `json:"joins"`         // join commands answered 200
+	JoinSessions        int64            `json:"join_sessions"` // sessions they were for (sids count)
 	PhysicalByMode      map[string]int64 `json:"physical_by_mode"`
 	UptimeSeconds       float64          `json:"uptime_seconds"`
 }

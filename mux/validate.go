@@ -78,10 +78,25 @@ func (r *NickReq) Validate(Limits) error {
 	return checkName(r.Name)
 }
 
-// Validate checks a join body.
-func (r *JoinReq) Validate(Limits) error {
+// Validate checks a join body. The other sessions it names must be distinct
+// session ids (≥ 1), fewer than a connection may hold; the server checks
+// that each is attached on the connection and is not the command's own.
+func (r *JoinReq) Validate(l Limits) error {
 	if r.History < 0 {
 		return badRequest("history must not be negative")
+	}
+	if l.MaxSessions > 0 && len(r.SIDs) >= l.MaxSessions {
+		return badRequest("sids names %d sessions: a connection has at most %d", len(r.SIDs), l.MaxSessions)
+	}
+	for i, sid := range r.SIDs {
+		if sid == 0 {
+			return badRequest("sids: session 0 is the connection, not a session")
+		}
+		for _, o := range r.SIDs[:i] {
+			if o == sid {
+				return badRequest("sids: session %d is named twice", sid)
+			}
+		}
 	}
 	return checkRoom(r.Room)
 }

@@ -176,24 +176,37 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	if err := req.Validate(cfg.Limits); err != nil {
 		return err
 	}
-	joined := s.room(req.Room) != nil
-	if !joined && len(s.rooms) >= cfg.Limits.MaxRoomsPerSession {
-		return mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "this session is already in %d rooms", cfg.Limits.MaxRoomsPerSession)
+	group, err := c.joinGroup(s, f.SID, &req)
+	if err != nil {
+		return err
+	}
+	// joined[i]: group[i] is in the room already (not an error, and not
+	// counted against its room limit).
+	joined := make([]bool, len(group))
+	for i, g := range group {
+		joined[i] = g.room(req.Room) != nil
+		if !joined[i] && len(g.rooms) >= cfg.Limits.MaxRoomsPerSession {
+			return mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "session %d is already in %d rooms", g.sid, cfg.Limits.MaxRoomsPerSession)
+		}
 	}
 	r, err := c.srv.hub.lockRoom(req.Room, c.allowRoomCreate)
 	if err != nil {
 		return err
 	}
 	defer r.mu.Unlock()
-	if r.addSession(c, s.sid) {
-		if s.user == nil {
-			r.anon++
-		} else if r.users[s.user]++; r.users[s.user] == 1 {
-			r.presenceChanged(c, s.user, true, c, s.sid)
+	// Every session of the group becomes a member under the room's lock,
+	// before the reply is queued: the pushes that follow it are for all.
+	for i, g := range group {
+		if r.addSession(c, g.sid) {
+			if g.user == nil {
+				r.anon++
+			} else if r.users[g.user]++; r.users[g.user] == 1 {
+				r.presenceChanged(c, g.user, true, c, g.sid)
+			}
 		}
-	}
-	if !joined {
-		s.rooms = append(s.rooms, r)
+		if !joined[i] {
+			g.rooms = append(g.rooms, r)
+		}
 	}
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
 	resume := req.Epoch != "" || req.Offset > 0
@@ -206,9 +219,37 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 		reset = resume
 		entries, more = r.last(min(req.History, cfg.Limits.MaxHistory))
 	}
-	body := c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, false)
+	var sids []uint32 // listed in the reply only when the join named others
+	if len(group) > 1 {
+		sids = make([]uint32, len(group))
+		for i, g := range group {
+			sids[i] = g.sid
+		}
+	}
+	body := c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, false, sids)
+	c.srv.counters.joins.Add(1)
+	c.srv.counters.joinSessions.Add(int64(len(group)))
 	c.reply(mux.AppendReply(nil, f.SID, f.Seq, body))
 	return nil
+}
+
+// joinGroup returns the sessions a join is for: s (session sid), then each
+// one req.SIDs names, in that order. Strict: a named session that is s
+// itself or not attached on this connection fails the whole join.
+func (c *conn) joinGroup(s *session, sid uint32, req *mux.JoinReq) ([]*session, error) {
+	group := make([]*session, 1, 1+len(req.SIDs))
+	group[0] = s
+	for _, o := range req.SIDs {
+		if o == sid {
+			return nil, mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "sids names the command's own session %d", o)
+		}
+		g := c.session(o)
+		if g == nil {
+			return nil, mux.Errorf(mux.CodeNotAttached, mux.ErrNotAttached, "session %d named in sids is not attached on this connection", o)
+		}
+		group = append(group, g)
+	}
+	return group, nil
 }
 
 // allowRoomCreate reports whether c may create another room now (its
@@ -239,8 +280,9 @@ func (s *Server) replyBudget(c *conn) int {
 // the newest of them if newest (a window of the latest messages: more then
 // means older ones remain), else the oldest (a resume, which goes on after
 // its last message: more then means newer ones remain). more comes in set
-// when the window left some out already.
-func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*entry, history bool) []byte {
+// when the window left some out already. sids, if any, are the sessions a
+// join reply is for (a join that named several).
+func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*entry, history bool, sids []uint32) []byte {
 	budget := s.replyBudget(c)
 	from, to := 0, len(entries) // the entries that fit: entries[from:to]
 	if newest {
@@ -286,6 +328,10 @@ func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newe
 	} else {
 		dst = append(dst, `,"members":`...)
 		dst = strconv.AppendInt(dst, int64(r.count), 10)
+	}
+	if len(sids) > 0 {
+		dst = append(dst, `,"sids":`...)
+		dst = mux.AppendSIDs(dst, sids)
 	}
 	if reset {
 		dst = append(dst, `,"reset":true`...)
@@ -474,7 +520,7 @@ func (c *conn) history(f *mux.Frame) ([]byte, error) {
 	default:
 		entries, more = r.last(limit)
 	}
-	return c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, true), nil
+	return c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, true, nil), nil
 }
 
 func (c *conn) who(f *mux.Frame) ([]byte, error) {

@@ -35,6 +35,8 @@ type counters struct {
 	badFrames     atomic.Int64
 	roomsRefused  atomic.Int64                     // joins refused a new room: --max-rooms or the creation rate
 	storeRefused  atomic.Int64                     // sends refused because the store's queue was full
+	joins         atomic.Int64                     // join commands answered 200
+	joinSessions  atomic.Int64                     // sessions those joins were for (sids included)
 	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 
 	// limits.go, names.go, presence.go
@@ -82,6 +84,8 @@ func (s *Server) Stats() mux.Stats {
 		DMsOut:              c.dmsOut.Load(),
 		SlowConsumers:       c.slowConsumers.Load(),
 		AcceptErrors:        c.acceptErrors.Load(),
+		Joins:               c.joins.Load(),
+		JoinSessions:        c.joinSessions.Load(),
 		PhysicalByMode:      by,
 		UptimeSeconds:       time.Since(s.started).Seconds(),
 	}
@@ -123,6 +127,8 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("bad_frames_total", "Frames that were not valid (answered with an error frame, or an error reply for a cmd with a readable sid and seq).", &c.badFrames)
 	counter("rooms_refused_total", "Joins refused because a new room was over --max-rooms or the connection's room-creation rate.", &c.roomsRefused)
 	counter("store_refused_total", "Sends refused with 503 unavailable because the history store's queue was full.", &c.storeRefused)
+	counter("joins_total", "join commands answered 200 (a join naming several sessions with sids counts once).", &c.joins)
+	counter("join_sessions_total", "Sessions the successful joins were for (each session named in sids counts).", &c.joinSessions)
 	counter("rate_limited_total", "Sends and dms refused with 429 rate_limited (per-session limit).", &c.rateLimited)
 	counter("conn_rate_limited_total", "Commands refused with 429 conn_rate_limited (per-connection limit).", &c.connRateLimited)
 	counter("ip_rate_limited_total", "Commands refused with 429 ip_rate_limited (per-address limit).", &c.ipRateLimited)

@@ -241,6 +241,11 @@ func TestServerRestartResumes(t *testing.T) {
 		tb.waitJS(10*time.Second, "connected again", `document.getElementById('conn').dataset.state === 'open'`)
 		assertOnce(t, tb, "lobby", append(all, "typed while away"))
 	}
+	// The two tabs resumed lobby from the same offset: one join for both
+	// (sids), besides ext's.
+	if st := ts2.srv.Stats(); st.Joins != 2 || st.JoinSessions != 3 {
+		t.Fatalf("after the restart: %d joins for %d sessions, want 2 for 3 (ext's, and one for both tabs)", st.Joins, st.JoinSessions)
+	}
 	after := bob.info()
 	if after.Stats.Reconnects < 1 || after.Stats.Resumed < 3 {
 		t.Fatalf("want a reconnect that resumed the missed messages by offset; stats %+v", after.Stats)

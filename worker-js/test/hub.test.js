@@ -461,3 +461,56 @@ test('a resuming join refused for another reason drops the room and tells the ta
   await clock.advance(50);
   assert.equal(a.events('msg').length, 0);
 });
+
+test('tabs resuming a room from the same offset share one join (sids); its reply is applied to each', async () => {
+  const { clock, sockets, tab, hub } = setup();
+  const at = (offset) => ({ name: 'alice', token: 'T', rooms: [{ room: 'lobby', epoch: EPOCH, offset }] });
+  const tabs = [tab('A', at(4)), tab('B', at(4)), tab('C', at(4)), tab('D', at(2))];
+  for (const t of tabs) t.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  assert.equal(sockets[0].sent.length, 1, 'attaches and joins in one WebSocket message');
+  const fr = sockets[0].take();
+  assert.deepEqual(fr.map((f) => [f.sid, f.cmd]), [[1, 'attach'], [2, 'attach'], [3, 'attach'], [4, 'attach'], [1, 'join'], [4, 'join']],
+    'every attach first, then one join per (room, epoch, offset)');
+  assert.deepEqual(fr[4].body, { room: 'lobby', history: 50, epoch: EPOCH, offset: 4, sids: [2, 3] });
+  assert.deepEqual(fr[5].body, { room: 'lobby', history: 50, epoch: EPOCH, offset: 2 }, 'a tab at another offset joins alone');
+  sockets[0].deliver(
+    ...fr.slice(0, 4).map((f) => ({ t: 'reply', sid: f.sid, seq: f.seq, code: 200, body: { sid: f.sid, user: 'alice', color: '#111111', token: 'T' } })),
+    { t: 'reply', sid: 1, seq: fr[4].seq, code: 200, body: { room: 'lobby', epoch: EPOCH, top: 6, members: 4, sids: [1, 2, 3], messages: [mk('lobby', 5), mk('lobby', 6)] } },
+    { t: 'reply', sid: 4, seq: fr[5].seq, code: 200, body: { room: 'lobby', epoch: EPOCH, top: 6, members: 4, messages: [3, 4, 5, 6].map((o) => mk('lobby', o)) } },
+  );
+  await settle();
+  assert.deepEqual(sockets[0].take(), [], 'nothing more to ask');
+  sockets[0].deliver({ t: 'push', sids: [1, 2, 3, 4], ev: 'msg', body: mk('lobby', 7) });
+  await clock.advance(50);
+  const seen = (t) => t.events().filter((e) => e.k === 'msg' || e.k === 'history').flatMap((e) => (e.k === 'msg' ? [e.offset] : e.messages.map((m) => m.offset)));
+  for (const t of tabs.slice(0, 3)) assert.deepEqual(seen(t), [5, 6, 7], `tab ${t.id}: the shared catch-up once, then the push`);
+  assert.deepEqual(seen(tabs[3]), [3, 4, 5, 6, 7]);
+  assert.equal(hub.stats.msgsFromServer, 2 + 4 + 1, 'the shared reply counted once');
+  assert.equal(hub.stats.delivered, 3 * 3 + 5, 'delivered to every tab');
+});
+
+test('a server that ignores sids: the tabs it did not list resume by themselves', async () => {
+  const { clock, sockets, tab } = setup();
+  const st = { name: 'alice', token: 'T', rooms: [{ room: 'r', epoch: EPOCH, offset: 1 }] };
+  const a = tab('A', st);
+  const b = tab('B', st);
+  a.hello(); b.hello();
+  await clock.advance(0);
+  sockets[0].hello();
+  await settle();
+  const fr = sockets[0].take();
+  assert.deepEqual(fr.map((f) => [f.sid, f.cmd, f.body.sids]), [[1, 'attach', undefined], [2, 'attach', undefined], [1, 'join', [2]]]);
+  sockets[0].deliver(
+    ...fr.slice(0, 2).map((f) => ({ t: 'reply', sid: f.sid, seq: f.seq, code: 200, body: { sid: f.sid, user: 'alice', color: '#111111', token: 'T' } })),
+    { t: 'reply', sid: 1, seq: fr[2].seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 2, members: 1, messages: [mk('r', 2)] } },
+  );
+  await settle();
+  const again = sockets[0].take();
+  assert.deepEqual(again.map((f) => [f.sid, f.cmd, f.body]), [[2, 'join', { room: 'r', history: 50, epoch: EPOCH, offset: 1 }]]);
+  sockets[0].deliver({ t: 'reply', sid: 2, seq: again[0].seq, code: 200, body: { room: 'r', epoch: EPOCH, top: 2, members: 2, messages: [mk('r', 2)] } });
+  await clock.advance(50);
+  for (const t of [a, b]) assert.deepEqual(t.events('history').flatMap((h) => h.messages.map((m) => m.offset)), [2], `tab ${t.id}`);
+});

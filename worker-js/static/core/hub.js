@@ -356,18 +356,20 @@ export class Hub {
 
   // applyJoin takes a JoinResp (from a tab's join, or from a join that
   // resumes a room after a re-attach).
-  applyJoin(s, jr, source) {
+  // again: the same reply was applied to another session already (a join
+  // for several): its messages are not counted, nor cached, twice.
+  applyJoin(s, jr, source, again = false) {
     const { room, epoch, top = 0, reset = false, more = false } = jr;
     const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
-    this.stats.msgsFromServer += msgs.length;
+    if (!again) this.stats.msgsFromServer += msgs.length;
     if (source === 'resume') this.stats.resumed += msgs.length;
     s.joined.add(room);
     const isReset = reset || (s.rooms.has(room) && s.rooms.get(room).epoch && s.rooms.get(room).epoch !== epoch);
     if (isReset) {
       this.stats.resets++;
-      this.cache.replace(room, epoch, msgs);
+      if (!again) this.cache.replace(room, epoch, msgs);
       s.rooms.set(room, epoch, 0);
-    } else {
+    } else if (!again) {
       this.cache.append(room, msgs);
     }
     const f = s.rooms.filter(room, epoch, msgs);
@@ -419,7 +421,22 @@ export class Hub {
 
   onOpen() {
     if (this.stats.attaches > 0) this.stats.reconnects++;
-    for (const s of this.sessions.values()) this.attach(s);
+    // Every attach first, then the rooms' joins: the sessions that resume
+    // a room from the same epoch and offset share one join that names them
+    // all (sids, docs/protocol.md §3), so what they missed travels once.
+    const all = [...this.sessions.values()];
+    for (const s of all) this.attach(s, false, false);
+    const groups = new Map(); // room, epoch, offset -> {room, sessions}, in the order met
+    for (const s of all) {
+      for (const room of s.joined) {
+        const cur = s.rooms.get(room);
+        // a room without offsets is joined afresh, alone
+        const key = cur && cur.epoch ? JSON.stringify([room, cur.epoch, cur.offset]) : Symbol(room);
+        if (!groups.has(key)) groups.set(key, { room, sessions: [] });
+        groups.get(key).sessions.push(s);
+      }
+    }
+    for (const g of groups.values()) this.rejoinGroup(g.sessions, g.room);
   }
 
   onDown() {
@@ -435,7 +452,7 @@ export class Hub {
     }
   }
 
-  attach(s, anonymous = false) {
+  attach(s, anonymous = false, joins = true) {
     const body = { mode: this.mode };
     if (s.name && !anonymous) {
       body.name = s.name;
@@ -452,8 +469,8 @@ export class Hub {
     // reply, so they leave in the same WebSocket message (one round trip).
     // The server handles a message's frames in order; if this attach
     // fails, these joins get 401 not_attached and are sent again with the
-    // next attach (see rejoin).
-    for (const room of s.joined) this.rejoin(s, room);
+    // next attach (see rejoin). onOpen sends them itself (joins false).
+    if (joins) for (const room of s.joined) this.rejoin(s, room);
   }
 
   attached(s, r, again, anonymous) {
@@ -504,6 +521,40 @@ export class Hub {
       s.joined.delete(room);
       s.rooms.delete(room);
       this.post(s.tab, { k: 'left', room, reason: r.error || 'rejoin_failed' });
+    }, true);
+  }
+
+  // rejoinGroup resumes room for every session of group (attached on this
+  // link, all at the same epoch and offset) with one join naming the others
+  // (sids): the one reply is applied to each session the server lists in
+  // its sids. A session it does not list (a server that ignores sids), or
+  // a group refused as a whole, resumes by itself.
+  rejoinGroup(group, room) {
+    if (group.length === 1) { this.rejoin(group[0], room); return; }
+    const [lead, ...others] = group;
+    const cur = lead.rooms.get(room);
+    const body = { room, history: this.cfg.historyN, epoch: cur.epoch, offset: cur.offset, sids: others.map((o) => o.sid) };
+    const live = (g) => this.sessions.has(g.sid) && g.joined.has(room);
+    this.cmd(lead, 'join', body, null, (r) => {
+      if (r.code === 200 && r.body) {
+        const listed = new Set(Array.isArray(r.body.sids) ? r.body.sids : [lead.sid]);
+        const { sids, ...jr } = r.body;
+        void sids;
+        let counted = false;
+        for (const g of group) {
+          if (!live(g)) continue;
+          if (!listed.has(g.sid)) { this.rejoin(g, room); continue; }
+          // the messages came once: count them once
+          this.applyJoin(g, jr, 'resume', counted);
+          counted = true;
+        }
+        return;
+      }
+      if (r.code === 504) return; // lost with the link: the next attach joins again
+      // refused as a whole (an attach in front of it failed, say): each
+      // attached session asks for itself; the others join again behind
+      // their next attach
+      for (const g of group) if (live(g) && g.attached) this.rejoin(g, room);
     }, true);
   }
 
