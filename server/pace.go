@@ -48,30 +48,11 @@ func (s *Server) clock() int64 { return int64(time.Since(s.started)) }
 type pacer struct {
 	srv  *Server
 	mu   sync.Mutex
-	due  pacedHeap
+	due  dueHeap[*conn]
 	next int64 // due time the goroutine sleeps until (0: none)
 	stop bool
 	wake chan struct{}
 	done chan struct{}
-}
-
-type pacedConn struct {
-	at int64
-	c  *conn
-}
-
-type pacedHeap []pacedConn
-
-func (h pacedHeap) Len() int           { return len(h) }
-func (h pacedHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h pacedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *pacedHeap) Push(x any)        { *h = append(*h, x.(pacedConn)) }
-func (h *pacedHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = pacedConn{}
-	*h = old[:len(old)-1]
-	return x
 }
 
 func newPacer(s *Server) *pacer {
@@ -91,7 +72,7 @@ func (p *pacer) add(c *conn, at int64, paced bool) bool {
 		p.mu.Unlock()
 		return false
 	}
-	heap.Push(&p.due, pacedConn{at: at, c: c})
+	heap.Push(&p.due, due[*conn]{at: at, v: c})
 	kick := p.next == 0 || at < p.next
 	if kick {
 		p.next = at
@@ -121,7 +102,7 @@ func (p *pacer) run() {
 		p.mu.Lock()
 		now := p.srv.clock()
 		for len(p.due) > 0 && (p.due[0].at <= now || p.stop) {
-			batch = append(batch, heap.Pop(&p.due).(pacedConn).c)
+			batch = append(batch, heap.Pop(&p.due).(due[*conn]).v)
 		}
 		stop := p.stop && len(p.due) == 0
 		p.next = 0

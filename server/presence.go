@@ -137,30 +137,11 @@ func (r *room) flushPresence(srv *Server, out *outbox) {
 type presenceFlusher struct {
 	srv  *Server
 	mu   sync.Mutex
-	due  presenceHeap
+	due  dueHeap[*room]
 	next int64 // due time the goroutine sleeps until (0: none)
 	stop bool
 	wake chan struct{}
 	done chan struct{}
-}
-
-type dueRoom struct {
-	at int64
-	r  *room
-}
-
-type presenceHeap []dueRoom
-
-func (h presenceHeap) Len() int           { return len(h) }
-func (h presenceHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h presenceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *presenceHeap) Push(x any)        { *h = append(*h, x.(dueRoom)) }
-func (h *presenceHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = dueRoom{}
-	*h = old[:len(old)-1]
-	return x
 }
 
 func newPresenceFlusher(s *Server) *presenceFlusher {
@@ -179,7 +160,7 @@ func (p *presenceFlusher) add(r *room, at int64) bool {
 		p.mu.Unlock()
 		return false
 	}
-	heap.Push(&p.due, dueRoom{at: at, r: r})
+	heap.Push(&p.due, due[*room]{at: at, v: r})
 	kick := p.next == 0 || at < p.next
 	if kick {
 		p.next = at
@@ -211,7 +192,7 @@ func (p *presenceFlusher) run() {
 		}
 		now := p.srv.clock()
 		for len(p.due) > 0 && p.due[0].at <= now {
-			batch = append(batch, heap.Pop(&p.due).(dueRoom).r)
+			batch = append(batch, heap.Pop(&p.due).(due[*room]).v)
 		}
 		p.next = 0
 		if len(p.due) > 0 {

@@ -12,20 +12,6 @@ import (
 	"imload/reports"
 )
 
-// buildRunBinary builds the imload binary into a temporary directory: imload
-// run starts its local server from its own executable.
-func buildRunBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "imload")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // runBinary runs the imload binary with args (at most 2 minutes) and returns
 // its output, its exit code and the result it wrote to out.
 func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr string, code int, res *reports.Result) {
@@ -70,7 +56,7 @@ func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr st
 // 12, finding 1): against a server that acknowledges before its SQLite writer
 // commits, it fails with mismatched and duplicated messages.
 func TestRunFaults(t *testing.T) {
-	bin := buildRunBinary(t)
+	bin := buildImload(t)
 	for _, c := range []struct {
 		name, flag, kind, mode string
 	}{
@@ -125,7 +111,7 @@ func TestRunFaults(t *testing.T) {
 // reconnect it (that kicked the next oldest, 67 kicks in 22 s, and the run
 // said PASS): 5 kicks, shown, and a failed run.
 func TestRunKicksFail(t *testing.T) {
-	bin := buildRunBinary(t)
+	bin := buildImload(t)
 	out := filepath.Join(t.TempDir(), "out")
 	stdout, _, code, res := runBinary(t, bin, out, "run", "--mode", "per-tab", "--tabs", "17", "--clients", "5",
 		"--duration", "4s", "--ramp", "1s")
