@@ -455,8 +455,6 @@ func (s *sock) takePending(seq uint64) (pending, bool) {
 
 // ---- connection lifecycle ----
 
-var errDeadLink = errors.New("dead link")
-
 // run dials, greets and brings the socket up, on a goroutine of its own.
 // Then it hands the link to the poller, or (goroutine reader) reads it
 // until it ends.

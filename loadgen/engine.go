@@ -84,12 +84,6 @@ func (e *engine) addrAt(i int) string {
 	return e.addrs[i%len(e.addrs)]
 }
 
-func (e *engine) nAddrs() int {
-	e.addrMu.Lock()
-	defer e.addrMu.Unlock()
-	return len(e.addrs)
-}
-
 // refetchAddrs fetches /lbs again (ladder step "refetch"); on failure the
 // old list is kept.
 func (e *engine) refetchAddrs() {

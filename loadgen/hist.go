@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -219,14 +218,4 @@ func (c *counters) reconnectsMap() map[string]int64 {
 		}
 	}
 	return m
-}
-
-// sortedNames is a helper for stable output.
-func sortedNames(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

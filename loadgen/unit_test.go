@@ -324,7 +324,7 @@ func TestDMTrackerExpectsFromItsOwnView(t *testing.T) {
 	// a (3 tabs) sends to b (2 tabs): b's two tabs and a's two other tabs
 	// must each get it once.
 	_, bs := dmFixture(3, 2, 1)
-	a, b, c := bs[0], bs[1], bs[2]
+	a, b := bs[0], bs[1]
 	d := newDMTracker(true)
 	sendDM(d, k, a, b, at)
 	d.replied(k, 4)
@@ -338,7 +338,7 @@ func TestDMTrackerExpectsFromItsOwnView(t *testing.T) {
 	// A server that under-delivers AND under-reports does not pass: the
 	// expectation comes from the generator, the count only cross-checks it.
 	_, bs = dmFixture(3, 2, 1)
-	a, b, c = bs[0], bs[1], bs[2]
+	a, b = bs[0], bs[1]
 	d = newDMTracker(true)
 	sendDM(d, k, a, b, at)
 	d.replied(k, 3)
@@ -362,7 +362,7 @@ func TestDMTrackerExpectsFromItsOwnView(t *testing.T) {
 
 	// Duplicates, and copies to a third browser or to the sending tab.
 	_, bs = dmFixture(3, 2, 1)
-	a, b, c = bs[0], bs[1], bs[2]
+	a, b, c := bs[0], bs[1], bs[2]
 	d = newDMTracker(true)
 	sendDM(d, k, a, b, at)
 	d.replied(k, 4)

@@ -84,11 +84,15 @@ func readClientFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
 	switch n {
 	case 126:
 		var x [2]byte
-		_, err = io.ReadFull(br, x[:])
+		if _, err = io.ReadFull(br, x[:]); err != nil {
+			return
+		}
 		n = uint64(binary.BigEndian.Uint16(x[:]))
 	case 127:
 		var x [8]byte
-		_, err = io.ReadFull(br, x[:])
+		if _, err = io.ReadFull(br, x[:]); err != nil {
+			return
+		}
 		n = binary.BigEndian.Uint64(x[:])
 	}
 	var mask [4]byte

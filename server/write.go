@@ -16,7 +16,6 @@ import (
 // copy into its buffer. (It reads them itself too: read.go.)
 
 var (
-	newline   = []byte{'\n'}
 	pushClose = []byte{mux.PushTail}
 	bodyKey   = []byte(mux.PushBodyKey)
 )
