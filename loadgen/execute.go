@@ -137,8 +137,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		run.ServerProcess = server.finish()
 	}
 	notes := map[string]int64{
-		"deliveries_by_push":   e.ver.deliveredPush.Load(),
-		"deliveries_by_resume": e.ver.deliveredRe.Load(),
+		reports.NoteDeliveriesByPush:   e.ver.deliveredPush.Load(),
+		reports.NoteDeliveriesByResume: e.ver.deliveredRe.Load(),
 	}
 	if poller != nil {
 		peak, first, last := poller.get()
@@ -148,7 +148,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		// (nor when a fault restarted it: its uptime may have caught up).
 		if first != nil && last != nil && len(e.o.faults) == 0 && statNum(last, "uptime_seconds") >= statNum(first, "uptime_seconds") {
 			for _, k := range []string{"messages_in", "messages_out", "dms_in", "dms_out"} {
-				notes["server_"+k] = int64(statNum(last, k) - statNum(first, k))
+				notes[reports.NoteServerPrefix+k] = int64(statNum(last, k) - statNum(first, k))
 			}
 		}
 	}
@@ -156,7 +156,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	run.Delivery = e.ver.delivery()
 	if e.content != nil {
 		run.Delivery.Mismatched = e.content.mismatched.Load()
-		notes["content_unchecked"] = e.content.unchecked.Load()
+		notes[reports.NoteContentUnchecked] = e.content.unchecked.Load()
 	}
 	hs, above := mergeHists(e.allHists())
 	run.Latency = make(map[string]reports.Latency, nHist)
@@ -179,51 +179,51 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		Resets:        e.joinResets.Load(),
 	}
 	if dmo.Lost > 0 {
-		run.Counters.Errors["dm_lost"] = dmo.Lost
+		run.Counters.Errors[reports.ErrorDMLost] = dmo.Lost
 	}
 	if dmo.Duplicated > 0 {
-		run.Counters.Errors["dm_duplicated"] = dmo.Duplicated
+		run.Counters.Errors[reports.ErrorDMDuplicated] = dmo.Duplicated
 	}
 	if dmo.Misdelivered > 0 {
-		run.Counters.Errors["dm_misdelivered"] = dmo.Misdelivered
+		run.Counters.Errors[reports.ErrorDMMisdelivered] = dmo.Misdelivered
 	}
 	if dmo.CountMismatch > 0 {
-		run.Counters.Errors["dm_count_mismatch"] = dmo.CountMismatch
+		run.Counters.Errors[reports.ErrorDMCountMismatch] = dmo.CountMismatch
 	}
 	for k, v := range map[string]int64{
-		"dm_expected":                 dmo.Expected,
-		"dm_delivered":                dmo.Delivered,
-		"dm_lost_excused":             dmo.Excused,
-		"dm_unconfirmed":              dmo.Unconfirmed,
-		"dm_target_offline":           e.dmOffline.Load(),
-		"dm_extra":                    dmo.Extra,
-		"dm_count_mismatch_excused":   dmo.CountExcused,
-		"dm_not_sent_offline":         e.dmNotSent.Load(),
-		"goaways":                     e.cnt.goaways.Load(),
-		"sockets_killed":              e.cnt.killed.Load(),
-		"tabs_closed":                 e.cnt.tabsClosed.Load(),
-		"epoch_resets":                e.epochResets.Load(),
-		"resume_resets":               e.resumeResets.Load(),
-		"resume_reset_offsets":        e.ver.gone.Load(),
-		"tracks_excused":              e.ver.excusedTracks.Load(),
-		"lbs_refetches":               e.lbsFetch.Load(),
-		"browsers_gave_up":            e.gaveUp.Load(),
-		"dial_failures":               e.dialFailures.Load(),
-		"sends_refused_shutting_down": e.refusedShutdown.Load(),
+		reports.NoteDMExpected:             dmo.Expected,
+		reports.NoteDMDelivered:            dmo.Delivered,
+		reports.NoteDMLostExcused:          dmo.Excused,
+		reports.NoteDMUnconfirmed:          dmo.Unconfirmed,
+		reports.NoteDMTargetOffline:        e.dmOffline.Load(),
+		reports.NoteDMExtra:                dmo.Extra,
+		reports.NoteDMCountMismatchExcused: dmo.CountExcused,
+		reports.NoteDMNotSentOffline:       e.dmNotSent.Load(),
+		reports.NoteGoAways:                e.cnt.goaways.Load(),
+		reports.NoteSocketsKilled:          e.cnt.killed.Load(),
+		reports.NoteTabsClosed:             e.cnt.tabsClosed.Load(),
+		reports.NoteEpochResets:            e.epochResets.Load(),
+		reports.NoteResumeResets:           e.resumeResets.Load(),
+		reports.NoteResumeResetOffsets:     e.ver.gone.Load(),
+		reports.NoteTracksExcused:          e.ver.excusedTracks.Load(),
+		reports.NoteLBSRefetches:           e.lbsFetch.Load(),
+		reports.NoteBrowsersGaveUp:         e.gaveUp.Load(),
+		reports.NoteDialFailures:           e.dialFailures.Load(),
+		reports.NoteSendsRefusedShutdown:   e.refusedShutdown.Load(),
 	} {
 		notes[k] = v
 	}
 	if !e.wire.resumes() {
 		// Sends whose ack never came (socket lost, tab closed, timeout):
 		// socket.io and Centrifugo clients do not re-send them (at most once).
-		notes["sends_unconfirmed"] = e.unconfirmed.Load()
+		notes[reports.NoteSendsUnconfirmed] = e.unconfirmed.Load()
 	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
 		d := dmo.Delivery
 		run.DMDelivery = &d
 	}
 	for k, v := range notes {
-		if v == 0 && k != "deliveries_by_push" {
+		if v == 0 && k != reports.NoteDeliveriesByPush {
 			delete(notes, k)
 		}
 	}

@@ -95,15 +95,13 @@ func mergeHists(all []*hists) (out [nHist]*hdrhistogram.Histogram, above [nHist]
 type errKind int
 
 const (
-	eDial          errKind = iota // TCP connect or WebSocket handshake failed
-	eTimeout                      // a command got no reply in time
+	eTimeout       errKind = iota // a command got no reply in time
 	eReply4xx                     // a command was refused (by name below)
 	eReply5xx                     // server error reply
 	eProtocol                     // an undecodable or unexpected frame from the server
 	eErrorFrame                   // an error frame from the server
 	eLinkLost                     // a socket closed that the generator did not close
 	eDeadLink                     // no traffic (not even a pong) for the dead-link time
-	eWrite                        // writing to a socket failed
 	eGaveUp                       // a socket went down the whole ladder
 	eOfflineDrop                  // a send dropped: too many queued while offline
 	eUnexpectedMsg                // a push for a session or room the generator did not expect
@@ -111,9 +109,20 @@ const (
 	nErrKinds
 )
 
+// errNames are the Counters.Errors keys of the kinds (eReply4xx and
+// eReply5xx are listed by the reply's error name instead, see errorsMap).
 var errNames = [nErrKinds]string{
-	"dial", "timeout", "reply_4xx", "reply_5xx", "protocol", "error_frame", "link_lost",
-	"dead_link", "write", "gave_up", "offline_drop", "unexpected_push", "attach",
+	eTimeout:       reports.ErrorTimeout,
+	eReply4xx:      "reply_4xx",
+	eReply5xx:      "reply_5xx",
+	eProtocol:      reports.ErrorProtocol,
+	eErrorFrame:    reports.ErrorErrorFrame,
+	eLinkLost:      reports.ErrorLinkLost,
+	eDeadLink:      reports.ErrorDeadLink,
+	eGaveUp:        reports.ErrorGaveUp,
+	eOfflineDrop:   reports.ErrorOfflineDrop,
+	eUnexpectedMsg: reports.ErrorUnexpectedPush,
+	eAttach:        reports.ErrorAttach,
 }
 
 // counters are the run's totals, updated with atomics from every goroutine.
@@ -204,7 +213,7 @@ func (c *counters) errorsMap() map[string]int64 {
 	}
 	c.replyErrMu.Lock()
 	for name, v := range c.replyErrs {
-		m["reply_"+name] += v
+		m[reports.ErrorReplyPrefix+name] += v
 	}
 	c.replyErrMu.Unlock()
 	return m

@@ -5,13 +5,16 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"imload/reports"
 )
 
-// Protocols the generator speaks (Scenario.Protocol).
+// Protocols the generator speaks (Scenario.Protocol), named as in the
+// result (reports.ProtocolImload, …).
 const (
-	ProtocolImload     = "imload"     // docs/protocol.md (default)
-	ProtocolSocketIO   = "socketio"   // socket.io v4 over WebSocket
-	ProtocolCentrifugo = "centrifugo" // Centrifugo v6: client protocol v2, JSON, over WebSocket
+	ProtocolImload     = reports.ProtocolImload     // docs/protocol.md (default)
+	ProtocolSocketIO   = reports.ProtocolSocketIO   // socket.io v4 over WebSocket
+	ProtocolCentrifugo = reports.ProtocolCentrifugo // Centrifugo v6: client protocol v2, JSON, over WebSocket
 )
 
 // wire is the seam between the engine and the protocol it speaks: what

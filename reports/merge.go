@@ -306,7 +306,7 @@ func mergeRuns(runs []*Run) (Run, error) {
 			if out.Notes == nil {
 				out.Notes = map[string]int64{}
 			}
-			if strings.HasPrefix(k, serverNotePrefix) {
+			if strings.HasPrefix(k, NoteServerPrefix) {
 				if prev, ok := out.Notes[k]; !ok || v > prev {
 					out.Notes[k] = v
 				}

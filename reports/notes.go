@@ -18,38 +18,35 @@ type noteGroup struct {
 // their own group; any other key is shown under "other" by its name.
 var noteGroups = []noteGroup{
 	{"room messages", [][2]string{
-		{"deliveries_by_push", "delivered by push"},
-		{"deliveries_by_resume", "delivered by resume or history page"},
-		{"resume_resets", "resumes answered with reset"},
-		{"resume_reset_offsets", "offsets gone at a reset (not lost)"},
-		{"epoch_resets", "rooms that changed epoch (history lost)"},
-		{"tracks_excused", "tracks closed early (excused)"},
-		{"content_unchecked", "messages too old for the content check"},
-		{"sends_unconfirmed", "sends never acknowledged (not re-sent)"},
-		{"sends_refused_shutting_down", "sends refused: server shutting down"},
+		{NoteDeliveriesByPush, "delivered by push"},
+		{NoteDeliveriesByResume, "delivered by resume or history page"},
+		{NoteResumeResets, "resumes answered with reset"},
+		{NoteResumeResetOffsets, "offsets gone at a reset (not lost)"},
+		{NoteEpochResets, "rooms that changed epoch (history lost)"},
+		{NoteTracksExcused, "tracks closed early (excused)"},
+		{NoteContentUnchecked, "messages too old for the content check"},
+		{NoteSendsUnconfirmed, "sends never acknowledged (not re-sent)"},
+		{NoteSendsRefusedShutdown, "sends refused: server shutting down"},
 	}},
 	{"private messages", [][2]string{
-		{"dm_expected", "DM copies expected"},
-		{"dm_delivered", "DM copies delivered"},
-		{"dm_extra", "DM copies to attaching tabs (extra)"},
-		{"dm_lost_excused", "DM copies missed, excused (disruption)"},
-		{"dm_count_mismatch_excused", "DM session counts off, excused"},
-		{"dm_unconfirmed", "DMs never acknowledged (not checked)"},
-		{"dm_target_offline", "DMs refused: target offline"},
-		{"dm_not_sent_offline", "DMs not sent: tab offline"},
+		{NoteDMExpected, "DM copies expected"},
+		{NoteDMDelivered, "DM copies delivered"},
+		{NoteDMExtra, "DM copies to attaching tabs (extra)"},
+		{NoteDMLostExcused, "DM copies missed, excused (disruption)"},
+		{NoteDMCountMismatchExcused, "DM session counts off, excused"},
+		{NoteDMUnconfirmed, "DMs never acknowledged (not checked)"},
+		{NoteDMTargetOffline, "DMs refused: target offline"},
+		{NoteDMNotSentOffline, "DMs not sent: tab offline"},
 	}},
 	{"disruptions", [][2]string{
-		{"sockets_killed", "sockets killed on purpose"},
-		{"tabs_closed", "tabs closed (churn)"},
-		{"goaways", "go-aways received"},
-		{"dial_failures", "dial failures"},
-		{"lbs_refetches", "/lbs address list refetches"},
-		{"browsers_gave_up", "browsers that gave up"},
+		{NoteSocketsKilled, "sockets killed on purpose"},
+		{NoteTabsClosed, "tabs closed (churn)"},
+		{NoteGoAways, "go-aways received"},
+		{NoteDialFailures, "dial failures"},
+		{NoteLBSRefetches, "/lbs address list refetches"},
+		{NoteBrowsersGaveUp, "browsers that gave up"},
 	}},
 }
-
-// serverNotePrefix starts the keys of the target's /stats deltas.
-const serverNotePrefix = "server_"
 
 // NoteLabel returns the short human label of a Run.Notes key: a known key's
 // label ("resume_reset_offsets" → "offsets gone at a reset (not lost)"), a
@@ -63,7 +60,7 @@ func NoteLabel(key string) string {
 			}
 		}
 	}
-	if rest, ok := strings.CutPrefix(key, serverNotePrefix); ok && rest != "" {
+	if rest, ok := strings.CutPrefix(key, NoteServerPrefix); ok && rest != "" {
 		return "server /stats Δ " + rest
 	}
 	return key
@@ -113,7 +110,7 @@ func noteSections(r *Result) []noteSection {
 		if known[k] {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(k, serverNotePrefix); ok && rest != "" {
+		if rest, ok := strings.CutPrefix(k, NoteServerPrefix); ok && rest != "" {
 			server.keys = append(server.keys, k)
 			server.labels = append(server.labels, rest)
 			continue

@@ -371,7 +371,9 @@ type Counters struct {
 	WSMessagesIn  int64 `json:"ws_messages_in,omitempty"`
 	BytesOut      int64 `json:"bytes_out"`
 	BytesIn       int64 `json:"bytes_in"`
-	// Errors counts errors by kind (for example "timeout", "dial", "reply_5xx").
+	// Errors counts errors by kind: the Error* keys (contract.go), and
+	// ErrorReplyPrefix + an error name for each refused reply
+	// ("reply_rate_limited").
 	Errors map[string]int64 `json:"errors"`
 	// Reconnects counts reconnect ladder steps taken, keyed by the Step* names.
 	Reconnects map[string]int64 `json:"reconnects"`
