@@ -355,12 +355,13 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 		return &exitError{code: 1, err: runErr}
 	}
 	if !res.Verdict.Pass {
-		return &exitError{code: 1, err: errors.New("run failed: " + res.Verdict.Reason)}
+		return &exitError{code: 1, err: errors.New("verdict " + res.Verdict.String())}
 	}
 	return nil
 }
 
-// verdictLine is the one-line verdict printed last.
+// verdictLine is the one-line verdict printed last: the verdict, then the
+// numbers of each run that matter most, then where the results are.
 func verdictLine(r *reports.Result, out string) string {
 	var parts []string
 	for _, run := range r.Runs {
@@ -375,9 +376,5 @@ func verdictLine(r *reports.Result, out string) string {
 		}
 		parts = append(parts, p)
 	}
-	v := "PASS"
-	if !r.Verdict.Pass {
-		v = "FAIL (" + r.Verdict.Reason + ")"
-	}
-	return fmt.Sprintf("imload run: %s: %s; results in %s", v, strings.Join(parts, "; "), out)
+	return fmt.Sprintf("imload run: %s — %s; results in %s", r.Verdict, strings.Join(parts, "; "), out)
 }
