@@ -260,7 +260,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 	if f, ok := stderr.(*os.File); ok {
 		tty = isatty.IsTerminal(f.Fd())
 	}
-	pp := &loadgen.ProgressPrinter{W: stderr, TTY: tty}
+	pp := &progressPrinter{W: stderr, TTY: tty}
 
 	if out == "" {
 		out = filepath.Join("imload-reports", time.Now().Format("20060102-150405"))
