@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imload/loadgen"
+	"imload/loadgen/localserver"
 	"imload/reports"
 )
 
@@ -287,7 +288,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 	if progress {
 		opts = append(opts, loadgen.WithProgress(pp.Print))
 	}
-	var child *loadgen.Child
+	var child *localserver.Server
 	if len(sc.Targets) == 0 {
 		if serverLog == "" {
 			serverLog = filepath.Join(out, "server.log")
@@ -306,7 +307,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 			}
 			defer os.RemoveAll(data)
 		}
-		child, err = loadgen.StartChild(ctx, loadgen.ChildConfig{Args: ls.args, Stderr: logf, DataDir: data})
+		child, err = localserver.Start(ctx, localserver.Config{Args: ls.args, Stderr: logf, DataDir: data})
 		if err != nil {
 			return fmt.Errorf("no --target given and the local server did not start: %w", err)
 		}
