@@ -20,11 +20,20 @@ export function backoffDelay(attempt, o = DEFAULT_LADDER, random = Math.random) 
   return Math.max(0, Math.round(Math.min(o.maxMs, v)));
 }
 
+// The ladder's steps, named as the load generator names them in result.json
+// (reports.StepRetry, StepSwitch, StepRefetch, StepGiveUp in Go).
+export const STEP = Object.freeze({
+  retry: 'retry',     // the same address again
+  switch: 'switch',   // the next address of the list
+  refetch: 'refetch', // fetch /lbs, then setAddrs()
+  giveUp: 'give_up',  // stop; reset() to start over
+});
+
 // Ladder decides what to do after each failed attempt. Steps:
 //   {action:'retry',   addr, delayMs, attempt}  same address again
 //   {action:'switch',  addr, delayMs, attempt}  next address of the list
 //   {action:'refetch', delayMs, attempt}        fetch /lbs, then setAddrs()
-//   {action:'giveup',  attempt}                 stop; reset() to start over
+//   {action:'give_up', attempt}                 stop; reset() to start over
 export class Ladder {
   constructor(opts = {}, random = Math.random) {
     this.o = { ...DEFAULT_LADDER, ...clean(opts) };
@@ -59,20 +68,20 @@ export class Ladder {
     this.tries++;
     const delayMs = backoffDelay(this.attempt, this.o, this.random);
     if (this.tries < this.o.triesPerAddr) {
-      return { action: 'retry', addr: this.current(), delayMs, attempt: this.attempt };
+      return { action: STEP.retry, addr: this.current(), delayMs, attempt: this.attempt };
     }
     if (this.index + 1 < this.addrs.length) {
       this.index++;
       this.tries = 0;
-      return { action: 'switch', addr: this.current(), delayMs, attempt: this.attempt };
+      return { action: STEP.switch, addr: this.current(), delayMs, attempt: this.attempt };
     }
     if (this.refetched < this.o.refetches) {
       this.refetched++;
       this.index = 0;
       this.tries = 0;
-      return { action: 'refetch', addr: this.current(), delayMs, attempt: this.attempt };
+      return { action: STEP.refetch, addr: this.current(), delayMs, attempt: this.attempt };
     }
-    return { action: 'giveup', attempt: this.attempt };
+    return { action: STEP.giveUp, attempt: this.attempt };
   }
 }
 
