@@ -29,10 +29,12 @@ export const STEP = Object.freeze({
   giveUp: 'give_up',  // stop; reset() to start over
 });
 
-// Ladder decides what to do after each failed attempt. Steps:
+// Ladder decides what to do after each failed attempt (loadgen/ladder.go
+// does the same; both are tested against loadgen/testdata/ladder.json).
+// Steps:
 //   {action:'retry',   addr, delayMs, attempt}  same address again
 //   {action:'switch',  addr, delayMs, attempt}  next address of the list
-//   {action:'refetch', delayMs, attempt}        fetch /lbs, then setAddrs()
+//   {action:'refetch', addr, delayMs, attempt}  fetch /lbs, then setAddrs()
 //   {action:'give_up', attempt}                 stop; reset() to start over
 export class Ladder {
   constructor(opts = {}, random = Math.random) {
@@ -63,25 +65,28 @@ export class Ladder {
 
   success() { this.reset(); }
 
+  // next is the step after a failed attempt. Every step but give_up waits
+  // backoffDelay(attempt): the attempts since the last success, whatever the
+  // step, so that a server that stays away is tried less and less often.
   next() {
     this.attempt++;
     this.tries++;
-    const delayMs = backoffDelay(this.attempt, this.o, this.random);
+    let action;
     if (this.tries < this.o.triesPerAddr) {
-      return { action: STEP.retry, addr: this.current(), delayMs, attempt: this.attempt };
-    }
-    if (this.index + 1 < this.addrs.length) {
+      action = STEP.retry;
+    } else if (this.index + 1 < this.addrs.length) {
       this.index++;
       this.tries = 0;
-      return { action: STEP.switch, addr: this.current(), delayMs, attempt: this.attempt };
-    }
-    if (this.refetched < this.o.refetches) {
+      action = STEP.switch;
+    } else if (this.refetched < this.o.refetches) {
       this.refetched++;
       this.index = 0;
       this.tries = 0;
-      return { action: STEP.refetch, addr: this.current(), delayMs, attempt: this.attempt };
+      action = STEP.refetch;
+    } else {
+      return { action: STEP.giveUp, attempt: this.attempt };
     }
-    return { action: STEP.giveUp, attempt: this.attempt };
+    return { action, addr: this.current(), delayMs: backoffDelay(this.attempt, this.o, this.random), attempt: this.attempt };
   }
 }
 
