@@ -8,7 +8,9 @@ import (
 )
 
 // LadderConfig is the reconnect ladder of a browser, as the seed article's
-// client does it (§3.1.3): retry the same address with exponential back-off
+// client does it (§3.1.3) and the browser side does it
+// (worker-js/static/core/backoff.js; both are tested against
+// testdata/ladder.json): retry the same address with exponential back-off
 // and jitter; after RetrySame failures move to the next address of the list;
 // when every address has failed, fetch the address list (/lbs) again and
 // start over; after Refetches such rounds, give up and report the browser
@@ -16,11 +18,14 @@ import (
 type LadderConfig struct {
 	// RetrySame is the number of attempts on one address before moving on.
 	RetrySame int
-	// Base is the first back-off delay, doubled at each retry up to Max.
+	// Base is the first back-off delay, doubled at each failed attempt since
+	// the last success (whatever the step: retry, switch or refetch) up to
+	// Max.
 	Base time.Duration
-	Max  time.Duration
+	// Max is the longest delay, jitter included.
+	Max time.Duration
 	// Jitter is the relative random spread of every delay (0.5 = ±50%,
-	// as socket.io does).
+	// as socket.io does), cut at Max.
 	Jitter float64
 	// Refetches is how many times the address list is fetched again before
 	// giving up.
@@ -63,6 +68,8 @@ type Ladder struct {
 	nAddrs    int // addresses in the current list
 	addr      int // index of the current address
 	tries     int // failures on the current address
+	left      int // addresses left behind in this round of the list
+	attempts  int // failures since the last success: the back-off's exponent
 	refetches int // list refetches since the last success
 }
 
@@ -95,49 +102,52 @@ func (l *Ladder) SetAddrs(n int) {
 	if n < 1 {
 		n = 1
 	}
-	l.nAddrs, l.addr, l.tries = n, 0, 0
+	l.nAddrs, l.addr, l.tries, l.left = n, 0, 0, 0
 }
 
 // Success resets the ladder after a connection was established and resumed.
-// The socket stays on the address that worked.
-func (l *Ladder) Success() { l.tries, l.refetches = 0, 0 }
+// The socket stays on the address that worked (the browser's hub goes back
+// to the first address of its list instead: sockets of the load generator
+// start spread over the list, see NewLadder).
+func (l *Ladder) Success() { l.tries, l.left, l.attempts, l.refetches = 0, 0, 0, 0 }
 
 // Failed records a failed connection (or a lost link) and returns what to do
-// next. r is the random source for jitter (nil: the global one).
+// next. Every step but the last waits Base·2^(n-1), n the failures since the
+// last success, capped at Max and jittered within the cap. r is the random
+// source for jitter (nil: the global one); a step that waits draws one value
+// from it when Jitter > 0.
 func (l *Ladder) Failed(r *rand.Rand) Step {
 	l.tries++
-	if l.tries < l.cfg.RetrySame {
-		return Step{Name: reports.StepRetry, Addr: l.addr, Delay: l.backoff(l.tries, r)}
-	}
-	// This address has had its RetrySame attempts.
-	switched := l.tries / l.cfg.RetrySame // addresses tried in this round
-	if switched < l.nAddrs {
-		if l.tries%l.cfg.RetrySame == 0 {
-			l.addr = (l.addr + 1) % l.nAddrs
-			return Step{Name: reports.StepSwitch, Addr: l.addr, Delay: l.jitter(l.cfg.Base, r)}
-		}
-		return Step{Name: reports.StepRetry, Addr: l.addr, Delay: l.backoff(l.tries%l.cfg.RetrySame, r)}
-	}
-	// Every address has failed RetrySame times.
-	if l.refetches < l.cfg.Refetches {
-		l.refetches++
+	l.attempts++
+	var name string
+	switch {
+	case l.tries < l.cfg.RetrySame:
+		name = reports.StepRetry
+	case l.left+1 < l.nAddrs:
+		// This address has had its RetrySame attempts: the next one.
+		l.left++
+		l.addr = (l.addr + 1) % l.nAddrs
 		l.tries = 0
-		l.addr = 0
-		return Step{Name: reports.StepRefetch, Addr: 0, Delay: l.backoff(l.refetches+1, r)}
+		name = reports.StepSwitch
+	case l.refetches < l.cfg.Refetches:
+		// Every address has failed RetrySame times: fetch the list again
+		// and start over at its first address.
+		l.refetches++
+		l.addr, l.tries, l.left = 0, 0, 0
+		name = reports.StepRefetch
+	default:
+		return Step{Name: reports.StepGiveUp, Addr: l.addr}
 	}
-	return Step{Name: reports.StepGiveUp, Addr: l.addr}
+	return Step{Name: name, Addr: l.addr, Delay: l.backoff(l.attempts, r)}
 }
 
-// backoff returns Base·2^(n-1), capped at Max, with jitter.
+// backoff returns Base·2^(n-1), capped at Max, with jitter, capped at Max.
 func (l *Ladder) backoff(n int, r *rand.Rand) time.Duration {
 	d := l.cfg.Base
 	for i := 1; i < n && d < l.cfg.Max; i++ {
 		d *= 2
 	}
-	if d > l.cfg.Max {
-		d = l.cfg.Max
-	}
-	return l.jitter(d, r)
+	return min(l.cfg.Max, l.jitter(min(l.cfg.Max, d), r))
 }
 
 func (l *Ladder) jitter(d time.Duration, r *rand.Rand) time.Duration {

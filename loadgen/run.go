@@ -91,7 +91,8 @@ type Fault struct {
 	RestartDelay time.Duration
 }
 
-// FaultServer is a server faults can be injected into (a *Child).
+// FaultServer is a server faults can be injected into: a
+// *localserver.Server, which imload run starts when it has no --target.
 type FaultServer interface {
 	// Kill stops the server with SIGKILL and waits until it has exited.
 	Kill()

@@ -156,14 +156,12 @@ func TestAppendRoundTrip(t *testing.T) {
 		AppendErrorFrame(nil, 0, Errorf(CodeBadRequest, ErrMalformed, "bad")),
 	}
 	for _, fr := range frames {
-		f, err := DecodeServerFrame(fr)
-		if err != nil {
+		if _, err := DecodeServerFrame(fr); err != nil {
 			t.Fatalf("%s: %v", fr, err)
 		}
 		if !json.Valid(fr) {
 			t.Fatalf("invalid JSON %s", fr)
 		}
-		_ = f
 	}
 	f, _ := DecodeServerFrame(frames[2])
 	if len(f.SIDs) != 3 || f.Ev != EvMsg {
@@ -316,6 +314,9 @@ func TestNames(t *testing.T) {
 	}
 	if err := json.Unmarshal(data, &vec); err != nil {
 		t.Fatal(err)
+	}
+	if len(vec.Good) == 0 || len(vec.Bad) == 0 || len(vec.Same) == 0 {
+		t.Fatalf("testdata/names.json: %d good, %d bad, %d same: want some of each", len(vec.Good), len(vec.Bad), len(vec.Same))
 	}
 	for _, n := range vec.Good {
 		if !ValidName(n) {

@@ -138,18 +138,19 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name string
-		make func(t *testing.T) *Result
+		name  string
+		make  func(t *testing.T) *Result
+		badge string // the verdict the page must show
 	}{
-		{"report", func(t *testing.T) *Result { r, _ := makeResult(t, fixture{seed: 1}); return r }},
+		{"report", func(t *testing.T) *Result { r, _ := makeResult(t, fixture{seed: 1}); return r }, "PASS"},
 		{"report-fail", func(t *testing.T) *Result {
 			r, _ := makeResult(t, fixture{seed: 2, lost: 12, modes: []string{ModePerTab}})
 			return r
-		}},
+		}, "FAIL"},
 		{"report-socketio", func(t *testing.T) *Result {
 			r, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
 			return r
-		}},
+		}, "PASS"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -162,10 +163,7 @@ func TestReportInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			url := "file://" + filepath.Join(dir, FileReportHTML)
-			wantBadge := "PASS"
-			if !r.Verdict.Pass {
-				wantBadge = "FAIL"
-			}
+			wantBadge := c.badge
 
 			v := visit(t, allocCtx, func(ctx context.Context) {
 				for _, view := range []struct {

@@ -80,12 +80,11 @@ func makeResult(t testing.TB, f fixture) (*Result, fixtureValues) {
 	}
 	vals := fixtureValues{}
 	at := f.start
-	for i, mode := range f.modes {
+	for _, mode := range f.modes {
 		run, v := makeRun(rng, mode, at, f.lost)
 		r.Runs = append(r.Runs, run)
 		vals[mode] = v
 		at = run.End.Add(5 * time.Second)
-		_ = i
 	}
 	if f.faulty {
 		for i := range r.Runs {

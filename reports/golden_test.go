@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,7 +28,9 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		out := filepath.Join(t.TempDir(), name)
-		_ = os.WriteFile(out, got, 0o644)
+		if err := os.WriteFile(out, got, 0o644); err != nil {
+			out = fmt.Sprintf("nowhere (%v)", err)
+		}
 		t.Errorf("%s differs from the golden file; got written to %s\n(diff them, and run go test ./reports -update if the change is intended)\n--- got:\n%s", path, out, got)
 	}
 }
@@ -137,8 +140,11 @@ func TestGoldenCompareProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 1 || cs[0].ProtocolA != "imload v1" || cs[0].ProtocolB != "socket.io (Engine.IO v4)" {
-		t.Fatalf("comparisons %d, protocols %q / %q", len(cs), cs[0].ProtocolA, cs[0].ProtocolB)
+	if len(cs) != 1 {
+		t.Fatalf("%d comparisons, want 1 (per-tab with per-tab)", len(cs))
+	}
+	if cs[0].ProtocolA != "imload v1" || cs[0].ProtocolB != "socket.io (Engine.IO v4)" {
+		t.Fatalf("protocols %q / %q", cs[0].ProtocolA, cs[0].ProtocolB)
 	}
 	var buf bytes.Buffer
 	if err := cs[0].Text(&buf); err != nil {

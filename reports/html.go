@@ -109,8 +109,8 @@ func HTML(w io.Writer, r *Result) error {
 		Title:    "imload report",
 		Kind:     "report",
 		Pass:     r.Verdict.Pass,
-		Verdict:  "PASS",
-		Reason:   r.Verdict.Reason,
+		Verdict:  r.Verdict.Word(),
+		Reason:   r.Verdict.Why(),
 		Subtitle: scenarioLines(r),
 		Tiles:    tiles(r),
 		Headline: toHTMLTable(headlineRows(r), classifyHeadline),
@@ -118,9 +118,6 @@ func HTML(w io.Writer, r *Result) error {
 		Config:   configPairs(r),
 		Env:      environmentPairs(r),
 		Footer:   fmt.Sprintf("imload %s · result schema %d", r.Environment.ImloadVersion, r.Version),
-	}
-	if !r.Verdict.Pass {
-		d.Verdict = "FAIL"
 	}
 	for i := range r.Runs {
 		run := &r.Runs[i]
@@ -252,7 +249,7 @@ func toHTMLTable(rows [][]string, classify func(label, cell string) string) html
 func classifyHeadline(label, cell string) string {
 	switch label {
 	case "verdict":
-		if cell == "FAIL" {
+		if cell == verdictFail {
 			return "bad"
 		}
 		return "good"

@@ -229,13 +229,6 @@ type Thresholds struct {
 	MaxErrors int64 `json:"max_errors"`
 }
 
-// Verdict says whether a run met its thresholds, and if not, why.
-type Verdict struct {
-	Pass bool `json:"pass"`
-	// Reason is a one-line explanation ("ok" or the first failed thresholds).
-	Reason string `json:"reason"`
-}
-
 // Run is the measurement of one mode.
 type Run struct {
 	// Mode is ModeShared or ModePerTab.

@@ -21,15 +21,24 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(r)
-	b, _ := json.Marshal(got)
+	a, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(a) != string(b) {
 		t.Fatalf("round trip changed the result:\n%s\n%s", a, b)
 	}
 	if got.Scenario.Duration != Duration(60*time.Second) {
 		t.Errorf("duration = %v", got.Scenario.Duration)
 	}
-	data, _ := os.ReadFile(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{`"version": 1`, `"duration": "1m0s"`, `"physical_connections_peak"`, `"p999_ms"`, `"above_range"`, `"hdr"`} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("result.json lacks %s", want)

@@ -18,7 +18,7 @@ func Text(w io.Writer, r *Result) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 
-	p("%s\n", verdictLine(r))
+	p("imload run: %s\n", r.Verdict)
 	for _, l := range scenarioLines(r) {
 		p("%s\n", l)
 	}
@@ -71,18 +71,6 @@ func Text(w io.Writer, r *Result) error {
 		return fmt.Errorf("write text summary: %w", err)
 	}
 	return nil
-}
-
-// verdictLine is the first line of the summary.
-func verdictLine(r *Result) string {
-	if r.Verdict.Pass {
-		return "imload run: PASS"
-	}
-	reason := r.Verdict.Reason
-	if reason == "" {
-		reason = "no verdict recorded"
-	}
-	return "imload run: FAIL: " + reason
 }
 
 // scenarioLines describes the scenario in a few short lines; the first names
@@ -185,12 +173,7 @@ func headlineRows(r *Result) [][]string {
 	}
 	rows := [][]string{
 		headerRow(r, ""),
-		perRun(r, "verdict", func(run *Run) string {
-			if run.Verdict.Pass {
-				return "pass"
-			}
-			return "FAIL"
-		}),
+		perRun(r, "verdict", func(run *Run) string { return run.Verdict.Mark() }),
 		perRun(r, "physical connections (peak)", func(run *Run) string { return fmtInt(run.PhysicalConnectionsPeak) }),
 		perRun(r, "sessions (peak)", func(run *Run) string { return fmtInt(run.SessionsPeak) }),
 		perRun(r, "sessions per connection", func(run *Run) string {

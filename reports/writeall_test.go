@@ -27,15 +27,23 @@ func TestWriteAll(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	entries, _ := os.ReadDir(dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(entries) != len(want) {
 		t.Errorf("%d files written, want %d (no temporary files left)", len(entries), len(want))
 	}
-	summary, _ := os.ReadFile(filepath.Join(dir, FileSummary))
+	summary, err := os.ReadFile(filepath.Join(dir, FileSummary))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var text bytes.Buffer
-	_ = Text(&text, r)
-	if !bytes.Equal(summary, text.Bytes()) {
-		t.Error("summary.txt differs from Text")
+	if err := Text(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	if text.Len() == 0 || !bytes.Equal(summary, text.Bytes()) {
+		t.Errorf("summary.txt (%d bytes) differs from Text (%d bytes)", len(summary), text.Len())
 	}
 
 	// A single-mode result has no comparison, and skips empty histograms.

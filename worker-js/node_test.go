@@ -3,6 +3,8 @@ package workerjs
 import (
 	"context"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -18,10 +20,28 @@ func TestNodeUnitTests(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "test/")
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", "test/")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test test/: %v\n%s", err, out)
 	}
-	t.Logf("node --test test/ passed")
+	// A run that found no test, or skipped some, exits 0 too.
+	tests, pass := tapCount(out, "tests"), tapCount(out, "pass")
+	if tests <= 0 || pass != tests {
+		t.Fatalf("node --test test/: %d tests, %d passed: want every one of at least one to pass\n%s", tests, pass, out)
+	}
+	t.Logf("node --test test/: %d tests passed", pass)
+}
+
+// tapCount returns the count of the TAP summary line "# name N", or -1.
+func tapCount(out []byte, name string) int {
+	m := regexp.MustCompile(`(?m)^# ` + name + ` (\d+)$`).FindSubmatch(out)
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -192,11 +192,13 @@ func crashRun(t *testing.T, bin, durability string) {
 					break // the server is gone
 				}
 				var r mux.SendResp
-				if json.Unmarshal(f.Body, &r) == nil {
-					mu.Lock()
-					acks = append(acks, acked{room, r.Epoch, fmt.Sprintf("sender%d:%s", i, text), r.Offset})
-					mu.Unlock()
+				if err := json.Unmarshal(f.Body, &r); err != nil || r.Epoch == "" || r.Offset == 0 {
+					t.Errorf("send reply %s: %+v %v", f.Body, r, err)
+					break
 				}
+				mu.Lock()
+				acks = append(acks, acked{room, r.Epoch, fmt.Sprintf("sender%d:%s", i, text), r.Offset})
+				mu.Unlock()
 			}
 			mu.Lock()
 			for k, v := range c.pushes {
@@ -260,6 +262,9 @@ func crashRun(t *testing.T, bin, durability string) {
 		t.Logf("%d acknowledged before the crash; every room has a new epoch after it", len(acks))
 		return
 	}
+	if len(pushed) == 0 {
+		t.Fatal("no push seen before the crash: the pushed messages are not checked")
+	}
 	lost := 0
 	for _, a := range acks {
 		key := fmt.Sprintf("%s/%s/%d", a.room, a.epoch, a.offset)
@@ -293,7 +298,9 @@ func crashRun(t *testing.T, bin, durability string) {
 			t.Fatal(err)
 		}
 		var s mux.SendResp
-		json.Unmarshal(f.Body, &s)
+		if err := json.Unmarshal(f.Body, &s); err != nil || s.Epoch == "" || s.Offset == 0 {
+			t.Fatalf("send after the restart: reply %s: %+v %v", f.Body, s, err)
+		}
 		key := fmt.Sprintf("%s/%s/%d", room, s.Epoch, s.Offset)
 		if text, seen := pushed[key]; seen {
 			t.Errorf("offset %s, seen before the crash as %q, given to a new message", key, text)

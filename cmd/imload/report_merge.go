@@ -65,17 +65,10 @@ receives the merged result only.`,
 			if err := reports.WriteAll(out, merged); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "merged %d results into %s (verdict %s)\n", len(args), out, verdictWord(merged))
+			fmt.Fprintf(cmd.ErrOrStderr(), "merged %d results into %s (verdict %s)\n", len(args), out, merged.Verdict)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output directory, or .json file (required)")
 	return cmd
-}
-
-func verdictWord(r *reports.Result) string {
-	if r.Verdict.Pass {
-		return "PASS"
-	}
-	return "FAIL: " + r.Verdict.Reason
 }

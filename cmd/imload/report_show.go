@@ -38,7 +38,7 @@ verdict is FAIL, so that CI can gate on a saved result.`,
 				}
 			}
 			if check && !r.Verdict.Pass {
-				return &exitError{code: 1, err: errors.New("verdict FAIL: " + r.Verdict.Reason)}
+				return &exitError{code: 1, err: errors.New("verdict " + r.Verdict.String())}
 			}
 			return nil
 		},

@@ -71,8 +71,12 @@ func TestReportBadFiles(t *testing.T) {
 	}
 	truncated := filepath.Join(dir, "truncated.json")
 	newer := filepath.Join(dir, "newer.json")
-	os.WriteFile(truncated, data[:len(data)/3], 0o644)
-	os.WriteFile(newer, bytes.Replace(data, []byte(`"version": 1`), []byte(`"version": 2`), 1), 0o644)
+	if err := os.WriteFile(truncated, data[:len(data)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(newer, bytes.Replace(data, []byte(`"version": 1`), []byte(`"version": 2`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ file, want string }{
 		{truncated, "truncated JSON"},
 		{newer, "schema version 2 is newer"},
@@ -89,8 +93,13 @@ func TestReportBadFiles(t *testing.T) {
 
 func TestReportHTML(t *testing.T) {
 	dir := t.TempDir()
-	data, _ := os.ReadFile(sampleA)
-	os.WriteFile(filepath.Join(dir, "result.json"), data, 0o644)
+	data, err := os.ReadFile(sampleA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "result.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := runCLI(t, "report", "html", dir); err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +162,14 @@ func TestReportMerge(t *testing.T) {
 
 	// A different scenario is refused, naming both files and the field.
 	other := filepath.Join(t.TempDir(), "other.json")
-	r, _ := reports.Load(sampleB)
+	r, err := reports.Load(sampleB)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.Scenario.MsgSize = 1024
-	r.Save(other)
+	if err := r.Save(other); err != nil {
+		t.Fatal(err)
+	}
 	_, _, err = runCLI(t, "report", "merge", sampleA, other, "-o", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), `"msg_size" differs (200 vs 1024)`) ||
 		!strings.Contains(err.Error(), sampleA) || !strings.Contains(err.Error(), other) {

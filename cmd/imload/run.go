@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imload/loadgen"
+	"imload/loadgen/localserver"
 	"imload/reports"
 )
 
@@ -260,7 +261,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 	if f, ok := stderr.(*os.File); ok {
 		tty = isatty.IsTerminal(f.Fd())
 	}
-	pp := &loadgen.ProgressPrinter{W: stderr, TTY: tty}
+	pp := &progressPrinter{W: stderr, TTY: tty}
 
 	if out == "" {
 		out = filepath.Join("imload-reports", time.Now().Format("20060102-150405"))
@@ -287,7 +288,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 	if progress {
 		opts = append(opts, loadgen.WithProgress(pp.Print))
 	}
-	var child *loadgen.Child
+	var child *localserver.Server
 	if len(sc.Targets) == 0 {
 		if serverLog == "" {
 			serverLog = filepath.Join(out, "server.log")
@@ -306,7 +307,7 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 			}
 			defer os.RemoveAll(data)
 		}
-		child, err = loadgen.StartChild(ctx, loadgen.ChildConfig{Args: ls.args, Stderr: logf, DataDir: data})
+		child, err = localserver.Start(ctx, localserver.Config{Args: ls.args, Stderr: logf, DataDir: data})
 		if err != nil {
 			return fmt.Errorf("no --target given and the local server did not start: %w", err)
 		}
@@ -355,12 +356,13 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 		return &exitError{code: 1, err: runErr}
 	}
 	if !res.Verdict.Pass {
-		return &exitError{code: 1, err: errors.New("run failed: " + res.Verdict.Reason)}
+		return &exitError{code: 1, err: errors.New("verdict " + res.Verdict.String())}
 	}
 	return nil
 }
 
-// verdictLine is the one-line verdict printed last.
+// verdictLine is the one-line verdict printed last: the verdict, then the
+// numbers of each run that matter most, then where the results are.
 func verdictLine(r *reports.Result, out string) string {
 	var parts []string
 	for _, run := range r.Runs {
@@ -375,9 +377,5 @@ func verdictLine(r *reports.Result, out string) string {
 		}
 		parts = append(parts, p)
 	}
-	v := "PASS"
-	if !r.Verdict.Pass {
-		v = "FAIL (" + r.Verdict.Reason + ")"
-	}
-	return fmt.Sprintf("imload run: %s: %s; results in %s", v, strings.Join(parts, "; "), out)
+	return fmt.Sprintf("imload run: %s — %s; results in %s", r.Verdict, strings.Join(parts, "; "), out)
 }

@@ -12,8 +12,8 @@ import (
 	"imload/reports"
 )
 
-// runBinary runs the imload binary with args (at most 2 minutes) and returns
-// its output, its exit code and the result it wrote to out.
+// runBinary runs the imload binary with args (at most 2 minutes, one mode)
+// and returns its output, its exit code and the result it wrote to out.
 func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr string, code int, res *reports.Result) {
 	t.Helper()
 	cmd := exec.Command(bin, append(args, "--out", out, "--no-progress")...)
@@ -40,6 +40,9 @@ func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr st
 	res, lerr := reports.Load(filepath.Join(out, reports.FileResult))
 	if lerr != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", lerr, so.String(), se.String())
+	}
+	if len(res.Runs) != 1 {
+		t.Fatalf("%d runs, want the one of --mode\nstdout:\n%s", len(res.Runs), so.String())
 	}
 	return so.String(), se.String(), code, res
 }
@@ -143,10 +146,10 @@ func TestRunFaultFlags(t *testing.T) {
 		!strings.Contains(err.Error(), "negative") {
 		t.Errorf("negative delay: %v", err)
 	}
-	if _, err := (faultFlags{crashAt: 5 * time.Second, restartAt: 2 * time.Second, delay: time.Second}).list(false); err != nil {
+	fl, err := (faultFlags{crashAt: 5 * time.Second, restartAt: 2 * time.Second, delay: time.Second}).list(false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	fl, _ := (faultFlags{crashAt: 5 * time.Second, restartAt: 2 * time.Second, delay: time.Second}).list(false)
 	if len(fl) != 2 || fl[0].Kind != reports.FaultRestart || fl[1].Kind != reports.FaultCrash {
 		t.Errorf("faults %+v, want the restart (2 s) before the crash (5 s)", fl)
 	}

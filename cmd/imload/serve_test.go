@@ -77,7 +77,9 @@ func TestServeBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hello mux.Hello
-	json.Unmarshal(f.Body, &hello)
+	if err := json.Unmarshal(f.Body, &hello); err != nil {
+		t.Fatalf("hello %s: %v", f.Body, err)
+	}
 	if hello.MaxText != 777 || hello.HeartbeatMS != 7000 || hello.MaxSessions != 5 {
 		t.Fatalf("environment not applied: hello %+v", hello)
 	}

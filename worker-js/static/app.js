@@ -37,10 +37,10 @@ for (const [k, p] of [['flushMs', 'flush'], ['flushMax', 'flushmax'], ['historyN
 const state = {
   client: null,
   current: '',               // room on screen
-  rooms: new Map(),          // room -> {joined, log: <ul>, unread, hasDivider, count}
+  rooms: new Map(),          // room -> {joined, log: <ul>, unread, offsets: Set of offsets shown, divider: <li>|null, meta: join reply}
   me: { user: '', color: '' },
-  counts: { shown: 0, dups: 0 },
-  sending: new Map(),        // cid-less local echo not used: the server echoes to the sender
+  counts: { shown: 0, dups: 0 }, // messages shown, and duplicates not shown again
+  lastInfo: null,            // the hub's last info() answer (pollStats)
 };
 window.imloadApp = state; // for the browser tests and DevTools
 
@@ -58,7 +58,7 @@ function roomState(room) {
     log.dataset.room = room;
     log.hidden = true;
     $('messages').appendChild(log);
-    r = { joined: false, log, unread: 0, offsets: new Set(), historyShown: false };
+    r = { joined: false, log, unread: 0, offsets: new Set(), divider: null };
     state.rooms.set(room, r);
   }
   return r;

@@ -100,8 +100,8 @@ export class Client {
         await this.useFallback(hasLeader);
       }
     } else if ((want === MODES.leader || !want || want === MODES.shared) && hasLeader) {
-      if (want === MODES.shared) this.fallback = 'SharedWorker is not available';
-      else if (!want) this.fallback = 'SharedWorker is not available';
+      // shared asked for, or nothing asked: say why this is not a SharedWorker
+      if (want !== MODES.leader) this.fallback = 'SharedWorker is not available';
       await this.useLeader();
     } else {
       if (want && want !== MODES.direct) this.fallback = `${want} is not available`;

@@ -30,13 +30,13 @@ test('ladder: retry same address, switch, refetch /lbs, then give up', () => {
     const s = l.next();
     steps.push(`${s.action}:${s.addr || ''}`);
     if (s.action === 'refetch') l.setAddrs(['ws://a/ws', 'ws://b/ws']);
-    if (s.action === 'giveup') break;
+    if (s.action === 'give_up') break;
   }
   assert.deepEqual(steps, [
     'retry:ws://a/ws', 'retry:ws://a/ws', 'switch:ws://b/ws',
     'retry:ws://b/ws', 'retry:ws://b/ws', 'refetch:ws://a/ws',
     'retry:ws://a/ws', 'retry:ws://a/ws', 'switch:ws://b/ws',
-    'retry:ws://b/ws', 'retry:ws://b/ws', 'giveup:',
+    'retry:ws://b/ws', 'retry:ws://b/ws', 'give_up:',
   ]);
   l.success();
   assert.equal(l.next().action, 'retry');

@@ -20,11 +20,22 @@ export function backoffDelay(attempt, o = DEFAULT_LADDER, random = Math.random) 
   return Math.max(0, Math.round(Math.min(o.maxMs, v)));
 }
 
-// Ladder decides what to do after each failed attempt. Steps:
+// The ladder's steps, named as the load generator names them in result.json
+// (reports.StepRetry, StepSwitch, StepRefetch, StepGiveUp in Go).
+export const STEP = Object.freeze({
+  retry: 'retry',     // the same address again
+  switch: 'switch',   // the next address of the list
+  refetch: 'refetch', // fetch /lbs, then setAddrs()
+  giveUp: 'give_up',  // stop; reset() to start over
+});
+
+// Ladder decides what to do after each failed attempt (loadgen/ladder.go
+// does the same; both are tested against loadgen/testdata/ladder.json).
+// Steps:
 //   {action:'retry',   addr, delayMs, attempt}  same address again
 //   {action:'switch',  addr, delayMs, attempt}  next address of the list
-//   {action:'refetch', delayMs, attempt}        fetch /lbs, then setAddrs()
-//   {action:'giveup',  attempt}                 stop; reset() to start over
+//   {action:'refetch', addr, delayMs, attempt}  fetch /lbs, then setAddrs()
+//   {action:'give_up', attempt}                 stop; reset() to start over
 export class Ladder {
   constructor(opts = {}, random = Math.random) {
     this.o = { ...DEFAULT_LADDER, ...clean(opts) };
@@ -54,25 +65,28 @@ export class Ladder {
 
   success() { this.reset(); }
 
+  // next is the step after a failed attempt. Every step but give_up waits
+  // backoffDelay(attempt): the attempts since the last success, whatever the
+  // step, so that a server that stays away is tried less and less often.
   next() {
     this.attempt++;
     this.tries++;
-    const delayMs = backoffDelay(this.attempt, this.o, this.random);
+    let action;
     if (this.tries < this.o.triesPerAddr) {
-      return { action: 'retry', addr: this.current(), delayMs, attempt: this.attempt };
-    }
-    if (this.index + 1 < this.addrs.length) {
+      action = STEP.retry;
+    } else if (this.index + 1 < this.addrs.length) {
       this.index++;
       this.tries = 0;
-      return { action: 'switch', addr: this.current(), delayMs, attempt: this.attempt };
-    }
-    if (this.refetched < this.o.refetches) {
+      action = STEP.switch;
+    } else if (this.refetched < this.o.refetches) {
       this.refetched++;
       this.index = 0;
       this.tries = 0;
-      return { action: 'refetch', addr: this.current(), delayMs, attempt: this.attempt };
+      action = STEP.refetch;
+    } else {
+      return { action: STEP.giveUp, attempt: this.attempt };
     }
-    return { action: 'giveup', attempt: this.attempt };
+    return { action, addr: this.current(), delayMs: backoffDelay(this.attempt, this.o, this.random), attempt: this.attempt };
   }
 }
 

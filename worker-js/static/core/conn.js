@@ -2,7 +2,7 @@
 // go-away, and the reconnect ladder (backoff.js) across the /lbs addresses.
 // Everything it needs from the platform is injected, so Node tests can drive
 // it with a fake socket and fake timers.
-import { Ladder } from './backoff.js';
+import { Ladder, STEP } from './backoff.js';
 import { decodeMessage, encodeBatches } from './frames.js';
 
 // CLOSE_TOO_MANY_CONNS is the close code after a goaway too_many_connections.
@@ -238,7 +238,7 @@ export class Connection {
     }
     if (g) {
       // the server asked us to wait (jittered per connection): honour it
-      const step = { action: 'retry', addr: this.ladder.current(), delayMs: g.retryMs, attempt: this.ladder.attempt, goaway: g.reason };
+      const step = { action: STEP.retry, addr: this.ladder.current(), delayMs: g.retryMs, attempt: this.ladder.attempt, goaway: g.reason };
       this.ladder.attempt++;
       this.waitThen(step, code, reason);
       return;
@@ -250,7 +250,7 @@ export class Connection {
     if (this.state === 'closed') return;
     this.clear('connect');
     const step = this.ladder.next();
-    if (step.action === 'giveup') {
+    if (step.action === STEP.giveUp) {
       this.setState('offline', { reason, code, attempt: step.attempt });
       return;
     }
@@ -260,7 +260,7 @@ export class Connection {
   waitThen(step, code, reason) {
     this.setState('waiting', { ...step, code, reason, retryAt: this.now() + step.delayMs });
     this.arm('retry', step.delayMs, async () => {
-      if (step.action === 'refetch') await this.refetch();
+      if (step.action === STEP.refetch) await this.refetch();
       this.connect();
     });
   }

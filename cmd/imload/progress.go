@@ -1,4 +1,4 @@
-package loadgen
+package main
 
 import (
 	"fmt"
@@ -6,11 +6,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"imload/loadgen"
 )
 
-// ProgressPrinter prints Progress snapshots: on a terminal one line
-// rewritten in place every second; otherwise a plain line every Every.
-type ProgressPrinter struct {
+// progressPrinter shows imload run's progress (the snapshots the library
+// hands loadgen.WithProgress) and its informational lines: on a terminal one
+// line rewritten in place every second; otherwise a plain line every Every.
+type progressPrinter struct {
 	W     io.Writer
 	TTY   bool
 	Every time.Duration // plain-line interval (default 5 s)
@@ -22,10 +25,10 @@ type ProgressPrinter struct {
 }
 
 // Print shows one snapshot.
-func (p *ProgressPrinter) Print(s Progress) {
+func (p *progressPrinter) Print(s loadgen.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	line := FormatProgress(s)
+	line := formatProgress(s)
 	if p.TTY {
 		pad := ""
 		if n := p.lastLen - len(line); n > 0 {
@@ -48,7 +51,7 @@ func (p *ProgressPrinter) Print(s Progress) {
 }
 
 // Done ends the in-place line (call before printing anything else).
-func (p *ProgressPrinter) Done() {
+func (p *progressPrinter) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.TTY && p.dirty {
@@ -59,7 +62,7 @@ func (p *ProgressPrinter) Done() {
 }
 
 // Logf prints an informational line without breaking the progress line.
-func (p *ProgressPrinter) Logf(format string, args ...any) {
+func (p *progressPrinter) Logf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.TTY && p.dirty {
@@ -70,8 +73,8 @@ func (p *ProgressPrinter) Logf(format string, args ...any) {
 	fmt.Fprintf(p.W, "imload run: "+format+"\n", args...)
 }
 
-// FormatProgress renders a snapshot as one line.
-func FormatProgress(s Progress) string {
+// formatProgress renders a snapshot as one line.
+func formatProgress(s loadgen.Progress) string {
 	el := s.Elapsed.Truncate(time.Second)
 	return fmt.Sprintf("[%s %s %s/%s] conns %d  sessions %d  send %.0f/s  deliver %.0f/s  p99 %s  errors %d  reconnects %d",
 		s.Mode, s.Phase, el, s.Total, s.Conns, s.Sessions, s.SendRate, s.DeliverRate, fmtMsShort(s.P99Ms), s.Errors, s.Reconnects)

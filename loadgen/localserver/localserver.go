@@ -1,4 +1,10 @@
-package loadgen
+// Package localserver runs the server under test on this machine, for
+// `imload run` without --target: it starts `imload serve` as a child process
+// on a loopback port, stops it at the end, and can kill, stop and restart it
+// on the same address and data directory in the middle of a run (the faults
+// on demand, driven by loadgen.WithFaults). The load generator itself
+// (package loadgen) manages no process.
+package localserver
 
 import (
 	"bufio"
@@ -14,35 +20,36 @@ import (
 	"time"
 )
 
-// Child is an `imload serve` process started by the load generator when no
-// target is given. It is a separate process, not a goroutine, because the
-// open-files limit is per process: 15,000 client sockets and 15,000 server
-// sockets do not fit under one limit of 20,000.
+// Server is an `imload serve` process started on this machine. It is a
+// separate process, not a goroutine, because the open-files limit is per
+// process: 15,000 client sockets and 15,000 server sockets do not fit under
+// one limit of 20,000.
 //
-// A Child can be stopped and started again on the same address and data
-// directory (Fault, Restart): the faults on demand of `imload run`. Its
-// methods are safe for concurrent use.
-type Child struct {
+// A Server can be stopped and started again on the same address and data
+// directory (Kill or Stop, then Restart): the faults on demand of `imload
+// run`; it is the loadgen.FaultServer they drive. Its methods are safe for
+// concurrent use.
+type Server struct {
 	URL string // http://127.0.0.1:PORT
 	WS  string // ws://127.0.0.1:PORT/ws
 
 	exe  string
-	cfg  ChildConfig
+	cfg  Config
 	addr string // 127.0.0.1:PORT, bound by the first start
 
 	mu sync.Mutex
-	p  *childProc // the current process
+	p  *proc // the current process
 }
 
-// childProc is one process of a Child.
-type childProc struct {
+// proc is one process of a Server.
+type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 }
 
-// ChildConfig says how to start the server.
-type ChildConfig struct {
+// Config says how to start the server.
+type Config struct {
 	// Exe is the imload binary (default: this executable).
 	Exe string
 	// Args are extra arguments after `serve --addr 127.0.0.1:0 --memory`
@@ -57,9 +64,9 @@ type ChildConfig struct {
 	StartTimeout time.Duration
 }
 
-// StartChild starts `imload serve --addr 127.0.0.1:0 --memory` (or --data
+// Start starts `imload serve --addr 127.0.0.1:0 --memory` (or --data
 // DataDir) and waits for its "listening on http://HOST:PORT" line.
-func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
+func Start(ctx context.Context, cfg Config) (*Server, error) {
 	exe := cfg.Exe
 	if exe == "" {
 		var err error
@@ -70,7 +77,7 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 15 * time.Second
 	}
-	c := &Child{exe: exe, cfg: cfg}
+	c := &Server{exe: exe, cfg: cfg}
 	p, url, err := c.start(ctx, "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -83,7 +90,7 @@ func StartChild(ctx context.Context, cfg ChildConfig) (*Child, error) {
 }
 
 // start runs one server process on addr and waits until it listens.
-func (c *Child) start(ctx context.Context, addr string) (*childProc, string, error) {
+func (c *Server) start(ctx context.Context, addr string) (*proc, string, error) {
 	cfg := c.cfg
 	store := []string{"--memory"}
 	if cfg.DataDir != "" {
@@ -92,7 +99,7 @@ func (c *Child) start(ctx context.Context, addr string) (*childProc, string, err
 	args := append(append([]string{"serve", "--addr", addr}, store...), cfg.Args...)
 	cmd := exec.Command(c.exe, args...)
 	cmd.Stderr = cfg.Stderr
-	cmd.SysProcAttr = childProcAttr()
+	cmd.SysProcAttr = procAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -100,7 +107,7 @@ func (c *Child) start(ctx context.Context, addr string) (*childProc, string, err
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s serve: %w", c.exe, err)
 	}
-	p := &childProc{cmd: cmd, done: make(chan struct{})}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	lines := make(chan string, 1)
 	go func() {
 		br := bufio.NewReader(out)
@@ -140,14 +147,14 @@ func (c *Child) start(ctx context.Context, addr string) (*childProc, string, err
 }
 
 // PID returns the current server process's id (it changes at a restart).
-func (c *Child) PID() int {
+func (c *Server) PID() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.p.cmd.Process.Pid
 }
 
 // Done is closed when the current process has exited.
-func (c *Child) Done() <-chan struct{} {
+func (c *Server) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.p.done
@@ -156,7 +163,7 @@ func (c *Child) Done() <-chan struct{} {
 // Stop asks the server to shut down gracefully (SIGTERM) and kills it
 // (SIGKILL) if it has not exited after timeout. It returns the process's
 // exit error, if any other than the signals sent.
-func (c *Child) Stop(timeout time.Duration) error {
+func (c *Server) Stop(timeout time.Duration) error {
 	c.mu.Lock()
 	p := c.p
 	c.mu.Unlock()
@@ -165,7 +172,7 @@ func (c *Child) Stop(timeout time.Duration) error {
 
 // Kill stops the server at once with SIGKILL (a crash: nothing flushed,
 // no goaway) and waits until it has exited.
-func (c *Child) Kill() {
+func (c *Server) Kill() {
 	c.mu.Lock()
 	p := c.p
 	c.mu.Unlock()
@@ -176,7 +183,7 @@ func (c *Child) Kill() {
 // Restart starts the server again on the same address, data directory and
 // arguments, after the current process has exited (after Kill or Stop). A
 // port still held for a moment is retried for up to 10 s.
-func (c *Child) Restart(ctx context.Context) error {
+func (c *Server) Restart(ctx context.Context) error {
 	c.mu.Lock()
 	old := c.p
 	c.mu.Unlock()
@@ -208,7 +215,7 @@ func (c *Child) Restart(ctx context.Context) error {
 	}
 }
 
-func (p *childProc) stop(timeout time.Duration) error {
+func (p *proc) stop(timeout time.Duration) error {
 	select {
 	case <-p.done:
 		return p.exitErr()
@@ -225,7 +232,7 @@ func (p *childProc) stop(timeout time.Duration) error {
 	return fmt.Errorf("imload serve did not stop within %s after SIGTERM and was killed", timeout)
 }
 
-func (p *childProc) exitErr() error {
+func (p *proc) exitErr() error {
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL) {

@@ -1,0 +1,10 @@
+//go:build unix && !linux
+
+package localserver
+
+import "syscall"
+
+// procAttr keeps the server process out of our process group's
+// foreground signals (Ctrl-C reaches the load generator, which stops the
+// server itself after writing its results).
+func procAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
