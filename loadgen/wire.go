@@ -120,26 +120,6 @@ func (g greeting) write(p string) error {
 	return nil
 }
 
-// queueCmd registers p as waiting for the reply to command seq and queues
-// the command pkt (built in the browser's scratch buffer).
-func (s *sock) queueCmd(p pending, seq uint64, pkt []byte) {
-	p.seq = seq
-	p.issued = s.b.e.now()
-	if p.t != nil {
-		p.sid = p.t.sid
-	}
-	s.pend = append(s.pend, p)
-	s.b.scratch = pkt
-	s.queue(pkt)
-}
-
-// queueNow queues a packet and flushes without waiting for the flush tick
-// (a pong).
-func (s *sock) queueNow(pkt []byte) {
-	s.queue(pkt)
-	s.b.sh.markDirty(s, true)
-}
-
 // ---- helpers for Run ----
 
 // protocolTargets rewrites the targets into the URLs of the protocol

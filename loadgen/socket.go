@@ -1,0 +1,337 @@
+package loadgen
+
+// A socket's lifecycle: dial, greet and come up (run), go down and climb the
+// reconnect ladder (down), give up, and resume (resumed).
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"imload/mux"
+	"imload/reports"
+)
+
+// run dials, greets and brings the socket up, on a goroutine of its own.
+// Then it hands the link to the poller, or (goroutine reader) reads it
+// until it ends.
+func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
+	e := s.b.e
+	b := s.b
+	handed := false // e.wg's count passed on to the link (wsLink.end)
+	defer func() {
+		if !handed {
+			e.wg.Done()
+		}
+	}()
+	if refetch {
+		e.refetchAddrs()
+	}
+	addr := e.addrAt(addrIdx)
+	t0 := time.Now()
+	conn, err := e.dial(addr)
+	var l *wsLink
+	if err == nil {
+		e.shardHists(b.sh).recordOne(hConnect, time.Since(t0).Microseconds())
+		l = newLink(s, conn)
+		err = e.wire.greet(s, l)
+		if err != nil {
+			conn.Close()
+		}
+	}
+	b.mu.Lock()
+	s.connecting = false
+	if err != nil {
+		if !e.stopping.Load() {
+			// Not an error by itself: the ladder retries; a socket that
+			// goes down the whole ladder is (gave_up).
+			e.dialFailures.Add(1)
+			e.noteDialError(err)
+		}
+		s.down(false)
+		b.mu.Unlock()
+		return
+	}
+	if e.stopping.Load() || s.closing || s.gen != gen {
+		b.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.gen++
+	gen = s.gen
+	l.gen = gen
+	s.link = l
+	s.up = true
+	s.upAt = e.now()
+	s.addr = addrIdx
+	s.lastRecv.Store(e.now())
+	s.setOutput(l)
+	addPeak(&e.cnt.conns, &e.cnt.connsPeak, 1)
+	// Sends that were in flight when the last link died are re-sent after
+	// the resume with the same client id (the server answers a repeat with
+	// the first offset); everything else in flight is forgotten.
+	e.wire.attachUp(s)
+	b.mu.Unlock()
+	if e.wire.clientPings() {
+		b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
+	}
+
+	handed = true
+	if p := e.poller; p != nil {
+		l.compact()
+		if p.add(l) == nil {
+			return // this goroutine, with its stack grown by the dial, ends here
+		}
+	}
+	_ = l.readLoop()
+	l.end()
+}
+
+func (s *sock) readHello(l *wsLink) error {
+	e := s.b.e
+	_ = l.tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer l.tcp.SetReadDeadline(time.Time{})
+	data, err := l.readBlocking()
+	if err != nil {
+		return err
+	}
+	e.cnt.wsIn.Add(1)
+	e.cnt.bytesIn.Add(int64(len(data)))
+	var hello *mux.Hello
+	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
+		e.cnt.framesIn.Add(1)
+		f, err := mux.DecodeServerFrame(fr)
+		if err != nil {
+			return err
+		}
+		if f.T == mux.TypeHello && hello == nil {
+			var h mux.Hello
+			if err := mux.BodyOf(f.Body, &h); err != nil {
+				return err
+			}
+			hello = &h
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if hello == nil {
+		return errors.New("first message from the server is not a hello frame")
+	}
+	e.noteHello(*hello)
+	b := s.b
+	b.mu.Lock()
+	s.hb = time.Duration(hello.HeartbeatMS) * time.Millisecond
+	if e.sc.Heartbeat > 0 {
+		s.hb = e.sc.Heartbeat
+	}
+	if s.hb <= 0 {
+		s.hb = 15 * time.Second
+	}
+	s.dead2 = time.Duration(hello.TimeoutMS) * time.Millisecond
+	if e.sc.DeadAfter > 0 {
+		s.dead2 = e.sc.DeadAfter
+	}
+	if s.dead2 <= 0 {
+		s.dead2 = 3 * s.hb
+	}
+	s.maxFrames = hello.MaxFrames
+	if s.maxFrames <= 0 {
+		s.maxFrames = 128
+	}
+	s.maxBytes = e.sc.FlushMax
+	if hello.MaxMessage > 0 && hello.MaxMessage < s.maxBytes {
+		s.maxBytes = hello.MaxMessage
+	}
+	s.maxHistory = hello.MaxHistory
+	if s.maxHistory <= 0 {
+		s.maxHistory = 500
+	}
+	s.omu.Lock()
+	s.batch, s.spare = nil, nil // new limits
+	s.omu.Unlock()
+	b.mu.Unlock()
+	return nil
+}
+
+// down handles the end of a connection (or a failed attempt). b.mu is held.
+func (s *sock) down(wasConn bool) {
+	e := s.b.e
+	b := s.b
+	now := e.now()
+	wasUp := s.up
+	s.up = false
+	s.link = nil
+	s.setOutput(nil)
+	if wasUp {
+		e.cnt.conns.Add(-1)
+	}
+	for _, t := range s.tabs {
+		if t.att {
+			t.att = false
+			e.cnt.sessions.Add(-1)
+			b.online.Add(-1)
+		}
+		// Tracks that were paging stay so: the resume starts from the
+		// last offset fetched (roomTrack.last).
+	}
+	resumes := e.wire.resumes()
+	if !resumes {
+		e.linkLost(s)
+	}
+	// Keep the sends for re-sending after the resume (without resume: only
+	// those not sent yet); forget the rest.
+	kept := s.pend[:0]
+	for _, p := range s.pend {
+		if p.kind == cSend && p.t.open && (resumes || p.issued == 0) {
+			p.issued = 0
+			kept = append(kept, p)
+		} else if p.kind == cSend {
+			e.sendUnconfirmed(p)
+		}
+	}
+	for i := len(kept); i < len(s.pend); i++ {
+		s.pend[i] = pending{}
+	}
+	s.pend = kept
+	s.resumeWait = 0
+	if e.stopping.Load() || s.closing || b.gaveUp {
+		return
+	}
+	b.disrupted(s.tabs...)
+	if s.kicked {
+		// The server closed this connection because the user has too many
+		// (its per-user cap). Reconnecting would only kick the next oldest
+		// one: like a browser, close its tabs instead, and count the kick.
+		s.kicked, s.goaway = false, 0
+		e.cnt.kicks.Add(1)
+		s.closeTabs()
+		return
+	}
+	if s.downAt == 0 {
+		s.downAt = now
+	}
+	if wasUp && b.lostAt == 0 {
+		b.lostAt = now
+	}
+	var step Step
+	switch {
+	case wasUp && s.goaway > 0:
+		e.faultCut(s) // a graceful stop says goaway first
+		e.cnt.goaways.Add(1)
+		step = Step{Name: reports.StepRetry, Addr: s.addr, Delay: s.goaway}
+		s.goaway = 0
+	case wasUp && s.killed:
+		s.killed = false
+		step = s.ladder.Failed(nil)
+	default:
+		if wasUp && !s.dead && !e.faultCut(s) {
+			e.cnt.err(eLinkLost)
+		}
+		step = s.ladder.Failed(nil)
+	}
+	s.dead = false
+	e.cnt.step(step.Name)
+	if step.Name == reports.StepGiveUp {
+		s.giveUp()
+		return
+	}
+	s.connecting = true
+	b.sh.add(event{at: now + int64(step.Delay), kind: evConnect, s: s, gen: s.gen,
+		sched: boolInt(step.Name == reports.StepRefetch), t: nil})
+	s.addr = step.Addr
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// giveUp closes the browser's sessions carried by s for good.
+func (s *sock) giveUp() {
+	e := s.b.e
+	e.cnt.err(eGaveUp)
+	s.closeTabs()
+	e.gaveUp.Add(1)
+}
+
+// closeTabs closes the tabs carried by s (their tracks are counted up to
+// what they received, excused) and stops the socket from reconnecting.
+func (s *sock) closeTabs() {
+	e := s.b.e
+	for _, t := range s.tabs {
+		if t.open {
+			t.open = false
+			for i := range t.tracks {
+				e.closeTrack(&t.tracks[i], t.tracks[i].got.maxOffset())
+				e.ver.excusedTracks.Add(1)
+			}
+			t.tracks = t.tracks[:0]
+		}
+	}
+	s.pend = s.pend[:0]
+	s.closing = true
+}
+
+// resumed is called when every attach and join of a (re)connection has its
+// reply: sends held meanwhile go out, and new tabs start sending.
+func (s *sock) resumed() {
+	e := s.b.e
+	now := e.now()
+	if s.downAt > 0 {
+		e.shardHists(s.b.sh).recordOne(hReconnect, (now-s.downAt)/1000)
+		s.downAt = 0
+	}
+	s.ladder.Success()
+	// Re-send held sends in their original order.
+	held := 0
+	for i := range s.pend {
+		if s.pend[i].issued == 0 {
+			held++
+		}
+	}
+	if held > 0 {
+		old := s.pend
+		s.pend = make([]pending, 0, len(old))
+		for _, p := range old {
+			if p.issued > 0 {
+				s.pend = append(s.pend, p)
+			}
+		}
+		for _, p := range old {
+			if p.issued == 0 && p.t.open && p.t.att {
+				e.wire.send(s, p)
+			}
+		}
+	}
+	for _, t := range s.tabs {
+		if t.open && t.att && !t.sends {
+			t.sends = true
+			s.b.sh.startSends(t)
+		}
+	}
+}
+
+// kill cuts the socket's connection (b.mu held). failed marks it as a
+// failure of the link (counted by the caller), not a deliberate kill.
+func (s *sock) kill(failed bool) {
+	if s.link == nil {
+		return
+	}
+	if failed {
+		s.dead = true
+	} else {
+		s.killed = true
+	}
+	s.link.cutLink()
+}
+
+func jitterDur(d time.Duration) int64 {
+	if d <= 0 {
+		return int64(time.Second)
+	}
+	return int64(d/2) + rand.Int64N(int64(d/2)+1)
+}
