@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,7 +280,6 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 		WriteBufferPool: &sync.Pool{},
 		Proxy:           nil,
 	}
-	_ = http.NoBody
 
 	nShards := sc.Shards
 	if nShards <= 0 {

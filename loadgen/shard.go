@@ -140,7 +140,7 @@ func (sh *shard) handle(ev *event) {
 		if !e.stopping.Load() && !s.closing && !s.up && s.gen == ev.gen {
 			s.connecting = true
 			e.wg.Add(1)
-			go s.run(s.gen, s.addr, ev.sched == 1)
+			go s.run(s.gen, s.addr, ev.refetch)
 		}
 		b.mu.Unlock()
 	case evTabClose:
@@ -285,17 +285,20 @@ const (
 	evTabClose            // churn: close a tab
 	evTabOpen             // churn: reopen a tab
 	evKill                // churn: kill a socket
-	evResend              // retry a history page fetch
 )
 
 // event is one timer of a shard. at is in nanoseconds since the run's start.
 type event struct {
 	at   int64
 	kind uint8
-	gen  uint32 // socket generation for evPing/evConnect, to drop stale timers
-	t    *tab
-	s    *sock
-	// sched is the scheduled send time (ns since start) for evSend.
+	// refetch: an evConnect fetches the address list (/lbs) again before it
+	// dials (the ladder's step "refetch").
+	refetch bool
+	gen     uint32 // socket generation for evPing/evConnect, to drop stale timers
+	t       *tab
+	s       *sock
+	// sched is the scheduled send time (ns since start) for evSend (-1: the
+	// start of the tab's chain of sends).
 	sched int64
 }
 

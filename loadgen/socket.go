@@ -239,15 +239,8 @@ func (s *sock) down(wasConn bool) {
 	}
 	s.connecting = true
 	b.sh.add(event{at: now + int64(step.Delay), kind: evConnect, s: s, gen: s.gen,
-		sched: boolInt(step.Name == reports.StepRefetch), t: nil})
+		refetch: step.Name == reports.StepRefetch})
 	s.addr = step.Addr
-}
-
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // giveUp closes the browser's sessions carried by s for good.
