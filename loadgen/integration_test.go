@@ -393,7 +393,7 @@ func TestRunInterrupted(t *testing.T) {
 	time.AfterFunc(2*time.Second, cancel)
 	start := time.Now()
 	res, err := Run(ctx, sc)
-	if !errors.Is(err, ErrInterrupted) || res == nil || len(res.Runs) != 1 {
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) || res == nil || len(res.Runs) != 1 {
 		t.Fatalf("err %v, result %v", err, res)
 	}
 	if time.Since(start) > 15*time.Second {

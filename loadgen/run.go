@@ -19,7 +19,9 @@ import (
 const protocolVersion = mux.ProtocolVersion
 
 // ErrInterrupted is wrapped by Run's error when ctx ended before the
-// scenario did; the returned result holds what was measured until then.
+// scenario did, with ctx's error (context.Canceled or
+// context.DeadlineExceeded); the returned result holds what was measured
+// until then.
 var ErrInterrupted = errors.New("run interrupted")
 
 // Progress is a snapshot of a running mode, given every second to the
@@ -156,9 +158,6 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	for _, f := range opts {
 		f(o)
 	}
-	if o.thresholds == (reports.Thresholds{}) {
-		o.thresholds = reports.Thresholds{}
-	}
 	sc = sc.withDefaults()
 	if sc.Seed == 0 {
 		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
@@ -287,14 +286,14 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 			}
 		}
 		if ctx.Err() != nil {
-			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			runErr = fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 			break
 		}
 		e := newEngine(sc, mode, o, append([]string(nil), addrs...), base)
 		run := e.execute(ctx)
 		res.Runs = append(res.Runs, run)
 		if ctx.Err() != nil {
-			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			runErr = fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 			break
 		}
 	}
