@@ -12,7 +12,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"imload/mux"
 	"imload/reports"
 )
 
@@ -66,9 +65,7 @@ type engine struct {
 	poller   linkPoller // nil: a reader goroutine per socket
 	srcIPs   []net.IP
 	srcNext  atomic.Uint64
-	helloMu  sync.Mutex
-	hello    *mux.Hello
-	dialErr  atomic.Value // string: the last dial error
+	dialErr  atomic.Value // string: the last failed dial or greeting, logged at the end
 	lbsFetch atomic.Int64
 }
 
@@ -122,15 +119,8 @@ func (e *engine) netDial(ctx context.Context, network, addr string) (net.Conn, e
 	return &recConn{Conn: c, on: true}, nil
 }
 
+// noteDialError keeps the last failed dial or greeting, for the log.
 func (e *engine) noteDialError(err error) { e.dialErr.Store(err.Error()) }
-
-func (e *engine) noteHello(h mux.Hello) {
-	e.helloMu.Lock()
-	if e.hello == nil {
-		e.hello = &h
-	}
-	e.helloMu.Unlock()
-}
 
 // noteTop raises the room's known top offset.
 func (e *engine) noteTop(room int32, off uint64) {

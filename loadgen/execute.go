@@ -99,6 +99,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	if !drained {
 		e.o.logf("%s: drain timed out after %s (outstanding replies or deliveries count as lost)", e.mode, drain)
 	}
+	if n := e.dialFailures.Load(); n > 0 {
+		e.o.logf("%s: %d dials or greetings failed (the ladder retried them); the last: %v", e.mode, n, e.dialErr.Load())
+	}
 	e.finalize()
 	if poller != nil {
 		poller.sample(statsCtx, e.base) // after the drain: the final counters

@@ -119,7 +119,6 @@ func (s *sock) readHello(l *wsLink) error {
 	if hello == nil {
 		return errors.New("first message from the server is not a hello frame")
 	}
-	e.noteHello(*hello)
 	b := s.b
 	b.mu.Lock()
 	s.hb = time.Duration(hello.HeartbeatMS) * time.Millisecond
