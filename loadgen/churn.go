@@ -79,7 +79,7 @@ func (sh *shard) reopen(t *tab) {
 		s.closing = false
 		if !s.up && !s.connecting {
 			s.connecting = true
-			e.wg.Add(1)
+			e.live.add()
 			go s.run(s.gen, s.addr, false)
 		}
 		return

@@ -24,8 +24,13 @@ const (
 	eOfflineDrop                  // a send dropped: too many queued while offline
 	eUnexpectedMsg                // a push for a session or room the generator did not expect
 	eAttach                       // attach or join failed
+	eStuck                        // a socket goroutine still running 15 s after the end of a mode
 	nErrKinds
 )
+
+// errorStuckGoroutines is the Counters.Errors key of eStuck. Its place is
+// with the other keys in reports/contract.go (outside this package).
+const errorStuckGoroutines = "stuck_goroutines"
 
 // errNames are the Counters.Errors keys of the kinds (eReply4xx and
 // eReply5xx are listed by the reply's error name instead, see errorsMap).
@@ -41,6 +46,7 @@ var errNames = [nErrKinds]string{
 	eOfflineDrop:   reports.ErrorOfflineDrop,
 	eUnexpectedMsg: reports.ErrorUnexpectedPush,
 	eAttach:        reports.ErrorAttach,
+	eStuck:         errorStuckGoroutines,
 }
 
 // counters are the run's totals, updated with atomics from every goroutine.

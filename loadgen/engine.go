@@ -53,7 +53,7 @@ type engine struct {
 
 	stopping atomic.Bool
 	sending  atomic.Bool
-	wg       sync.WaitGroup
+	live     liveCount // socket goroutines and links (sock.run, then until wsLink.end)
 	dialCtx  context.Context
 	cancel   context.CancelFunc
 

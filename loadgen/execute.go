@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -121,7 +122,15 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	close(quit)
 	shardWG.Wait()
-	waitTimeout(&e.wg, 15*time.Second)
+	// Every socket goroutine ends now: a dial with e.cancel, a greeting
+	// within its 10 s read deadline, a link when its reader sees it cut.
+	// Only a greeting's write to a server that stopped reading (10 s write
+	// deadline) could outlast the wait. If one does, it is left behind,
+	// said and counted (an error: the run did not end cleanly).
+	if left := e.live.wait(15 * time.Second); left > 0 {
+		e.o.logf("%s: %d socket goroutines still running 15 s after the end, left behind", e.mode, left)
+		e.cnt.errs[eStuck].Add(left)
+	}
 	if e.poller != nil {
 		e.poller.close()
 	}
@@ -245,14 +254,26 @@ func (e *engine) allHists() []*hists {
 	return out
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+// liveCount is a WaitGroup that knows its count.
+type liveCount struct {
+	wg sync.WaitGroup
+	n  atomic.Int64
+}
+
+func (c *liveCount) add() { c.n.Add(1); c.wg.Add(1) }
+
+func (c *liveCount) done() { c.n.Add(-1); c.wg.Done() }
+
+// wait waits until the count is zero, at most d, and returns how many are
+// still running (0: all ended).
+func (c *liveCount) wait(d time.Duration) int64 {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { c.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return true
+		return 0
 	case <-time.After(d):
-		return false
+		return max(c.n.Load(), 1)
 	}
 }
 

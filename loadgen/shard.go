@@ -139,7 +139,7 @@ func (sh *shard) handle(ev *event) {
 		b.mu.Lock()
 		if !e.stopping.Load() && !s.closing && !s.up && s.gen == ev.gen {
 			s.connecting = true
-			e.wg.Add(1)
+			e.live.add()
 			go s.run(s.gen, s.addr, ev.refetch)
 		}
 		b.mu.Unlock()

@@ -18,10 +18,10 @@ import (
 func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	e := s.b.e
 	b := s.b
-	handed := false // e.wg's count passed on to the link (wsLink.end)
+	handed := false // e.live's count passed on to the link (wsLink.end)
 	defer func() {
 		if !handed {
-			e.wg.Done()
+			e.live.done()
 		}
 	}()
 	if refetch {

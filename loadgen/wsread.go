@@ -271,5 +271,5 @@ func (l *wsLink) end() {
 		s.down(true)
 	}
 	b.mu.Unlock()
-	e.wg.Done()
+	e.live.done()
 }

@@ -150,7 +150,7 @@ func testLink(t *testing.T, url string) (*wsLink, *engine, chan string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.wg.Add(1)
+	e.live.add()
 	return newLink(s, ws), e, ch
 }
 
@@ -211,7 +211,7 @@ func TestLinkReaders(t *testing.T) {
 			if c := <-closed; c != 1000 {
 				t.Errorf("close code %d", c)
 			}
-			if !waitTimeout(&e.wg, 5*time.Second) {
+			if e.live.wait(5*time.Second) != 0 {
 				t.Fatal("the link did not end after the close")
 			}
 		})
@@ -234,7 +234,7 @@ func TestLinkCut(t *testing.T) {
 				t.Fatalf("first message %q", m)
 			}
 			l.cutLink()
-			if !waitTimeout(&e.wg, 5*time.Second) {
+			if e.live.wait(5*time.Second) != 0 {
 				t.Fatal("the link did not end after the cut")
 			}
 			select {
