@@ -205,11 +205,21 @@ func TestLinkReaders(t *testing.T) {
 					t.Fatalf("message %d (%.20q) did not come", i, w)
 				}
 			}
-			if p := <-pong; p != "pi" {
-				t.Errorf("pong %q", p)
+			select {
+			case p := <-pong:
+				if p != "pi" {
+					t.Errorf("pong %q", p)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the ping was not answered with a pong")
 			}
-			if c := <-closed; c != 1000 {
-				t.Errorf("close code %d", c)
+			select {
+			case c := <-closed:
+				if c != 1000 {
+					t.Errorf("close code %d", c)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the close was not answered with a close")
 			}
 			if e.live.wait(5*time.Second) != 0 {
 				t.Fatal("the link did not end after the close")
