@@ -1,20 +1,22 @@
 package loadgen
 
+// The simulated browsers, their tabs and sockets, and the commands waiting
+// for a reply.
+//
+// A browser is a user with Tabs tab sessions carried by one socket (shared
+// mode) or one socket per tab (per-tab mode). All of a browser's state is
+// guarded by its mutex; it is touched by its sockets' readers (the epoll
+// loops, or a goroutine per socket) and by its shard's scheduler goroutine.
+// Output is merged per socket and written by whoever flushes (output.go).
+
 import (
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"imload/loadgen/wire"
 	"imload/mux"
 )
-
-// One simulated browser: a user with Tabs tab sessions carried by one socket
-// (shared mode) or one socket per tab (per-tab mode). All of a browser's
-// state is guarded by its mutex; it is touched by its sockets' readers (the
-// epoll loops, or a goroutine per socket) and by its shard's scheduler
-// goroutine. Output is merged per
-// socket in a mux.Batch and written by whoever flushes (the shard, every
-// FlushInterval, or sooner when the batch is full).
 
 type browser struct {
 	e    *engine
@@ -33,7 +35,9 @@ type browser struct {
 	tabs    []*tab
 	socks   []*sock
 	nextSid uint32
-	scratch []byte
+	scratch []byte       // a command's bytes, encoded by the wire
+	text    []byte       // a send's text and cid
+	cmd     wire.Command // the command being issued
 	gaveUp  bool
 	// lostAt is when the browser's first link was lost since it was last
 	// fully resumed (ns since start; 0: none), for HistResume.
@@ -57,21 +61,10 @@ type tab struct {
 	tracks []roomTrack // one per user room, for the current incarnation
 }
 
-type cmdKind uint8
-
-const (
-	cAttach cmdKind = iota + 1
-	cJoin
-	cSend
-	cDM
-	cDetach
-	cHistory
-)
-
 // pending is a command waiting for its reply, or a send waiting for a link.
 type pending struct {
 	seq    uint64
-	kind   cmdKind
+	kind   wire.CmdKind
 	t      *tab
 	sid    uint32
 	track  int16
@@ -99,7 +92,7 @@ type sock struct {
 	// guarded by b.mu
 	link       *wsLink // the current connection (nil: none)
 	gen        uint32
-	up         bool // hello received, sessions being attached
+	up         bool // greeted, sessions being attached
 	connecting bool
 	closing    bool // closed on purpose: do not reconnect
 	killed     bool // killed on purpose (conn-kill churn)
@@ -119,6 +112,10 @@ type sock struct {
 	maxFrames  int
 	maxBytes   int
 	maxHistory int
+	// answerPings: the server's pings are answered (wire.Link.AnswerPings);
+	// greetAttach: the greeting attached (wire.Link.Attach), the attach
+	// latency is the greeting's.
+	answerPings, greetAttach bool
 
 	lastRecv atomic.Int64
 
@@ -128,7 +125,8 @@ type sock struct {
 	batch *mux.Batch
 	spare *mux.Batch
 	spill [][]byte
-	// spillBytes is the size of spill (socket.io: the queued packets).
+	// spillBytes is the size of spill (a wire that does not batch: the
+	// queued frames).
 	spillBytes int
 	dirty      bool
 	wmu        sync.Mutex // one writer at a time

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"imload/mux"
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -37,7 +37,7 @@ func (sh *shard) churnTab() {
 		s.closing = true
 		s.link.closeWith(websocket.CloseGoingAway, "tab closed")
 	} else {
-		s.cmd(pending{kind: cDetach, t: t}, mux.CmdDetach, nil)
+		s.issue(pending{t: t}, b.command(wire.Detach))
 		t.att = false
 		e.cnt.sessions.Add(-1)
 		b.online.Add(-1)
@@ -48,9 +48,9 @@ func (sh *shard) churnTab() {
 	// Drop its held and in-flight sends.
 	kept := s.pend[:0]
 	for _, p := range s.pend {
-		if p.t != t || p.kind == cDetach {
+		if p.t != t || p.kind == wire.Detach {
 			kept = append(kept, p)
-		} else if p.kind == cSend {
+		} else if p.kind == wire.Send {
 			e.sendUnconfirmed(p)
 		}
 	}
@@ -85,7 +85,7 @@ func (sh *shard) reopen(t *tab) {
 		return
 	}
 	if s.up && s.resumeWait == 0 {
-		e.wire.attach(s, t)
+		s.attachTab(t)
 	}
 	// Otherwise the socket is (re)connecting and attaches it when it is up.
 }

@@ -2,38 +2,83 @@ package loadgen
 
 // Issuing commands (the browser's lock held): a socket's table of pending
 // commands, the attach of a tab and the joins of its rooms (fresh, or resumed
-// and shared between the tabs of a socket), sends, history pages and pings.
+// and shared between the tabs of a socket), sends, history pages, pings and
+// pongs. The wire encodes them (wire.Wire.Append); what they mean, and when
+// they are issued, is the engine's.
 
 import (
 	"strconv"
 
-	"imload/mux"
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
-func (s *sock) cmd(p pending, cmd string, body []byte) {
+// command returns the browser's scratch command, emptied, of kind k (b.mu
+// held; it is encoded before the lock is released).
+func (b *browser) command(k wire.CmdKind) *wire.Command {
+	sids := b.cmd.Sids[:0]
+	b.cmd = wire.Command{Kind: k, Sids: sids}
+	return &b.cmd
+}
+
+// issue numbers c, has the wire encode it, queues it and puts p in the
+// pending table until its reply (p.t's session is the command's). It
+// reports false when the protocol has no such command.
+func (s *sock) issue(p pending, c *wire.Command) bool {
 	e := s.b.e
-	s.seq++
-	p.seq = s.seq
-	p.issued = e.now()
 	if p.t != nil {
 		p.sid = p.t.sid
 	}
-	s.b.scratch = mux.AppendCmd(s.b.scratch[:0], p.sid, p.seq, cmd, body)
+	c.ID, c.Sid = s.seq+1, p.sid
+	pkt, ok := e.wire.Append(s.b.scratch[:0], c)
+	if !ok {
+		return false
+	}
+	s.seq++
+	p.kind, p.seq, p.issued = c.Kind, c.ID, e.now()
 	s.pend = append(s.pend, p)
-	s.queue(s.b.scratch)
+	s.b.scratch = pkt
+	s.queue(pkt)
+	return true
 }
 
+// takePending removes and returns the pending command with seq.
+func (s *sock) takePending(seq uint64) (pending, bool) {
+	for i := range s.pend {
+		if s.pend[i].seq == seq && s.pend[i].issued > 0 {
+			p := s.pend[i]
+			copy(s.pend[i:], s.pend[i+1:])
+			s.pend[len(s.pend)-1] = pending{}
+			s.pend = s.pend[:len(s.pend)-1]
+			return p, true
+		}
+	}
+	return pending{}, false
+}
+
+// ping sends the client's heartbeat (wire.Traits.ClientPings).
 func (s *sock) ping() {
 	e := s.b.e
 	s.pingSeq++
 	s.pingAt = e.now()
-	s.b.scratch = mux.AppendPing(s.b.scratch[:0], s.pingSeq)
-	s.queue(s.b.scratch)
+	c := s.b.command(wire.Ping)
+	c.ID = s.pingSeq
+	if pkt, ok := e.wire.Append(s.b.scratch[:0], c); ok {
+		s.b.scratch = pkt
+		s.queue(pkt)
+	}
 }
 
-// attachTab queues attach and one join per room for t: a fresh join with
-// history for a new tab, or a resume from the last offset.
+// pong answers the server's ping, at once.
+func (s *sock) pong() {
+	if pkt, ok := s.b.e.wire.Append(s.b.scratch[:0], s.b.command(wire.Pong)); ok {
+		s.b.scratch = pkt
+		s.queueNow(pkt)
+	}
+}
+
+// attachTab queues the attach of t and one join per room: a fresh join
+// with history for a new incarnation, or a resume from the last offset.
 func (s *sock) attachTab(t *tab) {
 	s.attachOnly(t)
 	for i := range t.tracks {
@@ -41,8 +86,8 @@ func (s *sock) attachTab(t *tab) {
 	}
 }
 
-// attachOnly queues the attach of t, starting a new incarnation if it has
-// none.
+// attachOnly starts a new incarnation of t if it has none, and queues its
+// attach (when the protocol has one: wire.Traits.AttachCmd).
 func (s *sock) attachOnly(t *tab) {
 	e := s.b.e
 	b := s.b
@@ -54,9 +99,14 @@ func (s *sock) attachOnly(t *tab) {
 		}
 		t.renew(b, sid)
 	}
-	body := mux.EncodeBody(mux.AttachReq{Name: b.name, Token: b.tok, Mode: mux.ModeLoadgen})
-	s.cmd(pending{kind: cAttach, t: t}, mux.CmdAttach, body)
-	s.resumeWait++
+	if !e.traits.AttachCmd {
+		return
+	}
+	c := b.command(wire.Attach)
+	c.User, c.Token = b.name, b.tok
+	if s.issue(pending{t: t}, c) {
+		s.resumeWait++
+	}
 }
 
 // attachTabs queues, for the open tabs of s (whose link just came up),
@@ -115,44 +165,42 @@ func (s *sock) attachTabs() {
 func (s *sock) joinTrack(t *tab, i int, also []tabRef) {
 	e := s.b.e
 	tr := &t.tracks[i]
-	req := mux.JoinReq{Room: e.rooms[tr.room]}
+	c := s.b.command(wire.Join)
+	c.Room, c.User = e.rooms[tr.room], s.b.name
 	if tr.joined {
-		req.Epoch, req.Offset = tr.epoch, tr.last()
-		tr.asked = req.Offset
+		c.Resume = true
+		c.Epoch, c.Offset = tr.epoch, tr.last()
+		tr.asked = c.Offset
 		for _, a := range also {
-			a.t.tracks[i].asked = req.Offset
-			req.SIDs = append(req.SIDs, a.sid)
+			a.t.tracks[i].asked = c.Offset
+			c.Sids = append(c.Sids, a.sid)
 		}
 	} else {
-		req.History = e.sc.History
+		c.History = e.sc.History
 	}
-	s.cmd(pending{kind: cJoin, t: t, track: int16(i), also: also}, mux.CmdJoin, mux.EncodeBody(req))
-	s.resumeWait++
+	if s.issue(pending{t: t, track: int16(i), also: also}, c) {
+		s.resumeWait++
+	}
 }
 
+// sendMsg issues a room message or a private message (p.kind wire.Send or
+// wire.DM): its text carries the header receivers measure latency with.
 func (s *sock) sendMsg(p pending) {
 	e := s.b.e
+	b := s.b
 	t := p.t
-	tr := &t.tracks[p.track]
-	var body []byte
-	body = append(body, `{"`...)
-	if p.kind == cDM {
-		body = append(body, `to":`...)
-		body = mux.AppendString(body, p.target.name)
+	buf := appendText(b.text[:0], e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+	n := len(buf)
+	buf = appendCid(buf, t.gid, p.mseq)
+	b.text = buf
+	c := b.command(p.kind)
+	c.Text, c.Cid = buf[:n], buf[n:]
+	if p.kind == wire.DM {
+		c.To = p.target.name
 	} else {
-		body = append(body, `room":`...)
-		body = mux.AppendString(body, e.rooms[tr.room])
+		c.Room = e.rooms[t.tracks[p.track].room]
 	}
-	body = append(body, `,"text":"`...)
-	body = appendText(body, e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
-	body = append(body, `","cid":"`...)
-	body = appendCid(body, t.gid, p.mseq)
-	body = append(body, `"}`...)
-	name := mux.CmdSend
-	if p.kind == cDM {
-		name = mux.CmdDM
-	}
-	s.cmd(p, name, body)
+	s.issue(p, c)
 }
 
 // appendCid appends the client id of message seq of tab gid.
@@ -163,39 +211,13 @@ func appendCid(dst []byte, gid, seq uint32) []byte {
 	return strconv.AppendUint(dst, uint64(seq), 10)
 }
 
-// takePending removes and returns the pending command with seq.
-func (s *sock) takePending(seq uint64) (pending, bool) {
-	for i := range s.pend {
-		if s.pend[i].seq == seq && s.pend[i].issued > 0 {
-			p := s.pend[i]
-			copy(s.pend[i:], s.pend[i+1:])
-			s.pend[len(s.pend)-1] = pending{}
-			s.pend = s.pend[:len(s.pend)-1]
-			return p, true
-		}
-	}
-	return pending{}, false
-}
-
 // fetch asks for the messages of track i of t after offset after.
 func (r *reader) fetch(t *tab, i int, after uint64) {
 	s := r.s
 	tr := &t.tracks[i]
 	tr.asked = after
 	tr.paging = true
-	req := mux.HistoryReq{Room: s.b.e.rooms[tr.room], Epoch: tr.epoch, After: after, Limit: s.maxHistory}
-	s.cmd(pending{kind: cHistory, t: t, track: int16(i)}, mux.CmdHistory, mux.EncodeBody(req))
-}
-
-// queueCmd registers p as waiting for the reply to command seq and queues
-// the command pkt (built in the browser's scratch buffer).
-func (s *sock) queueCmd(p pending, seq uint64, pkt []byte) {
-	p.seq = seq
-	p.issued = s.b.e.now()
-	if p.t != nil {
-		p.sid = p.t.sid
-	}
-	s.pend = append(s.pend, p)
-	s.b.scratch = pkt
-	s.queue(pkt)
+	c := s.b.command(wire.History)
+	c.Room, c.Epoch, c.After, c.Limit = s.b.e.rooms[tr.room], tr.epoch, after, s.maxHistory
+	s.issue(pending{t: t, track: int16(i)}, c)
 }

@@ -1,5 +1,9 @@
 package loadgen
 
+// The engine: one mode of a scenario, from its set-up (newEngine) to what
+// the engine as a whole knows of the rooms (tops, epochs), the addresses
+// it dials and the verification shared by its browsers.
+
 import (
 	"context"
 	"fmt"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -36,11 +41,14 @@ type engine struct {
 	cnt     counters
 	ver     verifier
 	dms     *dmTracker
-	content *contentTable // nil: content not checked (other protocols)
+	content *contentTable // nil: content not checked (wire.Traits.Content false)
 	faults  faultState
 
-	wire wire      // the protocol
-	sio  *sioState // socket.io only: what its verification needs
+	wire   wire.Wire   // the protocol
+	traits wire.Traits // its traits, decided by once
+	// late works out where tracks start where join replies do not say
+	// (wire.Traits.JoinPoint false); nil otherwise.
+	late *lateStarts
 
 	// unconfirmed counts the sends whose reply never came on a protocol
 	// that does not re-send them (see sendUnconfirmed).
@@ -165,11 +173,12 @@ func (e *engine) roomEpoch(room int32) string {
 	return e.epochs[room]
 }
 
-// closeTrack counts a finished track with upper bound to. With socket.io
-// the count waits for the end of the run (see sioState).
+// closeTrack counts a finished track with upper bound to. Where join
+// replies give no join point, the count waits for the end of the run (see
+// lateStarts).
 func (e *engine) closeTrack(tr *roomTrack, to uint64) {
-	if e.sio != nil {
-		e.sio.closed(tr, to)
+	if e.late != nil {
+		e.late.closed(tr, to)
 		return
 	}
 	e.ver.close(tr, to)
@@ -177,16 +186,16 @@ func (e *engine) closeTrack(tr *roomTrack, to uint64) {
 
 // sendUnconfirmed notes a send in flight whose reply will never come (its
 // link died, its tab closed, or it timed out) on a protocol that does not
-// re-send it (socket.io, Centrifugo): the server may or may not have
-// published it. A send not issued yet, or one imload re-sends after the
-// resume, is not counted.
+// re-send it (wire.Traits.Resumes false): the server may or may not have
+// published it. A send not issued yet, or one re-sent after the resume, is
+// not counted.
 func (e *engine) sendUnconfirmed(p pending) {
-	if p.issued == 0 || e.wire.resumes() {
+	if p.issued == 0 || e.traits.Resumes {
 		return
 	}
 	e.unconfirmed.Add(1)
-	if e.sio != nil {
-		e.sio.unconfirmed(p)
+	if e.late != nil {
+		e.late.unconfirmed(p)
 	}
 }
 
@@ -226,19 +235,17 @@ func (e *engine) pickTarget(r *rand.Rand, from *browser) *browser {
 	return nil
 }
 
-func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{},
-		content: newContentTable(sc.Rooms)}
-	switch sc.Protocol {
-	case ProtocolSocketIO:
-		e.content = nil // no offsets from the server
-		e.wire = sioWire{}
-		e.sio = newSioState(sc.Rooms)
-		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
-	case ProtocolCentrifugo:
-		e.content = nil // publications carry no sender or cid of ours
-		e.wire = &cfWire{}
-		e.dms = newDMTracker(false) // the target's personal channel: its sockets only
+// newEngine sets up one mode of sc, spoken with w, against addrs (base is
+// the first target's http://host:port).
+func newEngine(sc Scenario, mode string, o *options, w wire.Wire, addrs []string, base string) *engine {
+	tr := w.Traits()
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, wire: w, traits: tr,
+		dms: newDMTracker(tr.DMToSenderTabs)}
+	if tr.Content {
+		e.content = newContentTable(sc.Rooms)
+	}
+	if !tr.JoinPoint {
+		e.late = newLateStarts(sc.Rooms)
 	}
 	seed := uint64(sc.Seed)
 	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -224,9 +225,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	} {
 		notes[k] = v
 	}
-	if !e.wire.resumes() {
-		// Sends whose ack never came (socket lost, tab closed, timeout):
-		// socket.io and Centrifugo clients do not re-send them (at most once).
+	if !e.traits.Resumes {
+		// Sends whose reply never came (socket lost, tab closed, timeout):
+		// without resume they are not re-sent (at most once).
 		notes[reports.NoteSendsUnconfirmed] = e.unconfirmed.Load()
 	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
@@ -319,7 +320,7 @@ func (b *browser) quietLocked() bool {
 			return false
 		}
 		for _, p := range s.pend {
-			if p.kind != cDetach {
+			if p.kind != wire.Detach {
 				return false
 			}
 		}
@@ -335,8 +336,8 @@ func (b *browser) quietLocked() bool {
 				if tr.paging || !tr.joined {
 					return false
 				}
-				if e.sio != nil {
-					if !e.sio.caughtUp(tr, e.tops[tr.room].Load()) {
+				if e.late != nil {
+					if !e.late.caughtUp(tr, e.tops[tr.room].Load()) {
 						return false
 					}
 					continue
@@ -374,7 +375,7 @@ func (e *engine) finalize() {
 		}
 		b.mu.Unlock()
 	}
-	if e.sio != nil {
-		e.sio.count(&e.ver)
+	if e.late != nil {
+		e.late.count(&e.ver)
 	}
 }

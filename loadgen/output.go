@@ -14,12 +14,12 @@ import (
 	"imload/mux"
 )
 
-// queue appends one frame to the socket's batch (the frame is copied). With
-// socket.io every packet is a WebSocket message of its own: they are written
-// one after the other at the flush.
+// queue appends one frame to the socket's batch (the frame is copied). When
+// the wire does not batch (socket.io), every frame is a WebSocket message of
+// its own: they are written one after the other at the flush.
 func (s *sock) queue(frame []byte) {
 	e := s.b.e
-	if !e.wire.batches() {
+	if !e.traits.Batches {
 		s.omu.Lock()
 		s.spill = append(s.spill, bytes.Clone(frame))
 		s.spillBytes += len(frame)

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"imload/loadgen/wire"
 )
 
 type shard struct {
@@ -201,9 +203,9 @@ func (sh *shard) send(ev *event) {
 		return
 	}
 	t.seq++
-	p := pending{kind: cSend, t: t, track: track, sched: ev.sched, mseq: t.seq}
+	p := pending{kind: wire.Send, t: t, track: track, sched: ev.sched, mseq: t.seq}
 	if isDM {
-		p.kind = cDM
+		p.kind = wire.DM
 		p.target = target
 		e.cnt.dmsSent.Add(1)
 		dmTabs = appendDMTabs(dmTabs, b, t)
@@ -212,7 +214,7 @@ func (sh *shard) send(ev *event) {
 		e.cnt.msgsSent.Add(1)
 	}
 	if online {
-		e.wire.send(s, p)
+		s.sendMsg(p)
 		return
 	}
 	// Offline (reconnecting): hold it, as the browser would, to send after
@@ -249,10 +251,10 @@ func (sh *shard) tick() {
 			for _, p := range s.pend {
 				if p.issued > 0 && now-p.issued > tmo {
 					e.cnt.err(eTimeout)
-					if p.kind == cSend {
+					if p.kind == wire.Send {
 						e.sendUnconfirmed(p)
 					}
-					if p.kind == cAttach || p.kind == cJoin || p.kind == cHistory {
+					if p.kind == wire.Attach || p.kind == wire.Join || p.kind == wire.History {
 						kill = true
 					}
 					continue

@@ -4,11 +4,10 @@ package loadgen
 // reconnect ladder (down), give up, and resume (resumed).
 
 import (
-	"errors"
 	"math/rand/v2"
 	"time"
 
-	"imload/mux"
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -34,7 +33,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	if err == nil {
 		e.shardHists(b.sh).recordOne(hConnect, time.Since(t0).Microseconds())
 		l = newLink(s, conn)
-		err = e.wire.greet(s, l)
+		err = s.greet(l)
 		if err != nil {
 			conn.Close()
 		}
@@ -70,9 +69,9 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	// Sends that were in flight when the last link died are re-sent after
 	// the resume with the same client id (the server answers a repeat with
 	// the first offset); everything else in flight is forgotten.
-	e.wire.attachUp(s)
+	s.attachTabs()
 	b.mu.Unlock()
-	if e.wire.clientPings() {
+	if e.traits.ClientPings {
 		b.sh.add(event{at: e.now() + jitterDur(s.hb), kind: evPing, s: s, gen: gen})
 	}
 
@@ -85,73 +84,6 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	}
 	_ = l.readLoop()
 	l.end()
-}
-
-func (s *sock) readHello(l *wsLink) error {
-	e := s.b.e
-	_ = l.tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer l.tcp.SetReadDeadline(time.Time{})
-	data, err := l.readBlocking()
-	if err != nil {
-		return err
-	}
-	e.cnt.wsIn.Add(1)
-	e.cnt.bytesIn.Add(int64(len(data)))
-	var hello *mux.Hello
-	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
-		e.cnt.framesIn.Add(1)
-		f, err := mux.DecodeServerFrame(fr)
-		if err != nil {
-			return err
-		}
-		if f.T == mux.TypeHello && hello == nil {
-			var h mux.Hello
-			if err := mux.BodyOf(f.Body, &h); err != nil {
-				return err
-			}
-			hello = &h
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if hello == nil {
-		return errors.New("first message from the server is not a hello frame")
-	}
-	b := s.b
-	b.mu.Lock()
-	s.hb = time.Duration(hello.HeartbeatMS) * time.Millisecond
-	if e.sc.Heartbeat > 0 {
-		s.hb = e.sc.Heartbeat
-	}
-	if s.hb <= 0 {
-		s.hb = 15 * time.Second
-	}
-	s.dead2 = time.Duration(hello.TimeoutMS) * time.Millisecond
-	if e.sc.DeadAfter > 0 {
-		s.dead2 = e.sc.DeadAfter
-	}
-	if s.dead2 <= 0 {
-		s.dead2 = 3 * s.hb
-	}
-	s.maxFrames = hello.MaxFrames
-	if s.maxFrames <= 0 {
-		s.maxFrames = 128
-	}
-	s.maxBytes = e.sc.FlushMax
-	if hello.MaxMessage > 0 && hello.MaxMessage < s.maxBytes {
-		s.maxBytes = hello.MaxMessage
-	}
-	s.maxHistory = hello.MaxHistory
-	if s.maxHistory <= 0 {
-		s.maxHistory = 500
-	}
-	s.omu.Lock()
-	s.batch, s.spare = nil, nil // new limits
-	s.omu.Unlock()
-	b.mu.Unlock()
-	return nil
 }
 
 // down handles the end of a connection (or a failed attempt). b.mu is held.
@@ -175,7 +107,7 @@ func (s *sock) down(wasConn bool) {
 		// Tracks that were paging stay so: the resume starts from the
 		// last offset fetched (roomTrack.last).
 	}
-	resumes := e.wire.resumes()
+	resumes := e.traits.Resumes
 	if !resumes {
 		e.linkLost(s)
 	}
@@ -183,10 +115,10 @@ func (s *sock) down(wasConn bool) {
 	// those not sent yet); forget the rest.
 	kept := s.pend[:0]
 	for _, p := range s.pend {
-		if p.kind == cSend && p.t.open && (resumes || p.issued == 0) {
+		if p.kind == wire.Send && p.t.open && (resumes || p.issued == 0) {
 			p.issued = 0
 			kept = append(kept, p)
-		} else if p.kind == cSend {
+		} else if p.kind == wire.Send {
 			e.sendUnconfirmed(p)
 		}
 	}
@@ -295,7 +227,7 @@ func (s *sock) resumed() {
 		}
 		for _, p := range old {
 			if p.issued == 0 && p.t.open && p.t.att {
-				e.wire.send(s, p)
+				s.sendMsg(p)
 			}
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"imload/loadgen/wire"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -109,13 +111,21 @@ func readClientFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
 	return h[0] & 0x0f, payload, nil
 }
 
-// capWire records the messages a link hands to the protocol.
+// capWire records the messages a link hands to the protocol (only its
+// Reader is used).
 type capWire struct {
-	imloadWire
+	wire.Wire
 	ch chan string
 }
 
-func (w capWire) read(_ *reader, msg []byte) { w.ch <- string(msg) }
+func (w capWire) NewReader() wire.Reader { return capReader(w.ch) }
+
+type capReader chan string
+
+func (r capReader) Read(msg []byte, _ func(uint64) (wire.CmdKind, bool), _ func(*wire.Event)) int {
+	r <- string(msg)
+	return 1
+}
 
 // testLink dials url as the engine does and returns the link of a bare
 // socket whose engine is stopping (the link's end takes nothing else down).
