@@ -1,5 +1,9 @@
 package loadgen
 
+// Executing one mode: the observers and shards start, the browsers ramp
+// up, faults are injected, the tabs chat; then the drain, the verification
+// of what is left open, the stop, and the run's result.
+
 import (
 	"context"
 	"sync"

@@ -1,5 +1,8 @@
 package loadgen
 
+// Latency histograms: one set per shard, recorded under the shard's lock,
+// merged at the end.
+
 import (
 	"sync"
 

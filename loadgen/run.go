@@ -1,5 +1,9 @@
 package loadgen
 
+// Run and its options: what happens once before the modes run (the wire
+// for the scenario's protocol, its targets' URLs, the probe, the address
+// list, the open-files limit), then one engine per mode.
+
 import (
 	"context"
 	"errors"
