@@ -71,7 +71,12 @@
 //
 // Presence, notices and the like make no event. Sids nil means every
 // session of the socket (a protocol with one session per socket says
-// nothing else). Read returns the number of frames in the message.
+// nothing else). Read returns the number of frames in the message, which
+// the engine counts without knowing the framing. Read is a method of a
+// Reader, one per reading goroutine (an epoll loop reads many sockets),
+// rather than of the Wire, because the Reader owns the Event it reuses and
+// the scratch of its decoders: that is what keeps the hot path free of
+// allocations, and the Wire free of state.
 //
 // kindOf tells the Reader what command an id waits for, for protocols
 // whose replies do not say what they answer (socket.io acks, Centrifugo
