@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -225,37 +226,30 @@ func TestRunCentrifugoIsPerTabOnly(t *testing.T) {
 	checkPerTabOnly(t, cfScenario("ws://127.0.0.1:1", 10, 1))
 }
 
-func TestCentrifugoURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"ws://127.0.0.1:8000":                       "ws://127.0.0.1:8000/connection/websocket",
-		"ws://127.0.0.1:8000/":                      "ws://127.0.0.1:8000/connection/websocket",
-		"ws://h:1/connection/websocket?format=json": "ws://h:1/connection/websocket?format=json",
-		"wss://h/rt/ws":                             "wss://h/rt/ws",
-	} {
-		if got, err := CentrifugoURL(in); err != nil || got != want {
-			t.Errorf("%s: %q %v, want %q", in, got, err, want)
-		}
-	}
-}
-
-// The verification sees what a faulty server would do, in Centrifugo's own
-// wire format: a push dropped, sent twice or out of order, a DM lost. No
-// server: the frames are fed to the wire's reader.
-func TestCentrifugoWireCatchesFaults(t *testing.T) {
+// The engine's verification sees what a faulty server would do, in
+// Centrifugo's own format: a push dropped, sent twice or out of order, a DM
+// lost. No server: the messages are given to the engine's reader as if read
+// from the sockets (wire/centrifugo_test.go has the wire's own tests).
+func TestCentrifugoFaultsCaught(t *testing.T) {
 	sc := cfScenario("ws://127.0.0.1:1/connection/websocket", 2, 1)
 	sc.Rooms, sc.RoomsPerUser = 1, 1
 	sc = sc.withDefaults()
-	e := newEngine(sc, reports.ModePerTab, &options{logf: t.Logf, pacer: func(r float64) Pacer { return PoissonPacer{PerSecond: r} }}, sc.Targets, "http://127.0.0.1:1")
+	w, err := wire.New(sc.Protocol, wire.Config{DMs: sc.DMRatio > 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(sc, reports.ModePerTab, &options{logf: t.Logf, pacer: func(r float64) Pacer { return PoissonPacer{PerSecond: r} }},
+		w, sc.Targets, "http://127.0.0.1:1")
 	e.t0 = time.Now()
-	w := e.wire.(*cfWire)
 	room := `"chat:` + e.rooms[0] + `"`
 	var recv, send *tab
 	for i, b := range e.browsers {
 		s := b.socks[0]
-		s.maxBytes = sc.FlushMax
-		s.up = true
 		b.mu.Lock()
-		w.attach(s, b.tabs[0])
+		// As after a greeting: the server pings every 25 s and wants pongs.
+		s.setLink(wire.Link{Heartbeat: 25 * time.Second, AnswerPings: true, Attach: time.Millisecond})
+		s.up = true
+		s.attachTabs()
 		b.mu.Unlock()
 		if i == 0 {
 			recv = b.tabs[0]
@@ -263,10 +257,8 @@ func TestCentrifugoWireCatchesFaults(t *testing.T) {
 			send = b.tabs[0]
 		}
 	}
-	feed := func(t2 *tab, lines ...string) {
-		r := &reader{s: t2.s}
-		w.read(r, []byte(strings.Join(lines, "\n")))
-	}
+	r := &reader{}
+	feed := func(t2 *tab, lines ...string) { r.read(t2.s, []byte(strings.Join(lines, "\n"))) }
 	// Replies to the subscriptions (ids from 2: the personal channel, then
 	// the room at offset 10), a ping in the same message.
 	for _, tb := range []*tab{recv, send} {
@@ -290,11 +282,11 @@ func TestCentrifugoWireCatchesFaults(t *testing.T) {
 	// A DM to the receiver, acked to the sender, never pushed.
 	send.b.mu.Lock()
 	send.seq = 7
-	p := pending{kind: cDM, t: send, target: recv.b, mseq: 7}
+	p := pending{kind: wire.DM, t: send, target: recv.b, mseq: 7}
 	var dmTabs []dmTab
 	dmTabs = appendDMTabs(dmTabs, recv.b, nil)
 	e.dms.sent(dmKey{sender: send.gid, seq: 7}, send.b, recv.b, dmTabs, e.now())
-	w.send(send.s, p)
+	send.s.sendMsg(p)
 	send.b.mu.Unlock()
 	feed(send, `{"id":4,"publish":{}}`)
 	if got := string(e.browsers[1].socks[0].batch.Bytes()); !strings.Contains(got, `"publish":{"channel":"dm:`+recv.b.name+`","data":{"text":"`+e.tag) {
@@ -318,5 +310,11 @@ func TestCentrifugoWireCatchesFaults(t *testing.T) {
 	// The pong went out with the replies: queued on each socket.
 	if got := string(recv.s.batch.Bytes()); !strings.Contains(got, "\n{}") {
 		t.Errorf("no pong queued: %q", got)
+	}
+	// The attach latency is the greeting's: the personal channel's reply
+	// adds none.
+	if hs, _ := mergeHists(e.allHists()); hs[hAttach].TotalCount() != 0 {
+		n := hs[hAttach].TotalCount()
+		t.Errorf("%d attach latencies from subscribe replies", n)
 	}
 }

@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 )
@@ -80,23 +79,6 @@ func contentHash(from, cid, text []byte) uint64 {
 		h *= prime64
 	}
 	return h
-}
-
-// rawString returns the content of a raw JSON string body (without its
-// quotes) as the decoded bytes: the same bytes unless it holds an escape.
-func rawString(raw []byte) []byte {
-	for _, c := range raw {
-		if c == '\\' {
-			var s string
-			q := make([]byte, 0, len(raw)+2)
-			q = append(append(append(q, '"'), raw...), '"')
-			if json.Unmarshal(q, &s) == nil {
-				return []byte(s)
-			}
-			return raw
-		}
-	}
-	return raw
 }
 
 // window returns the window of epoch in rc, taking over the least recently

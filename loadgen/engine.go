@@ -1,19 +1,22 @@
 package loadgen
 
+// The engine: one mode of a scenario, from its set-up (newEngine) to what
+// the engine as a whole knows of the rooms (tops, epochs), the addresses
+// it dials and the verification shared by its browsers.
+
 import (
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"imload/mux"
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -38,11 +41,14 @@ type engine struct {
 	cnt     counters
 	ver     verifier
 	dms     *dmTracker
-	content *contentTable // nil: content not checked (other protocols)
+	content *contentTable // nil: content not checked (wire.Traits.Content false)
 	faults  faultState
 
-	wire wire      // the protocol
-	sio  *sioState // socket.io only: what its verification needs
+	wire   wire.Wire   // the protocol
+	traits wire.Traits // its traits, decided by once
+	// late works out where tracks start where join replies do not say
+	// (wire.Traits.JoinPoint false); nil otherwise.
+	late *lateStarts
 
 	// unconfirmed counts the sends whose reply never came on a protocol
 	// that does not re-send them (see sendUnconfirmed).
@@ -55,7 +61,7 @@ type engine struct {
 
 	stopping atomic.Bool
 	sending  atomic.Bool
-	wg       sync.WaitGroup
+	live     liveCount // socket goroutines and links (sock.run, then until wsLink.end)
 	dialCtx  context.Context
 	cancel   context.CancelFunc
 
@@ -67,9 +73,7 @@ type engine struct {
 	poller   linkPoller // nil: a reader goroutine per socket
 	srcIPs   []net.IP
 	srcNext  atomic.Uint64
-	helloMu  sync.Mutex
-	hello    *mux.Hello
-	dialErr  atomic.Value // string: the last dial error
+	dialErr  atomic.Value // string: the last failed dial or greeting, logged at the end
 	lbsFetch atomic.Int64
 }
 
@@ -123,15 +127,8 @@ func (e *engine) netDial(ctx context.Context, network, addr string) (net.Conn, e
 	return &recConn{Conn: c, on: true}, nil
 }
 
+// noteDialError keeps the last failed dial or greeting, for the log.
 func (e *engine) noteDialError(err error) { e.dialErr.Store(err.Error()) }
-
-func (e *engine) noteHello(h mux.Hello) {
-	e.helloMu.Lock()
-	if e.hello == nil {
-		e.hello = &h
-	}
-	e.helloMu.Unlock()
-}
 
 // noteTop raises the room's known top offset.
 func (e *engine) noteTop(room int32, off uint64) {
@@ -176,11 +173,12 @@ func (e *engine) roomEpoch(room int32) string {
 	return e.epochs[room]
 }
 
-// closeTrack counts a finished track with upper bound to. With socket.io
-// the count waits for the end of the run (see sioState).
+// closeTrack counts a finished track with upper bound to. Where join
+// replies give no join point, the count waits for the end of the run (see
+// lateStarts).
 func (e *engine) closeTrack(tr *roomTrack, to uint64) {
-	if e.sio != nil {
-		e.sio.closed(tr, to)
+	if e.late != nil {
+		e.late.closed(tr, to)
 		return
 	}
 	e.ver.close(tr, to)
@@ -188,16 +186,16 @@ func (e *engine) closeTrack(tr *roomTrack, to uint64) {
 
 // sendUnconfirmed notes a send in flight whose reply will never come (its
 // link died, its tab closed, or it timed out) on a protocol that does not
-// re-send it (socket.io, Centrifugo): the server may or may not have
-// published it. A send not issued yet, or one imload re-sends after the
-// resume, is not counted.
+// re-send it (wire.Traits.Resumes false): the server may or may not have
+// published it. A send not issued yet, or one re-sent after the resume, is
+// not counted.
 func (e *engine) sendUnconfirmed(p pending) {
-	if p.issued == 0 || e.wire.resumes() {
+	if p.issued == 0 || e.traits.Resumes {
 		return
 	}
 	e.unconfirmed.Add(1)
-	if e.sio != nil {
-		e.sio.unconfirmed(p)
+	if e.late != nil {
+		e.late.unconfirmed(p)
 	}
 }
 
@@ -237,393 +235,17 @@ func (e *engine) pickTarget(r *rand.Rand, from *browser) *browser {
 	return nil
 }
 
-// ---- shards ----
-
-type shard struct {
-	e        *engine
-	id       int
-	rng      *rand.Rand
-	hists    *hists
-	browsers []*browser
-
-	mu      sync.Mutex
-	h       eventHeap
-	dirty   []*sock
-	flushAt int64
-	wake    chan struct{}
-}
-
-func (sh *shard) add(ev event) {
-	sh.mu.Lock()
-	sh.h.push(ev)
-	first := sh.h[0].at == ev.at
-	sh.mu.Unlock()
-	if first {
-		select {
-		case sh.wake <- struct{}{}:
-		default:
-		}
+// newEngine sets up one mode of sc, spoken with w, against addrs (base is
+// the first target's http://host:port).
+func newEngine(sc Scenario, mode string, o *options, w wire.Wire, addrs []string, base string) *engine {
+	tr := w.Traits()
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, wire: w, traits: tr,
+		dms: newDMTracker(tr.DMToSenderTabs)}
+	if tr.Content {
+		e.content = newContentTable(sc.Rooms)
 	}
-}
-
-// markDirty notes that s has output to flush: at the next flush tick, or
-// right away when now is set (a full batch).
-func (sh *shard) markDirty(s *sock, now bool) {
-	e := sh.e
-	at := e.now()
-	if !now && e.sc.FlushInterval > 0 {
-		at += int64(e.sc.FlushInterval)
-	}
-	sh.mu.Lock()
-	sh.dirty = append(sh.dirty, s)
-	schedule := sh.flushAt == 0 || at < sh.flushAt
-	if schedule {
-		sh.flushAt = at
-		sh.h.push(event{at: at, kind: evFlush})
-	}
-	sh.mu.Unlock()
-	if schedule {
-		select {
-		case sh.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// startSends starts t's send chain (called with its browser's lock held).
-func (sh *shard) startSends(t *tab) {
-	sh.add(event{at: sh.e.now(), kind: evSend, t: t, sched: -1})
-}
-
-func (sh *shard) loop(quit <-chan struct{}) {
-	e := sh.e
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var due []event
-	for {
-		sh.mu.Lock()
-		now := e.now()
-		due = due[:0]
-		for len(sh.h) > 0 && sh.h.peek() <= now && len(due) < 4096 {
-			due = append(due, sh.h.pop())
-		}
-		wait := time.Second
-		if len(sh.h) > 0 {
-			wait = time.Duration(sh.h.peek() - now)
-		}
-		sh.mu.Unlock()
-		for i := range due {
-			sh.handle(&due[i])
-			due[i] = event{}
-		}
-		select {
-		case <-quit:
-			return
-		default:
-		}
-		if len(due) > 0 {
-			continue
-		}
-		timer.Reset(wait)
-		select {
-		case <-quit:
-			return
-		case <-sh.wake:
-		case <-timer.C:
-		}
-	}
-}
-
-func (sh *shard) handle(ev *event) {
-	e := sh.e
-	switch ev.kind {
-	case evFlush:
-		sh.mu.Lock()
-		dirty := sh.dirty
-		sh.dirty = nil
-		sh.flushAt = 0
-		sh.mu.Unlock()
-		for _, s := range dirty {
-			s.flush()
-		}
-	case evSend:
-		sh.send(ev)
-	case evPing:
-		s := ev.s
-		b := s.b
-		b.mu.Lock()
-		if s.up && s.gen == ev.gen && !e.stopping.Load() {
-			s.ping()
-			sh.add(event{at: e.now() + int64(s.hb), kind: evPing, s: s, gen: ev.gen})
-		}
-		b.mu.Unlock()
-	case evTick:
-		sh.tick()
-		if !e.stopping.Load() {
-			sh.add(event{at: e.now() + int64(time.Second), kind: evTick})
-		}
-	case evConnect:
-		s := ev.s
-		b := s.b
-		b.mu.Lock()
-		if !e.stopping.Load() && !s.closing && !s.up && s.gen == ev.gen {
-			s.connecting = true
-			e.wg.Add(1)
-			go s.run(s.gen, s.addr, ev.sched == 1)
-		}
-		b.mu.Unlock()
-	case evTabClose:
-		sh.churnTab()
-	case evTabOpen:
-		sh.reopen(ev.t)
-	case evKill:
-		sh.killOne()
-	}
-}
-
-// send issues one scheduled send of a tab and schedules the next.
-func (sh *shard) send(ev *event) {
-	e := sh.e
-	t := ev.t
-	now := e.now()
-	if !e.sending.Load() {
-		return
-	}
-	if ev.sched < 0 { // start of the chain
-		d := firstDelay(e.pacer, sh.rng)
-		if d >= 0 {
-			sh.add(event{at: now + int64(d), kind: evSend, t: t, sched: now + int64(d)})
-		}
-		return
-	}
-	if d := e.pacer.Next(sh.rng); d >= 0 {
-		next := ev.sched + int64(d)
-		sh.add(event{at: next, kind: evSend, t: t, sched: next})
-	}
-	b := t.b
-	isDM := e.sc.DMRatio > 0 && sh.rng.Float64() < e.sc.DMRatio
-	var target *browser
-	if isDM {
-		if target = e.pickTarget(sh.rng, b); target == nil {
-			isDM = false
-		}
-	}
-	track := int16(sh.rng.IntN(len(b.rooms)))
-	var dmTabs []dmTab
-	if isDM {
-		// Who must receive it, from the generator's own view (the target's
-		// first, under its own lock: never two browsers' locks at once).
-		target.mu.Lock()
-		dmTabs = appendDMTabs(dmTabs, target, nil)
-		target.mu.Unlock()
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !t.open {
-		return // a closed tab does not chat; its chain goes on
-	}
-	s := t.s
-	online := t.att && s.up && s.resumeWait == 0
-	if isDM && !online {
-		// DMs are live only: not held while the tab is offline.
-		e.dmNotSent.Add(1)
-		return
-	}
-	t.seq++
-	p := pending{kind: cSend, t: t, track: track, sched: ev.sched, mseq: t.seq}
-	if isDM {
-		p.kind = cDM
-		p.target = target
-		e.cnt.dmsSent.Add(1)
-		dmTabs = appendDMTabs(dmTabs, b, t)
-		e.dms.sent(dmKey{sender: t.gid, seq: t.seq}, b, target, dmTabs, e.now())
-	} else {
-		e.cnt.msgsSent.Add(1)
-	}
-	if online {
-		e.wire.send(s, p)
-		return
-	}
-	// Offline (reconnecting): hold it, as the browser would, to send after
-	// the resume.
-	held := 0
-	for i := range s.pend {
-		if s.pend[i].issued == 0 {
-			held++
-		}
-	}
-	if held >= maxHeld {
-		e.cnt.err(eOfflineDrop)
-		return
-	}
-	s.pend = append(s.pend, p)
-}
-
-// maxHeld bounds the sends a socket holds while it is reconnecting.
-const maxHeld = 256
-
-// tick checks command timeouts and dead links of the shard's sockets.
-func (sh *shard) tick() {
-	e := sh.e
-	now := e.now()
-	tmo := int64(e.sc.CmdTimeout)
-	for _, b := range sh.browsers {
-		b.mu.Lock()
-		for _, s := range b.socks {
-			if !s.up {
-				continue
-			}
-			kill := false
-			kept := s.pend[:0]
-			for _, p := range s.pend {
-				if p.issued > 0 && now-p.issued > tmo {
-					e.cnt.err(eTimeout)
-					if p.kind == cSend {
-						e.sendUnconfirmed(p)
-					}
-					if p.kind == cAttach || p.kind == cJoin || p.kind == cHistory {
-						kill = true
-					}
-					continue
-				}
-				kept = append(kept, p)
-			}
-			for i := len(kept); i < len(s.pend); i++ {
-				s.pend[i] = pending{}
-			}
-			s.pend = kept
-			if !kill && now-s.lastRecv.Load() > int64(s.dead2) {
-				e.cnt.err(eDeadLink)
-				kill = true
-			}
-			if kill {
-				s.kill(true)
-			}
-		}
-		b.mu.Unlock()
-	}
-}
-
-// ---- churn ----
-
-func (sh *shard) churnTab() {
-	e := sh.e
-	if !e.sending.Load() {
-		return
-	}
-	defer sh.scheduleChurn(evTabClose, e.sc.TabChurn)
-	b := e.browsers[sh.rng.IntN(len(e.browsers))]
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.tabs[sh.rng.IntN(len(b.tabs))]
-	s := t.s
-	if !t.open || !t.att || !s.up || s.resumeWait > 0 {
-		return
-	}
-	e.cnt.tabsClosed.Add(1)
-	b.disrupted(t)
-	// The tab closes: its rooms are counted up to what it received.
-	for i := range t.tracks {
-		e.closeTrack(&t.tracks[i], t.tracks[i].got.maxOffset())
-	}
-	if e.mode == reports.ModePerTab {
-		// Closing the tab closes its socket.
-		s.closing = true
-		s.link.closeWith(websocket.CloseGoingAway, "tab closed")
-	} else {
-		s.cmd(pending{kind: cDetach, t: t}, mux.CmdDetach, nil)
-		t.att = false
-		e.cnt.sessions.Add(-1)
-		b.online.Add(-1)
-	}
-	t.open = false
-	t.sid = 0 // forget the session: in-flight pushes to it are ignored
-	t.tracks = t.tracks[:0]
-	// Drop its held and in-flight sends.
-	kept := s.pend[:0]
-	for _, p := range s.pend {
-		if p.t != t || p.kind == cDetach {
-			kept = append(kept, p)
-		} else if p.kind == cSend {
-			e.sendUnconfirmed(p)
-		}
-	}
-	s.pend = kept
-	delay := 500*time.Millisecond + time.Duration(sh.rng.Int64N(int64(2500*time.Millisecond)))
-	b.sh.add(event{at: e.now() + int64(delay), kind: evTabOpen, t: t})
-}
-
-func (sh *shard) reopen(t *tab) {
-	e := sh.e
-	b := t.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if e.stopping.Load() || t.open || b.gaveUp {
-		return
-	}
-	if e.mode == reports.ModePerTab && (t.s.up || t.s.connecting) {
-		// The old socket has not finished closing yet: try again shortly.
-		b.sh.add(event{at: e.now() + int64(100*time.Millisecond), kind: evTabOpen, t: t})
-		return
-	}
-	t.open = true
-	b.disrupted(t)
-	s := t.s
-	if e.mode == reports.ModePerTab {
-		s.closing = false
-		if !s.up && !s.connecting {
-			s.connecting = true
-			e.wg.Add(1)
-			go s.run(s.gen, s.addr, false)
-		}
-		return
-	}
-	if s.up && s.resumeWait == 0 {
-		e.wire.attach(s, t)
-	}
-	// Otherwise the socket is (re)connecting and attaches it when it is up.
-}
-
-func (sh *shard) killOne() {
-	e := sh.e
-	if !e.sending.Load() {
-		return
-	}
-	defer sh.scheduleChurn(evKill, e.sc.ConnKill)
-	b := e.browsers[sh.rng.IntN(len(e.browsers))]
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.socks[sh.rng.IntN(len(b.socks))]
-	if !s.up || s.closing {
-		return
-	}
-	e.cnt.killed.Add(1)
-	s.kill(false)
-}
-
-func (sh *shard) scheduleChurn(kind uint8, perSecond float64) {
-	if perSecond <= 0 {
-		return
-	}
-	d := PoissonPacer{PerSecond: perSecond}.Next(sh.rng)
-	sh.add(event{at: sh.e.now() + int64(d), kind: kind})
-}
-
-// ---- set-up ----
-
-func newEngine(sc Scenario, mode string, o *options, addrs []string, base string) *engine {
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, dms: newDMTracker(true), wire: imloadWire{},
-		content: newContentTable(sc.Rooms)}
-	switch sc.Protocol {
-	case ProtocolSocketIO:
-		e.content = nil // no offsets from the server
-		e.wire = sioWire{}
-		e.sio = newSioState(sc.Rooms)
-		e.dms = newDMTracker(false) // socket.io delivers a DM to the target's sockets only
-	case ProtocolCentrifugo:
-		e.content = nil // publications carry no sender or cid of ours
-		e.wire = &cfWire{}
-		e.dms = newDMTracker(false) // the target's personal channel: its sockets only
+	if !tr.JoinPoint {
+		e.late = newLateStarts(sc.Rooms)
 	}
 	seed := uint64(sc.Seed)
 	e.tag = fmt.Sprintf("%06x", (seed*0x9e3779b97f4a7c15+uint64(time.Now().UnixNano()))&0xffffff)
@@ -655,7 +277,6 @@ func newEngine(sc Scenario, mode string, o *options, addrs []string, base string
 		WriteBufferPool: &sync.Pool{},
 		Proxy:           nil,
 	}
-	_ = http.NoBody
 
 	nShards := sc.Shards
 	if nShards <= 0 {

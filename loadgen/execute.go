@@ -1,13 +1,18 @@
 package loadgen
 
+// Executing one mode: the observers and shards start, the browsers ramp
+// up, faults are injected, the tabs chat; then the drain, the verification
+// of what is left open, the stop, and the run's result.
+
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
 
+	"imload/loadgen/wire"
 	"imload/reports"
 )
 
@@ -100,6 +105,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	if !drained {
 		e.o.logf("%s: drain timed out after %s (outstanding replies or deliveries count as lost)", e.mode, drain)
 	}
+	if n := e.dialFailures.Load(); n > 0 {
+		e.o.logf("%s: %d dials or greetings failed (the ladder retried them); the last: %v", e.mode, n, e.dialErr.Load())
+	}
 	e.finalize()
 	if poller != nil {
 		poller.sample(statsCtx, e.base) // after the drain: the final counters
@@ -119,7 +127,15 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	close(quit)
 	shardWG.Wait()
-	waitTimeout(&e.wg, 15*time.Second)
+	// Every socket goroutine ends now: a dial with e.cancel, a greeting
+	// within its 10 s read deadline, a link when its reader sees it cut.
+	// Only a greeting's write to a server that stopped reading (10 s write
+	// deadline) could outlast the wait. If one does, it is left behind,
+	// said and counted (an error: the run did not end cleanly).
+	if left := e.live.wait(15 * time.Second); left > 0 {
+		e.o.logf("%s: %d socket goroutines still running 15 s after the end, left behind", e.mode, left)
+		e.cnt.errs[eStuck].Add(left)
+	}
 	if e.poller != nil {
 		e.poller.close()
 	}
@@ -213,9 +229,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	} {
 		notes[k] = v
 	}
-	if !e.wire.resumes() {
-		// Sends whose ack never came (socket lost, tab closed, timeout):
-		// socket.io and Centrifugo clients do not re-send them (at most once).
+	if !e.traits.Resumes {
+		// Sends whose reply never came (socket lost, tab closed, timeout):
+		// without resume they are not re-sent (at most once).
 		notes[reports.NoteSendsUnconfirmed] = e.unconfirmed.Load()
 	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
@@ -243,14 +259,26 @@ func (e *engine) allHists() []*hists {
 	return out
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+// liveCount is a WaitGroup that knows its count.
+type liveCount struct {
+	wg sync.WaitGroup
+	n  atomic.Int64
+}
+
+func (c *liveCount) add() { c.n.Add(1); c.wg.Add(1) }
+
+func (c *liveCount) done() { c.n.Add(-1); c.wg.Done() }
+
+// wait waits until the count is zero, at most d, and returns how many are
+// still running (0: all ended).
+func (c *liveCount) wait(d time.Duration) int64 {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { c.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return true
+		return 0
 	case <-time.After(d):
-		return false
+		return max(c.n.Load(), 1)
 	}
 }
 
@@ -296,7 +324,7 @@ func (b *browser) quietLocked() bool {
 			return false
 		}
 		for _, p := range s.pend {
-			if p.kind != cDetach {
+			if p.kind != wire.Detach {
 				return false
 			}
 		}
@@ -312,8 +340,8 @@ func (b *browser) quietLocked() bool {
 				if tr.paging || !tr.joined {
 					return false
 				}
-				if e.sio != nil {
-					if !e.sio.caughtUp(tr, e.tops[tr.room].Load()) {
+				if e.late != nil {
+					if !e.late.caughtUp(tr, e.tops[tr.room].Load()) {
 						return false
 					}
 					continue
@@ -351,95 +379,7 @@ func (e *engine) finalize() {
 		}
 		b.mu.Unlock()
 	}
-	if e.sio != nil {
-		e.sio.count(&e.ver)
+	if e.late != nil {
+		e.late.count(&e.ver)
 	}
-}
-
-// ---- per-second series ----
-
-type series struct {
-	e     *engine
-	mu    sync.Mutex
-	pts   []reports.Point
-	phase string
-	cum   *hdrhistogram.Histogram
-	tmp   *hdrhistogram.Histogram
-
-	lastSent, lastDeliv, lastErr, lastRec int64
-}
-
-func newSeries(e *engine) *series {
-	return &series{e: e, cum: reports.NewHistogram(), tmp: reports.NewHistogram(), phase: "ramp"}
-}
-
-func (s *series) setPhase(p string) {
-	s.mu.Lock()
-	s.phase = p
-	s.mu.Unlock()
-}
-
-func (s *series) loop(stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			s.tick()
-		}
-	}
-}
-
-func (s *series) tick() {
-	e := s.e
-	for _, sh := range e.shards {
-		sh.hists.mu.Lock()
-		s.tmp.Merge(sh.hists.sec)
-		sh.hists.sec.Reset()
-		sh.hists.mu.Unlock()
-	}
-	sent := e.cnt.msgsSent.Load() + e.cnt.dmsSent.Load()
-	deliv := e.cnt.delivered.Load()
-	errs := e.cnt.totalErrors()
-	rec := e.cnt.totalSteps()
-	p := reports.Point{
-		T:           time.Now().UnixMilli(),
-		Connections: e.cnt.conns.Load(),
-		Sessions:    e.cnt.sessions.Load(),
-		Sent:        float64(sent - s.lastSent),
-		Delivered:   float64(deliv - s.lastDeliv),
-		Errors:      errs - s.lastErr,
-		Reconnects:  rec - s.lastRec,
-	}
-	if s.tmp.TotalCount() > 0 {
-		p.P50Ms = float64(s.tmp.ValueAtQuantile(50)) / 1000
-		p.P99Ms = float64(s.tmp.ValueAtQuantile(99)) / 1000
-		s.cum.Merge(s.tmp)
-		s.tmp.Reset()
-	}
-	s.lastSent, s.lastDeliv, s.lastErr, s.lastRec = sent, deliv, errs, rec
-	s.mu.Lock()
-	s.pts = append(s.pts, p)
-	phase := s.phase
-	s.mu.Unlock()
-	if e.o.progress != nil {
-		el := time.Since(e.t0)
-		if phase == "ramp" && el > e.sc.Ramp {
-			phase = "run"
-			s.setPhase(phase)
-		}
-		e.o.progress(Progress{
-			Mode: e.mode, Phase: phase, Elapsed: el, Total: e.sc.Ramp + e.sc.Duration,
-			Conns: p.Connections, Sessions: p.Sessions, SendRate: p.Sent, DeliverRate: p.Delivered,
-			P99Ms: float64(s.cum.ValueAtQuantile(99)) / 1000, Errors: errs, Reconnects: rec,
-		})
-	}
-}
-
-func (s *series) points() []reports.Point {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]reports.Point(nil), s.pts...)
 }

@@ -61,9 +61,12 @@ func parseHeader(text []byte, tag string) (h header, ok bool) {
 		if text[j] != want {
 			return h, false
 		}
-		v, ok := parseUint(text[i:j])
-		if !ok {
+		if j-i > 19 {
 			return h, false
+		}
+		var v uint64
+		for _, c := range text[i:j] {
+			v = v*10 + uint64(c-'0')
 		}
 		f[k] = v
 		i = j + 1

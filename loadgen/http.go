@@ -1,5 +1,8 @@
 package loadgen
 
+// The target's HTTP endpoints: /lbs (the address list) and /stats (sampled
+// every second during a run).
+
 import (
 	"context"
 	"encoding/json"

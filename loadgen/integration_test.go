@@ -218,8 +218,10 @@ func testChurnAndKills(t *testing.T, rd string) {
 		if run.Notes["tabs_closed"] == 0 || run.Notes["sockets_killed"] == 0 {
 			t.Errorf("%s: no churn happened: %v", mode, run.Notes)
 		}
-		if run.Latency[reports.HistReconnect].Count == 0 || run.Notes["deliveries_by_resume"] == 0 && run.Notes["sockets_killed"] > 20 {
-			t.Logf("%s: reconnects %d, by resume %d", mode, run.Latency[reports.HistReconnect].Count, run.Notes["deliveries_by_resume"])
+		// A killed socket is away for tens of milliseconds while its rooms
+		// get a message every ~20 ms: its resume brings what it missed.
+		if run.Notes[reports.NoteDeliveriesByResume] == 0 {
+			t.Errorf("%s: %d sockets killed, yet no message delivered by a resume", mode, run.Notes[reports.NoteSocketsKilled])
 		}
 		if run.Latency[reports.HistReconnect].Count == 0 {
 			t.Errorf("%s: no reconnect measured", mode)
@@ -393,7 +395,7 @@ func TestRunInterrupted(t *testing.T) {
 	time.AfterFunc(2*time.Second, cancel)
 	start := time.Now()
 	res, err := Run(ctx, sc)
-	if !errors.Is(err, ErrInterrupted) || res == nil || len(res.Runs) != 1 {
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) || res == nil || len(res.Runs) != 1 {
 		t.Fatalf("err %v, result %v", err, res)
 	}
 	if time.Since(start) > 15*time.Second {

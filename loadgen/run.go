@@ -1,5 +1,9 @@
 package loadgen
 
+// Run and its options: what happens once before the modes run (the wire
+// for the scenario's protocol, its targets' URLs, the probe, the address
+// list, the open-files limit), then one engine per mode.
+
 import (
 	"context"
 	"errors"
@@ -10,8 +14,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"imload/loadgen/wire"
 	"imload/mux"
 	"imload/reports"
 )
@@ -19,7 +22,9 @@ import (
 const protocolVersion = mux.ProtocolVersion
 
 // ErrInterrupted is wrapped by Run's error when ctx ended before the
-// scenario did; the returned result holds what was measured until then.
+// scenario did, with ctx's error (context.Canceled or
+// context.DeadlineExceeded); the returned result holds what was measured
+// until then.
 var ErrInterrupted = errors.New("run interrupted")
 
 // Progress is a snapshot of a running mode, given every second to the
@@ -157,37 +162,38 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	for _, f := range opts {
 		f(o)
 	}
-	if o.thresholds == (reports.Thresholds{}) {
-		o.thresholds = reports.Thresholds{}
-	}
 	sc = sc.withDefaults()
 	if sc.Seed == 0 {
 		sc.Seed = time.Now().UnixNano() & 0x7fffffffffff
 	}
-	// Other servers than imload have no multi-tab sharing: per-tab only.
-	other := ""
-	switch sc.Protocol {
-	case ProtocolSocketIO:
-		other = "socket.io"
-	case ProtocolCentrifugo:
-		other = "Centrifugo"
-		o.noStats = true // no /stats
-	}
-	if o.modes == nil {
-		o.modes = []string{reports.ModeShared, reports.ModePerTab}
-		if other != "" {
-			o.modes = []string{reports.ModePerTab}
+	w, werr := wire.New(sc.Protocol, wire.Config{DMs: sc.DMRatio > 0})
+	if werr == nil {
+		// The URLs of the protocol (socket.io's and Centrifugo's paths).
+		targets := make([]string, len(sc.Targets))
+		for i, t := range sc.Targets {
+			u, err := w.URL(t)
+			if err != nil {
+				return nil, fmt.Errorf("target %q: %w", t, err)
+			}
+			targets[i] = u
 		}
-	}
-	if other != "" {
-		t, err := protocolTargets(sc.Protocol, sc.Targets)
-		if err != nil {
-			return nil, err
-		}
-		sc.Targets = t
+		sc.Targets = targets
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, err
+	}
+	if werr != nil {
+		return nil, werr
+	}
+	tr := w.Traits()
+	if !tr.Stats {
+		o.noStats = true
+	}
+	if o.modes == nil {
+		o.modes = []string{reports.ModeShared, reports.ModePerTab}
+		if !tr.Shared {
+			o.modes = []string{reports.ModePerTab}
+		}
 	}
 	if err := checkFaults(o, sc); err != nil {
 		return nil, err
@@ -196,8 +202,8 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		if m != reports.ModeShared && m != reports.ModePerTab {
 			return nil, fmt.Errorf("unknown mode %q (want %q or %q)", m, reports.ModeShared, reports.ModePerTab)
 		}
-		if other != "" && m != reports.ModePerTab {
-			return nil, fmt.Errorf("mode %q: %s has no multi-tab sharing, --protocol %s runs per-tab only", m, other, sc.Protocol)
+		if !tr.Shared && m != reports.ModePerTab {
+			return nil, fmt.Errorf("mode %q: %s has no multi-tab sharing, --protocol %s runs per-tab only", m, tr.Name, sc.Protocol)
 		}
 	}
 	res := &reports.Result{
@@ -223,45 +229,27 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		return nil, err
 	}
 	addrs := append([]string(nil), sc.Targets...)
-	if other != "" {
-		// No address list: no /lbs.
-		var name string
-		if sc.Protocol == ProtocolSocketIO {
-			var open sioOpen
-			open, err = probeSocketIO(ctx, addrs[0])
-			name = sioServerName(open)
-		} else {
-			name, err = probeCentrifugo(ctx, addrs[0], sc.DMRatio > 0)
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				err = fmt.Errorf("no WebSocket answer within 5s (is it a %s server?): %w", other, err)
-			}
-			return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
-		}
-		res.Environment.ServerVersion = name
-	} else {
+	if tr.AddrList {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {
 			addrs = l
 			o.logf("address list from %s/lbs: %v", base, l)
 		}
 		cancel()
-		hello, err := probe(ctx, addrs[0])
-		if err != nil && addrs[0] != sc.Targets[0] {
-			addrs = append([]string(nil), sc.Targets...)
-			hello, err = probe(ctx, addrs[0])
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				err = fmt.Errorf("no WebSocket answer within 5s (is it an imload server, and is the URL's path /ws?): %w", err)
-			}
-			return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
-		}
-		res.Environment.ServerVersion = hello.Server
 	}
+	name, err := probeTarget(ctx, w, addrs[0])
+	if err != nil && addrs[0] != sc.Targets[0] {
+		addrs = append([]string(nil), sc.Targets...)
+		name, err = probeTarget(ctx, w, addrs[0])
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("no WebSocket answer within 5s (is it %s?): %w", tr.Hint, err)
+		}
+		return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
+	}
+	res.Environment.ServerVersion = name
 
 	maxSockets := 0
 	for _, m := range o.modes {
@@ -288,14 +276,14 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 			}
 		}
 		if ctx.Err() != nil {
-			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			runErr = fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 			break
 		}
-		e := newEngine(sc, mode, o, append([]string(nil), addrs...), base)
+		e := newEngine(sc, mode, o, w, append([]string(nil), addrs...), base)
 		run := e.execute(ctx)
 		res.Runs = append(res.Runs, run)
 		if ctx.Err() != nil {
-			runErr = fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			runErr = fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 			break
 		}
 	}
@@ -308,61 +296,6 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		res.Verdict = reports.Verdict{Pass: false, Reason: "interrupted before the end: " + res.Verdict.Reason}
 	}
 	return res, runErr
-}
-
-// dialProbe opens one WebSocket to addr for a probe before the run (5 s to
-// connect).
-func dialProbe(ctx context.Context, addr string) (*websocket.Conn, error) {
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-	c, resp, err := d.DialContext(pctx, addr, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	return c, err
-}
-
-// firstMessage opens one WebSocket to addr and returns the first message
-// the server sends (what names it in the error when none comes).
-func firstMessage(ctx context.Context, addr, what string) ([]byte, error) {
-	c, err := dialProbe(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		c.Close()
-	}()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, data, err := c.ReadMessage()
-	if err != nil {
-		return nil, fmt.Errorf("no %s from the server: %w", what, err)
-	}
-	return data, nil
-}
-
-// probe opens one WebSocket to addr and reads its hello.
-func probe(ctx context.Context, addr string) (mux.Hello, error) {
-	var h mux.Hello
-	data, err := firstMessage(ctx, addr, "hello")
-	if err != nil {
-		return h, err
-	}
-	err = mux.SplitMessage(data, mux.Limits{}, func(fr []byte) error {
-		f, err := mux.DecodeServerFrame(fr)
-		if err == nil && f.T == mux.TypeHello {
-			err = mux.BodyOf(f.Body, &h)
-		}
-		return err
-	})
-	if err != nil {
-		return h, fmt.Errorf("bad hello from the server: %w", err)
-	}
-	if h.Version != protocolVersion {
-		return h, fmt.Errorf("the server speaks protocol version %d, this load generator %d", h.Version, protocolVersion)
-	}
-	return h, nil
 }
 
 func defaultShards() int {

@@ -429,28 +429,6 @@ func TestHeaderRoundTrip(t *testing.T) {
 	}
 }
 
-func TestParsePushMsg(t *testing.T) {
-	fr := []byte(`{"t":"push","sids":[1,3],"ev":"msg","body":{"room":"r1","offset":42,"epoch":"k3j9x0","from":"alice","color":"#e8590c","text":"abc:1:2:3|..\"x","ts":1764167400123,"cid":"a-1"}}`)
-	var p pushMsg
-	if !parsePushMsg(fr, &p) {
-		t.Fatal("not parsed")
-	}
-	if string(p.room) != "r1" || p.offset != 42 || string(p.epoch) != "k3j9x0" || len(p.sids) != 2 || p.sids[1] != 3 ||
-		string(p.text) != `abc:1:2:3|..\"x` {
-		t.Fatalf("%+v", p)
-	}
-	for _, bad := range []string{
-		`{"t":"push","sids":[1],"ev":"dm","body":{"id":1}}`,
-		`{"t":"reply","sid":1,"seq":2,"code":200}`,
-		`{"t":"push","sids":[1],"ev":"msg","body":{"room":"r","offset":"x"}}`,
-		`{"t":"push","sids":[1],"ev":"msg","body":`,
-	} {
-		if parsePushMsg([]byte(bad), &p) {
-			t.Errorf("parsed %s", bad)
-		}
-	}
-}
-
 func TestParseSourceIPs(t *testing.T) {
 	ips, err := ParseSourceIPs("127.0.0.2-127.0.0.20")
 	if err != nil || len(ips) != 19 || ips[0].String() != "127.0.0.2" || ips[18].String() != "127.0.0.20" {

@@ -135,8 +135,9 @@ type roomTrack struct {
 	// spans: not expected, counted apart (the server's history bound, not a
 	// loss).
 	gone []span
-	// joinAt is when the join's reply arrived (ns since start; socket.io
-	// only, where from is worked out at the end of the run).
+	// joinAt is when the join's reply arrived (ns since start): where the
+	// reply gives no join point, from is worked out from it at the end of
+	// the run (lateStarts).
 	joinAt int64
 }
 

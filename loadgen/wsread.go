@@ -210,8 +210,7 @@ func (l *wsLink) handle(r *reader, msg []byte) {
 	s.lastRecv.Store(e.now())
 	e.cnt.wsIn.Add(1)
 	e.cnt.bytesIn.Add(int64(len(msg)))
-	r.s = s
-	e.wire.read(r, msg)
+	r.read(s, msg)
 }
 
 // readLoop reads the link on the calling goroutine until it ends (the
@@ -271,5 +270,5 @@ func (l *wsLink) end() {
 		s.down(true)
 	}
 	b.mu.Unlock()
-	e.wg.Done()
+	e.live.done()
 }

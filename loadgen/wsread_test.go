@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"imload/loadgen/wire"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -109,13 +111,21 @@ func readClientFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
 	return h[0] & 0x0f, payload, nil
 }
 
-// capWire records the messages a link hands to the protocol.
+// capWire records the messages a link hands to the protocol (only its
+// Reader is used).
 type capWire struct {
-	imloadWire
+	wire.Wire
 	ch chan string
 }
 
-func (w capWire) read(_ *reader, msg []byte) { w.ch <- string(msg) }
+func (w capWire) NewReader() wire.Reader { return capReader(w.ch) }
+
+type capReader chan string
+
+func (r capReader) Read(msg []byte, _ func(uint64) (wire.CmdKind, bool), _ func(*wire.Event)) int {
+	r <- string(msg)
+	return 1
+}
 
 // testLink dials url as the engine does and returns the link of a bare
 // socket whose engine is stopping (the link's end takes nothing else down).
@@ -150,7 +160,7 @@ func testLink(t *testing.T, url string) (*wsLink, *engine, chan string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.wg.Add(1)
+	e.live.add()
 	return newLink(s, ws), e, ch
 }
 
@@ -205,13 +215,23 @@ func TestLinkReaders(t *testing.T) {
 					t.Fatalf("message %d (%.20q) did not come", i, w)
 				}
 			}
-			if p := <-pong; p != "pi" {
-				t.Errorf("pong %q", p)
+			select {
+			case p := <-pong:
+				if p != "pi" {
+					t.Errorf("pong %q", p)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the ping was not answered with a pong")
 			}
-			if c := <-closed; c != 1000 {
-				t.Errorf("close code %d", c)
+			select {
+			case c := <-closed:
+				if c != 1000 {
+					t.Errorf("close code %d", c)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the close was not answered with a close")
 			}
-			if !waitTimeout(&e.wg, 5*time.Second) {
+			if e.live.wait(5*time.Second) != 0 {
 				t.Fatal("the link did not end after the close")
 			}
 		})
@@ -234,7 +254,7 @@ func TestLinkCut(t *testing.T) {
 				t.Fatalf("first message %q", m)
 			}
 			l.cutLink()
-			if !waitTimeout(&e.wg, 5*time.Second) {
+			if e.live.wait(5*time.Second) != 0 {
 				t.Fatal("the link did not end after the cut")
 			}
 			select {

@@ -55,6 +55,7 @@ const (
 	ErrorOfflineDrop     = "offline_drop"      // a send dropped: too many held while offline
 	ErrorUnexpectedPush  = "unexpected_push"   // a push for a session or room the generator did not expect
 	ErrorAttach          = "attach"            // an attach or join failed
+	ErrorStuckGoroutines = "stuck_goroutines"  // socket goroutines still running 15 s after the end of a mode
 	ErrorDMLost          = "dm_lost"           // a DM copy that never came, with no disruption to excuse it
 	ErrorDMDuplicated    = "dm_duplicated"     // a DM copy received twice
 	ErrorDMMisdelivered  = "dm_misdelivered"   // a DM copy to a tab it was not for

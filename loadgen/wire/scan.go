@@ -1,10 +1,20 @@
-package loadgen
+package wire
 
-// A tiny JSON scanner for the hot path: the room-message pushes that make up
-// almost all of the traffic a load generator reads. Decoding them with
-// encoding/json (a Frame, then its body) would cost the generator more CPU
-// than the server spends encoding them once per connection. Anything the
-// scanner does not understand falls back to mux.DecodeServerFrame.
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"imload/mux"
+)
+
+// A tiny JSON scanner for the hot path: the room messages that make up almost
+// all of the traffic a load generator reads (imload's pushes, socket.io's
+// message events, Centrifugo's publications). Decoding them with
+// encoding/json would cost the generator more CPU than the server spends
+// encoding them once per connection. What the scanner does not understand
+// falls back to encoding/json (imload: mux.DecodeServerFrame). And the
+// other way, appending strings to the JSON of a command.
 
 // scanObject calls fn for each key and raw value of the JSON object b (keys
 // without quotes, values as they appear). It returns false if b is not a
@@ -173,70 +183,58 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// pushMsg is a decoded room-message push (fields alias the frame).
-type pushMsg struct {
-	sids   []uint32
-	room   []byte
-	epoch  []byte
-	offset uint64
-	from   []byte
-	cid    []byte // nil when the message has none
-	text   []byte // raw JSON string content (may hold escapes)
+// decodeString returns the content of a raw JSON string (without its
+// quotes) decoded: raw itself when it holds no escape (no copy), else a new
+// slice with the escapes resolved (raw again if it is not valid JSON).
+func decodeString(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	var s string
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	if json.Unmarshal(q, &s) == nil {
+		return []byte(s)
+	}
+	return raw
 }
 
-// parsePushMsg decodes a room-message push with the fast scanner. ok is
-// false for anything else (the caller falls back to the full decoder).
-func parsePushMsg(frame []byte, p *pushMsg) bool {
-	var isPush, isMsg, bodyOK bool
-	var body []byte
-	p.from, p.cid = nil, nil
-	ok := scanObject(frame, func(k, v []byte) bool {
-		switch string(k) {
-		case "t":
-			isPush = string(v) == `"push"`
-		case "ev":
-			isMsg = string(v) == `"msg"`
-		case "sids":
-			var ok bool
-			p.sids, ok = parseSids(v, p.sids[:0])
-			return ok
-		case "body":
-			body = v
+// needsEscape reports whether c must not appear as is in a JSON string
+// (mux.AppendString escapes it, or it starts a multi-byte character that it
+// may have to).
+func needsEscape(c byte) bool {
+	return c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf
+}
+
+// appendEsc appends s escaped as the inside of a JSON string (without
+// quotes), as mux.AppendString would: a copy when nothing needs escaping.
+func appendEsc(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			q := mux.AppendString(nil, s)
+			return append(dst, q[1:len(q)-1]...)
 		}
-		return true
-	})
-	if !ok || !isPush || !isMsg || body == nil {
-		return false
 	}
-	bodyOK = scanObject(body, func(k, v []byte) bool {
-		switch string(k) {
-		case "room":
-			r, ok := unquote(v)
-			p.room = r
-			return ok
-		case "epoch":
-			e, ok := unquote(v)
-			p.epoch = e
-			return ok
-		case "offset":
-			o, ok := parseUint(v)
-			p.offset = o
-			return ok
-		case "from":
-			f, ok := unquote(v)
-			p.from = f
-			return ok
-		case "cid":
-			c, ok := unquote(v)
-			p.cid = c
-			return ok
-		case "text":
-			if len(v) < 2 {
-				return false
-			}
-			p.text = v[1 : len(v)-1]
+	return append(dst, s...)
+}
+
+// appendEscBytes is appendEsc for a byte slice.
+func appendEscBytes(dst []byte, s []byte) []byte {
+	for _, c := range s {
+		if needsEscape(c) {
+			q := mux.AppendString(nil, string(s))
+			return append(dst, q[1:len(q)-1]...)
 		}
-		return true
-	})
-	return bodyOK && p.room != nil && p.offset > 0 && len(p.sids) > 0
+	}
+	return append(dst, s...)
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	return append(appendEsc(append(dst, '"'), s), '"')
+}
+
+// appendStringBytes appends s as a JSON string.
+func appendStringBytes(dst []byte, s []byte) []byte {
+	return append(appendEscBytes(append(dst, '"'), s), '"')
 }
