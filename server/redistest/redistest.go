@@ -446,6 +446,7 @@ func (db DB) Do(args ...string) (any, error) { return do(db.Server.Addr(), db.In
 // Error is an error reply from Redis ("ERR unknown command ...").
 type Error string
 
+// Error returns the reply's text.
 func (e Error) Error() string { return string(e) }
 
 // do dials addr, selects database db (unless db < 0), sends args and
