@@ -153,7 +153,7 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 // readers are the ways of reading sockets this system has.
 func readers() []string {
 	if pollerAvailable {
-		return []string{ReaderPoller, ReaderGoroutine}
+		return []string{ReaderEpoll, ReaderGoroutine}
 	}
 	return []string{ReaderGoroutine}
 }

@@ -123,11 +123,11 @@ func (w capWire) read(_ *reader, msg []byte) { w.ch <- string(msg) }
 // of the test, or a goroutine of its own).
 func startReading(t *testing.T, rd string, l *wsLink) {
 	t.Helper()
-	if rd != ReaderPoller {
+	if rd != ReaderEpoll {
 		go func() { _ = l.readLoop(); l.end() }()
 		return
 	}
-	p, err := newReader(ReaderPoller)
+	p, err := newReader(ReaderEpoll)
 	if err != nil {
 		t.Fatal(err)
 	}
