@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"imload/reports"
+	"imload/server/servertest"
 )
 
 // tamperRelay is a WebSocket relay in front of a real imload server: it
@@ -31,6 +33,7 @@ type tamperRelay struct {
 	mu       sync.Mutex
 	conns    []*websocket.Conn
 	wg       sync.WaitGroup
+	served   chan error // what Serve returned
 }
 
 func startTamperRelay(t *testing.T, target string) *tamperRelay {
@@ -38,10 +41,10 @@ func startTamperRelay(t *testing.T, target string) *tamperRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &tamperRelay{t: t, target: target, ln: ln}
+	r := &tamperRelay{t: t, target: target, ln: ln, served: make(chan error, 1)}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(1)
-	go func() { defer r.wg.Done(); _ = r.srv.Serve(ln) }()
+	go func() { defer r.wg.Done(); r.served <- r.srv.Serve(ln) }()
 	t.Cleanup(r.close)
 	return r
 }
@@ -54,6 +57,8 @@ func (r *tamperRelay) track(c *websocket.Conn) {
 	r.mu.Unlock()
 }
 
+// close stops the relay and its pumps; it fails the test if the relay's
+// Serve failed (anything but being closed).
 func (r *tamperRelay) close() {
 	_ = r.srv.Close()
 	r.mu.Lock()
@@ -62,6 +67,9 @@ func (r *tamperRelay) close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	if err := <-r.served; !errors.Is(err, http.ErrServerClosed) {
+		r.t.Errorf("relay: Serve: %v", err)
+	}
 }
 
 func (r *tamperRelay) serve(w http.ResponseWriter, req *http.Request) {
@@ -127,8 +135,8 @@ func (r *tamperRelay) rewrite(msg []byte) []byte {
 // intact), every offset arrives exactly once, and the run still fails: its
 // deliveries are mismatched.
 func TestRunContentMismatch(t *testing.T) {
-	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
-	relay := startTamperRelay(t, ts.url())
+	ts := servertest.Start(t, testServerConfig(""))
+	relay := startTamperRelay(t, ts.WSURL())
 	sc := smallScenario(relay.url(), 40, 2)
 	sc.DMRatio = 0
 	sc.History = 0

@@ -12,6 +12,7 @@ import (
 
 	"imload/reports"
 	"imload/server"
+	"imload/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -22,65 +23,19 @@ func TestMain(m *testing.M) {
 	)
 }
 
-type testServer struct {
-	t      testing.TB
-	srv    *server.Server
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
-}
-
+// testServerConfig is the test configuration of the servers these tests
+// run (servertest.Config, with the reader IMLOAD_TEST_READER names), with
+// history in dir (SQLite) or, with "", in memory. Goaway retry hints are
+// 50-300 ms: a reconnect storm after a restart is spread a little.
 func testServerConfig(dir string) server.Config {
-	cfg := server.DefaultConfig()
-	if dir == "" {
-		cfg.Memory = true
-	} else {
+	cfg := servertest.Config()
+	if dir != "" {
+		cfg.Memory = false
 		cfg.DataDir = dir
 	}
-	cfg.ShutdownTimeout = 3 * time.Second
 	cfg.GoAwayRetryMin, cfg.GoAwayRetryMax = 50*time.Millisecond, 300*time.Millisecond
 	return cfg
 }
-
-func startServer(t testing.TB, cfg server.Config, addr string) *testServer {
-	t.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	for i := 0; i < 50; i++ { // the port may still be held for a moment after a restart
-		ln, err = net.Listen("tcp", addr)
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{t: t, srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(ts.stop)
-	return ts
-}
-
-func (ts *testServer) stop() {
-	if ts.cancel == nil {
-		return
-	}
-	ts.cancel()
-	ts.cancel = nil
-	select {
-	case <-ts.done:
-	case <-time.After(20 * time.Second):
-		ts.t.Fatal("server did not stop within 20s")
-	}
-}
-
-func (ts *testServer) url() string { return "ws://" + ts.addr + "/ws" }
 
 func smallScenario(target string, clients, tabs int) Scenario {
 	return Scenario{
@@ -150,10 +105,16 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 	}
 }
 
-// readers are the ways of reading sockets this system has.
+// readers are the ways of reading sockets the tests run the generator
+// with: the one IMLOAD_TEST_READER names (the servers' reader too, so a
+// second pass with IMLOAD_TEST_READER=goroutine runs the portable readers
+// end to end), else every one this system has.
 func readers() []string {
+	if rd := servertest.Reader(); rd != "" {
+		return []string{rd}
+	}
 	if pollerAvailable {
-		return []string{ReaderPoller, ReaderGoroutine}
+		return []string{ReaderEpoll, ReaderGoroutine}
 	}
 	return []string{ReaderGoroutine}
 }
@@ -161,8 +122,8 @@ func readers() []string {
 func TestRunBothModesInProcess(t *testing.T) {
 	for _, rd := range readers() {
 		t.Run(rd, func(t *testing.T) {
-			ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
-			sc := smallScenario(ts.url(), 200, 3)
+			ts := servertest.Start(t, testServerConfig(""))
+			sc := smallScenario(ts.WSURL(), 200, 3)
 			sc.Reader = rd
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -193,9 +154,9 @@ func TestRunChurnAndKillsLoseNothing(t *testing.T) {
 }
 
 func testChurnAndKills(t *testing.T, rd string) {
-	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	ts := servertest.Start(t, testServerConfig(""))
 	for _, mode := range []string{reports.ModeShared, reports.ModePerTab} {
-		sc := smallScenario(ts.url(), 100, 3)
+		sc := smallScenario(ts.WSURL(), 100, 3)
 		sc.Reader = rd
 		sc.Duration = 4 * time.Second
 		sc.TabChurn = 15
@@ -250,9 +211,9 @@ func TestRunResumeBeyondHistory(t *testing.T) {
 		cfg := testServerConfig("")
 		cfg.HistoryMax = c.historyMax
 		cfg.Limits.MaxHistory = c.maxHistory
-		ts := startServer(t, cfg, "127.0.0.1:0")
+		ts := servertest.Start(t, cfg)
 		sc := Scenario{
-			Targets: []string{ts.url()}, Clients: 10, Tabs: 1, Rooms: 1, Rate: 5, History: -1,
+			Targets: []string{ts.WSURL()}, Clients: 10, Tabs: 1, Rooms: 1, Rate: 5, History: -1,
 			Ramp: 200 * time.Millisecond, Duration: 4 * time.Second, Drain: 10 * time.Second, Seed: 7,
 			ConnKill: 2,
 			// Killed sockets stay away ~0.5-1.5 s: 25-75 messages of the room.
@@ -282,7 +243,7 @@ func TestRunResumeBeyondHistory(t *testing.T) {
 		if !res.Verdict.Pass {
 			t.Errorf("%s: verdict %+v", c.name, res.Verdict)
 		}
-		ts.stop()
+		ts.Close()
 	}
 }
 
@@ -291,10 +252,10 @@ func TestRunResumeBeyondHistory(t *testing.T) {
 // room message is lost.
 func TestRunServerRestartLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	ts := startServer(t, testServerConfig(dir), "127.0.0.1:0")
-	addr := ts.addr
+	ts := servertest.Start(t, testServerConfig(dir))
+	addr := ts.Addr()
 	for _, mode := range []string{reports.ModeShared, reports.ModePerTab} {
-		sc := smallScenario(ts.url(), 100, 3)
+		sc := smallScenario(ts.WSURL(), 100, 3)
 		sc.Duration = 6 * time.Second
 		sc.Ladder = LadderConfig{RetrySame: 4, Base: 100 * time.Millisecond, Max: time.Second, Refetches: 5}
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -308,9 +269,9 @@ func TestRunServerRestartLosesNothing(t *testing.T) {
 			done <- out{r, err}
 		}()
 		time.Sleep(2500 * time.Millisecond)
-		ts.stop()
+		ts.Close()
 		time.Sleep(500 * time.Millisecond)
-		ts = startServer(t, testServerConfig(dir), addr)
+		ts = servertest.StartOn(t, testServerConfig(dir), addr)
 		o := <-done
 		cancel()
 		if o.err != nil {
@@ -388,8 +349,8 @@ func TestRunUnreachableTarget(t *testing.T) {
 
 // Ctrl-C (ctx cancelled) mid-run stops cleanly and still returns a result.
 func TestRunInterrupted(t *testing.T) {
-	ts := startServer(t, testServerConfig(""), "127.0.0.1:0")
-	sc := smallScenario(ts.url(), 50, 2)
+	ts := servertest.Start(t, testServerConfig(""))
+	sc := smallScenario(ts.WSURL(), 50, 2)
 	sc.Duration = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(2*time.Second, cancel)

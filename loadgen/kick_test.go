@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"imload/reports"
+	"imload/server/servertest"
 )
 
 // TestRunKicksSettle: with more tabs per user than the server's per-user
@@ -18,9 +19,9 @@ import (
 func TestRunKicksSettle(t *testing.T) {
 	cfg := testServerConfig("")
 	cfg.MaxConnsPerUser = 4
-	ts := startServer(t, cfg, "127.0.0.1:0")
+	ts := servertest.Start(t, cfg)
 	const clients = 6
-	sc := smallScenario(ts.url(), clients, 5)
+	sc := smallScenario(ts.WSURL(), clients, 5)
 	sc.Duration = 3 * time.Second
 	sc.DMRatio = 0
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

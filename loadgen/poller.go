@@ -7,17 +7,40 @@ import (
 
 // Readers: how the generator reads its sockets (Scenario.Reader).
 const (
-	// ReaderAuto is the poller where the system has one (Linux), else a
-	// goroutine per socket.
+	// ReaderAuto is ReaderEpoll where the system has epoll (Linux), else
+	// ReaderGoroutine.
 	ReaderAuto = "auto"
-	// ReaderPoller watches the sockets with a few epoll loops (one
+	// ReaderEpoll watches the sockets with a few epoll loops (one
 	// goroutine each) that read the ready ones: a socket with nothing to
-	// read has no goroutine and no read buffer. Linux only.
-	ReaderPoller = "poller"
+	// read has no goroutine and no read buffer. Linux only. The server's
+	// reader of the same kind has the same name (server.ReaderEpoll).
+	ReaderEpoll = "epoll"
 	// ReaderGoroutine gives every socket a goroutine blocked in its read
 	// (portable; a parked goroutine and its stack per socket).
 	ReaderGoroutine = "goroutine"
+
+	// readerPollerOld is what ReaderEpoll was called until the server's
+	// word was used for both: refused with an error that names the new one.
+	readerPollerOld = "poller"
 )
+
+// checkReader says whether mode names a reader, and whether this system has
+// it.
+func checkReader(mode string) error {
+	switch mode {
+	case "", ReaderAuto, ReaderGoroutine:
+		return nil
+	case ReaderEpoll:
+		if !pollerAvailable {
+			return fmt.Errorf("reader %q needs Linux (epoll), this is %s", mode, runtime.GOOS)
+		}
+		return nil
+	case readerPollerOld:
+		return fmt.Errorf("reader %q is now called %q (the same word as imload serve --reader)", mode, ReaderEpoll)
+	default:
+		return fmt.Errorf("unknown reader %q (want %q, %q or %q)", mode, ReaderAuto, ReaderEpoll, ReaderGoroutine)
+	}
+}
 
 // linkPoller reads the links registered with it when they are readable, on
 // a few goroutines of its own, and ends them (wsLink.end) when they close.
@@ -33,19 +56,11 @@ type linkPoller interface {
 // newReader returns the poller for the scenario's reader, or nil when
 // sockets are read by goroutines.
 func newReader(mode string) (linkPoller, error) {
-	switch mode {
-	case ReaderGoroutine:
+	if err := checkReader(mode); err != nil {
+		return nil, err
+	}
+	if mode == ReaderGoroutine || !pollerAvailable {
 		return nil, nil
-	case "", ReaderAuto:
-		if !pollerAvailable {
-			return nil, nil
-		}
-	case ReaderPoller:
-		if !pollerAvailable {
-			return nil, fmt.Errorf("reader %q needs Linux (epoll), this is %s", mode, runtime.GOOS)
-		}
-	default:
-		return nil, fmt.Errorf("unknown reader %q (want %q, %q or %q)", mode, ReaderAuto, ReaderPoller, ReaderGoroutine)
 	}
 	return newEpollReader(pollWorkers())
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"imload/reports"
+	"imload/server/servertest"
 )
 
 // After a server restart, the tabs of a browser resume each room with one
@@ -13,9 +14,9 @@ import (
 // per socket, for every tab, and nothing is lost or duplicated.
 func TestRestartResumesOncePerSocket(t *testing.T) {
 	dir := t.TempDir()
-	ts := startServer(t, testServerConfig(dir), "127.0.0.1:0")
-	addr := ts.addr
-	sc := smallScenario(ts.url(), 40, 3)
+	ts := servertest.Start(t, testServerConfig(dir))
+	addr := ts.Addr()
+	sc := smallScenario(ts.WSURL(), 40, 3)
 	sc.RoomsPerUser = 2
 	sc.Duration = 5 * time.Second
 	sc.Ladder = LadderConfig{RetrySame: 4, Base: 100 * time.Millisecond, Max: time.Second, Refetches: 5}
@@ -31,18 +32,18 @@ func TestRestartResumesOncePerSocket(t *testing.T) {
 		done <- out{r, err}
 	}()
 	time.Sleep(2500 * time.Millisecond)
-	ts.stop()
+	ts.Close()
 	time.Sleep(300 * time.Millisecond)
-	ts = startServer(t, testServerConfig(dir), addr)
+	ts = servertest.StartOn(t, testServerConfig(dir), addr)
 	// Every socket comes back and resumes all its rooms (the run is still
 	// going: nothing else joins).
 	socks := int64(sc.Clients)
 	want := socks * int64(sc.Tabs*sc.RoomsPerUser)
 	deadline := time.Now().Add(30 * time.Second)
-	for ts.srv.Stats().JoinSessions < want && time.Now().Before(deadline) {
+	for ts.Server.Stats().JoinSessions < want && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	st := ts.srv.Stats()
+	st := ts.Server.Stats()
 	o := <-done
 	if o.err != nil {
 		t.Fatal(o.err)

@@ -120,8 +120,8 @@ type Scenario struct {
 	// Shards is the number of scheduler shards (0 = 2 × GOMAXPROCS, at
 	// least 4).
 	Shards int
-	// Reader is how sockets are read: ReaderAuto (the default: ReaderPoller
-	// on Linux, else ReaderGoroutine), ReaderPoller or ReaderGoroutine.
+	// Reader is how sockets are read: ReaderAuto (the default: ReaderEpoll
+	// on Linux, else ReaderGoroutine), ReaderEpoll or ReaderGoroutine.
 	Reader string
 }
 
@@ -203,14 +203,8 @@ func (s Scenario) Validate() error {
 	if len(s.Targets) == 0 {
 		errs = append(errs, errors.New("no target: give at least one ws:// URL"))
 	}
-	switch s.Reader {
-	case "", ReaderAuto, ReaderGoroutine:
-	case ReaderPoller:
-		if !pollerAvailable {
-			errs = append(errs, fmt.Errorf("reader %q needs Linux (epoll)", s.Reader))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("reader %q: want %q, %q or %q", s.Reader, ReaderAuto, ReaderPoller, ReaderGoroutine))
+	if err := checkReader(s.Reader); err != nil {
+		errs = append(errs, err)
 	}
 	switch s.Protocol {
 	case ProtocolImload, ProtocolSocketIO, ProtocolCentrifugo:

@@ -3,10 +3,12 @@ package loadgen
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"imload/reports"
+	"imload/server"
 )
 
 func TestPoissonPacerMeanAndSpread(t *testing.T) {
@@ -464,5 +466,45 @@ func TestScenarioValidate(t *testing.T) {
 	bad.DMRatio = 2
 	if err := bad.Validate(); err == nil {
 		t.Fatal("invalid scenario accepted")
+	}
+}
+
+// The readers are called as the server's are (epoll, goroutine, auto); the
+// old name of the epoll reader is refused with an error naming the new one.
+func TestScenarioReaderNames(t *testing.T) {
+	sc := Scenario{Targets: []string{"ws://127.0.0.1:1/ws"}}.withDefaults()
+	for _, rd := range []string{"", ReaderAuto, ReaderEpoll, ReaderGoroutine} {
+		sc.Reader = rd
+		err := sc.Validate()
+		if rd == ReaderEpoll && !pollerAvailable {
+			if err == nil {
+				t.Errorf("reader %q accepted without epoll", rd)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("reader %q: %v", rd, err)
+		}
+	}
+	if ReaderEpoll != server.ReaderEpoll || ReaderGoroutine != server.ReaderGoroutine || ReaderAuto != server.ReaderAuto {
+		t.Errorf("generator readers %q, %q, %q; the server's %q, %q, %q",
+			ReaderEpoll, ReaderGoroutine, ReaderAuto, server.ReaderEpoll, server.ReaderGoroutine, server.ReaderAuto)
+	}
+	for _, rd := range []string{"poller", "nope"} {
+		sc.Reader = rd
+		err := sc.Validate()
+		if err == nil {
+			t.Fatalf("reader %q accepted", rd)
+		}
+		if !strings.Contains(err.Error(), `"epoll"`) {
+			t.Errorf("reader %q: %v, want an error naming \"epoll\"", rd, err)
+		}
+		if _, err := newReader(rd); err == nil {
+			t.Errorf("newReader(%q) accepted", rd)
+		}
+	}
+	sc.Reader = "poller"
+	if err := sc.Validate(); !strings.Contains(err.Error(), "now called") {
+		t.Errorf("reader poller: %v, want it to say it is now called epoll", err)
 	}
 }

@@ -133,11 +133,11 @@ func (r capReader) Read(msg []byte, _ func(uint64) (wire.CmdKind, bool), _ func(
 // of the test, or a goroutine of its own).
 func startReading(t *testing.T, rd string, l *wsLink) {
 	t.Helper()
-	if rd != ReaderPoller {
+	if rd != ReaderEpoll {
 		go func() { _ = l.readLoop(); l.end() }()
 		return
 	}
-	p, err := newReader(ReaderPoller)
+	p, err := newReader(ReaderEpoll)
 	if err != nil {
 		t.Fatal(err)
 	}

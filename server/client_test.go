@@ -1,14 +1,10 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,25 +13,30 @@ import (
 	"go.uber.org/goleak"
 
 	"imload/mux"
+	"imload/server/internal/testserve"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testServer is a real server on a loopback port.
+// testServer is a real server on a loopback port. Starting, stopping and
+// waiting are imload/server/internal/testserve's, as for every other
+// package's tests (through servertest, which these tests cannot import:
+// it imports this package).
 type testServer struct {
-	t      testing.TB
-	srv    *Server
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
+	srv  *Server
+	addr string
+	run  *testserve.Running
 }
 
+// testConfig is the test configuration (servertest.Config's): the memory
+// store, short shutdown and goaway hints, and the reader
+// IMLOAD_TEST_READER names.
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Memory = true
-	cfg.ShutdownTimeout = 3 * time.Second
-	cfg.GoAwayRetryMin, cfg.GoAwayRetryMax = 10*time.Millisecond, 50*time.Millisecond
-	if r := os.Getenv("IMLOAD_TEST_READER"); r != "" {
+	cfg.ShutdownTimeout = testserve.ShutdownTimeout
+	cfg.GoAwayRetryMin, cfg.GoAwayRetryMax = testserve.GoAwayRetryMin, testserve.GoAwayRetryMax
+	if r := testserve.Reader(); r != "" {
 		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
 	}
 	return cfg
@@ -46,50 +47,33 @@ func startServer(t testing.TB, cfg Config) *testServer {
 	return startServerOn(t, cfg, "127.0.0.1:0")
 }
 
+// startServerOn serves cfg on addr (retrying while a restarted server's
+// address is still in use).
 func startServerOn(t testing.TB, cfg Config, addr string) *testServer {
 	t.Helper()
-	if cfg.Logger == nil && testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return startServerLn(t, cfg, testserve.Listen(t, addr))
+}
+
+// startServerLn serves cfg on ln (which the test may have wrapped).
+func startServerLn(t testing.TB, cfg Config, ln net.Listener) *testServer {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testserve.Logger(t)
 	}
 	srv, err := New(cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{t: t, srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(ts.stop)
-	return ts
+	run := testserve.Start(t, srv, ln, cfg.ShutdownTimeout)
+	return &testServer{srv: srv, addr: run.Addr(), run: run}
 }
 
-// stop shuts the server down and waits for Serve to return.
-func (ts *testServer) stop() {
-	ts.cancel()
-	select {
-	case err := <-ts.done:
-		if err != nil {
-			ts.t.Errorf("Serve: %v", err)
-		}
-		ts.done <- nil // make stop idempotent
-	case <-time.After(15 * time.Second):
-		ts.t.Fatal("server did not stop within 15s")
-	}
-}
+// stop shuts the server down and waits for Serve to return (idempotent;
+// it fails the test if Serve failed or did not return in time).
+func (ts *testServer) stop() { ts.run.Close() }
 
-func (ts *testServer) url() string { return "ws://" + ts.addr + "/ws" }
-
-// tlogWriter sends server logs to the test log (with -v).
-type tlogWriter struct{ t testing.TB }
-
-func (w tlogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func (ts *testServer) url() string { return ts.run.WSURL() }
 
 // client is a test client: it reads every frame into a channel and counts
 // WebSocket messages and frames.

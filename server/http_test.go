@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,21 +21,6 @@ import (
 // outlives a test.
 func oneShot() *http.Client {
 	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-}
-
-// startServerLn serves cfg on ln (which the test may have wrapped).
-func startServerLn(t *testing.T, cfg Config, ln net.Listener) *testServer {
-	t.Helper()
-	srv, err := New(cfg)
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{t: t, srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(ts.stop)
-	return ts
 }
 
 // getOn sends one keep-alive GET on nc and reads the response.

@@ -284,8 +284,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.refuseConn(w, err)
 		return
 	}
+	// The connection counts as live from before the upgrade, while the
+	// HTTP server still tracks the request: Shutdown waits for it until
+	// the upgrade hijacks the connection, so the shutdown's wait for live
+	// connections (goAwayAll) cannot begin before this Add. Counted after
+	// the upgrade, a connection whose client had its 101 and left could be
+	// added while (or after) that wait saw none: a WaitGroup misuse the
+	// race detector reported when a test ended right after a dial.
+	s.live.Add(1)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.live.Done()
 		s.ips.release(ip)
 		return // the upgrader has answered with an HTTP error
 	}
@@ -301,7 +310,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	c.in.Limit, c.in.Masked = s.cfg.Limits.MaxMessageBytes, true
 	c.lastRead.Store(time.Now().UnixNano())
 	s.heartbeats.add(c, s.cfg.HeartbeatTimeout)
-	s.live.Add(1)
 	s.counters.physical.Add(1)
 	s.counters.byMode[modeUnknown].Add(1)
 	s.hub.addConn(c)

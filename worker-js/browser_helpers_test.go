@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"imload/mux"
 	"imload/server"
+	"imload/server/servertest"
 )
 
 // findBrowser returns the Chromium to drive. Without one the browser tests
@@ -44,76 +44,23 @@ func findBrowser(t *testing.T) string {
 	return ""
 }
 
-// testServer is an imload server on a loopback port.
-type testServer struct {
-	t    *testing.T
-	srv  *server.Server
-	addr string // host:port
-	stop context.CancelFunc
-	done chan error
-}
-
-func (ts *testServer) url(path string) string { return "http://" + ts.addr + path }
-
-func serverConfig(t *testing.T) server.Config {
-	cfg := server.DefaultConfig()
-	cfg.Memory = true
-	cfg.DataDir = t.TempDir()
+// serverConfig is the configuration of the servers these tests run:
+// servertest.Config (the memory store, the reader IMLOAD_TEST_READER
+// names), with goaway retry hints of 300-600 ms and 5 s to shut down.
+func serverConfig() server.Config {
+	cfg := servertest.Config()
 	cfg.GoAwayRetryMin = 300 * time.Millisecond
 	cfg.GoAwayRetryMax = 600 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
 	return cfg
 }
 
-// startServer serves cfg on addr ("127.0.0.1:0" for any port).
-func startServer(t *testing.T, cfg server.Config, addr string) *testServer {
-	t.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	for i := 0; ; i++ {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || i > 50 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // the old server's port may take a moment
-	}
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{t: t, srv: srv, addr: ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(ts.shutdown)
-	return ts
-}
-
-// shutdown stops the server gracefully and waits for Serve to return.
-func (ts *testServer) shutdown() {
-	if ts.stop == nil {
-		return
-	}
-	ts.stop()
-	ts.stop = nil
-	select {
-	case err := <-ts.done:
-		if err != nil {
-			ts.t.Logf("server: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		ts.t.Error("server did not shut down in 15s")
-	}
-}
-
 // waitStats polls the server's counters until ok says yes.
-func (ts *testServer) waitStats(t *testing.T, what string, timeout time.Duration, ok func(mux.Stats) bool) mux.Stats {
+func waitStats(t *testing.T, ts *servertest.Server, what string, timeout time.Duration, ok func(mux.Stats) bool) mux.Stats {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		st := ts.srv.Stats()
+		st := ts.Server.Stats()
 		if ok(st) {
 			return st
 		}

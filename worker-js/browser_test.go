@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"imload/mux"
+	"imload/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,13 +28,13 @@ func TestMain(m *testing.M) {
 // Issue 3, test 1: three tabs of one browser share one socket; a room
 // message reaches the other tabs; a private message only its target.
 func TestSharedWorkerThreeTabs(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
-	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
-	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
-	carol := b.open(ts.url("/?name=carol&room=lobby"), "carol")
+	alice := b.open(ts.URL()+"/?name=alice&room=lobby", "alice")
+	bob := b.open(ts.URL()+"/?name=bob&room=lobby", "bob")
+	carol := b.open(ts.URL()+"/?name=carol&room=lobby", "carol")
 
-	st := ts.waitStats(t, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
+	st := waitStats(t, ts, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
 		return s.PhysicalConnections == 1 && s.LogicalSessions == 3
 	})
 	if st.PhysicalByMode["shared_worker"] != 1 {
@@ -68,12 +69,12 @@ func TestSharedWorkerThreeTabs(t *testing.T) {
 // Issue 3, test 2: without SharedWorker the tabs elect a leader: still one
 // socket; closing the leader hands it to another tab without losing messages.
 func TestLeaderTabFallback(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
-	t1 := b.open(ts.url("/?mode=leader&name=ann&room=lobby"), "ann")
-	t2 := b.open(ts.url("/?mode=leader&name=ben&room=lobby"), "ben")
-	t3 := b.open(ts.url("/?mode=leader&name=cid&room=lobby"), "cid")
-	st := ts.waitStats(t, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
+	t1 := b.open(ts.URL()+"/?mode=leader&name=ann&room=lobby", "ann")
+	t2 := b.open(ts.URL()+"/?mode=leader&name=ben&room=lobby", "ben")
+	t3 := b.open(ts.URL()+"/?mode=leader&name=cid&room=lobby", "cid")
+	st := waitStats(t, ts, "1 connection, 3 sessions", 10*time.Second, func(s mux.Stats) bool {
 		return s.PhysicalConnections == 1 && s.LogicalSessions == 3
 	})
 	if st.PhysicalByMode["leader_tab"] != 1 {
@@ -87,7 +88,7 @@ func TestLeaderTabFallback(t *testing.T) {
 	t3.waitTexts("lobby", 10*time.Second, "before handover")
 
 	// another user keeps talking while the leader tab closes
-	ext := dialClient(t, ts.addr, "ext", "lobby")
+	ext := dialClient(t, ts.Addr(), "ext", "lobby")
 	var want []string
 	for i := 1; i <= 12; i++ {
 		want = append(want, fmt.Sprintf("ext %d", i))
@@ -122,7 +123,7 @@ func TestLeaderTabFallback(t *testing.T) {
 			}
 		}
 	}
-	ts.waitStats(t, "one leader socket again, 2 tab sessions + ext", 10*time.Second, func(s mux.Stats) bool {
+	waitStats(t, ts, "one leader socket again, 2 tab sessions + ext", 10*time.Second, func(s mux.Stats) bool {
 		return s.PhysicalByMode["leader_tab"] == 1 && s.LogicalSessions == 3
 	})
 	lead2 := evalJS[bool](t2, `window.imloadApp.client.modeInfo().leader`)
@@ -134,14 +135,14 @@ func TestLeaderTabFallback(t *testing.T) {
 
 // Issue 3, test 3: forced direct mode opens one socket per tab.
 func TestDirectMode(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
 	tabs := []*tab{
-		b.open(ts.url("/?mode=direct&name=d1&room=lobby"), "d1"),
-		b.open(ts.url("/?mode=direct&name=d2&room=lobby"), "d2"),
-		b.open(ts.url("/?mode=direct&name=d3&room=lobby"), "d3"),
+		b.open(ts.URL()+"/?mode=direct&name=d1&room=lobby", "d1"),
+		b.open(ts.URL()+"/?mode=direct&name=d2&room=lobby", "d2"),
+		b.open(ts.URL()+"/?mode=direct&name=d3&room=lobby", "d3"),
 	}
-	ts.waitStats(t, "3 direct connections", 10*time.Second, func(s mux.Stats) bool {
+	waitStats(t, ts, "3 direct connections", 10*time.Second, func(s mux.Stats) bool {
 		return s.PhysicalConnections == 3 && s.LogicalSessions == 3 && s.PhysicalByMode["direct"] == 3
 	})
 	tabs[0].say("direct hello")
@@ -154,25 +155,25 @@ func TestDirectMode(t *testing.T) {
 // Issue 3, test 4: a tab that closes, or crashes, loses its session within
 // a few seconds.
 func TestTabCloseDetaches(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
-	keep := b.open(ts.url("/?name=keeper&room=lobby"), "keeper")
-	closing := b.open(ts.url("/?name=closer&room=lobby"), "closer")
-	crashing := b.open(ts.url("/?name=crasher&room=lobby"), "crasher")
-	ts.waitStats(t, "3 sessions", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 3 })
+	keep := b.open(ts.URL()+"/?name=keeper&room=lobby", "keeper")
+	closing := b.open(ts.URL()+"/?name=closer&room=lobby", "closer")
+	crashing := b.open(ts.URL()+"/?name=crasher&room=lobby", "crasher")
+	waitStats(t, ts, "3 sessions", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 3 })
 
 	start := time.Now()
 	closing.close()
-	ts.waitStats(t, "closed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
+	waitStats(t, ts, "closed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
 	t.Logf("closed tab detached after %v", time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
 	cctx, ccancel := context.WithTimeout(crashing.ctx, time.Second)
 	_, _ = chromedp.Call(cctx, page.Crash, cdp.Empty{}) // the renderer dies: no pagehide, only the Web Lock tells
 	ccancel()
-	ts.waitStats(t, "crashed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
+	waitStats(t, ts, "crashed tab detached", 5*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
 	t.Logf("crashed tab detached after %v", time.Since(start).Round(time.Millisecond))
-	if st := ts.srv.Stats(); st.PhysicalConnections != 1 {
+	if st := ts.Server.Stats(); st.PhysicalConnections != 1 {
 		t.Fatalf("physical connections %d, want 1", st.PhysicalConnections)
 	}
 	keep.waitJS(10*time.Second, "tab list updated", `document.getElementById('tab-count').textContent === '1'`)
@@ -182,10 +183,10 @@ func TestTabCloseDetaches(t *testing.T) {
 
 // Issue 3, test 6: user text is shown as text, never as HTML.
 func TestMessagesAreText(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
-	a := b.open(ts.url("/?name=mallory&room=lobby"), "mallory")
-	v := b.open(ts.url("/?name=victim&room=lobby"), "victim")
+	a := b.open(ts.URL()+"/?name=mallory&room=lobby", "mallory")
+	v := b.open(ts.URL()+"/?name=victim&room=lobby", "victim")
 	const evil = `<img src=x onerror=alert(1)>`
 	a.say(evil)
 	a.say(`@victim <b>bold?</b><script>alert(2)</script>`)
@@ -209,27 +210,27 @@ func TestMessagesAreText(t *testing.T) {
 // offset; a reload, and a fresh worker, show the room from IndexedDB and
 // fetch nothing they already have.
 func TestServerRestartResumes(t *testing.T) {
-	cfg := serverConfig(t)
+	cfg := serverConfig()
 	cfg.Memory = false
 	cfg.DataDir = t.TempDir()
 	cfg.GoAwayRetryMin = 1500 * time.Millisecond
 	cfg.GoAwayRetryMax = 2000 * time.Millisecond
-	ts := startServer(t, cfg, "127.0.0.1:0")
-	addr := ts.addr
+	ts := servertest.Start(t, cfg)
+	addr := ts.Addr()
 	b := newBrowser(t)
-	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
-	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
+	alice := b.open(ts.URL()+"/?name=alice&room=lobby", "alice")
+	bob := b.open(ts.URL()+"/?name=bob&room=lobby", "bob")
 	alice.say("one")
 	alice.say("two")
 	bob.waitTexts("lobby", 10*time.Second, "one", "two")
 	before := bob.info()
 
-	ts.shutdown()
+	ts.Close()
 	alice.waitJS(10*time.Second, "the page sees the server go", `window.imloadApp.client.status.state !== 'open'`)
 	alice.waitJS(10*time.Second, "the page says so", `document.getElementById('conn').dataset.state !== 'open'`)
 	alice.say("typed while away") // waits in the worker, sent once after the reconnect (cid)
 
-	ts2 := startServer(t, cfg, addr)
+	ts2 := servertest.StartOn(t, cfg, addr)
 	ext := dialClient(t, addr, "ext", "lobby")
 	for i := 1; i <= 3; i++ {
 		ext.cmd("send", map[string]any{"room": "lobby", "text": fmt.Sprintf("missed %d", i)})
@@ -243,7 +244,7 @@ func TestServerRestartResumes(t *testing.T) {
 	}
 	// The two tabs resumed lobby from the same offset: one join for both
 	// (sids), besides ext's.
-	if st := ts2.srv.Stats(); st.Joins != 2 || st.JoinSessions != 3 {
+	if st := ts2.Server.Stats(); st.Joins != 2 || st.JoinSessions != 3 {
 		t.Fatalf("after the restart: %d joins for %d sessions, want 2 for 3 (ext's, and one for both tabs)", st.Joins, st.JoinSessions)
 	}
 	after := bob.info()
@@ -253,7 +254,7 @@ func TestServerRestartResumes(t *testing.T) {
 	t.Logf("reconnects=%d resumed=%d (before: %+v)", after.Stats.Reconnects, after.Stats.Resumed, before.Stats)
 
 	// reload: the room comes from the cache, the server sends nothing old
-	out0 := ts2.srv.Stats().BytesOut
+	out0 := ts2.Server.Stats().BytesOut
 	bob.run(20*time.Second, "reload", chromedp.Reload())
 	bob.waitJS(20*time.Second, "page ready", `document.body.dataset.ready === '1'`)
 	bob.waitTexts("lobby", 10*time.Second, all...)
@@ -262,15 +263,15 @@ func TestServerRestartResumes(t *testing.T) {
 	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
 		t.Fatalf("reload: join fetched %d and took %d from the cache; want 0 and >= 6", hi.Stats.LastJoinFetched, hi.Stats.LastJoinCached)
 	}
-	t.Logf("reload: %d messages from the cache, %d fetched, %d bytes from the server", hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched, ts2.srv.Stats().BytesOut-out0)
+	t.Logf("reload: %d messages from the cache, %d fetched, %d bytes from the server", hi.Stats.LastJoinCached, hi.Stats.LastJoinFetched, ts2.Server.Stats().BytesOut-out0)
 
 	// every tab gone: a new tab with a brand-new hub (direct mode: in the
 	// page, nothing in memory) reads the room from IndexedDB
 	oldHub := hi.Hub
 	alice.close()
 	bob.close()
-	ts2.waitStats(t, "the browser's sessions gone", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
-	carol := b.open(ts2.url("/?mode=direct&name=carol&room=lobby"), "carol")
+	waitStats(t, ts2, "the browser's sessions gone", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
+	carol := b.open(ts2.URL()+"/?mode=direct&name=carol&room=lobby", "carol")
 	carol.waitTexts("lobby", 10*time.Second, all...)
 	hi = carol.info()
 	if hi.Stats.LastJoinFetched != 0 || hi.Stats.LastJoinCached < 6 {
@@ -312,10 +313,10 @@ func assertOnce(t *testing.T, tb *tab, room string, want []string) {
 // The demo page with two tabs chatting, saved for people to look at (on a
 // laptop and on a phone) under testdata/artifacts.
 func TestScreenshotTwoTabs(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
+	ts := servertest.Start(t, serverConfig())
 	b := newBrowser(t)
-	alice := b.open(ts.url("/?name=alice&room=lobby"), "alice")
-	bob := b.open(ts.url("/?name=bob&room=lobby"), "bob")
+	alice := b.open(ts.URL()+"/?name=alice&room=lobby", "alice")
+	bob := b.open(ts.URL()+"/?name=bob&room=lobby", "bob")
 	lines := []struct {
 		who  *tab
 		text string
@@ -345,10 +346,10 @@ func TestScreenshotTwoTabs(t *testing.T) {
 // A name that someone else holds is refused with a message; the page stays
 // connected without a name and can pick another one.
 func TestNameTaken(t *testing.T) {
-	ts := startServer(t, serverConfig(t), "127.0.0.1:0")
-	dialClient(t, ts.addr, "zoe", "lobby")
+	ts := servertest.Start(t, serverConfig())
+	dialClient(t, ts.Addr(), "zoe", "lobby")
 	b := newBrowser(t)
-	p := b.open(ts.url("/?name=zoe&room=lobby"), "page")
+	p := b.open(ts.URL()+"/?name=zoe&room=lobby", "page")
 	p.waitJS(10*time.Second, "refusal shown", `document.getElementById('name-error').textContent.includes('taken')`)
 	p.run(10*time.Second, "pick zoe again",
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('name-input').value = 'zoe'`),

@@ -152,7 +152,7 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 	f.DurationVar(&sc.Drain, "drain", sc.Drain, "longest wait after sends stop for outstanding replies and deliveries")
 	f.Float64Var(&sc.TabChurn, "tab-churn", 0, "tabs closed (and reopened 0.5-3 s later) per second over the whole load (0: none)")
 	f.Float64Var(&sc.ConnKill, "conn-kill", 0, "sockets cut per second over the whole load, to exercise reconnect and resume (0: none)")
-	f.StringVar(&sc.Reader, "reader", loadgen.ReaderAuto, "how the generator reads its sockets: poller (epoll loops, no goroutine per socket; Linux), goroutine (one per socket), or auto")
+	f.StringVar(&sc.Reader, "reader", loadgen.ReaderAuto, "how the generator reads its sockets: epoll (epoll loops, no goroutine per socket; Linux), goroutine (one per socket), or auto")
 	f.DurationVar(&sc.FlushInterval, "flush-interval", sc.FlushInterval, "merge a socket's outgoing frames for this long before writing (negative: write each at once)")
 	f.IntVar(&sc.FlushMax, "flush-max", sc.FlushMax, "write a socket's merged frames as soon as this many bytes are queued")
 	f.DurationVar(&sc.CmdTimeout, "cmd-timeout", sc.CmdTimeout, "a command without a reply after this long is a timeout error")
