@@ -50,12 +50,13 @@ func getJSON(ctx context.Context, u string, v any) error {
 	return json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v)
 }
 
-// fetchLBS reads the address list at base/lbs.
-func fetchLBS(ctx context.Context, base string) ([]string, error) {
+// fetchLBS reads the address list at u (http://host:port/lbs): the nodes'
+// ws:// addresses, best first (the server's handleLBS).
+func fetchLBS(ctx context.Context, u string) ([]string, error) {
 	var v struct {
 		Addrs []string `json:"addrs"`
 	}
-	if err := getJSON(ctx, base+"/lbs", &v); err != nil {
+	if err := getJSON(ctx, u, &v); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -134,4 +135,108 @@ func (p *statsPoller) get() (peak, first, last map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peak, p.first, p.last
+}
+
+// statsPolls samples the /stats of the run's server (the first target,
+// whose peak is the run's server_stats_peak) and, when the run has several
+// nodes, of each node of the initial list: one poller per distinct
+// http://host:port, each on a goroutine of its own.
+type statsPolls struct {
+	bases []string // distinct, the run's first
+	by    map[string]*statsPoller
+	nodes []*statsPoller // the poller of each initial node (nil: one node)
+	wg    sync.WaitGroup
+}
+
+// newStatsPolls returns the pollers for the run's server base and the
+// nodes at addrs.
+func newStatsPolls(base string, addrs []string) *statsPolls {
+	p := &statsPolls{by: map[string]*statsPoller{}}
+	add := func(b string) *statsPoller {
+		if sp, ok := p.by[b]; ok {
+			return sp
+		}
+		sp := &statsPoller{}
+		p.by[b] = sp
+		p.bases = append(p.bases, b)
+		return sp
+	}
+	add(base)
+	if len(addrs) > 1 {
+		for _, a := range addrs {
+			b, err := httpBase(a)
+			if err != nil {
+				p.nodes = append(p.nodes, nil)
+				continue
+			}
+			p.nodes = append(p.nodes, add(b))
+		}
+	}
+	return p
+}
+
+// start samples every server once (the baseline before any connection),
+// then every second until ctx ends (wait waits for them).
+func (p *statsPolls) start(ctx context.Context) {
+	p.sample(ctx)
+	for _, b := range p.bases {
+		sp := p.by[b]
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); sp.run(ctx, b, time.Second) }()
+	}
+}
+
+// sample samples every server once, one after the other.
+func (p *statsPolls) sample(ctx context.Context) {
+	for _, b := range p.bases {
+		p.by[b].sample(ctx, b)
+	}
+}
+
+func (p *statsPolls) wait() { p.wg.Wait() }
+
+// run is the poller of the run's server.
+func (p *statsPolls) run() *statsPoller { return p.by[p.bases[0]] }
+
+// nodePeak is node i's /stats at its peak (nil with one node, or when it
+// never answered).
+func (p *statsPolls) nodePeak(i int) map[string]any {
+	if i >= len(p.nodes) || p.nodes[i] == nil {
+		return nil
+	}
+	peak, _, _ := p.nodes[i].get()
+	return peak
+}
+
+// deltas returns how much the /stats counters keys grew over the run: the
+// run's server's, or with several nodes the sum over the nodes' (each
+// counts what went through it). ok is false when a server did not answer
+// at the start or the end, or restarted meanwhile (its counters started
+// again from zero).
+func (p *statsPolls) deltas(keys []string) (map[string]int64, bool) {
+	pollers := []*statsPoller{p.run()}
+	if len(p.nodes) > 0 {
+		pollers = nil
+		seen := map[*statsPoller]bool{}
+		for _, sp := range p.nodes {
+			if sp == nil {
+				return nil, false
+			}
+			if !seen[sp] {
+				seen[sp] = true
+				pollers = append(pollers, sp)
+			}
+		}
+	}
+	out := map[string]int64{}
+	for _, sp := range pollers {
+		_, first, last := sp.get()
+		if first == nil || last == nil || statNum(last, "uptime_seconds") < statNum(first, "uptime_seconds") {
+			return nil, false
+		}
+		for _, k := range keys {
+			out[k] += int64(statNum(last, k) - statNum(first, k))
+		}
+	}
+	return out, true
 }
