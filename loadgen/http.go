@@ -95,6 +95,7 @@ type statsPoller struct {
 	peak        map[string]any
 	first, last map[string]any
 	failures    int
+	lastFailed  bool // the latest sample failed: last is older than it
 }
 
 func (p *statsPoller) run(ctx context.Context, base string, every time.Duration) {
@@ -116,6 +117,7 @@ func (p *statsPoller) sample(ctx context.Context, base string) {
 	cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.lastFailed = err != nil
 	if err != nil {
 		p.failures++
 		return
@@ -211,8 +213,9 @@ func (p *statsPolls) nodePeak(i int) map[string]any {
 // deltas returns how much the /stats counters keys grew over the run: the
 // run's server's, or with several nodes the sum over the nodes' (each
 // counts what went through it). ok is false when a server did not answer
-// at the start or the end, or restarted meanwhile (its counters started
-// again from zero).
+// at the start or to the last sample (after the drain: a node that died
+// would count only up to its last answer), or restarted meanwhile (its
+// counters started again from zero).
 func (p *statsPolls) deltas(keys []string) (map[string]int64, bool) {
 	pollers := []*statsPoller{p.run()}
 	if len(p.nodes) > 0 {
@@ -230,8 +233,10 @@ func (p *statsPolls) deltas(keys []string) (map[string]int64, bool) {
 	}
 	out := map[string]int64{}
 	for _, sp := range pollers {
-		_, first, last := sp.get()
-		if first == nil || last == nil || statNum(last, "uptime_seconds") < statNum(first, "uptime_seconds") {
+		sp.mu.Lock()
+		first, last, failed := sp.first, sp.last, sp.lastFailed
+		sp.mu.Unlock()
+		if first == nil || last == nil || failed || statNum(last, "uptime_seconds") < statNum(first, "uptime_seconds") {
 			return nil, false
 		}
 		for _, k := range keys {

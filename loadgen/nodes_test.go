@@ -426,3 +426,36 @@ func waitIdle(ctx context.Context, t *testing.T, srv *testServer) {
 		}
 	}
 }
+
+// With several nodes, every node's /stats is polled: the server counters'
+// deltas are summed over the nodes, and left out when a node does not
+// answer the last sample (it would count only up to its last answer).
+func TestStatsOverNodes(t *testing.T) {
+	a := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	b := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	ctx := t.Context()
+	one := newStatsPolls("http://"+a.addr, []string{a.url()})
+	if len(one.bases) != 1 || one.nodePeak(0) != nil {
+		t.Fatalf("one node: bases %v", one.bases)
+	}
+	polls := newStatsPolls("http://"+a.addr, []string{a.url(), b.url(), a.url() + "?again"})
+	if len(polls.bases) != 2 || polls.nodes[0] != polls.run() || polls.nodes[2] != polls.run() {
+		t.Fatalf("pollers: bases %v", polls.bases)
+	}
+	polls.sample(ctx)
+	polls.sample(ctx)
+	if d, ok := polls.deltas([]string{"messages_in"}); !ok || d["messages_in"] != 0 {
+		t.Fatalf("deltas %v %v", d, ok)
+	}
+	if polls.nodePeak(1) == nil || polls.nodePeak(3) != nil {
+		t.Fatalf("node peaks %v %v", polls.nodePeak(1), polls.nodePeak(3))
+	}
+	b.stop()
+	polls.sample(ctx)
+	if d, ok := polls.deltas([]string{"messages_in"}); ok {
+		t.Fatalf("deltas %v with a node that did not answer the last sample", d)
+	}
+	if d, ok := one.deltas([]string{"messages_in"}); ok {
+		t.Fatalf("deltas %v of a server never sampled", d)
+	}
+}
