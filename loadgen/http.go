@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"imload/reports"
 )
 
 var httpClient = &http.Client{Transport: &http.Transport{
@@ -126,9 +128,9 @@ func (p *statsPoller) sample(ctx context.Context, base string) {
 		p.first = m
 	}
 	p.last = m
-	pc, ps := statNum(m, "physical_connections"), statNum(m, "logical_sessions")
-	if p.peak == nil || pc > statNum(p.peak, "physical_connections") ||
-		(pc == statNum(p.peak, "physical_connections") && ps > statNum(p.peak, "logical_sessions")) {
+	pc, ps := statNum(m, reports.StatPhysicalConnections), statNum(m, reports.StatLogicalSessions)
+	if p.peak == nil || pc > statNum(p.peak, reports.StatPhysicalConnections) ||
+		(pc == statNum(p.peak, reports.StatPhysicalConnections) && ps > statNum(p.peak, reports.StatLogicalSessions)) {
 		p.peak = m
 	}
 }

@@ -80,7 +80,7 @@ func nodeRows(run *Run) [][]string {
 			fmtInt(n.Reconnects), fmtInt(n.SwitchedIn)}
 		if stats {
 			cell := "-"
-			if v, ok := n.ServerStatsPeak["physical_connections"].(float64); ok {
+			if v, ok := n.ServerStatsPeak[StatPhysicalConnections].(float64); ok {
 				cell = fmtInt(int64(v))
 			}
 			row = append(row, cell)
