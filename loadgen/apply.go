@@ -21,6 +21,11 @@ type reader struct {
 	wr  wire.Reader // the wire's decoder (nil until the first message)
 	lat []latRec
 	buf []byte // scratch (the content of a message this generator sent)
+	// delivered and cross count the message's room deliveries (first
+	// copies) and those of them from another node, dmCross its DM copies
+	// from another node: added to the socket's node once the message is
+	// applied.
+	delivered, cross, dmCross int64
 
 	// kindOf and apply as func values, made once: passing them to the
 	// wire's Reader allocates nothing.
@@ -43,11 +48,22 @@ func (r *reader) read(s *sock, msg []byte) {
 	}
 	r.s = s
 	r.lat = r.lat[:0]
+	r.delivered, r.cross, r.dmCross = 0, 0, 0
 	b := s.b
 	b.mu.Lock()
 	n := r.wr.Read(msg, r.kindOfFn, r.applyFn)
+	nd := s.node // the node of the link the message came on
 	b.mu.Unlock()
 	e.cnt.framesIn.Add(int64(n))
+	if r.delivered > 0 && nd != nil {
+		nd.delivered.Add(r.delivered)
+		if r.cross > 0 {
+			nd.cross.Add(r.cross)
+		}
+	}
+	if r.dmCross > 0 {
+		e.dmCross.Add(r.dmCross)
+	}
 	if len(r.lat) > 0 {
 		h := e.shardHists(b.sh)
 		h.mu.Lock()
@@ -244,7 +260,7 @@ func (r *reader) sent(ev *wire.Event, p *pending) {
 	}
 	if e.content != nil {
 		// What this tab sent, under the number the server gave it.
-		r.buf = appendText(r.buf[:0], e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+		r.buf = appendText(r.buf[:0], e.tag, t.gid, p.mseq, p.sched/1000, p.node, e.sc.MsgSize)
 		n := len(r.buf)
 		r.buf = appendCid(r.buf, t.gid, p.mseq)
 		e.content.check(room, []byte(ev.Send.Epoch), ev.Send.Offset, contentHash([]byte(t.b.name), r.buf[n:], r.buf[:n]), true)
@@ -449,6 +465,9 @@ func (r *reader) dm(ev *wire.Event) {
 	s.forTabs(ev.Sids, func(t *tab) {
 		if e.dms.received(k, s.b, t) {
 			r.lat = append(r.lat, latRec{hDM, e.nowUs() - h.schedUs})
+			if r.fromOtherNode(h) {
+				r.dmCross++
+			}
 		}
 	})
 }
@@ -490,6 +509,7 @@ func (r *reader) deliver(tr *roomTrack, m *wire.Msg, push bool) {
 		e.ver.reordered.Add(1)
 	}
 	e.cnt.delivered.Add(1)
+	r.delivered++
 	if push {
 		e.ver.deliveredPush.Add(1)
 	} else {
@@ -497,5 +517,14 @@ func (r *reader) deliver(tr *roomTrack, m *wire.Msg, push bool) {
 	}
 	if h, ok := parseHeader(m.Text, e.tag); ok {
 		r.lat = append(r.lat, latRec{hDelivery, e.nowUs() - h.schedUs})
+		if r.fromOtherNode(h) {
+			r.cross++
+		}
 	}
+}
+
+// fromOtherNode says whether the message with header h was sent through
+// another node than the one the socket being read is on.
+func (r *reader) fromOtherNode(h header) bool {
+	return r.s.node != nil && h.node != r.s.node.idx
 }

@@ -19,10 +19,11 @@ func BenchmarkReadPushes(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := newEngine(sc, reports.ModeShared, &options{logf: func(string, ...any) {}, pacer: func(r float64) Pacer { return PoissonPacer{PerSecond: r} }},
-		w, sc.Targets, "http://127.0.0.1:1")
+		w, targetList{addrs: sc.Targets, base: "http://127.0.0.1:1"})
 	e.t0 = time.Now()
 	s := e.browsers[0].socks[0]
 	s.up = true
+	s.linkUp(e.nodeOf(sc.Targets[0]))
 	for i, t := range s.tabs {
 		t.sid, t.inc, t.att = uint32(i+1), 1, true
 		t.tracks = []roomTrack{{room: 0, joined: true, epoch: "ep"}}
@@ -40,7 +41,7 @@ func BenchmarkReadPushes(b *testing.B) {
 			msg = append(msg, `{"t":"push","sids":[1,2,3],"ev":"msg","body":{"room":"`+e.rooms[0]+`","offset":`...)
 			msg = strconv.AppendInt(msg, int64(off), 10)
 			msg = append(msg, `,"epoch":"ep","from":"u1","color":"#e8590c","text":"`...)
-			msg = appendText(msg, e.tag, 5, uint32(off), 1000, 100)
+			msg = appendText(msg, e.tag, 5, uint32(off), 1000, 0, 100)
 			msg = append(msg, `","ts":1764167400123,"cid":"c5-`...)
 			msg = strconv.AppendInt(msg, int64(off), 10)
 			msg = append(msg, `"}}`...)
@@ -60,7 +61,7 @@ func BenchmarkReadPushes(b *testing.B) {
 		r.read(s, msgs[k])
 	}
 	b.StopTimer()
-	if e.cnt.delivered.Load() == 0 || e.cnt.totalErrors() != 0 {
-		b.Fatalf("delivered %d, errors %v", e.cnt.delivered.Load(), e.cnt.errorsMap())
+	if e.cnt.delivered.Load() == 0 || e.cnt.totalErrors() != 0 || s.node.delivered.Load() != e.cnt.delivered.Load() {
+		b.Fatalf("delivered %d (%d on the node), errors %v", e.cnt.delivered.Load(), s.node.delivered.Load(), e.cnt.errorsMap())
 	}
 }

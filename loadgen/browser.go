@@ -76,6 +76,10 @@ type pending struct {
 	sched  int64  // scheduled time, ns since start
 	mseq   uint32 // the tab's message sequence
 	target *browser
+	// written: the send was written to a socket, on node node (the one
+	// its header names, kept when it is re-sent after a reconnect)
+	written bool
+	node    uint16
 }
 
 // tabRef is a tab as one of its incarnations (session id sid).
@@ -102,7 +106,8 @@ type sock struct {
 	seq        uint64
 	pend       []pending
 	ladder     *Ladder
-	addr       int
+	addr       int   // index of the address to dial, in the engine's list
+	node       *node // the node of the current link, or of the last one (nil: never up)
 	downAt     int64 // ns since start when the link was lost (0 = up or never)
 	upAt       int64 // ns since start when the current link came up
 	resumeWait int   // attach/join replies still expected
@@ -151,6 +156,7 @@ func (t *tab) attached() {
 	e := t.b.e
 	t.att = true
 	addPeak(&e.cnt.sessions, &e.cnt.sessionsPeak, 1)
+	t.s.node.addSessions(1)
 	t.b.online.Add(1)
 }
 

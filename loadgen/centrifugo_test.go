@@ -239,7 +239,7 @@ func TestCentrifugoFaultsCaught(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEngine(sc, reports.ModePerTab, &options{logf: t.Logf, pacer: func(r float64) Pacer { return PoissonPacer{PerSecond: r} }},
-		w, sc.Targets, "http://127.0.0.1:1")
+		w, targetList{addrs: sc.Targets, base: "http://127.0.0.1:1"})
 	e.t0 = time.Now()
 	room := `"chat:` + e.rooms[0] + `"`
 	var recv, send *tab
@@ -271,7 +271,7 @@ func TestCentrifugoFaultsCaught(t *testing.T) {
 		t.Fatalf("room top %d epoch %q", e.tops[0].Load(), e.roomEpoch(0))
 	}
 	pub := func(off int, seq uint32) string {
-		text := string(appendText(nil, e.tag, send.gid, seq, 0, 48))
+		text := string(appendText(nil, e.tag, send.gid, seq, 0, 0, 48))
 		return `{"push":{"channel":` + room + `,"pub":{"data":{"text":"` + text + `","ts":1},"info":{"user":"","client":"c"},"offset":` + strconv.Itoa(off) + `}}}`
 	}
 	// The sender gets 11..16; the receiver misses 12, gets 15 twice and

@@ -40,6 +40,7 @@ func (sh *shard) churnTab() {
 		s.issue(pending{t: t}, b.command(wire.Detach))
 		t.att = false
 		e.cnt.sessions.Add(-1)
+		s.node.addSessions(-1)
 		b.online.Add(-1)
 	}
 	t.open = false

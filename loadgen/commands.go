@@ -184,12 +184,22 @@ func (s *sock) joinTrack(t *tab, i int, also []tabRef) {
 }
 
 // sendMsg issues a room message or a private message (p.kind wire.Send or
-// wire.DM): its text carries the header receivers measure latency with.
+// wire.DM): its text carries the header receivers measure latency with,
+// and the node it is first written to (counted there), kept when it is
+// re-sent.
 func (s *sock) sendMsg(p pending) {
 	e := s.b.e
 	b := s.b
 	t := p.t
-	buf := appendText(b.text[:0], e.tag, t.gid, p.mseq, p.sched/1000, e.sc.MsgSize)
+	if !p.written && s.node != nil {
+		p.written, p.node = true, s.node.idx
+		if p.kind == wire.DM {
+			s.node.dmsSent.Add(1)
+		} else {
+			s.node.sent.Add(1)
+		}
+	}
+	buf := appendText(b.text[:0], e.tag, t.gid, p.mseq, p.sched/1000, p.node, e.sc.MsgSize)
 	n := len(buf)
 	buf = appendCid(buf, t.gid, p.mseq)
 	b.text = buf

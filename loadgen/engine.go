@@ -65,9 +65,15 @@ type engine struct {
 	dialCtx  context.Context
 	cancel   context.CancelFunc
 
+	// addrMu guards the address list and the node table (nodes.go).
 	addrMu sync.Mutex
 	addrs  []string
-	base   string // http://host:port of the first target
+	nodes  []*node          // every address connected to or listed, in the order met
+	nodeAt map[string]*node // nodes by address
+	lbs    string           // the address list's URL, read again by the ladder's refetch step ("": fixed list)
+	base   string           // http://host:port of the server whose /stats is the run's
+
+	dmCross atomic.Int64 // DM copies received from another node
 
 	dialer   *websocket.Dialer
 	poller   linkPoller // nil: a reader goroutine per socket
@@ -82,23 +88,42 @@ func (e *engine) nowUs() int64 { return int64(time.Since(e.t0) / time.Microsecon
 
 func (e *engine) shardHists(sh *shard) *hists { return sh.hists }
 
+// addrList returns the address list.
+func (e *engine) addrList() []string {
+	e.addrMu.Lock()
+	defer e.addrMu.Unlock()
+	return append([]string(nil), e.addrs...)
+}
+
 func (e *engine) addrAt(i int) string {
 	e.addrMu.Lock()
 	defer e.addrMu.Unlock()
 	return e.addrs[i%len(e.addrs)]
 }
 
-// refetchAddrs fetches /lbs again (ladder step "refetch"); on failure the
-// old list is kept.
-func (e *engine) refetchAddrs() {
-	e.lbsFetch.Add(1)
-	ctx, cancel := context.WithTimeout(e.dialCtx, 2*time.Second)
-	defer cancel()
-	if addrs, err := fetchLBS(ctx, e.base); err == nil && len(addrs) > 0 {
-		e.addrMu.Lock()
-		e.addrs = addrs
-		e.addrMu.Unlock()
+// refetchAddrs fetches the address list again (ladder step "refetch") and
+// returns the length of the list to climb: the new one, whose new
+// addresses join the node table, or the old one when the list is fixed
+// (several targets) or the fetch failed.
+func (e *engine) refetchAddrs() int {
+	if e.lbs != "" {
+		e.lbsFetch.Add(1)
+		ctx, cancel := context.WithTimeout(e.dialCtx, 2*time.Second)
+		addrs, err := fetchLBS(ctx, e.lbs)
+		cancel()
+		if err == nil && len(addrs) > 0 {
+			addrs = uniqueAddrs(addrs)
+			e.addrMu.Lock()
+			e.addrs = addrs
+			for _, a := range addrs {
+				e.nodeOfLocked(a)
+			}
+			e.addrMu.Unlock()
+		}
 	}
+	e.addrMu.Lock()
+	defer e.addrMu.Unlock()
+	return len(e.addrs)
 }
 
 func (e *engine) dial(addr string) (*websocket.Conn, error) {
@@ -235,12 +260,16 @@ func (e *engine) pickTarget(r *rand.Rand, from *browser) *browser {
 	return nil
 }
 
-// newEngine sets up one mode of sc, spoken with w, against addrs (base is
-// the first target's http://host:port).
-func newEngine(sc Scenario, mode string, o *options, w wire.Wire, addrs []string, base string) *engine {
+// newEngine sets up one mode of sc, spoken with w, against the nodes of tl:
+// node i is tl.addrs[i], and browser i's sockets start on node i mod N.
+func newEngine(sc Scenario, mode string, o *options, w wire.Wire, tl targetList) *engine {
 	tr := w.Traits()
-	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, base: base, wire: w, traits: tr,
+	addrs := append([]string(nil), tl.addrs...)
+	e := &engine{sc: sc, mode: mode, o: o, addrs: addrs, lbs: tl.lbs, base: tl.base, wire: w, traits: tr,
 		dms: newDMTracker(tr.DMToSenderTabs)}
+	for _, a := range addrs {
+		e.nodeOf(a)
+	}
 	if tr.Content {
 		e.content = newContentTable(sc.Rooms)
 	}
@@ -307,8 +336,10 @@ func newEngine(sc Scenario, mode string, o *options, w wire.Wire, addrs []string
 		}
 		b.socks = make([]*sock, nSocks)
 		for k := range b.socks {
-			// Spread browsers over the address list.
-			b.socks[k] = &sock{b: b, idx: k, ladder: NewLadder(sc.Ladder, nAddr, i), addr: i % nAddr}
+			// Spread browsers over the nodes: every socket of browser i
+			// starts on node i mod N.
+			start := startNode(i, nAddr)
+			b.socks[k] = &sock{b: b, idx: k, ladder: NewLadder(sc.Ladder, nAddr, start), addr: start}
 		}
 		b.tabs = make([]*tab, sc.Tabs)
 		for k := range b.tabs {

@@ -34,15 +34,13 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		e.poller = p
 	}
 
-	// Observers: /stats, this process, the server process, the series.
+	// Observers: /stats (the run's server, and each node's when there are
+	// several), this process, the server process, the series.
 	statsCtx, stopStats := context.WithCancel(context.Background())
-	var poller *statsPoller
-	var pollWG sync.WaitGroup
+	var polls *statsPolls
 	if !e.o.noStats {
-		poller = &statsPoller{}
-		poller.sample(statsCtx, e.base) // before any connection: the baseline
-		pollWG.Add(1)
-		go func() { defer pollWG.Done(); poller.run(statsCtx, e.base, time.Second) }()
+		polls = newStatsPolls(e.base, e.addrList())
+		polls.start(statsCtx) // a first sample before any connection: the baseline
 	}
 	self := watchProc(0)
 	var server *procWatch
@@ -109,8 +107,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		e.o.logf("%s: %d dials or greetings failed (the ladder retried them); the last: %v", e.mode, n, e.dialErr.Load())
 	}
 	e.finalize()
-	if poller != nil {
-		poller.sample(statsCtx, e.base) // after the drain: the final counters
+	if polls != nil {
+		polls.sample(statsCtx) // after the drain: the final counters
 	}
 
 	// Stop: close every socket, then the scheduler.
@@ -142,7 +140,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	close(serStop)
 	<-serDone
 	stopStats()
-	pollWG.Wait()
+	if polls != nil {
+		polls.wait()
+	}
 
 	// Collect.
 	run.End = time.Now()
@@ -156,20 +156,28 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		reports.NoteDeliveriesByPush:   e.ver.deliveredPush.Load(),
 		reports.NoteDeliveriesByResume: e.ver.deliveredRe.Load(),
 	}
-	if poller != nil {
-		peak, first, last := poller.get()
-		run.ServerStatsPeak = peak
-		// Deltas only when the server did not restart meanwhile (its
-		// counters start again from zero).
-		// (nor when a fault restarted it: its uptime may have caught up).
-		if first != nil && last != nil && len(e.o.faults) == 0 && statNum(last, "uptime_seconds") >= statNum(first, "uptime_seconds") {
-			for _, k := range []string{"messages_in", "messages_out", "dms_in", "dms_out"} {
-				notes[reports.NoteServerPrefix+k] = int64(statNum(last, k) - statNum(first, k))
+	run.Nodes = e.nodeResults()
+	if polls != nil {
+		run.ServerStatsPeak, _, _ = polls.run().get()
+		if len(run.Nodes) > 1 {
+			for i := range run.Nodes {
+				run.Nodes[i].ServerStatsPeak = polls.nodePeak(i)
+			}
+		}
+		// Deltas only when no server restarted meanwhile (its counters
+		// start again from zero), nor a fault restarted it (its uptime
+		// may have caught up).
+		if d, ok := polls.deltas([]string{"messages_in", "messages_out", "dms_in", "dms_out"}); ok && len(e.o.faults) == 0 {
+			for k, v := range d {
+				notes[reports.NoteServerPrefix+k] = v
 			}
 		}
 	}
 	run.Faults = e.faultResults()
 	run.Delivery = e.ver.delivery()
+	for _, n := range run.Nodes {
+		run.Delivery.CrossNode += n.CrossNode
+	}
 	if e.content != nil {
 		run.Delivery.Mismatched = e.content.mismatched.Load()
 		notes[reports.NoteContentUnchecked] = e.content.unchecked.Load()
@@ -236,6 +244,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	if dmo.Expected > 0 || dmo.Delivered > 0 || e.cnt.dmsSent.Load() > 0 {
 		d := dmo.Delivery
+		d.CrossNode = e.dmCross.Load()
 		run.DMDelivery = &d
 	}
 	for k, v := range notes {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"imload/reports"
 )
 
 var httpClient = &http.Client{Transport: &http.Transport{
@@ -50,12 +52,13 @@ func getJSON(ctx context.Context, u string, v any) error {
 	return json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v)
 }
 
-// fetchLBS reads the address list at base/lbs.
-func fetchLBS(ctx context.Context, base string) ([]string, error) {
+// fetchLBS reads the address list at u (http://host:port/lbs): the nodes'
+// ws:// addresses, best first (the server's handleLBS).
+func fetchLBS(ctx context.Context, u string) ([]string, error) {
 	var v struct {
 		Addrs []string `json:"addrs"`
 	}
-	if err := getJSON(ctx, base+"/lbs", &v); err != nil {
+	if err := getJSON(ctx, u, &v); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -94,6 +97,7 @@ type statsPoller struct {
 	peak        map[string]any
 	first, last map[string]any
 	failures    int
+	lastFailed  bool // the latest sample failed: last is older than it
 }
 
 func (p *statsPoller) run(ctx context.Context, base string, every time.Duration) {
@@ -115,6 +119,7 @@ func (p *statsPoller) sample(ctx context.Context, base string) {
 	cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.lastFailed = err != nil
 	if err != nil {
 		p.failures++
 		return
@@ -123,9 +128,9 @@ func (p *statsPoller) sample(ctx context.Context, base string) {
 		p.first = m
 	}
 	p.last = m
-	pc, ps := statNum(m, "physical_connections"), statNum(m, "logical_sessions")
-	if p.peak == nil || pc > statNum(p.peak, "physical_connections") ||
-		(pc == statNum(p.peak, "physical_connections") && ps > statNum(p.peak, "logical_sessions")) {
+	pc, ps := statNum(m, reports.StatPhysicalConnections), statNum(m, reports.StatLogicalSessions)
+	if p.peak == nil || pc > statNum(p.peak, reports.StatPhysicalConnections) ||
+		(pc == statNum(p.peak, reports.StatPhysicalConnections) && ps > statNum(p.peak, reports.StatLogicalSessions)) {
 		p.peak = m
 	}
 }
@@ -134,4 +139,111 @@ func (p *statsPoller) get() (peak, first, last map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peak, p.first, p.last
+}
+
+// statsPolls samples the /stats of the run's server (the first target,
+// whose peak is the run's server_stats_peak) and, when the run has several
+// nodes, of each node of the initial list: one poller per distinct
+// http://host:port, each on a goroutine of its own.
+type statsPolls struct {
+	bases []string // distinct, the run's first
+	by    map[string]*statsPoller
+	nodes []*statsPoller // the poller of each initial node (nil: one node)
+	wg    sync.WaitGroup
+}
+
+// newStatsPolls returns the pollers for the run's server base and the
+// nodes at addrs.
+func newStatsPolls(base string, addrs []string) *statsPolls {
+	p := &statsPolls{by: map[string]*statsPoller{}}
+	add := func(b string) *statsPoller {
+		if sp, ok := p.by[b]; ok {
+			return sp
+		}
+		sp := &statsPoller{}
+		p.by[b] = sp
+		p.bases = append(p.bases, b)
+		return sp
+	}
+	add(base)
+	if len(addrs) > 1 {
+		for _, a := range addrs {
+			b, err := httpBase(a)
+			if err != nil {
+				p.nodes = append(p.nodes, nil)
+				continue
+			}
+			p.nodes = append(p.nodes, add(b))
+		}
+	}
+	return p
+}
+
+// start samples every server once (the baseline before any connection),
+// then every second until ctx ends (wait waits for them).
+func (p *statsPolls) start(ctx context.Context) {
+	p.sample(ctx)
+	for _, b := range p.bases {
+		sp := p.by[b]
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); sp.run(ctx, b, time.Second) }()
+	}
+}
+
+// sample samples every server once, one after the other.
+func (p *statsPolls) sample(ctx context.Context) {
+	for _, b := range p.bases {
+		p.by[b].sample(ctx, b)
+	}
+}
+
+func (p *statsPolls) wait() { p.wg.Wait() }
+
+// run is the poller of the run's server.
+func (p *statsPolls) run() *statsPoller { return p.by[p.bases[0]] }
+
+// nodePeak is node i's /stats at its peak (nil with one node, or when it
+// never answered).
+func (p *statsPolls) nodePeak(i int) map[string]any {
+	if i >= len(p.nodes) || p.nodes[i] == nil {
+		return nil
+	}
+	peak, _, _ := p.nodes[i].get()
+	return peak
+}
+
+// deltas returns how much the /stats counters keys grew over the run: the
+// run's server's, or with several nodes the sum over the nodes' (each
+// counts what went through it). ok is false when a server did not answer
+// at the start or to the last sample (after the drain: a node that died
+// would count only up to its last answer), or restarted meanwhile (its
+// counters started again from zero).
+func (p *statsPolls) deltas(keys []string) (map[string]int64, bool) {
+	pollers := []*statsPoller{p.run()}
+	if len(p.nodes) > 0 {
+		pollers = nil
+		seen := map[*statsPoller]bool{}
+		for _, sp := range p.nodes {
+			if sp == nil {
+				return nil, false
+			}
+			if !seen[sp] {
+				seen[sp] = true
+				pollers = append(pollers, sp)
+			}
+		}
+	}
+	out := map[string]int64{}
+	for _, sp := range pollers {
+		sp.mu.Lock()
+		first, last, failed := sp.first, sp.last, sp.lastFailed
+		sp.mu.Unlock()
+		if first == nil || last == nil || failed || statNum(last, "uptime_seconds") < statNum(first, "uptime_seconds") {
+			return nil, false
+		}
+		for _, k := range keys {
+			out[k] += int64(statNum(last, k) - statNum(first, k))
+		}
+	}
+	return out, true
 }

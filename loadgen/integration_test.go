@@ -78,6 +78,15 @@ func checkRun(t *testing.T, run *reports.Run, clients, tabs int) {
 	if run.Latency[reports.HistDelivery].Count != d.Delivered {
 		t.Errorf("%s: %d delivery latencies for %d deliveries", run.Mode, run.Latency[reports.HistDelivery].Count, d.Delivered)
 	}
+	// One node: it carried everything, nothing crossed nodes.
+	if len(run.Nodes) != 1 {
+		t.Errorf("%s: nodes %+v, want one", run.Mode, run.Nodes)
+	} else if n := run.Nodes[0]; n.PhysicalConnectionsPeak != run.PhysicalConnectionsPeak || n.SessionsPeak != run.SessionsPeak ||
+		n.Delivered != d.Delivered || n.MessagesSent != run.Counters.MessagesSent || n.DMsSent != run.Counters.DMsSent ||
+		n.CrossNode != 0 || d.CrossNode != 0 || n.Reconnects != 0 || n.ServerStatsPeak != nil {
+		t.Errorf("%s: node %+v, run peaks %d/%d, %d delivered, %d/%d sent, %d cross-node", run.Mode, n, run.PhysicalConnectionsPeak,
+			run.SessionsPeak, d.Delivered, run.Counters.MessagesSent, run.Counters.DMsSent, d.CrossNode)
+	}
 	if run.ServerStatsPeak == nil {
 		t.Errorf("%s: no server stats", run.Mode)
 	} else {
@@ -186,6 +195,10 @@ func testChurnAndKills(t *testing.T, rd string) {
 		}
 		if run.Latency[reports.HistReconnect].Count == 0 {
 			t.Errorf("%s: no reconnect measured", mode)
+		}
+		// One node: every reconnect is onto it, none from elsewhere.
+		if len(run.Nodes) != 1 || run.Nodes[0].Reconnects == 0 || run.Nodes[0].SwitchedIn != 0 || d.CrossNode != 0 {
+			t.Errorf("%s: nodes %+v, %d cross-node", mode, run.Nodes, d.CrossNode)
 		}
 		if run.DMDelivery != nil && run.DMDelivery.Lost != 0 {
 			t.Errorf("%s: dm %+v", mode, run.DMDelivery)

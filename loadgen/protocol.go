@@ -8,6 +8,9 @@ package loadgen
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -142,6 +145,29 @@ func probeTarget(ctx context.Context, w wire.Wire, addr string) (string, error) 
 	}()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	return w.Probe(probeConn{c})
+}
+
+// probeNodes probes every node of addrs, in order, and returns the first
+// one's server name; its error names the node that did not answer.
+func probeNodes(ctx context.Context, w wire.Wire, addrs []string) (string, error) {
+	var name string
+	for i, a := range addrs {
+		n, err := probeTarget(ctx, w, a)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("no WebSocket answer within 5s (is it %s?): %w", w.Traits().Hint, err)
+			}
+			if len(addrs) > 1 {
+				return "", fmt.Errorf("cannot reach node %s (%d of %d): %w", a, i+1, len(addrs), err)
+			}
+			return "", fmt.Errorf("cannot reach target %s: %w", a, err)
+		}
+		if i == 0 {
+			name = n
+		}
+	}
+	return name, nil
 }
 
 // dialProbe opens one WebSocket to addr for a probe before the run (5 s to

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -168,9 +167,14 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	}
 	w, werr := wire.New(sc.Protocol, wire.Config{DMs: sc.DMRatio > 0})
 	if werr == nil {
-		// The URLs of the protocol (socket.io's and Centrifugo's paths).
+		// The URLs of the protocol (socket.io's and Centrifugo's paths);
+		// an address list URL is read as it is.
 		targets := make([]string, len(sc.Targets))
 		for i, t := range sc.Targets {
+			if isListURL(t) {
+				targets[i] = t
+				continue
+			}
 			u, err := w.URL(t)
 			if err != nil {
 				return nil, fmt.Errorf("target %q: %w", t, err)
@@ -223,33 +227,24 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	}
 	res.Environment.Hostname, _ = os.Hostname()
 
-	// Where to connect: /lbs of the first target, else the targets.
-	base, err := httpBase(sc.Targets[0])
+	// Where to connect (nodes.go): the nodes, and the address list's URL.
+	tl, err := resolveTargets(ctx, sc.Targets, tr, o.logf)
 	if err != nil {
 		return nil, err
 	}
-	addrs := append([]string(nil), sc.Targets...)
-	if tr.AddrList {
-		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if l, err := fetchLBS(lctx, base); err == nil && len(l) > 0 {
-			addrs = l
-			o.logf("address list from %s/lbs: %v", base, l)
-		}
-		cancel()
-	}
-	name, err := probeTarget(ctx, w, addrs[0])
-	if err != nil && addrs[0] != sc.Targets[0] {
-		addrs = append([]string(nil), sc.Targets...)
-		name, err = probeTarget(ctx, w, addrs[0])
+	name, err := probeNodes(ctx, w, tl.addrs)
+	if err != nil && tl.fromLBS && (len(tl.addrs) > 1 || tl.addrs[0] != sc.Targets[0]) {
+		// The list a single target gave is not reachable from here: the
+		// target alone.
+		o.logf("%v: connecting to %s alone", err, sc.Targets[0])
+		tl.addrs, tl.fromLBS = []string{sc.Targets[0]}, false
+		name, err = probeNodes(ctx, w, tl.addrs)
 	}
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			err = fmt.Errorf("no WebSocket answer within 5s (is it %s?): %w", tr.Hint, err)
-		}
-		return nil, fmt.Errorf("cannot reach target %s: %w", addrs[0], err)
+		return nil, err
 	}
 	res.Environment.ServerVersion = name
+	addrs := tl.addrs
 
 	maxSockets := 0
 	for _, m := range o.modes {
@@ -279,7 +274,7 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 			runErr = fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 			break
 		}
-		e := newEngine(sc, mode, o, w, append([]string(nil), addrs...), base)
+		e := newEngine(sc, mode, o, w, tl)
 		run := e.execute(ctx)
 		res.Runs = append(res.Runs, run)
 		if ctx.Err() != nil {

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -33,9 +32,14 @@ import (
 // Scenario is the load to apply. The zero value of a field means its default
 // (see DefaultScenario), except where a comment says otherwise.
 type Scenario struct {
-	// Targets are the server's WebSocket URLs (ws://host:port/ws). The first
-	// one's /lbs, when it answers, gives the address list used for
-	// (re)connects; /stats of the first one is sampled every second.
+	// Targets are the nodes' WebSocket URLs (ws://host:port/ws), or one
+	// address list URL (http://host:port/lbs, whose JSON lists them, best
+	// first). A single ws:// target's /lbs, when it answers, gives the
+	// list instead. Browsers are spread over the nodes (browser i's sockets
+	// start on node i mod N) and each node's share is in the result
+	// (reports.Run.Nodes). /stats of the first target (of the list's first
+	// node, for a list URL) is sampled every second, and, with several
+	// nodes, each node's too. See nodes.go.
 	Targets []string
 
 	// Protocol is the protocol spoken: ProtocolImload (the default),
@@ -201,7 +205,7 @@ func (s Scenario) withDefaults() Scenario {
 func (s Scenario) Validate() error {
 	var errs []error
 	if len(s.Targets) == 0 {
-		errs = append(errs, errors.New("no target: give at least one ws:// URL"))
+		errs = append(errs, errors.New("no target: give at least one ws:// URL, or an http://…/lbs address list URL"))
 	}
 	if err := checkReader(s.Reader); err != nil {
 		errs = append(errs, err)
@@ -211,12 +215,7 @@ func (s Scenario) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("protocol %q: want %q, %q or %q", s.Protocol, ProtocolImload, ProtocolSocketIO, ProtocolCentrifugo))
 	}
-	for _, t := range s.Targets {
-		u, err := url.Parse(t)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("target %q is not a ws:// URL", t))
-		}
-	}
+	errs = append(errs, checkTargets(s.Targets)...)
 	if s.Clients < 1 {
 		errs = append(errs, fmt.Errorf("clients must be at least 1 (got %d)", s.Clients))
 	}

@@ -24,9 +24,14 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 		}
 	}()
 	if refetch {
-		e.refetchAddrs()
+		// The ladder climbs the list it fetched (from its first address).
+		n := e.refetchAddrs()
+		b.mu.Lock()
+		s.ladder.SetAddrs(n)
+		b.mu.Unlock()
 	}
 	addr := e.addrAt(addrIdx)
+	nd := e.nodeOf(addr)
 	t0 := time.Now()
 	conn, err := e.dial(addr)
 	var l *wsLink
@@ -66,6 +71,7 @@ func (s *sock) run(gen uint32, addrIdx int, refetch bool) {
 	s.lastRecv.Store(e.now())
 	s.setOutput(l)
 	addPeak(&e.cnt.conns, &e.cnt.connsPeak, 1)
+	s.linkUp(nd) // on nd from now on
 	// Sends that were in flight when the last link died are re-sent after
 	// the resume with the same client id (the server answers a repeat with
 	// the first offset); everything else in flight is forgotten.
@@ -97,11 +103,13 @@ func (s *sock) down(wasConn bool) {
 	s.setOutput(nil)
 	if wasUp {
 		e.cnt.conns.Add(-1)
+		s.node.conns.Add(-1)
 	}
 	for _, t := range s.tabs {
 		if t.att {
 			t.att = false
 			e.cnt.sessions.Add(-1)
+			s.node.addSessions(-1)
 			b.online.Add(-1)
 		}
 		// Tracks that were paging stay so: the resume starts from the

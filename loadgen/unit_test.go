@@ -415,13 +415,24 @@ func TestHistogramsMergeAndAboveRange(t *testing.T) {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	b := appendText(nil, "abc123", 4242, 17, 987654321, 64)
+	b := appendText(nil, "abc123", 4242, 17, 987654321, 3, 64)
 	if len(b) != 64 {
 		t.Fatalf("text of %d bytes", len(b))
 	}
 	h, ok := parseHeader(b, "abc123")
-	if !ok || h.gid != 4242 || h.seq != 17 || h.schedUs != 987654321 {
+	if !ok || h.gid != 4242 || h.seq != 17 || h.schedUs != 987654321 || h.node != 3 {
 		t.Fatalf("%+v %v", h, ok)
+	}
+	// The largest header (every field at its widest, a day-long run) fits
+	// the smallest message size.
+	if b := appendText(nil, "abc123", 1<<32-1, 1<<32-1, 86_400_000_000, 1<<16-1, minMsgSize); len(b) != minMsgSize {
+		t.Fatalf("the widest header takes %d bytes, more than %d", len(b), minMsgSize)
+	}
+	if _, ok := parseHeader([]byte("abc123:1:2:3|......"), "abc123"); ok {
+		t.Fatal("a header without the node accepted")
+	}
+	if _, ok := parseHeader([]byte("abc123:1:2:3:65536|......"), "abc123"); ok {
+		t.Fatal("a node beyond 16 bits accepted")
 	}
 	if _, ok := parseHeader(b, "zzz999"); ok {
 		t.Fatal("another run's tag accepted")

@@ -147,6 +147,7 @@ func TestReportInBrowser(t *testing.T) {
 			r, _ := makeResult(t, fixture{seed: 2, lost: 12, modes: []string{ModePerTab}})
 			return r
 		}, "FAIL"},
+		{"report-nodes", func(t *testing.T) *Result { r, _ := makeResult(t, fixture{seed: 1, nodes: 3}); return r }, "PASS"},
 		{"report-socketio", func(t *testing.T) *Result {
 			r, _ := makeResult(t, fixture{seed: 3, modes: []string{ModePerTab}, protocol: ProtocolSocketIO})
 			return r

@@ -91,7 +91,9 @@ type Comparison struct {
 
 // Compare builds the comparison of two runs: connections, the server's
 // /stats counts, bytes and frames per delivered message, delivery counts,
-// latency percentiles, reconnects and errors, CPU and memory where known.
+// latency percentiles, reconnects and errors, CPU and memory where known;
+// the number of nodes and the cross-node deliveries when a side had several
+// nodes.
 func Compare(a, b Side) *Comparison {
 	c := &Comparison{A: a.Label, B: b.Label, ProtocolA: a.Protocol, ProtocolB: b.Protocol}
 	ra, rb := a.Run, b.Run
@@ -123,7 +125,27 @@ func Compare(a, b Side) *Comparison {
 		}
 	}
 
-	section("connections", []metric{
+	// Nodes and cross-node deliveries only when a side had several nodes
+	// (a side without nodes, an older result, has no value).
+	multi := ra.MultiNode() || rb.MultiNode()
+	withNodes := func(f func(*Run) float64) func(*Run) (float64, bool) {
+		return func(r *Run) (float64, bool) { return f(r), len(r.Nodes) > 0 }
+	}
+	var nodeMetrics, crossMetrics []metric
+	if multi {
+		nodeMetrics = []metric{{"nodes", unitCount, neutral, withNodes(func(r *Run) float64 { return float64(len(r.Nodes)) })}}
+		crossMetrics = []metric{
+			{"cross-node deliveries", unitCount, neutral, withNodes(func(r *Run) float64 { return float64(r.Delivery.CrossNode) })},
+			{"DM copies cross-node", unitCount, neutral, func(r *Run) (float64, bool) {
+				if r.DMDelivery == nil || len(r.Nodes) == 0 {
+					return 0, false
+				}
+				return float64(r.DMDelivery.CrossNode), true
+			}},
+		}
+	}
+
+	section("connections", append([]metric{
 		{"browsers", unitCount, neutral, always(func(r *Run) float64 { return float64(r.Clients) })},
 		{"tabs per browser", unitCount, neutral, always(func(r *Run) float64 { return float64(r.Tabs) })},
 		{"physical connections (peak)", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.PhysicalConnectionsPeak) })},
@@ -131,7 +153,7 @@ func Compare(a, b Side) *Comparison {
 		{"sessions per connection", unitRatio, higherBetter, func(r *Run) (float64, bool) {
 			return div(float64(r.SessionsPeak), float64(r.PhysicalConnectionsPeak)), r.PhysicalConnectionsPeak > 0
 		}},
-	})
+	}, nodeMetrics...))
 
 	statsA, statsB := flattenStats(ra.ServerStatsPeak), flattenStats(rb.ServerStatsPeak)
 	var statMetrics []metric
@@ -171,7 +193,7 @@ func Compare(a, b Side) *Comparison {
 		{"frames out per sent message", unitRatio, lowerBetter, perSent(func(r *Run) int64 { return r.Counters.FramesOut })},
 	})
 
-	section("delivery", []metric{
+	section("delivery", append([]metric{
 		{"messages sent", unitCount, neutral, always(func(r *Run) float64 { return float64(r.Counters.MessagesSent + r.Counters.DMsSent) })},
 		{"delivered", unitCount, neutral, always(func(r *Run) float64 { return float64(r.Delivery.Delivered) })},
 		{"lost", unitCount, lowerBetter, always(func(r *Run) float64 { return float64(r.Delivery.Lost) })},
@@ -181,7 +203,7 @@ func Compare(a, b Side) *Comparison {
 		{"DM copies delivered", unitCount, neutral, dmMetric(func(d *Delivery) int64 { return d.Delivered })},
 		{"DM copies lost", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Lost })},
 		{"DM copies duplicated", unitCount, lowerBetter, dmMetric(func(d *Delivery) int64 { return d.Duplicated })},
-	})
+	}, crossMetrics...))
 
 	var latMetrics []metric
 	for _, name := range unionHistNames(ra, rb) {

@@ -62,3 +62,13 @@ const (
 	ErrorDMCountMismatch = "dm_count_mismatch" // a DM reply whose session count differs from the generator's own view
 	ErrorReplyPrefix     = "reply_"
 )
+
+// Keys of the server's /stats object (server/stats.go) that the load
+// generator and the reports both read: the load generator keeps the sample
+// with the most physical connections (then sessions) as a server_stats_peak,
+// and the reports show a node's own connection count from its
+// server_stats_peak.
+const (
+	StatPhysicalConnections = "physical_connections" // open WebSockets
+	StatLogicalSessions     = "logical_sessions"     // attached sessions (tabs)
+)

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -23,6 +24,11 @@ type fixture struct {
 	// faulty adds, to every run, content mismatches, kicks and a server
 	// crash with its resets.
 	faulty bool
+	// nodes is the number of nodes the load was spread over (0: one, as a
+	// run against one server writes it); noNodes makes a result written
+	// before nodes were reported (no nodes, cross_node not measured).
+	nodes   int
+	noNodes bool
 }
 
 // fixtureValues holds every recorded value (µs) by mode and histogram, so that
@@ -85,6 +91,17 @@ func makeResult(t testing.TB, f fixture) (*Result, fixtureValues) {
 		r.Runs = append(r.Runs, run)
 		vals[mode] = v
 		at = run.End.Add(5 * time.Second)
+	}
+	if f.nodes > 1 {
+		r.Scenario.Targets = nil
+		for k := range f.nodes {
+			r.Scenario.Targets = append(r.Scenario.Targets, fmt.Sprintf("ws://127.0.0.1:%d/ws", 8081+k))
+		}
+	}
+	if !f.noNodes {
+		for i := range r.Runs {
+			addNodes(&r.Runs[i], r.Scenario.Targets)
+		}
 	}
 	if f.faulty {
 		for i := range r.Runs {
@@ -276,4 +293,44 @@ func makeRun(rng *rand.Rand, mode string, start time.Time, lost int64) (Run, map
 	run.ServerProcess = &Process{CPUSeconds: 8.5 + float64(conns)/60, RSSPeakBytes: 40<<20 + conns*30<<10}
 	run.LoadProcess = &Process{CPUSeconds: 11.2 + float64(conns)/50, RSSPeakBytes: 60<<20 + conns*20<<10}
 	return run, vals
+}
+
+// addNodes spreads run's figures over the nodes at targets, as the load
+// generator does (browser i on node i mod N; with several nodes, rooms
+// spread over every node, so most deliveries cross nodes), without drawing
+// from the RNG.
+func addNodes(run *Run, targets []string) {
+	n := int64(len(targets))
+	share := func(total int64, k int) int64 { // total split over n, the remainder on the first nodes
+		v := total / n
+		if int64(k) < total%n {
+			v++
+		}
+		return v
+	}
+	reconnects := run.Counters.TotalReconnects()
+	for k, t := range targets {
+		node := Node{
+			Target:                  t,
+			PhysicalConnectionsPeak: share(run.PhysicalConnectionsPeak, k),
+			SessionsPeak:            share(run.SessionsPeak, k),
+			MessagesSent:            share(run.Counters.MessagesSent, k),
+			DMsSent:                 share(run.Counters.DMsSent, k),
+			Delivered:               share(run.Delivery.Delivered, k),
+			Reconnects:              share(reconnects, k),
+		}
+		if n > 1 {
+			node.CrossNode = node.Delivered * (n - 1) / n
+			node.SwitchedIn = node.Reconnects / 3
+			node.ServerStatsPeak = map[string]any{
+				"physical_connections": float64(node.PhysicalConnectionsPeak),
+				"logical_sessions":     float64(node.SessionsPeak),
+			}
+		}
+		run.Delivery.CrossNode += node.CrossNode
+		run.Nodes = append(run.Nodes, node)
+	}
+	if run.DMDelivery != nil && n > 1 {
+		run.DMDelivery.CrossNode = run.DMDelivery.Delivered * (n - 1) / n
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -151,4 +152,86 @@ func TestGoldenCompareProtocols(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "compare-protocols.golden", buf.Bytes())
+}
+
+// TestGoldenSummaryNodes is the summary of a run spread over 3 nodes: the
+// nodes and cross-node rows in the headline table, and a table of nodes per
+// run.
+func TestGoldenSummaryNodes(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 1, nodes: 3})
+	var b bytes.Buffer
+	if err := Text(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "summary-nodes.golden", b.Bytes())
+}
+
+// TestGoldenCompareNodes compares a 3-node result with an older one-node
+// result that has no nodes: the nodes and cross-node rows, "-" on the side
+// that did not measure them.
+func TestGoldenCompareNodes(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1, nodes: 3})
+	b, _ := makeResult(t, fixture{seed: 5, host: "load-2", noNodes: true})
+	cs, err := CompareResults(a, b, "three-nodes", "older")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, c := range cs {
+		if err := c.Text(&buf); err != nil {
+			t.Fatal(err)
+		}
+		buf.WriteString("\n")
+	}
+	checkGolden(t, "compare-nodes.golden", buf.Bytes())
+}
+
+// TestOneNodeReadsAsBefore: a one-node result (nodes: one entry) renders
+// exactly as a result written before nodes were reported: summary, HTML
+// report, comparison and merge.
+func TestOneNodeReadsAsBefore(t *testing.T) {
+	withNode, _ := makeResult(t, fixture{seed: 1})
+	without, _ := makeResult(t, fixture{seed: 1, noNodes: true})
+	if len(withNode.Runs[0].Nodes) != 1 || len(without.Runs[0].Nodes) != 0 {
+		t.Fatalf("fixture: %d and %d nodes", len(withNode.Runs[0].Nodes), len(without.Runs[0].Nodes))
+	}
+	render := func(r *Result) map[string]string {
+		out := map[string]string{}
+		var b bytes.Buffer
+		if err := Text(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		out["summary"] = b.String()
+		b.Reset()
+		if err := HTML(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		out["report.html"] = b.String()
+		b.Reset()
+		if err := CompareModes(r).Text(&b); err != nil {
+			t.Fatal(err)
+		}
+		out["compare"] = b.String()
+		b.Reset()
+		m, err := Merge(r, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Text(&b, m); err != nil {
+			t.Fatal(err)
+		}
+		out["merged summary"] = b.String()
+		return out
+	}
+	got, want := render(withNode), render(without)
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("%s of a one-node result differs from an older result's:\n%s\n---\n%s", k, got[k], want[k])
+		}
+	}
+	for _, bad := range []string{"cross-node", "<h2>Nodes</h2>"} {
+		if strings.Contains(got["report.html"]+got["summary"], bad) {
+			t.Errorf("one-node report shows %q", bad)
+		}
+	}
 }

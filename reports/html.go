@@ -83,6 +83,8 @@ type pageData struct {
 	Subtitle   []string
 	Tiles      []tile
 	Headline   htmlTable
+	Nodes      []namedTable // one per run with several nodes
+	NodesNote  string
 	Charts     []htmlChart
 	Latency    []namedTable
 	Compare    []namedTable
@@ -122,6 +124,15 @@ func HTML(w io.Writer, r *Result) error {
 	for i := range r.Runs {
 		run := &r.Runs[i]
 		d.Latency = append(d.Latency, namedTable{Title: run.Mode, Table: toHTMLTable(latencyRows(run), nil)})
+	}
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if rows := nodeRows(run); rows != nil {
+			d.Nodes = append(d.Nodes, namedTable{Title: run.Mode, Table: toHTMLTable(rows, nil)})
+		}
+	}
+	if len(d.Nodes) > 0 {
+		d.NodesNote = upperFirst(nodesNote) + "."
 	}
 	if c := CompareModes(r); c != nil {
 		d.Compare = []namedTable{{Title: "per-tab (A) vs shared (B)", Note: "B/A is shared ÷ per-tab; the better side is highlighted.", Table: c.htmlTable()}}
@@ -309,9 +320,10 @@ func tiles(r *Result) []tile {
 		}
 		ts = append(ts, t)
 	}
-	var lost, dup, reord, mism, delivered, reconnects, gaveUp, errs, kicks int64
+	var lost, dup, reord, mism, delivered, cross, reconnects, gaveUp, errs, kicks int64
 	for _, run := range r.Runs {
 		mism += run.Delivery.Mismatched
+		cross += run.Delivery.CrossNode
 		kicks += run.Counters.Kicks
 		lost += run.Delivery.Lost
 		dup += run.Delivery.Duplicated
@@ -323,6 +335,9 @@ func tiles(r *Result) []tile {
 	}
 	lt := tile{Big: fmtInt(lost), Label: "messages lost", Small: fmt.Sprintf("%s duplicated · %s reordered · %s mismatched · %s delivered",
 		fmtInt(dup), fmtInt(reord), fmtInt(mism), fmtInt(delivered)), Class: "good"}
+	if anyMultiNode(r) {
+		lt.Small += " (" + fmtInt(cross) + " cross-node)"
+	}
 	if lost+mism > 0 {
 		lt.Class = "bad"
 	} else if dup+reord > 0 {

@@ -36,11 +36,15 @@ func (e *MismatchError) Error() string {
 //
 //   - histograms are merged (percentiles are those of all values together;
 //     values the merged histogram cannot hold are counted in above_range);
-//   - counters, delivery counts (room messages and DMs), notes, clients,
-//     connection and session peaks are summed (a peak is the sum of each
-//     machine's peak), except the notes of the target's /stats deltas
-//     ("server_*"), which every machine saw from the same server: they take
-//     the largest value;
+//   - counters, delivery counts (room messages and DMs, cross-node ones
+//     included), notes, clients, connection and session peaks are summed (a
+//     peak is the sum of each machine's peak), except the notes of the
+//     target's /stats deltas ("server_*"), which every machine saw from the
+//     same server: they take the largest value;
+//   - nodes are merged by target (in the order first met): their counts
+//     and peaks summed, their /stats the largest value of each number; when
+//     a run has no nodes (a result written before they were reported), the
+//     merged run has none either;
 //   - the time series are aligned on wall-clock seconds and summed; a
 //     second's p50 is the delivery-weighted mean of the machines' p50s and
 //     its p99 the largest of their p99s (an upper bound; the exact
@@ -337,6 +341,7 @@ func mergeRuns(runs []*Run) (Run, error) {
 	if len(stats) > 0 {
 		out.ServerStatsPeak = mergeStats(stats)
 	}
+	out.Nodes = mergeNodes(runs)
 
 	names := map[string]bool{}
 	for _, r := range runs {
@@ -373,6 +378,44 @@ func addDelivery(d *Delivery, b Delivery) {
 	d.Duplicated += b.Duplicated
 	d.Reordered += b.Reordered
 	d.Mismatched += b.Mismatched
+	d.CrossNode += b.CrossNode
+}
+
+// mergeNodes merges the runs' nodes by target, in the order first met, or
+// returns nil when a run has none (nothing says where its connections were).
+func mergeNodes(runs []*Run) []Node {
+	var out []Node
+	at := map[string]int{}
+	for _, r := range runs {
+		if len(r.Nodes) == 0 {
+			return nil
+		}
+		for _, n := range r.Nodes {
+			i, ok := at[n.Target]
+			if !ok {
+				i = len(out)
+				at[n.Target] = i
+				out = append(out, Node{Target: n.Target})
+			}
+			m := &out[i]
+			m.PhysicalConnectionsPeak += n.PhysicalConnectionsPeak
+			m.SessionsPeak += n.SessionsPeak
+			m.MessagesSent += n.MessagesSent
+			m.DMsSent += n.DMsSent
+			m.Delivered += n.Delivered
+			m.CrossNode += n.CrossNode
+			m.Reconnects += n.Reconnects
+			m.SwitchedIn += n.SwitchedIn
+			if n.ServerStatsPeak != nil {
+				if m.ServerStatsPeak == nil {
+					m.ServerStatsPeak = mergeStats([]map[string]any{n.ServerStatsPeak})
+				} else {
+					m.ServerStatsPeak = mergeStats([]map[string]any{m.ServerStatsPeak, n.ServerStatsPeak})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // mergeProcess combines two optional process figures field by field.

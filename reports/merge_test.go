@@ -3,6 +3,7 @@ package reports
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +272,62 @@ func TestMergeFaultsKicksMismatches(t *testing.T) {
 	}
 	if m.Verdict.Pass || !strings.Contains(m.Verdict.Reason, "mismatched") || !strings.Contains(m.Verdict.Reason, "kicks") {
 		t.Errorf("merged verdict %+v", m.Verdict)
+	}
+}
+
+// TestMergeNodes: nodes are merged by target whatever their order on each
+// machine (counts and peaks summed, /stats the largest), cross-node
+// deliveries add up, and a run without nodes (an older result) leaves the
+// merged run without them.
+func TestMergeNodes(t *testing.T) {
+	a, _ := makeResult(t, fixture{seed: 1, host: "load-1", nodes: 3})
+	b, _ := makeResult(t, fixture{seed: 2, host: "load-2", nodes: 3})
+	rb := b.RunByMode(ModeShared)
+	slices.Reverse(rb.Nodes) // another machine may have met them in another order
+	rb.Nodes[0].ServerStatsPeak["physical_connections"] = float64(1000)
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{ModeShared, ModePerTab} {
+		run, ra, rb := m.RunByMode(mode), a.RunByMode(mode), b.RunByMode(mode)
+		if len(run.Nodes) != 3 {
+			t.Fatalf("%s: %d nodes, want 3", mode, len(run.Nodes))
+		}
+		if got, want := run.Delivery.CrossNode, ra.Delivery.CrossNode+rb.Delivery.CrossNode; got != want || got == 0 {
+			t.Errorf("%s: cross-node %d, want %d", mode, got, want)
+		}
+		if got, want := run.DMDelivery.CrossNode, ra.DMDelivery.CrossNode+rb.DMDelivery.CrossNode; got != want || got == 0 {
+			t.Errorf("%s: DM cross-node %d, want %d", mode, got, want)
+		}
+		for i, n := range run.Nodes {
+			if n.Target != ra.Nodes[i].Target {
+				t.Errorf("%s: node %d is %s, want %s (the first result's order)", mode, i, n.Target, ra.Nodes[i].Target)
+			}
+			nb := rb.Nodes[slices.IndexFunc(rb.Nodes, func(x Node) bool { return x.Target == n.Target })]
+			na := ra.Nodes[i]
+			if n.PhysicalConnectionsPeak != na.PhysicalConnectionsPeak+nb.PhysicalConnectionsPeak ||
+				n.SessionsPeak != na.SessionsPeak+nb.SessionsPeak || n.MessagesSent != na.MessagesSent+nb.MessagesSent ||
+				n.DMsSent != na.DMsSent+nb.DMsSent || n.Delivered != na.Delivered+nb.Delivered ||
+				n.CrossNode != na.CrossNode+nb.CrossNode || n.Reconnects != na.Reconnects+nb.Reconnects ||
+				n.SwitchedIn != na.SwitchedIn+nb.SwitchedIn {
+				t.Errorf("%s: merged node %+v from %+v and %+v", mode, n, na, nb)
+			}
+			want := max(na.ServerStatsPeak["physical_connections"].(float64), nb.ServerStatsPeak["physical_connections"].(float64))
+			if got := n.ServerStatsPeak["physical_connections"]; got != want {
+				t.Errorf("%s: node %s /stats connections %v, want the largest %v", mode, n.Target, got, want)
+			}
+		}
+	}
+
+	old, _ := makeResult(t, fixture{seed: 2, host: "load-2", nodes: 3, noNodes: true})
+	m, err = Merge(a, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range m.Runs {
+		if run.Nodes != nil {
+			t.Errorf("%s: nodes %+v merged with a run that has none", run.Mode, run.Nodes)
+		}
 	}
 }

@@ -121,7 +121,9 @@ type Result struct {
 // Scenario is the load's configuration as given to `imload run`. Merge refuses
 // results whose scenarios differ in any field except Seed.
 type Scenario struct {
-	// Targets are the server URLs (the /ws endpoints or the /lbs list URL).
+	// Targets are the server URLs as given to imload run: the nodes' /ws
+	// endpoints (one or several), or one /lbs URL whose JSON lists them.
+	// The addresses actually dialled are the runs' Nodes.
 	Targets []string `json:"targets"`
 	// Protocol is the version of imload's wire protocol spoken by the load
 	// generator, or 0 when it spoke another protocol (named by
@@ -245,7 +247,15 @@ type Run struct {
 	PhysicalConnectionsPeak int64 `json:"physical_connections_peak"`
 	SessionsPeak            int64 `json:"sessions_peak"`
 	// ServerStatsPeak is the target's /stats JSON object at peak, or nil.
+	// With several nodes it is the first target's (each node's own is in
+	// Nodes).
 	ServerStatsPeak map[string]any `json:"server_stats_peak"`
+	// Nodes holds one entry per node the load generator connected to (each
+	// address of --target or of the /lbs list), in the order of the list
+	// (nodes that a refetched list added come last). A result written
+	// before nodes were reported has none: its runs' connections may have
+	// been on any node, and its Delivery.CrossNode was not measured.
+	Nodes []Node `json:"nodes,omitempty"`
 	// ServerProcess is the target process's resource use, when known (the
 	// target is local), or nil.
 	ServerProcess *Process `json:"server_process"`
@@ -330,7 +340,53 @@ type Delivery struct {
 	// another receiver got, under the same room, epoch and offset: two
 	// messages with one number.
 	Mismatched int64 `json:"mismatched"`
+	// CrossNode counts the deliveries (of Delivered) whose sender's socket
+	// was on another node than the receiving tab's socket: the sender's
+	// node is the one its socket was on when the message was first written
+	// (a message re-sent after a reconnect keeps it), the receiver's the
+	// one its socket was on when the copy arrived. Always 0 with one node;
+	// not measured (0) in a run without Nodes.
+	CrossNode int64 `json:"cross_node"`
 }
+
+// Node is what one run saw of one node of the target: one WebSocket address
+// the load generator connected to. Browser i's sockets start on node i mod
+// N (N the nodes of the initial list); a socket that the reconnect ladder
+// moves to another node is counted on that node from then on.
+type Node struct {
+	// Target is the node's WebSocket address, as dialled.
+	Target string `json:"target"`
+	// PhysicalConnectionsPeak is the most WebSockets open to this node at
+	// once and SessionsPeak the most sessions (tabs) attached through them,
+	// as seen by the load generator. The nodes' peaks need not add up to
+	// the run's (they may fall at different times).
+	PhysicalConnectionsPeak int64 `json:"physical_connections_peak"`
+	SessionsPeak            int64 `json:"sessions_peak"`
+	// MessagesSent and DMsSent count the room and private messages first
+	// written to a socket on this node (a message re-sent after a
+	// reconnect counts where it was first written).
+	MessagesSent int64 `json:"messages_sent"`
+	DMsSent      int64 `json:"dms_sent,omitempty"`
+	// Delivered counts the room-message deliveries (first copies, as
+	// Delivery.Delivered) received by tabs whose socket was on this node,
+	// and CrossNode those of them sent through another node.
+	Delivered int64 `json:"delivered"`
+	CrossNode int64 `json:"cross_node"`
+	// Reconnects counts the links re-established onto this node after a
+	// lost link (a socket's first connection and a reopened tab's are not
+	// reconnects), and SwitchedIn those of them whose previous link was to
+	// another node.
+	Reconnects int64 `json:"reconnects"`
+	SwitchedIn int64 `json:"switched_in"`
+	// ServerStatsPeak is this node's /stats object at its peak (most
+	// physical connections), when the run had several nodes and their
+	// /stats answered; with one node it is the run's ServerStatsPeak.
+	ServerStatsPeak map[string]any `json:"server_stats_peak,omitempty"`
+}
+
+// MultiNode says whether the run connected to more than one node; the
+// reports show per-node figures and cross-node deliveries only then.
+func (run *Run) MultiNode() bool { return len(run.Nodes) > 1 }
 
 // Latency summarises one HdrHistogram whose values were recorded in
 // microseconds (1 µs .. 60 s, 3 significant digits; see NewHistogram).
@@ -594,7 +650,8 @@ func lineCol(data []byte, off int64) (line, col int) {
 }
 
 // Validate checks the consistency of a decoded result: known modes, no
-// duplicate modes, positive client and tab counts, and decodable histograms.
+// duplicate modes, positive client and tab counts, nodes named once each,
+// and decodable histograms.
 func (r *Result) Validate() error {
 	if len(r.Runs) == 0 {
 		return errors.New("result has no runs")
@@ -610,6 +667,16 @@ func (r *Result) Validate() error {
 		seen[run.Mode] = true
 		if run.Clients < 0 || run.Tabs < 0 {
 			return fmt.Errorf("run %d (%s): negative clients or tabs", i, run.Mode)
+		}
+		targets := map[string]bool{}
+		for j, n := range run.Nodes {
+			if n.Target == "" {
+				return fmt.Errorf("run %d (%s): node %d has no target", i, run.Mode, j)
+			}
+			if targets[n.Target] {
+				return fmt.Errorf("run %d (%s): node %q appears twice", i, run.Mode, n.Target)
+			}
+			targets[n.Target] = true
 		}
 		for _, name := range sortedKeys(run.Latency) {
 			l := run.Latency[name]

@@ -255,3 +255,67 @@ func TestNoteLabel(t *testing.T) {
 		t.Errorf("notes table without notes: %v", rows)
 	}
 }
+
+// TestLoadNodes: a result's nodes survive a round trip, a result written
+// before nodes were reported (no nodes, no cross_node) loads with none, and
+// a node without a target or named twice is refused.
+func TestLoadNodes(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 1, nodes: 3})
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"nodes":[{"target":"ws://127.0.0.1:8081/ws","physical_connections_peak":34`, `"cross_node":`, `"switched_in":`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("result.json lacks %s", want)
+		}
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Runs[0].Nodes) != 3 || got.Runs[0].Delivery.CrossNode == 0 || !got.Runs[0].MultiNode() {
+		t.Errorf("nodes %+v, cross-node %d", got.Runs[0].Nodes, got.Runs[0].Delivery.CrossNode)
+	}
+
+	// An older result: no nodes, no cross_node.
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range m["runs"].([]any) {
+		run := run.(map[string]any)
+		delete(run, "nodes")
+		delete(run["delivery"].(map[string]any), "cross_node")
+	}
+	old, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = Parse(old)
+	if err != nil {
+		t.Fatalf("older result without nodes: %v", err)
+	}
+	if got.Runs[0].Nodes != nil || got.Runs[0].Delivery.CrossNode != 0 || got.Runs[0].MultiNode() {
+		t.Errorf("older result: nodes %+v, cross-node %d", got.Runs[0].Nodes, got.Runs[0].Delivery.CrossNode)
+	}
+
+	for _, tc := range []struct {
+		name string
+		edit func(*Run)
+		want string
+	}{
+		{"no target", func(run *Run) { run.Nodes[1].Target = "" }, "node 1 has no target"},
+		{"twice", func(run *Run) { run.Nodes[2].Target = run.Nodes[0].Target }, `node "ws://127.0.0.1:8081/ws" appears twice`},
+	} {
+		bad, _ := makeResult(t, fixture{seed: 1, nodes: 3})
+		tc.edit(&bad.Runs[0])
+		data, err := json.Marshal(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(data); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -11,7 +11,8 @@ import (
 
 // Text writes the plain-text summary of r (summary.txt, `imload report
 // show`): the verdict, the scenario, a table with one column per run of the
-// headline numbers, latency percentiles, traffic, reconnects, errors, notes
+// headline numbers, a table per run of its nodes (when it had several),
+// latency percentiles, traffic, reconnects, errors, notes
 // (counts that explain the run without being errors), resources and the
 // environment.
 func Text(w io.Writer, r *Result) error {
@@ -31,6 +32,14 @@ func Text(w io.Writer, r *Result) error {
 			fmtInt(r.RunByMode(ModePerTab).PhysicalConnectionsPeak),
 			fmtInt(r.RunByMode(ModeShared).PhysicalConnectionsPeak),
 			fmtInt(r.RunByMode(ModeShared).SessionsPeak))
+	}
+
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if rows := nodeRows(run); rows != nil {
+			p("\nnodes, %s\n", run.Mode)
+			writeTable(bw, rows)
+		}
 	}
 
 	for i := range r.Runs {
@@ -179,12 +188,17 @@ func headlineRows(r *Result) [][]string {
 		perRun(r, "sessions per connection", func(run *Run) string {
 			return fmtFloat(div(float64(run.SessionsPeak), float64(run.PhysicalConnectionsPeak)))
 		}),
-		perRun(r, "delivered", func(run *Run) string { return fmtInt(run.Delivery.Delivered) }),
+	}
+	nodes, cross, dmCross := nodeHeadlineRows(r)
+	rows = append(rows, nodes...)
+	rows = append(rows, perRun(r, "delivered", func(run *Run) string { return fmtInt(run.Delivery.Delivered) }))
+	rows = append(rows, cross...)
+	rows = append(rows,
 		perRun(r, "lost / duplicated / reordered", func(run *Run) string {
 			d := run.Delivery
 			return fmt.Sprintf("%s / %s / %s", fmtInt(d.Lost), fmtInt(d.Duplicated), fmtInt(d.Reordered))
 		}),
-	}
+	)
 	rows = append(rows, perRun(r, "mismatched (one offset, two contents)", func(run *Run) string { return fmtInt(run.Delivery.Mismatched) }))
 	if anyRun(r, func(run *Run) bool { return run.Delivery.LostTail > 0 }) {
 		rows = append(rows, perRun(r, "  lost at the end / gaps", func(run *Run) string {
@@ -192,7 +206,11 @@ func headlineRows(r *Result) [][]string {
 			return fmt.Sprintf("%s / %s", fmtInt(d.LostTail), fmtInt(d.Lost-d.LostTail))
 		}))
 	}
-	rows = append(rows, dmRows(r)...)
+	if dm := dmRows(r); dm != nil {
+		rows = append(rows, dm[0]) // DM copies delivered
+		rows = append(rows, dmCross...)
+		rows = append(rows, dm[1:]...)
+	}
 	rows = append(rows, [][]string{
 		perRun(r, "delivery p50 ms", lat(func(l Latency) float64 { return l.P50Ms })),
 		perRun(r, "delivery p99 ms", lat(func(l Latency) float64 { return l.P99Ms })),

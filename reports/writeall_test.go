@@ -189,3 +189,33 @@ func TestHTMLProtocols(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLNodes: a report of a run over several nodes has a table of nodes
+// per run and the cross-node deliveries next to the delivery figures (the
+// headline table and the "messages lost" tile); a one-node report has
+// neither.
+func TestHTMLNodes(t *testing.T) {
+	r, _ := makeResult(t, fixture{seed: 1, nodes: 3})
+	var b bytes.Buffer
+	if err := HTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"<h2>Nodes</h2>", "<h3>shared</h3>", "<h3>per-tab</h3>", "<th>cross-node</th>", "<th>server conns</th>",
+		"<td>ws://127.0.0.1:8083/ws</td>", "of them cross-node (sender on another node)", "<td>7,068 (66.7%)</td>",
+		"21,259 delivered (14,171 cross-node)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("3-node report lacks %q", want)
+		}
+	}
+	one, _ := makeResult(t, fixture{seed: 1})
+	b.Reset()
+	if err := HTML(&b, one); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<h2>Nodes</h2>", "cross-node"} {
+		if strings.Contains(b.String(), bad) {
+			t.Errorf("one-node report shows %q", bad)
+		}
+	}
+}

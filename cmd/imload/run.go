@@ -56,6 +56,14 @@ With no --target, imload run starts "imload serve --memory" (this binary) as a
 child process on a free loopback port, samples its CPU and memory for the
 report, and stops it at the end.
 
+Several nodes: --target takes several ws:// addresses (comma separated or
+repeated) or one address list URL, http://host:port/lbs (its JSON lists the
+nodes, best first; the reconnect ladder reads it again). Browser i's
+sockets start on node i mod N; a socket the ladder moves to another node
+counts there from then on. The result has each node's connections,
+sessions, messages, deliveries and reconnects, and the deliveries whose
+sender was on another node (cross-node).
+
 Faults on demand (local server only): --crash-server-at 20s kills it with
 SIGKILL 20 s into each run, --restart-server-at 20s stops it with SIGTERM;
 either way it is started again on the same address and data directory
@@ -77,6 +85,8 @@ Examples:
   imload run --clients 5000                       # both modes against a fresh local server
   imload run --clients 200 --duration 10s --mode shared
   imload run --target ws://10.0.0.5:8080/ws --clients 20000 --source-ips 127.0.0.2-127.0.0.20
+  imload run --target ws://10.0.0.5:8080/ws,ws://10.0.0.6:8080/ws --mode shared
+  imload run --target http://10.0.0.5:8080/lbs --clients 20000
   imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
   imload run --clients 200 --duration 30s --crash-server-at 20s
   imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
@@ -139,7 +149,7 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 	f.IntVar(&sc.Tabs, "tabs", sc.Tabs, "tab sessions per browser")
 	f.StringVar(&mode, "mode", "both", "shared (one socket per browser), per-tab (one socket per tab), or both (one after the other, compared)")
 	f.StringVar(&sc.Protocol, "protocol", loadgen.ProtocolImload, "imload; socketio: a socket.io v4 chat server over WebSocket (join/message/dm events with acks); centrifugo: a Centrifugo v6 server (client protocol v2, JSON); the last two per-tab only")
-	f.StringSliceVar(&targets, "target", nil, "server WebSocket URL(s), ws://host:port/ws; /lbs of the first gives the address list (default: start a local imload serve)")
+	f.StringSliceVar(&targets, "target", nil, "the nodes' WebSocket URLs, ws://host:port/ws (comma separated or repeated; browsers are spread over them), or one address list URL, http://host:port/lbs; a single ws:// target's /lbs, when it answers, gives the list (default: start a local imload serve)")
 	f.IntVar(&sc.Rooms, "rooms", sc.Rooms, "number of rooms (0: one per 10 browsers, rooms of about 10 users)")
 	f.IntVar(&sc.RoomsPerUser, "rooms-per-user", sc.RoomsPerUser, "rooms each user (all its tabs) joins")
 	f.Float64Var(&sc.RoomSkew, "room-skew", 0, "0 spreads members evenly over rooms; > 1 picks rooms Zipf-distributed with this exponent (a few big rooms)")
@@ -366,9 +376,15 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 func verdictLine(r *reports.Result, out string) string {
 	var parts []string
 	for _, run := range r.Runs {
-		p := fmt.Sprintf("%s %d conns/%d sessions, %d/%d delivered, %d lost, %d mismatched, p99 %.1f ms",
-			run.Mode, run.PhysicalConnectionsPeak, run.SessionsPeak, run.Delivery.Delivered, run.Delivery.Expected,
-			run.Delivery.Lost, run.Delivery.Mismatched, run.Latency[reports.HistDelivery].P99Ms)
+		p := fmt.Sprintf("%s %d conns/%d sessions", run.Mode, run.PhysicalConnectionsPeak, run.SessionsPeak)
+		if run.MultiNode() {
+			p += fmt.Sprintf(" over %d nodes", len(run.Nodes))
+		}
+		p += fmt.Sprintf(", %d/%d delivered, %d lost, %d mismatched, p99 %.1f ms",
+			run.Delivery.Delivered, run.Delivery.Expected, run.Delivery.Lost, run.Delivery.Mismatched, run.Latency[reports.HistDelivery].P99Ms)
+		if run.MultiNode() {
+			p += fmt.Sprintf(", %d cross-node", run.Delivery.CrossNode)
+		}
 		if run.Counters.Kicks > 0 {
 			p += fmt.Sprintf(", %d KICKS (too_many_connections)", run.Counters.Kicks)
 		}

@@ -81,6 +81,14 @@ func TestRunCommandWithChildServer(t *testing.T) {
 		if run.ServerStatsPeak == nil || run.Delivery.Lost != 0 || run.Delivery.Expected == 0 {
 			t.Errorf("%s: stats %v delivery %+v", run.Mode, run.ServerStatsPeak != nil, run.Delivery)
 		}
+		// The local server is the one node.
+		if len(run.Nodes) != 1 || run.Nodes[0].Target != res.Scenario.Targets[0] || run.Nodes[0].PhysicalConnectionsPeak != want {
+			t.Errorf("%s: nodes %+v, targets %v", run.Mode, run.Nodes, res.Scenario.Targets)
+		}
+	}
+	// One node: the summary and the last line read as before nodes.
+	if strings.Contains(stdout.String(), "node") {
+		t.Errorf("a one-node run's output mentions nodes:\n%s", stdout.String())
 	}
 	for _, f := range []string{reports.FileSummary, reports.FileReportHTML, "server.log", "shared-delivery.hgrm"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
@@ -209,5 +217,23 @@ func TestRunCommandCentrifugoChecks(t *testing.T) {
 	if _, _, err := runCLI(t, "run", "--protocol", "centrifugo"); err == nil || !strings.Contains(err.Error(), "--target") ||
 		!strings.Contains(err.Error(), "bench/centrifugo.json") {
 		t.Errorf("no --target: %v", err)
+	}
+}
+
+// TestVerdictLineNodes: the last line names the nodes and the cross-node
+// deliveries of a run over several nodes, and nothing of the kind for one.
+func TestVerdictLineNodes(t *testing.T) {
+	run := reports.Run{Mode: reports.ModeShared, PhysicalConnectionsPeak: 30, SessionsPeak: 90,
+		Delivery: reports.Delivery{Expected: 500, Delivered: 500, CrossNode: 333},
+		Nodes:    []reports.Node{{Target: "ws://a/ws"}, {Target: "ws://b/ws"}, {Target: "ws://c/ws"}}}
+	r := &reports.Result{Verdict: reports.Verdict{Pass: true, Reason: "ok"}, Runs: []reports.Run{run}}
+	got := verdictLine(r, "out")
+	if want := "imload run: PASS — shared 30 conns/90 sessions over 3 nodes, 500/500 delivered, 0 lost, 0 mismatched, p99 0.0 ms, 333 cross-node; results in out"; got != want {
+		t.Errorf("3 nodes:\n got %s\nwant %s", got, want)
+	}
+	r.Runs[0].Nodes = r.Runs[0].Nodes[:1]
+	r.Runs[0].Delivery.CrossNode = 0
+	if got := verdictLine(r, "out"); strings.Contains(got, "node") {
+		t.Errorf("one node: %s", got)
 	}
 }
