@@ -10,6 +10,7 @@ import (
 
 	"imload/loadgen/wire"
 	"imload/reports"
+	"imload/server/servertest"
 )
 
 // nodeEngine is an engine of mode over the nodes at addrs, without a
@@ -212,17 +213,17 @@ func TestCrossNodeAccountingFollowsTheLadder(t *testing.T) {
 // (new addresses join the node table, last); with a fixed list (several
 // targets) it starts over the same one.
 func TestRefetchInstallsTheList(t *testing.T) {
-	srvA := startServer(t, testServerConfig(""), "127.0.0.1:0")
-	srvB := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	srvA := servertest.Start(t, testServerConfig(""))
+	srvB := servertest.Start(t, testServerConfig(""))
 	cfg := testServerConfig("")
-	cfg.LBS = []string{srvB.url(), srvA.url(), "ws://127.0.0.1:1/ws"}
-	lister := startServer(t, cfg, "127.0.0.1:0")
+	cfg.LBS = []string{srvB.WSURL(), srvA.WSURL(), "ws://127.0.0.1:1/ws"}
+	lister := servertest.Start(t, cfg)
 
-	e := nodeEngine(t, reports.ModeShared, 1, 1, srvA.url())
+	e := nodeEngine(t, reports.ModeShared, 1, 1, srvA.WSURL())
 	if n := e.refetchAddrs(); n != 1 || e.lbsFetch.Load() != 0 {
 		t.Fatalf("fixed list: %d addresses, %d fetches", n, e.lbsFetch.Load())
 	}
-	e.lbs = "http://" + lister.addr + "/lbs"
+	e.lbs = "http://" + lister.Addr() + "/lbs"
 	if n := e.refetchAddrs(); n != 3 || e.lbsFetch.Load() != 1 {
 		t.Fatalf("fetched list: %d addresses, %d fetches", n, e.lbsFetch.Load())
 	}
@@ -230,11 +231,11 @@ func TestRefetchInstallsTheList(t *testing.T) {
 	for _, n := range e.allNodes() {
 		got = append(got, n.addr)
 	}
-	if want := []string{srvA.url(), srvB.url(), "ws://127.0.0.1:1/ws"}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if want := []string{srvA.WSURL(), srvB.WSURL(), "ws://127.0.0.1:1/ws"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("node table %v, want %v (the first list's, then what the refetch added)", got, want)
 	}
-	if e.addrAt(0) != srvB.url() {
-		t.Errorf("address 0 is %s after the refetch, want the list's first, %s", e.addrAt(0), srvB.url())
+	if e.addrAt(0) != srvB.WSURL() {
+		t.Errorf("address 0 is %s after the refetch, want the list's first, %s", e.addrAt(0), srvB.WSURL())
 	}
 }
 
@@ -256,18 +257,18 @@ func nodeScenario(targets []string, clients, tabs int) Scenario {
 // sends and deliveries are accounted to the node they went through, the
 // server counters sum over the nodes, and nothing crosses nodes.
 func TestRunSpreadOverNodes(t *testing.T) {
-	srvs := []*testServer{startServer(t, testServerConfig(""), "127.0.0.1:0"), startServer(t, testServerConfig(""), "127.0.0.1:0")}
-	urls := []string{srvs[0].url(), srvs[1].url()}
+	srvs := []*servertest.Server{servertest.Start(t, testServerConfig("")), servertest.Start(t, testServerConfig(""))}
+	urls := []string{srvs[0].WSURL(), srvs[1].WSURL()}
 	cfg := testServerConfig("")
 	cfg.LBS = urls
-	lister := startServer(t, cfg, "127.0.0.1:0")
+	lister := servertest.Start(t, cfg)
 	const clients, tabs = 40, 2
 	for _, form := range []struct {
 		name    string
 		targets []string
 	}{
 		{"addresses", urls},
-		{"lbs", []string{"http://" + lister.addr + "/lbs"}},
+		{"lbs", []string{"http://" + lister.Addr() + "/lbs"}},
 	} {
 		t.Run(form.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -347,7 +348,7 @@ func checkNodesRun(t *testing.T, run *reports.Run, urls []string, clients, tabs 
 // must answer), an /lbs URL (it must answer, with ws:// addresses), never
 // both, and not for a protocol without an address list.
 func TestTargetForms(t *testing.T) {
-	srv := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	srv := servertest.Start(t, testServerConfig(""))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -355,11 +356,11 @@ func TestTargetForms(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close()
 	bad := testServerConfig("")
-	bad.LBS = []string{"http://" + srv.addr + "/ws"}
-	badLister := startServer(t, bad, "127.0.0.1:0")
+	bad.LBS = []string{"http://" + srv.Addr() + "/ws"}
+	badLister := servertest.Start(t, bad)
 	empty := testServerConfig("")
-	empty.LBS = []string{srv.url(), srv.url()}
-	dupLister := startServer(t, empty, "127.0.0.1:0")
+	empty.LBS = []string{srv.WSURL(), srv.WSURL()}
+	dupLister := servertest.Start(t, empty)
 
 	for _, c := range []struct {
 		name    string
@@ -367,12 +368,12 @@ func TestTargetForms(t *testing.T) {
 		proto   string
 		want    string
 	}{
-		{"a node down", []string{srv.url(), "ws://" + closed + "/ws"}, "", "cannot reach node ws://" + closed + "/ws (2 of 2)"},
+		{"a node down", []string{srv.WSURL(), "ws://" + closed + "/ws"}, "", "cannot reach node ws://" + closed + "/ws (2 of 2)"},
 		{"list unreachable", []string{"http://" + closed + "/lbs"}, "", "target http://" + closed + "/lbs: no address list"},
-		{"list of non-ws addresses", []string{"http://" + badLister.addr + "/lbs"}, "", "lists addresses that are not ws:// URLs"},
-		{"list and addresses", []string{"http://" + badLister.addr + "/lbs", srv.url()}, "", "is the only target"},
-		{"not a URL", []string{"tcp://" + srv.addr}, "", "neither a ws:// address nor an http:// address list URL"},
-		{"list for socket.io", []string{"http://" + badLister.addr + "/lbs"}, ProtocolSocketIO, "has no address list"},
+		{"list of non-ws addresses", []string{"http://" + badLister.Addr() + "/lbs"}, "", "lists addresses that are not ws:// URLs"},
+		{"list and addresses", []string{"http://" + badLister.Addr() + "/lbs", srv.WSURL()}, "", "is the only target"},
+		{"not a URL", []string{"tcp://" + srv.Addr()}, "", "neither a ws:// address nor an http:// address list URL"},
+		{"list for socket.io", []string{"http://" + badLister.Addr() + "/lbs"}, ProtocolSocketIO, "has no address list"},
 	} {
 		sc := smallScenario("", 4, 1)
 		sc.Targets, sc.Protocol = c.targets, c.proto
@@ -383,22 +384,22 @@ func TestTargetForms(t *testing.T) {
 	}
 
 	// An address listed twice is one node.
-	tl, err := resolveTargets(context.Background(), []string{"http://" + dupLister.addr + "/lbs"}, imloadTraits(t), t.Logf)
-	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.url() || tl.lbs != "http://"+dupLister.addr+"/lbs" || tl.base != "http://"+srv.addr {
+	tl, err := resolveTargets(context.Background(), []string{"http://" + dupLister.Addr() + "/lbs"}, imloadTraits(t), t.Logf)
+	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.WSURL() || tl.lbs != "http://"+dupLister.Addr()+"/lbs" || tl.base != "http://"+srv.Addr() {
 		t.Errorf("list with a repeat: %+v, %v", tl, err)
 	}
-	tl, err = resolveTargets(context.Background(), []string{srv.url(), srv.url()}, imloadTraits(t), t.Logf)
-	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.url() {
+	tl, err = resolveTargets(context.Background(), []string{srv.WSURL(), srv.WSURL()}, imloadTraits(t), t.Logf)
+	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.WSURL() {
 		t.Errorf("a target given twice: %+v, %v", tl, err)
 	}
 	// Two addresses: the list, fixed (no /lbs read, none to refetch).
-	tl, err = resolveTargets(context.Background(), []string{srv.url(), "ws://" + dupLister.addr + "/ws"}, imloadTraits(t), t.Logf)
-	if err != nil || len(tl.addrs) != 2 || tl.addrs[1] != "ws://"+dupLister.addr+"/ws" || tl.lbs != "" || tl.fromLBS || tl.base != "http://"+srv.addr {
+	tl, err = resolveTargets(context.Background(), []string{srv.WSURL(), "ws://" + dupLister.Addr() + "/ws"}, imloadTraits(t), t.Logf)
+	if err != nil || len(tl.addrs) != 2 || tl.addrs[1] != "ws://"+dupLister.Addr()+"/ws" || tl.lbs != "" || tl.fromLBS || tl.base != "http://"+srv.Addr() {
 		t.Errorf("two addresses: %+v, %v", tl, err)
 	}
 	// One address: its /lbs gives the list, read again by the refetch.
-	tl, err = resolveTargets(context.Background(), []string{"ws://" + dupLister.addr + "/ws"}, imloadTraits(t), t.Logf)
-	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.url() || !tl.fromLBS || tl.lbs != "http://"+dupLister.addr+"/lbs" {
+	tl, err = resolveTargets(context.Background(), []string{"ws://" + dupLister.Addr() + "/ws"}, imloadTraits(t), t.Logf)
+	if err != nil || len(tl.addrs) != 1 || tl.addrs[0] != srv.WSURL() || !tl.fromLBS || tl.lbs != "http://"+dupLister.Addr()+"/lbs" {
 		t.Errorf("one address whose /lbs lists another: %+v, %v", tl, err)
 	}
 }
@@ -412,16 +413,16 @@ func imloadTraits(t *testing.T) wire.Traits {
 }
 
 // waitIdle waits until srv has no connection left.
-func waitIdle(ctx context.Context, t *testing.T, srv *testServer) {
+func waitIdle(ctx context.Context, t *testing.T, srv *servertest.Server) {
 	t.Helper()
 	for {
-		m, err := fetchStats(ctx, "http://"+srv.addr)
+		m, err := fetchStats(ctx, "http://"+srv.Addr())
 		if err == nil && statNum(m, "physical_connections") == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s still has connections: %v %v", srv.addr, m, err)
+			t.Fatalf("%s still has connections: %v %v", srv.Addr(), m, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -431,14 +432,14 @@ func waitIdle(ctx context.Context, t *testing.T, srv *testServer) {
 // deltas are summed over the nodes, and left out when a node does not
 // answer the last sample (it would count only up to its last answer).
 func TestStatsOverNodes(t *testing.T) {
-	a := startServer(t, testServerConfig(""), "127.0.0.1:0")
-	b := startServer(t, testServerConfig(""), "127.0.0.1:0")
+	a := servertest.Start(t, testServerConfig(""))
+	b := servertest.Start(t, testServerConfig(""))
 	ctx := t.Context()
-	one := newStatsPolls("http://"+a.addr, []string{a.url()})
+	one := newStatsPolls("http://"+a.Addr(), []string{a.WSURL()})
 	if len(one.bases) != 1 || one.nodePeak(0) != nil {
 		t.Fatalf("one node: bases %v", one.bases)
 	}
-	polls := newStatsPolls("http://"+a.addr, []string{a.url(), b.url(), a.url() + "?again"})
+	polls := newStatsPolls("http://"+a.Addr(), []string{a.WSURL(), b.WSURL(), a.WSURL() + "?again"})
 	if len(polls.bases) != 2 || polls.nodes[0] != polls.run() || polls.nodes[2] != polls.run() {
 		t.Fatalf("pollers: bases %v", polls.bases)
 	}
@@ -450,7 +451,7 @@ func TestStatsOverNodes(t *testing.T) {
 	if polls.nodePeak(1) == nil || polls.nodePeak(3) != nil {
 		t.Fatalf("node peaks %v %v", polls.nodePeak(1), polls.nodePeak(3))
 	}
-	b.stop()
+	b.Close()
 	polls.sample(ctx)
 	if d, ok := polls.deltas([]string{"messages_in"}); ok {
 		t.Fatalf("deltas %v with a node that did not answer the last sample", d)
