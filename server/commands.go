@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"imload/mux"
+	"imload/server/engine"
 )
 
 // handleCmd runs one command and queues exactly one reply.
@@ -210,7 +211,7 @@ func (c *conn) join(s *session, f *mux.Frame) error {
 	}
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
 	resume := req.Epoch != "" || req.Offset > 0
-	var entries []*entry
+	var entries []*engine.Entry
 	reset, more, newest := false, false, true
 	if resume && r.resumable(req.Epoch, req.Offset, cfg.Limits.MaxHistory) {
 		entries, more = r.after(req.Offset, cfg.Limits.MaxHistory)
@@ -282,7 +283,7 @@ func (s *Server) replyBudget(c *conn) int {
 // its last message: more then means newer ones remain). more comes in set
 // when the window left some out already. sids, if any, are the sessions a
 // join reply is for (a join that named several).
-func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*entry, history bool, sids []uint32) []byte {
+func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*engine.Entry, history bool, sids []uint32) []byte {
 	budget := s.replyBudget(c)
 	from, to := 0, len(entries) // the entries that fit: entries[from:to]
 	if newest {
@@ -433,11 +434,11 @@ func (c *conn) send(s *session, f *mux.Frame) error {
 	defer r.mu.Unlock()
 	if req.CID != "" {
 		if e, ok := r.sentBefore(s.user.name, req.CID); ok {
-			if e.off > r.released { // the first copy waits for its commit: so does this answer
-				r.waitRelease(e.off, waiter{c: c, sid: f.SID, seq: f.Seq})
+			if e.Off > r.released { // the first copy waits for its commit: so does this answer
+				r.waitRelease(e.Off, waiter{c: c, sid: f.SID, seq: f.Seq})
 				return nil
 			}
-			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: e.off, TS: e.ts, Dup: true})
+			reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: e.Off, TS: e.TS, Dup: true})
 			c.reply(mux.AppendReply(nil, f.SID, f.Seq, reply))
 			return nil
 		}
@@ -504,7 +505,7 @@ func (c *conn) history(f *mux.Frame) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expire(time.Now().Add(-cfg.HistoryAge).UnixMilli())
-	var entries []*entry
+	var entries []*engine.Entry
 	reset, more, newest := false, false, true
 	switch {
 	case req.After > 0 || req.Epoch != "":

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"imload/mux"
+	"imload/server/engine"
 	"imload/server/store"
 )
 
@@ -19,8 +20,8 @@ import (
 // Everything but name, key, color and author is guarded by hub.usersMu.
 type user struct {
 	name, color, token string
-	key                string  // mux.NameKey(name): the name's key in hub.users
-	author             *author // name and colour, shared by the user's retained messages
+	key                string         // mux.NameKey(name): the name's key in hub.users
+	author             *engine.Author // name and colour, shared by the user's retained messages
 	sessions           []*session
 	offAt              int64         // Unix ns the last session went (0: online or forgotten)
 	queued             bool          // in hub.reserved
@@ -118,7 +119,7 @@ func (h *hub) load(ctx context.Context) error {
 		return err
 	}
 	cutoff := time.Now().Add(-h.cfg.HistoryAge).UnixMilli()
-	authors := make(map[author]*author) // one per sender, shared by the rooms
+	authors := make(map[engine.Author]*engine.Author) // one per sender, shared by the rooms
 	for _, sr := range rooms {
 		if !mux.ValidRoom(sr.Name) {
 			continue
@@ -128,15 +129,15 @@ func (h *hub) load(ctx context.Context) error {
 			if m.TS < cutoff || (r.top != 0 && m.Offset != r.top+1) {
 				continue
 			}
-			who := authors[author{m.From, m.Color}]
+			who := authors[engine.Author{Name: m.From, Color: m.Color}]
 			if who == nil {
-				who = &author{m.From, m.Color}
+				who = &engine.Author{Name: m.From, Color: m.Color}
 				authors[*who] = who
 			}
 			r.add(&m, who, h.cfg.HistoryMax)
 			r.top, r.released = m.Offset, m.Offset
 		}
-		if r.n == 0 {
+		if r.hist.Len() == 0 {
 			// Without messages the room's last offset is unknown: the
 			// room is gone, and a later join makes it anew with a new epoch.
 			_ = h.store.DeleteRoom(sr.Name, sr.Epoch)
@@ -305,7 +306,7 @@ func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
 			token = randomID(16)
 		}
 		u = &user{name: name, key: key, color: colorOf(name), token: token}
-		u.author = &author{name: u.name, color: u.color}
+		u.author = &engine.Author{Name: u.name, Color: u.color}
 		h.users[key] = u
 	} else if !u.hasConn(s.c) && token != u.token {
 		left := time.Duration(u.offAt + int64(h.cfg.nameGrace()) - now)

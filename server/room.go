@@ -1,40 +1,17 @@
 package server
 
 import (
-	"hash/maphash"
 	"sync"
 	"time"
 
 	"imload/mux"
+	"imload/server/engine"
 )
-
-// entry is one retained message, kept compact: history is most of what a
-// busy server holds besides its connections. The room's name and epoch are
-// the room's, the sender's name and colour an author shared by all of the
-// sender's messages, and the text and client id share one string. Pushes
-// carry the body encoded once when the message is sent; history replies
-// encode it again (appendEntry).
-type entry struct {
-	off    uint64
-	ts     int64 // Unix ms
-	who    *author
-	data   string // the text, then the client id
-	cidLen uint8  // ≤ mux.MaxCIDBytes
-}
-
-func (e *entry) text() string { return e.data[:len(e.data)-int(e.cidLen)] }
-func (e *entry) cid() string  { return e.data[len(e.data)-int(e.cidLen):] }
-
-// author is who sent a message: a user's name and colour, allocated once per
-// user (or per sender of loaded history) and shared by the entries.
-type author struct {
-	name, color string
-}
 
 // appendEntry appends e as the body of a msg push of room r: what the
 // message's push carried.
-func (r *room) appendEntry(dst []byte, e *entry) []byte {
-	m := mux.Message{Room: r.name, Offset: e.off, Epoch: r.epoch, From: e.who.name, Color: e.who.color, Text: e.text(), TS: e.ts, CID: e.cid()}
+func (r *room) appendEntry(dst []byte, e *engine.Entry) []byte {
+	m := mux.Message{Room: r.name, Offset: e.Off, Epoch: r.epoch, From: e.Who.Name, Color: e.Who.Color, Text: e.Text(), TS: e.TS, CID: e.CID()}
 	return mux.AppendMessage(dst, &m)
 }
 
@@ -87,15 +64,11 @@ type room struct {
 	top        uint64        // offset of the newest message assigned (0: none)
 	released   uint64        // offset of the newest message released (≤ top)
 	unreleased []pendingSend // assigned, not yet released: offsets released+1 … top, in order
-	ring       []entry
-	start      int // index of the oldest entry in ring
-	n          int // entries in ring
+	hist       engine.Ring   // the retained messages
 	members    map[*conn]*member
-	users      map[*user]int     // sessions per named user, for presence
-	anon       int               // anonymous sessions
-	count      int               // sessions
-	cids       map[uint64]uint64 // cidHash → offset of the retained messages sent with a cid
-	seed       maphash.Seed
+	users      map[*user]int // sessions per named user, for presence
+	anon       int           // anonymous sessions
+	count      int           // sessions
 	presAt     int64         // server clock of the last presence push (presence.go; 0: none)
 	pres       *roomPresence // presence changes waiting for the flusher; nil: none
 }
@@ -106,179 +79,56 @@ func newRoom(name, epoch string) *room {
 		epoch:   epoch,
 		members: make(map[*conn]*member),
 		users:   make(map[*user]int),
-		cids:    make(map[uint64]uint64),
-		seed:    maphash.MakeSeed(),
 	}
 }
 
-// The ring grows by appending up to max entries, then wraps.
+func (r *room) first() uint64 { return r.hist.First() }
 
-func (r *room) at(i int) *entry { return &r.ring[(r.start+i)%len(r.ring)] }
-
-func (r *room) first() uint64 {
-	if r.n == 0 {
-		return 0
-	}
-	return r.at(0).off
-}
-
-// visible returns how many of the oldest ring entries are released: the
-// ones history and join replies may show.
+// visible returns how many of the oldest retained messages are released:
+// the ones history and join replies may show.
 func (r *room) visible() int {
-	if r.n == 0 || r.released < r.first() {
+	if r.hist.Len() == 0 || r.released < r.first() {
 		return 0
 	}
-	return min(r.n, int(r.released-r.first()+1))
-}
-
-// push appends e, dropping the oldest entry when the ring holds max.
-func (r *room) push(e entry, max int) {
-	switch {
-	case r.n == max: // full: overwrite the oldest
-		old := r.at(0)
-		r.forgetCID(old)
-		*old = e
-		r.start = (r.start + 1) % len(r.ring)
-	case r.n < len(r.ring): // room in the slice (after expiry)
-		r.ring[(r.start+r.n)%len(r.ring)] = e
-		r.n++
-	default: // slice full but below max: straighten and grow
-		if r.start != 0 || cap(r.ring) == len(r.ring) {
-			// Grow by a quarter, not append's doubling: history is most of
-			// what a busy server keeps, and a ring stays at its size.
-			lin := make([]entry, r.n, min(max, r.n+r.n/4+8))
-			for i := range r.n {
-				lin[i] = *r.at(i)
-			}
-			r.ring, r.start = lin, 0
-		}
-		r.ring = append(r.ring, e)
-		r.n++
-	}
+	return min(r.hist.Len(), int(r.released-r.first()+1))
 }
 
 // expire drops entries older than cutoff (Unix ms).
-func (r *room) expire(cutoff int64) {
-	for r.n > 0 && r.at(0).ts < cutoff {
-		e := r.at(0)
-		r.forgetCID(e)
-		*e = entry{}
-		r.start = (r.start + 1) % len(r.ring)
-		r.n--
-	}
-	if r.n == 0 {
-		r.start = 0
-		r.ring = r.ring[:0]
-	}
-}
-
-// cidHash hashes a sender's name and client id (never 0). Retained
-// messages are found by it rather than by the two strings: a hash costs
-// no allocation and no string per message, and duplicate checks verify
-// the message found (see sentBefore).
-func (r *room) cidHash(from, cid string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(r.seed)
-	h.WriteString(from)
-	h.WriteByte(0)
-	h.WriteString(cid)
-	return h.Sum64() | 1
-}
-
-func (r *room) forgetCID(e *entry) {
-	if e.cidLen == 0 {
-		return
-	}
-	if h := r.cidHash(e.who.name, e.cid()); r.cids[h] == e.off {
-		delete(r.cids, h)
-	}
-}
+func (r *room) expire(cutoff int64) { r.hist.Expire(cutoff) }
 
 // add retains message m, sent by who (m.From and m.Color), dropping the
 // oldest entry beyond max, and remembers its cid for deduplication.
-func (r *room) add(m *mux.Message, who *author, max int) {
-	e := entry{off: m.Offset, ts: m.TS, who: who, data: m.Text + m.CID, cidLen: uint8(len(m.CID))}
-	if m.CID != "" {
-		r.cids[r.cidHash(who.name, m.CID)] = m.Offset
-	}
-	r.push(e, max)
+func (r *room) add(m *mux.Message, who *engine.Author, max int) {
+	r.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, max)
 }
 
 // sentBefore returns the retained message that from sent with client id
-// cid, if there is one: a send retried after a lost reply. A message whose
-// hash only collides is not it (its sender or cid differs), so a collision
-// can never drop a message.
-func (r *room) sentBefore(from, cid string) (*entry, bool) {
-	off, ok := r.cids[r.cidHash(from, cid)]
-	if !ok || r.n == 0 || off < r.first() || off > r.top {
-		return nil, false
-	}
-	e := r.at(int(off - r.first()))
-	if e.who.name != from || e.cid() != cid {
-		return nil, false
-	}
-	return e, true
+// cid, if there is one: a send retried after a lost reply.
+func (r *room) sentBefore(from, cid string) (*engine.Entry, bool) {
+	e := r.hist.Find(from, cid)
+	return e, e != nil
 }
 
 // after returns the released entries with offset > off, at most limit of
 // them (oldest first), and whether more remain.
-func (r *room) after(off uint64, limit int) ([]*entry, bool) {
-	n := r.visible()
-	if n == 0 || off >= r.released {
-		return nil, false
-	}
-	i := 0
-	if f := r.first(); off >= f {
-		i = int(off - f + 1)
-	}
-	out := make([]*entry, 0, min(limit, n-i))
-	for ; i < n && len(out) < limit; i++ {
-		out = append(out, r.at(i))
-	}
-	return out, i < n
+func (r *room) after(off uint64, limit int) ([]*engine.Entry, bool) {
+	return r.hist.After(off, r.released, limit)
 }
 
 // last returns the newest limit released entries, oldest first, and
 // whether older ones remain.
-func (r *room) last(limit int) ([]*entry, bool) {
-	n := r.visible()
-	k := min(limit, n)
-	out := make([]*entry, 0, k)
-	for i := n - k; i < n; i++ {
-		out = append(out, r.at(i))
-	}
-	return out, n > k
-}
+func (r *room) last(limit int) ([]*engine.Entry, bool) { return r.hist.Latest(r.released, limit) }
 
 // before returns the limit released entries before offset off, oldest
 // first, and whether older ones remain.
-func (r *room) before(off uint64, limit int) ([]*entry, bool) {
-	n := r.visible()
-	if n == 0 || off <= r.first() {
-		return nil, false
-	}
-	end := n
-	if off <= r.released {
-		end = int(off - r.first())
-	}
-	begin := max(0, end-limit)
-	out := make([]*entry, 0, end-begin)
-	for i := begin; i < end; i++ {
-		out = append(out, r.at(i))
-	}
-	return out, begin > 0
+func (r *room) before(off uint64, limit int) ([]*engine.Entry, bool) {
+	return r.hist.Before(off, r.released, limit)
 }
 
 // resumable reports whether a client that has everything up to off in epoch
 // can be given exactly the rest.
 func (r *room) resumable(epoch string, off uint64, maxHistory int) bool {
-	if epoch != r.epoch || off > r.released {
-		return false
-	}
-	if off == r.released {
-		return true
-	}
-	return r.visible() > 0 && off+1 >= r.first() && r.released-off <= uint64(maxHistory)
+	return epoch == r.epoch && r.hist.Resumable(off, r.released, maxHistory)
 }
 
 // addSession adds sid of c to the room. It returns true if the session was
@@ -358,5 +208,5 @@ func without(sids []uint32, sid uint32) []uint32 {
 // nothing waiting for the store.
 func (r *room) idle(now time.Time, age time.Duration) bool {
 	r.expire(now.Add(-age).UnixMilli())
-	return r.count == 0 && r.n == 0 && len(r.unreleased) == 0
+	return r.count == 0 && r.hist.Len() == 0 && len(r.unreleased) == 0
 }
