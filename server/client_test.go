@@ -38,6 +38,7 @@ func testConfig() Config {
 	if r := os.Getenv("IMLOAD_TEST_READER"); r != "" {
 		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
 	}
+	cfg.WrapEngine = testEngine() // IMLOAD_TEST_ENGINE (async_test.go)
 	return cfg
 }
 

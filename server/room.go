@@ -2,18 +2,11 @@ package server
 
 import (
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"imload/mux"
 	"imload/server/engine"
 )
-
-// appendEntry appends e as the body of a msg push of room r: what the
-// message's push carried.
-func (r *room) appendEntry(dst []byte, e *engine.Entry) []byte {
-	m := mux.Message{Room: r.name, Offset: e.Off, Epoch: r.epoch, From: e.Who.Name, Color: e.Who.Color, Text: e.Text(), TS: e.TS, CID: e.CID()}
-	return mux.AppendMessage(dst, &m)
-}
 
 // member is the part of a room that one connection takes: the sessions of
 // that connection in the room, and the same as a JSON array, cached for
@@ -46,89 +39,69 @@ func pushPrefix(ev string) []byte {
 	return mux.PushPrefix(ev)
 }
 
-// room is a chat room: members by connection, presence by user, and the
-// retained history (a ring of at most max entries). mu orders everything
-// that happens in the room: offsets are assigned, history appended and
-// pushes queued under it, so every connection sees one order.
-//
-// A message is assigned its offset (top) and retained when it is sent, and
-// released (released) when it may be seen: at once, or, on a durable
-// server, once the store has committed it (release.go). Until then it is
-// in unreleased, and nothing shows it: no reply, no push, no history, and
-// the room's top in replies is released.
+// room is a chat room as this node holds it: its log (the engine's: the
+// room's order and history), its members on this node by connection, who
+// is present (this node's users, and the users present on other nodes),
+// and the senders waiting for the outcome of their publishes. mu orders
+// everything that happens in the room on this node: messages become
+// visible (the log's Take) and are pushed under it, so every connection
+// sees one order, and a join reply is queued before any push of a later
+// message.
 type room struct {
 	name string
+	// ready is set while the room waits in Server.ready for a worker to
+	// take its log (release.go).
+	ready atomic.Bool
 
-	mu         sync.Mutex
-	epoch      string
-	top        uint64        // offset of the newest message assigned (0: none)
-	released   uint64        // offset of the newest message released (≤ top)
-	unreleased []pendingSend // assigned, not yet released: offsets released+1 … top, in order
-	hist       engine.Ring   // the retained messages
-	members    map[*conn]*member
-	users      map[*user]int // sessions per named user, for presence
-	anon       int           // anonymous sessions
-	count      int           // sessions
-	presAt     int64         // server clock of the last presence push (presence.go; 0: none)
-	pres       *roomPresence // presence changes waiting for the flusher; nil: none
+	mu      sync.Mutex
+	log     engine.Log
+	members map[*conn]*member
+	users   map[string]roomUser    // this node's named users in the room, by mux.NameKey
+	remote  map[string]*remoteUser // users present on other nodes only through them (nil: none)
+	anon    int                    // anonymous sessions
+	count   int                    // sessions
+	// waiting lists the publishes of this node's senders whose outcome
+	// the log has not given yet, oldest first from whead.
+	waiting []waiter
+	whead   int
+	presAt  int64         // server clock of the last presence push (presence.go; 0: none)
+	pres    *roomPresence // presence changes waiting for the flusher; nil: none
 }
 
-func newRoom(name, epoch string) *room {
+// roomUser is a user of this node in a room, and its sessions there.
+type roomUser struct {
+	u *user
+	n int32
+}
+
+// remoteUser is a user present in a room on other nodes.
+type remoteUser struct {
+	who   engine.Author
+	nodes []string
+}
+
+// waiter is a send waiting for its outcome: who to answer.
+type waiter struct {
+	ticket uint64
+	c      *conn
+	sid    uint32
+	seq    uint64
+}
+
+func newRoom(name string, log engine.Log) *room {
 	return &room{
 		name:    name,
-		epoch:   epoch,
+		log:     log,
 		members: make(map[*conn]*member),
-		users:   make(map[*user]int),
+		users:   make(map[string]roomUser),
 	}
 }
 
-func (r *room) first() uint64 { return r.hist.First() }
-
-// visible returns how many of the oldest retained messages are released:
-// the ones history and join replies may show.
-func (r *room) visible() int {
-	if r.hist.Len() == 0 || r.released < r.first() {
-		return 0
-	}
-	return min(r.hist.Len(), int(r.released-r.first()+1))
-}
-
-// expire drops entries older than cutoff (Unix ms).
-func (r *room) expire(cutoff int64) { r.hist.Expire(cutoff) }
-
-// add retains message m, sent by who (m.From and m.Color), dropping the
-// oldest entry beyond max, and remembers its cid for deduplication.
-func (r *room) add(m *mux.Message, who *engine.Author, max int) {
-	r.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, max)
-}
-
-// sentBefore returns the retained message that from sent with client id
-// cid, if there is one: a send retried after a lost reply.
-func (r *room) sentBefore(from, cid string) (*engine.Entry, bool) {
-	e := r.hist.Find(from, cid)
-	return e, e != nil
-}
-
-// after returns the released entries with offset > off, at most limit of
-// them (oldest first), and whether more remain.
-func (r *room) after(off uint64, limit int) ([]*engine.Entry, bool) {
-	return r.hist.After(off, r.released, limit)
-}
-
-// last returns the newest limit released entries, oldest first, and
-// whether older ones remain.
-func (r *room) last(limit int) ([]*engine.Entry, bool) { return r.hist.Latest(r.released, limit) }
-
-// before returns the limit released entries before offset off, oldest
-// first, and whether older ones remain.
-func (r *room) before(off uint64, limit int) ([]*engine.Entry, bool) {
-	return r.hist.Before(off, r.released, limit)
-}
-
-// resumable reports whether a client that has everything up to off in epoch
-// can be given exactly the rest.
-func (r *room) resumable(epoch string, off uint64, maxHistory int) bool {
-	return epoch == r.epoch && r.hist.Resumable(off, r.released, maxHistory)
+// appendEntry appends e as the body of a msg push of room r: what the
+// message's push carried.
+func (r *room) appendEntry(dst []byte, e *engine.Entry) []byte {
+	m := mux.Message{Room: r.name, Offset: e.Off, Epoch: r.log.Epoch(), From: e.Who.Name, Color: e.Who.Color, Text: e.Text(), TS: e.TS, CID: e.CID()}
+	return mux.AppendMessage(dst, &m)
 }
 
 // addSession adds sid of c to the room. It returns true if the session was
@@ -175,10 +148,10 @@ func (r *room) removeSession(c *conn, sid uint32) bool {
 	return true
 }
 
-// broadcast queues an event, on behalf of by (see conn.pushTo), to every
+// broadcast queues an event through out (see outbox.push) to every
 // session in the room but skip (a session of conn skipConn). body is
 // encoded once by the caller.
-func (r *room) broadcast(by *conn, ev string, body []byte, skipConn *conn, skipSID uint32) {
+func (r *room) broadcast(out *outbox, ev string, body []byte, skipConn *conn, skipSID uint32) {
 	prefix := pushPrefix(ev)
 	for c, m := range r.members {
 		sids := m.sids
@@ -189,7 +162,7 @@ func (r *room) broadcast(by *conn, ev string, body []byte, skipConn *conn, skipS
 			}
 			sids = mux.AppendSIDs(nil, ids)
 		}
-		by.pushTo(c, outItem{head: prefix, sids: sids, body: body})
+		out.push(c, outItem{head: prefix, sids: sids, body: body})
 	}
 }
 
@@ -204,9 +177,9 @@ func without(sids []uint32, sid uint32) []uint32 {
 	return sids
 }
 
-// idle reports whether the room may be deleted: no members, no history and
-// nothing waiting for the store.
-func (r *room) idle(now time.Time, age time.Duration) bool {
-	r.expire(now.Add(-age).UnixMilli())
-	return r.count == 0 && r.hist.Len() == 0 && len(r.unreleased) == 0
+// idle expires the history older than cutoff (Unix ms) and reports whether
+// the room may be dropped: no member here, no send waiting, an idle log.
+func (r *room) idle(cutoff int64) bool {
+	r.log.Expire(cutoff)
+	return r.count == 0 && r.whead == len(r.waiting) && r.log.Idle()
 }
