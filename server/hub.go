@@ -72,7 +72,8 @@ type hub struct {
 
 	roomsMu sync.RWMutex
 	rooms   map[string]*room
-	opening int // rooms being made (Open with create under way), counted against MaxRooms
+	opening int    // rooms being made (Open with create under way), counted against MaxRooms
+	drops   uint64 // rooms dropped so far (adopt refuses a log opened before a drop)
 
 	usersMu sync.Mutex
 	users   map[string]*user // by mux.NameKey: the users with a session on this node
@@ -99,10 +100,23 @@ func (h *hub) room(name string) *room {
 	return h.rooms[name]
 }
 
-// adopt makes the log the engine opened the node's room, or returns the
-// room the node holds already (dropping the second log, if it is one).
-// What the engine learnt before the room was here is taken at once.
-func (s *Server) adopt(name string, o engine.Opened) *room {
+// dropGen is the count of rooms dropped so far: an Open issued at one
+// count and answered at another may give a log the sweep has dropped.
+func (h *hub) dropGen() uint64 {
+	h.roomsMu.RLock()
+	defer h.roomsMu.RUnlock()
+	return h.drops
+}
+
+// adopt makes the log the engine opened (the Open issued when dropGen was
+// gen) the node's room, or returns the room the node holds already
+// (dropping the second log, if it is one). What the engine learnt before
+// the room was here is taken at once. It returns nil, dropping the log,
+// when the node holds no such room and rooms were dropped since the Open:
+// the log may be one the engine was told to drop (the caller opens
+// again). For the local engine a room the node does not hold has no
+// history, so dropping its log loses nothing.
+func (s *Server) adopt(name string, o engine.Opened, gen uint64) *room {
 	h := s.hub
 	h.roomsMu.Lock()
 	if r := h.rooms[name]; r != nil {
@@ -111,6 +125,11 @@ func (s *Server) adopt(name string, o engine.Opened) *room {
 		}
 		h.roomsMu.Unlock()
 		return r
+	}
+	if h.drops != gen {
+		h.eng.Drop(name, o.Log)
+		h.roomsMu.Unlock()
+		return nil
 	}
 	r := newRoom(name, o.Log)
 	for _, p := range o.Present {
@@ -178,6 +197,7 @@ func (h *hub) sweep(now time.Time) {
 			r.mu.Lock()
 			if h.rooms[r.name] == r && r.idle(cutoff) {
 				delete(h.rooms, r.name)
+				h.drops++
 				h.eng.Drop(r.name, r.log)
 			}
 			r.mu.Unlock()

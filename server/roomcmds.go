@@ -24,10 +24,18 @@ func (c *conn) openRoom(name string, create bool, k func(*room, error)) {
 		k(r, nil)
 		return
 	}
+	adopt := func(o engine.Opened, gen uint64) {
+		if r := srv.adopt(name, o, gen); r != nil {
+			k(r, nil)
+			return
+		}
+		c.openRoom(name, create, k) // rooms were dropped meanwhile: open again
+	}
+	gen := srv.hub.dropGen()
 	await(c, func(done func(engine.Opened, error)) { srv.engine.Open(name, false, done) }, func(o engine.Opened, err error) {
 		switch {
 		case err == nil:
-			k(srv.adopt(name, o), nil)
+			adopt(o, gen)
 		case !create || !errors.Is(err, engine.ErrUnknownRoom):
 			k(nil, roomRefused(name, err))
 		default:
@@ -35,13 +43,14 @@ func (c *conn) openRoom(name string, create bool, k func(*room, error)) {
 				k(nil, err)
 				return
 			}
+			gen := srv.hub.dropGen()
 			await(c, func(done func(engine.Opened, error)) { srv.engine.Open(name, true, done) }, func(o engine.Opened, err error) {
 				srv.hub.unreserveRoom()
 				if err != nil {
 					k(nil, roomRefused(name, err))
 					return
 				}
-				k(srv.adopt(name, o), nil)
+				adopt(o, gen)
 			})
 		}
 	})

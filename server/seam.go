@@ -60,6 +60,7 @@ func (s *Server) newEngine() (engine.Engine, error) {
 // other.
 func (s *Server) openRetained(names []string) {
 	var wg sync.WaitGroup
+	gen := s.hub.dropGen() // nothing is dropped before the janitor starts
 	for _, name := range names {
 		wg.Add(1)
 		s.engine.Open(name, false, func(o engine.Opened, err error) {
@@ -68,7 +69,7 @@ func (s *Server) openRetained(names []string) {
 				s.logger.Warn("a retained room could not be opened", "room", name, "err", err)
 				return
 			}
-			s.adopt(name, o)
+			s.adopt(name, o, gen)
 		})
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package server
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -137,5 +138,37 @@ func TestHealthzFollowsTheEngine(t *testing.T) {
 	}
 	if code, body := health(); code != http.StatusOK {
 		t.Fatalf("healthz %d %q after recovery", code, body)
+	}
+}
+
+// A log opened before the sweep dropped rooms, answered after, is not
+// adopted (it may be one the engine was told to drop): adopt drops it and
+// the caller opens the room again.
+func TestAdoptRefusesALogOpenedBeforeADrop(t *testing.T) {
+	ts := startServer(t, testConfig())
+	srv := ts.srv
+	gen := srv.hub.dropGen()
+	var opened engine.Opened
+	srv.engine.Open("r", true, func(o engine.Opened, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened = o
+	})
+	srv.hub.roomsMu.Lock()
+	srv.hub.drops++ // as if the sweep had dropped a room meanwhile
+	srv.hub.roomsMu.Unlock()
+	if r := srv.adopt("r", opened, gen); r != nil || srv.hub.room("r") != nil {
+		t.Fatal("a log opened before a drop was adopted")
+	}
+	srv.engine.Open("r", false, func(_ engine.Opened, err error) {
+		if !errors.Is(err, engine.ErrUnknownRoom) {
+			t.Fatalf("the refused log's room is still in the engine: %v", err)
+		}
+	})
+	gen = srv.hub.dropGen()
+	srv.engine.Open("r", true, func(o engine.Opened, err error) { opened = o })
+	if r := srv.adopt("r", opened, gen); r == nil || srv.hub.room("r") != r || r.log != opened.Log {
+		t.Fatal("a log opened since the last drop was not adopted")
 	}
 }
