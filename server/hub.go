@@ -21,9 +21,13 @@ type user struct {
 	// Author is the user's name and colour, shared by the messages its
 	// sessions here send (the engine keeps the pointer in its entries).
 	engine.Author
-	key, token string // mux.NameKey(Name); the token the engine gave
-	sessions   []*session
+	token    string // the token the engine gave
+	sessions []*session
 }
+
+// key is the user's key (mux.NameKey of its name: no allocation for a
+// name in lower-case ASCII).
+func (u *user) key() string { return mux.NameKey(u.Name) }
 
 // session is one logical session (a browser tab) on a connection. Its
 // fields are used only by the goroutine that reads its connection, except
@@ -63,7 +67,7 @@ func (s *session) dropRoom(r *room) {
 
 // hub holds what this node knows of rooms, users and connections: the
 // rooms it opened (their logs are the engine's), the users with sessions
-// here, the open connections by id. Lock order: roomsMu before room.mu;
+// here, the open connections. Lock order: roomsMu before room.mu;
 // usersMu and room.mu are never held together; conn.qmu is innermost.
 type hub struct {
 	cfg      *Config
@@ -79,12 +83,12 @@ type hub struct {
 	users   map[string]*user // by mux.NameKey: the users with a session on this node
 
 	connsMu sync.Mutex
-	conns   map[uint64]*conn
+	conns   map[*conn]struct{}
 }
 
 func newHub(cfg *Config, eng engine.Engine, c *counters) *hub {
 	return &hub{cfg: cfg, eng: eng, counters: c,
-		rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[uint64]*conn)}
+		rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[*conn]struct{})}
 }
 
 func (h *hub) roomCount() int {
@@ -213,7 +217,7 @@ func (h *hub) addSession(s *session, cl engine.Claimed) *user {
 	defer h.usersMu.Unlock()
 	u := h.users[key]
 	if u == nil {
-		u = &user{Author: cl.User, key: key, token: cl.Token}
+		u = &user{Author: cl.User, token: cl.Token}
 		h.users[key] = u
 	}
 	u.sessions = append(u.sessions, s)
@@ -235,36 +239,44 @@ func (h *hub) removeSession(s *session) bool {
 		return false
 	}
 	u.sessions = slices.Delete(u.sessions, i, i+1)
-	if len(u.sessions) == 0 && h.users[u.key] == u {
-		delete(h.users, u.key)
+	if key := u.key(); len(u.sessions) == 0 && h.users[key] == u {
+		delete(h.users, key)
 	}
 	return true
 }
 
 func (h *hub) addConn(c *conn) {
 	h.connsMu.Lock()
-	h.conns[c.id] = c
+	h.conns[c] = struct{}{}
 	h.connsMu.Unlock()
 }
 
 func (h *hub) removeConn(c *conn) {
 	h.connsMu.Lock()
-	delete(h.conns, c.id)
+	delete(h.conns, c)
 	h.connsMu.Unlock()
 }
 
-// conn returns the open connection id, or nil.
-func (h *hub) conn(id uint64) *conn {
-	h.connsMu.Lock()
-	defer h.connsMu.Unlock()
-	return h.conns[id]
+// userConn returns this node's connection id holding a session of user
+// name, or nil: a connection to kick (the engine names them by user).
+func (h *hub) userConn(name string, id uint64) *conn {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	if u := h.users[mux.NameKey(name)]; u != nil {
+		for _, s := range u.sessions {
+			if s.c.id == id {
+				return s.c
+			}
+		}
+	}
+	return nil
 }
 
 func (h *hub) allConns() []*conn {
 	h.connsMu.Lock()
 	defer h.connsMu.Unlock()
 	out := make([]*conn, 0, len(h.conns))
-	for _, c := range h.conns {
+	for c := range h.conns {
 		out = append(out, c)
 	}
 	return out

@@ -57,15 +57,16 @@ func (r *room) present(key string) bool {
 // name the joining session, which gets no push). out takes the pushes.
 // Called under r.mu.
 func (r *room) userJoined(s *Server, out *outbox, u *user, skipConn *conn, skipSID uint32) {
-	ru := r.users[u.key]
+	key := u.key()
+	ru := r.users[key]
 	ru.u, ru.n = u, ru.n+1
-	r.users[u.key] = ru
+	r.users[key] = ru
 	if ru.n != 1 {
 		return
 	}
 	s.engine.SetPresent(r.name, u.Author, true)
-	if r.remote[u.key] == nil {
-		r.presenceChanged(s, out, u.key, u.Author, true, skipConn, skipSID)
+	if r.remote[key] == nil {
+		r.presenceChanged(s, out, key, u.Author, true, skipConn, skipSID)
 	}
 }
 
@@ -73,15 +74,16 @@ func (r *room) userJoined(s *Server, out *outbox, u *user, skipConn *conn, skipS
 // longer present here: the engine is told, and the members are unless u
 // is present on another node. Called under r.mu.
 func (r *room) userLeft(s *Server, out *outbox, u *user) {
-	ru := r.users[u.key]
+	key := u.key()
+	ru := r.users[key]
 	if ru.n--; ru.n > 0 {
-		r.users[u.key] = ru
+		r.users[key] = ru
 		return
 	}
-	delete(r.users, u.key)
+	delete(r.users, key)
 	s.engine.SetPresent(r.name, u.Author, false)
-	if r.remote[u.key] == nil {
-		r.presenceChanged(s, out, u.key, u.Author, false, nil, 0)
+	if r.remote[key] == nil {
+		r.presenceChanged(s, out, key, u.Author, false, nil, 0)
 	}
 }
 

@@ -272,7 +272,7 @@ func (s *Server) kickAll(kicks []engine.ConnRef, user string) {
 		if k.Node != s.node {
 			continue
 		}
-		if c := s.hub.conn(k.ID); c != nil {
+		if c := s.hub.userConn(user, k.ID); c != nil {
 			s.kick(c, user)
 		}
 	}

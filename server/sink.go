@@ -89,7 +89,7 @@ func (k nodeSink) DM(d engine.DMDelivery) {
 // Kick tells this node's connection id to go away: its user holds too
 // many connections.
 func (k nodeSink) Kick(id uint64, user string) {
-	if c := k.s.hub.conn(id); c != nil {
+	if c := k.s.hub.userConn(user, id); c != nil {
 		k.s.kick(c, user)
 	}
 }

@@ -77,8 +77,8 @@ func (e *Engine) lookupUser(key string, now int64) *user {
 
 // forget drops the offline user u from the table. Under users.mu.
 func (e *Engine) forget(u *user) {
-	if e.users.m[u.key] == u {
-		delete(e.users.m, u.key)
+	if key := u.key(); e.users.m[key] == u {
+		delete(e.users.m, key)
 		e.users.reserved--
 	}
 	u.offAt = 0
@@ -90,7 +90,7 @@ func (e *Engine) reserve(u *user, now int64) {
 	us := &e.users
 	us.online--
 	if e.opts.NameGrace <= 0 {
-		delete(us.m, u.key)
+		delete(us.m, u.key())
 		return
 	}
 	u.offAt = now
@@ -118,7 +118,7 @@ func (e *Engine) sweepNames(now int64) {
 		entry := us.fifo.pop()
 		u := entry.u
 		switch {
-		case us.m[u.key] != u || u.online():
+		case us.m[u.key()] != u || u.online():
 			u.queued = false // back online, or already gone
 		case !over && u.offAt != entry.off && now-u.offAt < grace:
 			us.fifo.push(reservation{u: u, off: u.offAt}) // offline again since: requeue

@@ -24,16 +24,25 @@ type users struct {
 }
 
 // user is one name: its token, the connections of its sessions, and the
-// time its last session went. Users have few connections (a browser's
+// time its last session went. Its key (mux.NameKey) and colour
+// (engine.Color) follow from its name and are not kept: the table holds
+// every user of the deployment. Users have few connections (a browser's
 // tabs share one), so a slice beats a map in memory.
 type user struct {
-	name, color, token string
-	key                string        // mux.NameKey(name)
-	conns              []connCount   // connections holding sessions of the user
-	sessions           int           // sessions on all of them
-	offAt              int64         // Unix ns the last session went (0: online or forgotten)
-	queued             bool          // in users.fifo
-	dmIn               *rate.Limiter // DMs the user receives (made on the first)
+	name, token string
+	conns       []connCount   // connections holding sessions of the user
+	offAt       int64         // Unix ns the last session went (0: online or forgotten)
+	dmIn        *rate.Limiter // DMs the user receives (made on the first)
+	sessions    int32         // sessions on all of its connections
+	queued      bool          // in users.fifo
+}
+
+// key is the user's key in the table.
+func (u *user) key() string { return mux.NameKey(u.name) }
+
+// author is the user's name and colour.
+func (u *user) author() engine.Author {
+	return engine.Author{Name: u.name, Color: engine.Color(u.name)}
 }
 
 // connCount is a connection of a user's sessions, and how many.
@@ -93,7 +102,7 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 		if token == "" {
 			token = randomID(16)
 		}
-		u = &user{name: c.Name, key: key, color: engine.Color(c.Name), token: token}
+		u = &user{name: c.Name, token: token}
 		us.m[key] = u
 	} else if !u.hasConn(c.Session.Conn.ID) && c.Token != u.token {
 		left := time.Duration(u.offAt + int64(e.opts.NameGrace) - now)
@@ -109,7 +118,7 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 		}
 		us.online++
 	}
-	res := engine.Claimed{User: engine.Author{Name: u.name, Color: u.color}, Token: u.token}
+	res := engine.Claimed{User: u.author(), Token: u.token}
 	if u.addSession(c.Session.Conn.ID) && c.MaxConns > 0 && len(u.conns) > c.MaxConns {
 		res.Kick = e.beyond(u, c.MaxConns, c.Session.Conn.ID)
 	}
@@ -178,14 +187,15 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 		return
 	}
 	us.dmID++
-	sent := engine.DMSent{ID: us.dmID, TS: d.TS, To: engine.Author{Name: to.name, Color: to.color}}
-	users := []string{to.key}
-	sent.Sessions = to.sessions
-	if from := us.m[mux.NameKey(d.From.Name)]; from == to {
+	sent := engine.DMSent{ID: us.dmID, TS: d.TS, To: to.author()}
+	toKey, fromKey := to.key(), mux.NameKey(d.From.Name)
+	users := []string{toKey}
+	sent.Sessions = int(to.sessions)
+	if from := us.m[fromKey]; from == to {
 		sent.Sessions-- // not to the sending session
 	} else if from != nil && from.online() {
-		users = append(users, from.key)
-		sent.Sessions += from.sessions - 1
+		users = append(users, fromKey)
+		sent.Sessions += int(from.sessions) - 1
 	}
 	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID})
 	e.sink.DM(engine.DMDelivery{Body: body, Users: users, Except: d.Sender})
