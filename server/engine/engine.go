@@ -113,11 +113,13 @@ type Rooms interface {
 	// one and drops the other).
 	Open(name string, create bool, done func(Opened, error))
 	// Drop tells the engine that the node no longer needs room name's log
-	// l (the node holds the room's lock, and l.Idle() was true with no
-	// member left; or l is a second log of a room the node holds already,
-	// from Opens that raced). The local engine forgets the room (a later
-	// Open creates it again with a new epoch); the Redis engine stops
-	// receiving its messages (the room lives on in Redis).
+	// l: the node holds the room's lock, and l.Idle() was true with no
+	// member left; or l is a log the node does not keep (a second log of
+	// a room it holds already, from Opens that raced, or one answered
+	// after the node dropped rooms, which may be stale). The local engine
+	// forgets the room if l is its log (a later Open creates it again
+	// with a new epoch); the Redis engine stops receiving its messages
+	// (the room lives on in Redis).
 	Drop(name string, l Log)
 }
 
