@@ -244,3 +244,30 @@ func TestPublishRefusedByTheStore(t *testing.T) {
 		t.Fatalf("%d released of %d accepted", len(got), 200-refused)
 	}
 }
+
+// BenchmarkPublishTake is the engine's share of a send on one node (memory
+// store): publish and take one message, as the node does under the room's
+// lock. The node's share (reply, fan-out) is BenchmarkFanout's.
+func BenchmarkPublishTake(b *testing.B) {
+	e, err := New(context.Background(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(context.Background(), enginetest.NewSink("local")); err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	var l engine.Log
+	e.Open("bench", true, func(o engine.Opened, _ error) { l = o.Log })
+	who := &engine.Author{Name: "alice", Color: engine.Color("alice")}
+	d := engine.Draft{Who: who, Text: "a chat message of about sixty-four bytes, like most of them are."}
+	rel := make([]engine.Released, 0, 4)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		d.TS = int64(i)
+		if _, err := l.Publish(&d); err != nil {
+			b.Fatal(err)
+		}
+		rel = l.Take(rel[:0])
+	}
+}
