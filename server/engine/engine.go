@@ -229,8 +229,10 @@ type Released struct {
 	TS  int64
 	// Entry is the newly visible message (nil for an outcome with Err or
 	// Dup, for Reset, and for a message no longer retained when it became
-	// visible: a burst beyond the room's bound); Body is its push body
-	// (the JSON of mux.Message), encoded once.
+	// visible: a burst beyond the room's bound); it points into the log's
+	// retained messages, valid under the room's lock until the log's next
+	// Publish or Take. Body is its push body (the JSON of mux.Message),
+	// encoded once, the node's to keep.
 	Entry *Entry
 	Body  []byte
 }
