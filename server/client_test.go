@@ -39,6 +39,7 @@ func testConfig() Config {
 	if r := testserve.Reader(); r != "" {
 		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
 	}
+	cfg.WrapEngine = testEngine() // IMLOAD_TEST_ENGINE (async_test.go)
 	return cfg
 }
 

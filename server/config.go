@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"imload/mux"
+	"imload/server/engine"
 )
 
 // Config configures a Server. DefaultConfig gives working values; the zero
@@ -53,6 +54,11 @@ type Config struct {
 	// MaxQueueBytes bounds the outgoing queue of one connection; a client
 	// that falls further behind is disconnected as a slow consumer.
 	MaxQueueBytes int
+	// MaxBacklog bounds the bytes of commands a connection may send while
+	// one of its commands waits for the engine's answer (they wait behind
+	// it); beyond it the connection is closed with 4009. It must hold a
+	// whole message (Limits.MaxMessageBytes).
+	MaxBacklog int
 	// MaxFramesPerWrite bounds how many frames one WebSocket message merges.
 	MaxFramesPerWrite int
 	// WriteDelay, if positive, makes the writer wait this long after the
@@ -149,6 +155,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported in hello and /stats.
 	Version string
+
+	// WrapEngine, if set, wraps the engine the server makes (tests make
+	// the local engine's answers asynchronous with it, as the Redis
+	// engine's are: enginetest.Async).
+	WrapEngine func(engine.Engine) engine.Engine
 }
 
 // Durability modes (Config.Durability).
@@ -170,6 +181,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		Limits:            mux.DefaultLimits(),
 		MaxQueueBytes:     1 << 20,
+		MaxBacklog:        256 << 10,
 		Reader:            ReaderAuto,
 		ReadBufferSize:    512,
 		MaxFramesPerWrite: 64,
@@ -223,6 +235,7 @@ func (c *Config) validate() error {
 	check(c.Limits.MaxHistory > 0, "max history per reply must be positive")
 	check(c.Limits.MaxRoomsPerSession > 0, "max rooms per session must be positive")
 	check(c.MaxQueueBytes >= c.Limits.MaxMessageBytes, "max queue (%d) must be at least the max message size (%d)", c.MaxQueueBytes, c.Limits.MaxMessageBytes)
+	check(c.MaxBacklog >= c.Limits.MaxMessageBytes, "max backlog (%d) must be at least the max message size (%d)", c.MaxBacklog, c.Limits.MaxMessageBytes)
 	check(c.MaxFramesPerWrite > 0, "max frames per write must be positive")
 	check(c.WritePace >= 0 && c.WritePace <= time.Second, "write pace must be between 0 and 1s, got %v", c.WritePace)
 	check(c.WriteBurst > 0, "write burst must be positive")

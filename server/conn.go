@@ -12,6 +12,7 @@ import (
 
 	"imload/mux"
 	"imload/mux/wsframe"
+	"imload/server/engine"
 )
 
 // Concurrency of a connection.
@@ -131,6 +132,10 @@ type conn struct {
 	roomLimiter *rate.Limiter
 	cmdTAT      int64    // the connection's command bucket (limits.go)
 	ip          *ipEntry // its source address's limits; nil: exempt
+	// held is set while a command waits for the engine's answer: the
+	// commands that came after it wait there (await.go).
+	held  *backlog
+	since int64 // Unix ns the connection was accepted (engine.ConnRef.Since)
 
 	// wmu serialises writes to the socket; wdeadline is the write deadline
 	// last set, under wmu. rest is the unwritten end of a batch the socket
@@ -359,6 +364,11 @@ func (c *conn) finish() {
 	c.srv.live.Done()
 }
 
+// ref names the connection for the engine.
+func (c *conn) ref() engine.ConnRef {
+	return engine.ConnRef{Node: c.srv.node, ID: c.id, Since: time.Unix(0, c.since)}
+}
+
 // session returns the attached session sid, or nil.
 func (c *conn) session(sid uint32) *session {
 	for _, s := range c.sessions {
@@ -376,27 +386,38 @@ func (c *conn) dropSession(s *session) {
 	}
 }
 
-// handleMessage handles every frame of one WebSocket message in order.
+// handleMessage handles every frame of one WebSocket message in order;
+// while a command waits for the engine, the frames wait behind it
+// (await.go).
 func (c *conn) handleMessage(msg []byte) {
 	err := mux.SplitMessage(msg, c.srv.cfg.Limits, func(b []byte) error {
 		c.srv.counters.framesIn.Add(1)
-		f, err := mux.DecodeFrame(b)
-		if err != nil {
-			c.srv.counters.badFrames.Add(1)
-			c.reply(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)))
+		if c.held != nil {
+			c.hold(b)
 			return nil
 		}
-		switch f.T {
-		case mux.TypePing:
-			c.reply(mux.AppendPong(nil, f.Seq))
-		case mux.TypeCmd:
-			c.handleCmd(&f)
-		}
+		c.handleFrame(b)
 		return nil
 	})
 	if err != nil {
 		c.srv.counters.badFrames.Add(1)
 		c.reply(mux.AppendErrorFrame(nil, 0, mux.AsError(err)))
+	}
+}
+
+// handleFrame handles one frame.
+func (c *conn) handleFrame(b []byte) {
+	f, err := mux.DecodeFrame(b)
+	if err != nil {
+		c.srv.counters.badFrames.Add(1)
+		c.reply(mux.AppendErrorFrame(nil, f.Seq, mux.AsError(err)))
+		return
+	}
+	switch f.T {
+	case mux.TypePing:
+		c.reply(mux.AppendPong(nil, f.Seq))
+	case mux.TypeCmd:
+		c.handleCmd(&f)
 	}
 }
 
@@ -410,6 +431,15 @@ type work struct {
 	done chan struct{}
 }
 
+// job is the engine's work for a worker: the answer to a command of c
+// that waited for it (call; await.go), or the logs of the rooms made ready
+// (release.go).
+type job struct {
+	c     *conn
+	call  *call
+	ready bool
+}
+
 // runWorker handles messages. Handling (JSON, rooms, fan-out) needs a deep
 // stack; doing it on a few long-lived workers keeps the readers' stacks
 // small (goroutine mode), or leaves no reader at all (epoll mode: the
@@ -417,8 +447,9 @@ type work struct {
 // connection costs no goroutine and no buffer of its own).
 //
 // A worker also writes what the message produced (see outbox): the replies
-// and the pushes to every connection whose writer it became. And it
-// releases the messages a durable store has committed (release.go).
+// and the pushes to every connection whose writer it became. And it does
+// the engine's jobs: commands whose answer came late (await.go), logs with
+// something to take (release.go).
 func (s *Server) runWorker() {
 	defer s.workers.Done()
 	var out outbox
@@ -436,8 +467,12 @@ func (s *Server) runWorker() {
 			w.c.handle(w.msg, &out)
 			w.done <- struct{}{} // the reader may go on while we write
 			s.writeOut(&out)
-		case jobs := <-s.releases: // committed messages (release.go)
-			s.release(jobs, &out)
+		case j := <-s.jobs:
+			if j.call != nil {
+				j.c.resume(j.call, &out)
+			} else {
+				s.takeReady(&out)
+			}
 			s.writeOut(&out)
 		}
 	}
@@ -470,10 +505,30 @@ func (s *Server) writeOut(out *outbox) {
 
 // outbox lists the connections whose writer a goroutine became while it
 // handled one message (replies, fan-out), to write them once the handling
-// is done, outside every lock, on the same goroutine.
-type outbox struct{ conns []*conn }
+// is done, outside every lock, on the same goroutine. It also holds the
+// goroutine's scratch for the engine: what a log's Take returns, and the
+// draft of a send.
+type outbox struct {
+	conns []*conn
+	rel   []engine.Released
+	draft engine.Draft
+}
 
 func (o *outbox) add(c *conn) { o.conns = append(o.conns, c) }
+
+// push queues it to the connection to: when to needs a writer, o takes it
+// (written once the caller's handling is done) or, with no outbox, a
+// writer goroutine.
+func (o *outbox) push(to *conn, it outItem) {
+	if !to.queueItem(it) {
+		return
+	}
+	if o != nil {
+		o.add(to)
+	} else {
+		to.startWriter()
+	}
+}
 
 // handOver gives every listed connection to the pacer, to be written as
 // soon as it gets to it (or written now if it has stopped).

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"imload/mux"
+	"imload/server/engine"
 	workerjs "imload/worker-js"
 )
 
@@ -31,6 +32,10 @@ func (s *Server) Handler() http.Handler {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.shuttingDown.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.engine.Health(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))
@@ -140,14 +145,37 @@ type LBS struct {
 	Addrs []string `json:"addrs"`
 }
 
+// handleLBS lists the engine's live nodes, best first (the local engine:
+// this node, or --lbs); a node without an advertised address is this one,
+// at the address the request used.
 func (s *Server) handleLBS(w http.ResponseWriter, r *http.Request) {
-	addrs := s.cfg.LBS
-	if len(addrs) == 0 {
-		scheme := "ws"
-		if r.TLS != nil {
-			scheme = "wss"
+	type answer struct {
+		nodes []engine.Node
+		err   error
+	}
+	ch := make(chan answer, 1)
+	s.engine.Nodes(func(nodes []engine.Node, err error) { ch <- answer{nodes, err} })
+	var a answer
+	select {
+	case a = <-ch:
+	case <-r.Context().Done():
+		return
+	}
+	if a.err != nil {
+		http.Error(w, "node list unavailable: "+a.err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	addrs := make([]string, 0, len(a.nodes))
+	for _, n := range a.nodes {
+		addr := n.Advertise
+		if addr == "" {
+			scheme := "ws"
+			if r.TLS != nil {
+				scheme = "wss"
+			}
+			addr = scheme + "://" + r.Host + "/ws"
 		}
-		addrs = []string{scheme + "://" + r.Host + "/ws"}
+		addrs = append(addrs, addr)
 	}
 	writeJSON(w, LBS{Addrs: addrs})
 }

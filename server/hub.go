@@ -1,52 +1,33 @@
 package server
 
 import (
-	"context"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"imload/mux"
-	"imload/server/store"
+	"imload/server/engine"
 )
 
-// user is a user name and its sessions on every connection: online while
-// it has sessions, then reserved to its token for a while (names.go).
-// Users have few sessions (their tabs), so a slice beats a map in memory.
-// Everything but name, key, color and author is guarded by hub.usersMu.
+// user is a user name as this node sees it: the user's sessions on this
+// node (the engine holds the name itself: its token, its connections on
+// every node, its reservation). A user is in hub.users while it has a
+// session here. Users have few sessions (their tabs), so a slice beats a
+// map in memory. sessions is guarded by hub.usersMu; the rest never
+// changes.
 type user struct {
-	name, color, token string
-	key                string  // mux.NameKey(name): the name's key in hub.users
-	author             *author // name and colour, shared by the user's retained messages
-	sessions           []*session
-	offAt              int64         // Unix ns the last session went (0: online or forgotten)
-	queued             bool          // in hub.reserved
-	dmIn               *rate.Limiter // DMs this user receives (made on the first)
+	// Author is the user's name and colour, shared by the messages its
+	// sessions here send (the engine keeps the pointer in its entries).
+	engine.Author
+	token    string // the token the engine gave
+	sessions []*session
 }
 
-// hasConn reports whether one of the user's sessions is on c.
-func (u *user) hasConn(c *conn) bool {
-	for _, s := range u.sessions {
-		if s.c == c {
-			return true
-		}
-	}
-	return false
-}
-
-// conns returns the distinct connections of the user's sessions.
-func (u *user) conns() []*conn {
-	out := make([]*conn, 0, len(u.sessions))
-	for _, s := range u.sessions {
-		if !slices.Contains(out, s.c) {
-			out = append(out, s.c)
-		}
-	}
-	return out
-}
+// key is the user's key (mux.NameKey of its name: no allocation for a
+// name in lower-case ASCII).
+func (u *user) key() string { return mux.NameKey(u.Name) }
 
 // session is one logical session (a browser tab) on a connection. Its
 // fields are used only by the goroutine that reads its connection, except
@@ -57,6 +38,11 @@ type session struct {
 	user    *user
 	rooms   []*room       // few per session: a slice is smaller than a map
 	limiter *rate.Limiter // made on the first send
+}
+
+// ref names the session for the engine.
+func (s *session) ref() engine.SessionRef {
+	return engine.SessionRef{Conn: s.c.ref(), SID: s.sid}
 }
 
 // room returns the session's room of that name, or nil.
@@ -79,79 +65,30 @@ func (s *session) dropRoom(r *room) {
 	}
 }
 
-// hub holds rooms and users. Lock order: roomsMu before room.mu; usersMu and
-// room.mu are never held together; conn.qmu is innermost.
+// hub holds what this node knows of rooms, users and connections: the
+// rooms it opened (their logs are the engine's), the users with sessions
+// here, the open connections. Lock order: roomsMu before room.mu;
+// usersMu and room.mu are never held together; conn.qmu is innermost.
 type hub struct {
 	cfg      *Config
-	store    store.Store
+	eng      engine.Engine
 	counters *counters
-	durable  bool // messages are released once committed (release.go)
 
 	roomsMu sync.RWMutex
 	rooms   map[string]*room
+	opening int    // rooms being made (Open with create under way), counted against MaxRooms
+	drops   uint64 // rooms dropped so far (adopt refuses a log opened before a drop)
 
-	usersMu       sync.Mutex
-	users         map[string]*user // by mux.NameKey: online and reserved users
-	online        int              // users with a session
-	reservedNames int              // users without one, holding their name (names.go)
-	reserved      reservedFIFO
-	dmID          uint64
+	usersMu sync.Mutex
+	users   map[string]*user // by mux.NameKey: the users with a session on this node
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
-
-	// delMu guards toDelete: rooms the sweep deleted, for the store to
-	// forget (feedDeletions).
-	delMu    sync.Mutex
-	toDelete []deletion
 }
 
-func newHub(cfg *Config, st store.Store, c *counters) *hub {
-	return &hub{cfg: cfg, store: st, counters: c, durable: cfg.durable(),
+func newHub(cfg *Config, eng engine.Engine, c *counters) *hub {
+	return &hub{cfg: cfg, eng: eng, counters: c,
 		rooms: make(map[string]*room), users: make(map[string]*user), conns: make(map[*conn]struct{})}
-}
-
-// load fills the hub with the rooms of the store.
-func (h *hub) load(ctx context.Context) error {
-	rooms, err := h.store.Load(ctx)
-	if err != nil {
-		return err
-	}
-	cutoff := time.Now().Add(-h.cfg.HistoryAge).UnixMilli()
-	authors := make(map[author]*author) // one per sender, shared by the rooms
-	for _, sr := range rooms {
-		if !mux.ValidRoom(sr.Name) {
-			continue
-		}
-		r := newRoom(sr.Name, sr.Epoch)
-		for _, m := range sr.Messages {
-			if m.TS < cutoff || (r.top != 0 && m.Offset != r.top+1) {
-				continue
-			}
-			who := authors[author{m.From, m.Color}]
-			if who == nil {
-				who = &author{m.From, m.Color}
-				authors[*who] = who
-			}
-			r.add(&m, who, h.cfg.HistoryMax)
-			r.top, r.released = m.Offset, m.Offset
-		}
-		if r.n == 0 {
-			// Without messages the room's last offset is unknown: the
-			// room is gone, and a later join makes it anew with a new epoch.
-			_ = h.store.DeleteRoom(sr.Name, sr.Epoch)
-			continue
-		}
-		h.rooms[sr.Name] = r
-	}
-	return nil
-}
-
-// userCount is the number of online users.
-func (h *hub) userCount() int {
-	h.usersMu.Lock()
-	defer h.usersMu.Unlock()
-	return h.online
 }
 
 func (h *hub) roomCount() int {
@@ -160,66 +97,87 @@ func (h *hub) roomCount() int {
 	return len(h.rooms)
 }
 
+// room returns the open room name, or nil.
 func (h *hub) room(name string) *room {
 	h.roomsMu.RLock()
 	defer h.roomsMu.RUnlock()
 	return h.rooms[name]
 }
 
-// lockRoom returns the room, locked and not deleted. A room that does not
-// exist is created if allow (the caller's room-creation limit) lets it,
-// the server holds fewer than MaxRooms and the store takes its record.
-func (h *hub) lockRoom(name string, allow func() bool) (*room, error) {
-	for {
-		r := h.room(name)
-		if r == nil {
-			var err error
-			if r, err = h.createRoom(name, allow); err != nil {
-				return nil, err
-			}
-		}
-		r.mu.Lock()
-		if h.room(name) == r {
-			return r, nil
-		}
-		r.mu.Unlock() // deleted by the janitor meanwhile: look again
-	}
+// dropGen is the count of rooms dropped so far: an Open issued at one
+// count and answered at another may give a log the sweep has dropped.
+func (h *hub) dropGen() uint64 {
+	h.roomsMu.RLock()
+	defer h.roomsMu.RUnlock()
+	return h.drops
 }
 
-// createRoom makes room name, or returns the one made meanwhile.
-func (h *hub) createRoom(name string, allow func() bool) (*room, error) {
+// adopt makes the log the engine opened (the Open issued when dropGen was
+// gen) the node's room, or returns the room the node holds already
+// (dropping the second log, if it is one). What the engine learnt before
+// the room was here is taken at once. It returns nil, dropping the log,
+// when the node holds no such room and rooms were dropped since the Open:
+// the log may be one the engine was told to drop (the caller opens
+// again). For the local engine a room the node does not hold has no
+// history, so dropping its log loses nothing.
+func (s *Server) adopt(name string, o engine.Opened, gen uint64) *room {
+	h := s.hub
+	h.roomsMu.Lock()
+	if r := h.rooms[name]; r != nil {
+		if r.log != o.Log {
+			h.eng.Drop(name, o.Log)
+		}
+		h.roomsMu.Unlock()
+		return r
+	}
+	if h.drops != gen {
+		h.eng.Drop(name, o.Log)
+		h.roomsMu.Unlock()
+		return nil
+	}
+	r := newRoom(name, o.Log)
+	for _, p := range o.Present {
+		r.remoteChanged(nil, nil, p, true) // no member yet: recorded only
+	}
+	h.rooms[name] = r
+	h.roomsMu.Unlock()
+	r.mu.Lock()
+	r.take(s, nil) // no member yet: nothing is pushed
+	r.mu.Unlock()
+	return r
+}
+
+// reserveRoom counts a room about to be made against MaxRooms and the
+// connection's creation rate (allow), or refuses it; unreserveRoom ends
+// the count once the engine has answered.
+func (h *hub) reserveRoom(allow func() bool) error {
 	h.roomsMu.Lock()
 	defer h.roomsMu.Unlock()
-	if r := h.rooms[name]; r != nil {
-		return r, nil
-	}
-	if max := h.cfg.MaxRooms; max > 0 && len(h.rooms) >= max {
+	if max := h.cfg.MaxRooms; max > 0 && len(h.rooms)+h.opening >= max {
 		h.counters.roomsRefused.Add(1)
-		return nil, mux.Errorf(mux.CodeUnavailable, mux.ErrTooManyRooms, "the server holds its maximum of %d rooms: join an existing room or try later", max)
+		return mux.Errorf(mux.CodeUnavailable, mux.ErrTooManyRooms, "the server holds its maximum of %d rooms: join an existing room or try later", max)
 	}
 	if allow != nil && !allow() {
 		h.counters.roomsRefused.Add(1)
-		return nil, mux.Errorf(mux.CodeRateLimited, mux.ErrRoomRateLimited, "this connection creates rooms faster than %g a second: slow down", h.cfg.RoomCreateRate)
+		return mux.Errorf(mux.CodeRateLimited, mux.ErrRoomRateLimited, "this connection creates rooms faster than %g a second: slow down", h.cfg.RoomCreateRate)
 	}
-	r := newRoom(name, randomID(6))
-	// A non-blocking enqueue, under roomsMu so that a room deleted and
-	// made again reaches the store in that order.
-	if err := h.store.CreateRoom(name, r.epoch); err != nil {
-		return nil, storeRefused(err)
-	}
-	h.rooms[name] = r
-	return r, nil
+	h.opening++
+	return nil
 }
 
-// sweep expires old history and deletes rooms with no members, no history
-// and nothing waiting for the store. It never holds roomsMu for long: it
-// looks at each room under the room's lock alone, then deletes the idle
-// ones in chunks. The store is told later, a few deletions at a time
-// (feedDeletions): a deletion is of the room's epoch only, so it is right
-// in any order with what comes after (the room made again has another
-// epoch), and many rooms expiring at once must not fill the store's queue
-// ahead of messages.
+func (h *hub) unreserveRoom() {
+	h.roomsMu.Lock()
+	h.opening--
+	h.roomsMu.Unlock()
+}
+
+// sweep expires old history and drops the rooms with no member here whose
+// log is idle (engine.Log.Idle: for the local engine, no history and
+// nothing waiting for the store). It never holds roomsMu for long: it
+// looks at each room under the room's lock alone, then drops the idle
+// ones in chunks.
 func (h *hub) sweep(now time.Time) {
+	cutoff := now.Add(-h.cfg.HistoryAge).UnixMilli()
 	h.roomsMu.RLock()
 	all := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
@@ -229,7 +187,7 @@ func (h *hub) sweep(now time.Time) {
 	var idle []*room
 	for _, r := range all {
 		r.mu.Lock()
-		if r.idle(now, h.cfg.HistoryAge) {
+		if r.idle(cutoff) {
 			idle = append(idle, r)
 		}
 		r.mu.Unlock()
@@ -238,167 +196,53 @@ func (h *hub) sweep(now time.Time) {
 	for len(idle) > 0 {
 		part := idle[:min(chunk, len(idle))]
 		idle = idle[len(part):]
-		var gone []deletion
 		h.roomsMu.Lock()
 		for _, r := range part {
 			r.mu.Lock()
-			if h.rooms[r.name] == r && r.idle(now, h.cfg.HistoryAge) {
+			if h.rooms[r.name] == r && r.idle(cutoff) {
 				delete(h.rooms, r.name)
-				gone = append(gone, deletion{r.name, r.epoch})
+				h.drops++
+				h.eng.Drop(r.name, r.log)
 			}
 			r.mu.Unlock()
 		}
 		h.roomsMu.Unlock()
-		h.delMu.Lock()
-		h.toDelete = append(h.toDelete, gone...)
-		h.delMu.Unlock()
 	}
 }
 
-// deletion is a room deleted from the hub that the store is still to
-// forget.
-type deletion struct{ name, epoch string }
-
-// maxDeletionsPerFeed is how many deletions feedDeletions hands the store
-// at a time (every 100 ms): a mass expiry of rooms reaches the disk at a
-// pace that leaves the store's transactions short for messages.
-const maxDeletionsPerFeed = 256
-
-// feedDeletions hands the store the next deletions of rooms the sweep has
-// deleted; what the store refuses (its queue is busy) waits for the next
-// feed. The backlog holds at most what the hub held (MaxRooms).
-func (h *hub) feedDeletions() {
-	h.delMu.Lock()
-	defer h.delMu.Unlock()
-	n := 0
-	for n < len(h.toDelete) && n < maxDeletionsPerFeed {
-		d := h.toDelete[n]
-		if h.store.DeleteRoom(d.name, d.epoch) != nil {
-			break
-		}
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	rest := copy(h.toDelete, h.toDelete[n:])
-	clear(h.toDelete[rest:])
-	h.toDelete = h.toDelete[:rest]
-	if rest == 0 && cap(h.toDelete) > 4096 {
-		h.toDelete = nil // a mass expiry: let its array go
-	}
-}
-
-// claim makes s a session of user name. It fails with 409 when the name
-// (compared without regard to case) is online on another connection, or
-// reserved after its owner went, and the token does not match. It returns
-// the user and a connection to kick when the user now has too many.
-func (h *hub) claim(s *session, name, token string) (*user, *conn, error) {
-	key := mux.NameKey(name)
-	now := time.Now().UnixNano()
+// addSession makes s a session of the user the engine claimed for it.
+func (h *hub) addSession(s *session, cl engine.Claimed) *user {
+	key := mux.NameKey(cl.User.Name)
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
-	h.sweepNames(now)
-	u := h.lookupUser(key, now)
+	u := h.users[key]
 	if u == nil {
-		if token == "" {
-			token = randomID(16)
-		}
-		u = &user{name: name, key: key, color: colorOf(name), token: token}
-		u.author = &author{name: u.name, color: u.color}
+		u = &user{Author: cl.User, token: cl.Token}
 		h.users[key] = u
-	} else if !u.hasConn(s.c) && token != u.token {
-		left := time.Duration(u.offAt + int64(h.cfg.nameGrace()) - now)
-		return nil, nil, nameTaken(u.name, !u.online(), left)
 	}
-	if !u.online() {
-		if u.offAt != 0 { // the owner is back: the reservation ends
-			u.offAt = 0
-			h.reservedNames--
-		}
-		h.online++
-	}
-	newConn := !u.hasConn(s.c)
 	u.sessions = append(u.sessions, s)
 	s.user = u
-	var kick *conn
-	if max := h.cfg.MaxConnsPerUser; max > 0 && newConn {
-		if conns := u.conns(); len(conns) > max {
-			for _, c := range conns {
-				if c != s.c && (kick == nil || c.id < kick.id) {
-					kick = c
-				}
-			}
-		}
-	}
-	return u, kick, nil
+	return u
 }
 
-// release removes s from its user. With its last session the name is
-// reserved to the user's token for the grace period (names.go).
-func (h *hub) release(s *session) {
+// removeSession removes s from its user on this node; it reports whether
+// s was one of the user's sessions (the engine is then to release it).
+func (h *hub) removeSession(s *session) bool {
 	u := s.user
 	if u == nil {
-		return
+		return false
 	}
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
 	i := slices.Index(u.sessions, s)
 	if i < 0 {
-		return
+		return false
 	}
 	u.sessions = slices.Delete(u.sessions, i, i+1)
-	if len(u.sessions) == 0 && h.users[u.key] == u {
-		h.reserve(u, time.Now().UnixNano())
+	if key := u.key(); len(u.sessions) == 0 && h.users[key] == u {
+		delete(h.users, key)
 	}
-}
-
-// dm pushes a private message to every session of the target user and to
-// the sender's other sessions. It returns the message and the number of
-// sessions it went to.
-func (h *hub) dm(from *session, req *mux.DMReq) (mux.DM, int, error) {
-	now := time.Now()
-	h.usersMu.Lock()
-	defer h.usersMu.Unlock()
-	to := h.lookupUser(mux.NameKey(req.To), now.UnixNano())
-	if to == nil {
-		return mux.DM{}, 0, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is not online", req.To)
-	}
-	if !to.online() {
-		// Reserved for its owner: nothing goes to anyone else meanwhile.
-		return mux.DM{}, 0, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner; private messages are not kept)", to.name)
-	}
-	if err := h.admitDM(to, now); err != nil {
-		return mux.DM{}, 0, err
-	}
-	h.dmID++
-	m := mux.DM{ID: h.dmID, From: from.user.name, To: to.name, Color: from.user.color, Text: req.Text, TS: now.UnixMilli(), CID: req.CID}
-	body := mux.EncodeBody(m)
-	targets := make(map[*conn][]uint32, len(to.sessions)+len(from.user.sessions))
-	for _, s := range to.sessions {
-		targets[s.c] = append(targets[s.c], s.sid)
-	}
-	if from.user != to {
-		for _, s := range from.user.sessions {
-			if s != from {
-				targets[s.c] = append(targets[s.c], s.sid)
-			}
-		}
-	} else {
-		targets[from.c] = without(targets[from.c], from.sid)
-	}
-	n := 0
-	for c, sids := range targets {
-		if len(sids) == 0 {
-			continue
-		}
-		sort.Slice(sids, func(i, j int) bool { return sids[i] < sids[j] })
-		from.c.pushTo(c, outItem{head: pushDM, sids: mux.AppendSIDs(nil, sids), body: body})
-		n += len(sids)
-	}
-	h.counters.dmsIn.Add(1)
-	h.counters.dmsOut.Add(int64(n))
-	return m, n, nil
+	return true
 }
 
 func (h *hub) addConn(c *conn) {
@@ -411,6 +255,21 @@ func (h *hub) removeConn(c *conn) {
 	h.connsMu.Lock()
 	delete(h.conns, c)
 	h.connsMu.Unlock()
+}
+
+// userConn returns this node's connection id holding a session of user
+// name, or nil: a connection to kick (the engine names them by user).
+func (h *hub) userConn(name string, id uint64) *conn {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	if u := h.users[mux.NameKey(name)]; u != nil {
+		for _, s := range u.sessions {
+			if s.c.id == id {
+				return s.c
+			}
+		}
+	}
+	return nil
 }
 
 func (h *hub) allConns() []*conn {

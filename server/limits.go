@@ -56,18 +56,6 @@ func (c *conn) admitCmd() error {
 	return nil
 }
 
-// admitDM counts one private message into user to. Under hub.usersMu.
-func (h *hub) admitDM(to *user, now time.Time) error {
-	if to.dmIn == nil {
-		to.dmIn = rate.NewLimiter(rate.Limit(h.cfg.DMInRate), h.cfg.DMInBurst)
-	}
-	if !to.dmIn.AllowN(now, 1) {
-		h.counters.recipientBusy.Add(1)
-		return mux.Errorf(mux.CodeRateLimited, mux.ErrRecipientBusy, "user %q receives more than %g private messages per second (burst %d): try again later", to.name, h.cfg.DMInRate, h.cfg.DMInBurst)
-	}
-	return nil
-}
-
 // ipEntry is one source address (or IPv6 /64): its open connections and
 // its command bucket.
 type ipEntry struct {

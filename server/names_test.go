@@ -77,13 +77,13 @@ func TestNameReservationExpires(t *testing.T) {
 	waitConns(t, ts, 0)
 	other := dial(t, ts, nil)
 	other.fails(1, mux.CmdAttach, mux.AttachReq{Name: "alice"}, mux.CodeNameTaken, mux.ErrNameTaken)
-	if n := ts.srv.hub.reservedCount(); n != 1 {
+	if n := ts.srv.engine.Reserved(); n != 1 {
 		t.Fatalf("%d reserved names, want 1", n)
 	}
 	eventually(t, 10*time.Second, "the reservation to end", func() bool {
 		return other.cmd(1, mux.CmdAttach, mux.AttachReq{Name: "alice"}).Code == mux.CodeOK
 	})
-	if n := ts.srv.hub.reservedCount(); n != 0 {
+	if n := ts.srv.engine.Reserved(); n != 0 {
 		t.Fatalf("%d reserved names after the grace period, want 0", n)
 	}
 }
@@ -100,7 +100,7 @@ func TestReservedNamesBounded(t *testing.T) {
 		c.attach(uint32(i+1), n)
 		c.ok(uint32(i+1), mux.CmdDetach, nil, nil)
 	}
-	if n := ts.srv.hub.reservedCount(); n != 3 {
+	if n := ts.srv.engine.Reserved(); n != 3 {
 		t.Fatalf("%d reserved names, want 3", n)
 	}
 	other := dial(t, ts, nil)

@@ -2,11 +2,13 @@ package server
 
 import (
 	"container/heap"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"imload/mux"
+	"imload/server/engine"
 )
 
 // Presence coalescing. Every join and leave of a user costs a push to every
@@ -26,21 +28,98 @@ import (
 // presenceChange is what a room's members were last told of one user,
 // while a change of it waits.
 type presenceChange struct {
+	who      engine.Author
 	was      bool  // members were last told the user is in the room
 	skipConn *conn // the session whose join this is: it gets no join push
 	skipSID  uint32
 }
 
-// roomPresence is a room's presence changes waiting for its next flush.
+// roomPresence is a room's presence changes waiting for its next flush,
+// by mux.NameKey of the user.
 type roomPresence struct {
-	pending map[*user]presenceChange
+	pending map[string]presenceChange
 }
 
-// presenceChanged records that user u is now in room r (joined) or no
-// longer, from a session of by (whose outbox takes the pushes); skipConn
-// and skipSID name the joining session. Called under r.mu.
-func (r *room) presenceChanged(by *conn, u *user, joined bool, skipConn *conn, skipSID uint32) {
-	srv := by.srv
+// A user is present in a room while one of its sessions is in it, on this
+// node (room.users) or on another (room.remote, from Opened.Present and
+// Sink.Presence). The members are told when that changes: userJoined,
+// userLeft and remoteChanged find out, presenceChanged tells them.
+
+// present reports whether the user of key is in the room on any node.
+// Called under r.mu.
+func (r *room) present(key string) bool {
+	return r.users[key].n > 0 || r.remote[key] != nil
+}
+
+// userJoined counts a session of u in the room (joining, or named by
+// nick). With the first, u is present here: the engine is told, and the
+// members are unless u was present on another node (skipConn and skipSID
+// name the joining session, which gets no push). out takes the pushes.
+// Called under r.mu.
+func (r *room) userJoined(s *Server, out *outbox, u *user, skipConn *conn, skipSID uint32) {
+	key := u.key()
+	ru := r.users[key]
+	ru.u, ru.n = u, ru.n+1
+	r.users[key] = ru
+	if ru.n != 1 {
+		return
+	}
+	s.engine.SetPresent(r.name, u.Author, true)
+	if r.remote[key] == nil {
+		r.presenceChanged(s, out, key, u.Author, true, skipConn, skipSID)
+	}
+}
+
+// userLeft uncounts a session of u in the room. With the last, u is no
+// longer present here: the engine is told, and the members are unless u
+// is present on another node. Called under r.mu.
+func (r *room) userLeft(s *Server, out *outbox, u *user) {
+	key := u.key()
+	ru := r.users[key]
+	if ru.n--; ru.n > 0 {
+		r.users[key] = ru
+		return
+	}
+	delete(r.users, key)
+	s.engine.SetPresent(r.name, u.Author, false)
+	if r.remote[key] == nil {
+		r.presenceChanged(s, out, key, u.Author, false, nil, 0)
+	}
+}
+
+// remoteChanged records that p.User is now present in the room on node
+// p.Node (in) or no longer, and tells the members when that changes
+// whether the user is present at all (with s nil it only records: a room
+// being opened has no member). Called under r.mu.
+func (r *room) remoteChanged(s *Server, out *outbox, p engine.Present, in bool) {
+	key := mux.NameKey(p.User.Name)
+	was := r.present(key)
+	ru := r.remote[key]
+	switch {
+	case in && ru == nil:
+		if r.remote == nil {
+			r.remote = make(map[string]*remoteUser)
+		}
+		r.remote[key] = &remoteUser{who: p.User, nodes: []string{p.Node}}
+	case in:
+		if !slices.Contains(ru.nodes, p.Node) {
+			ru.nodes = append(ru.nodes, p.Node)
+		}
+	case ru != nil:
+		ru.nodes = slices.DeleteFunc(ru.nodes, func(n string) bool { return n == p.Node })
+		if len(ru.nodes) == 0 {
+			delete(r.remote, key)
+		}
+	}
+	if now := r.present(key); s != nil && now != was {
+		r.presenceChanged(s, out, key, p.User, now, nil, 0)
+	}
+}
+
+// presenceChanged records that the user of key (who) is now in room r
+// (joined) or no longer; out takes the pushes; skipConn and skipSID name
+// the joining session. Called under r.mu.
+func (r *room) presenceChanged(srv *Server, out *outbox, key string, who engine.Author, joined bool, skipConn *conn, skipSID uint32) {
 	iv := int64(srv.cfg.PresenceInterval)
 	now := srv.clock()
 	if r.pres == nil && (iv == 0 || r.presAt == 0 || now-r.presAt >= iv) {
@@ -49,26 +128,27 @@ func (r *room) presenceChanged(by *conn, u *user, joined bool, skipConn *conn, s
 		if joined {
 			ev = mux.EvJoin
 		}
-		r.broadcast(by, ev, mux.EncodeBody(mux.Presence{Room: r.name, User: u.name, Color: u.color}), skipConn, skipSID)
+		r.broadcast(out, ev, mux.EncodeBody(mux.Presence{Room: r.name, User: who.Name, Color: who.Color}), skipConn, skipSID)
 		srv.counters.presencePushes.Add(int64(len(r.members)))
 		return
 	}
 	if r.pres == nil {
-		r.pres = &roomPresence{pending: make(map[*user]presenceChange)}
+		r.pres = &roomPresence{pending: make(map[string]presenceChange)}
 		if !srv.presence.add(r, r.presAt+iv) {
 			r.pres = nil // the server is stopping: drop it
 			return
 		}
 	}
-	pc, ok := r.pres.pending[u]
+	pc, ok := r.pres.pending[key]
 	if !ok {
 		pc.was = !joined // with nothing waiting, members know the state before this change
 	}
+	pc.who = who
 	pc.skipConn, pc.skipSID = nil, 0
 	if joined {
 		pc.skipConn, pc.skipSID = skipConn, skipSID
 	}
-	r.pres.pending[u] = pc
+	r.pres.pending[key] = pc
 	srv.counters.presenceCoalesced.Add(1)
 }
 
@@ -83,35 +163,31 @@ func (r *room) flushPresence(srv *Server, out *outbox) {
 	if p == nil {
 		return
 	}
-	type change struct {
-		u  *user
-		pc presenceChange
-	}
-	var leaves, joins []change
-	for u, pc := range p.pending {
-		in := r.users[u] > 0
+	var leaves, joins []presenceChange
+	for key, pc := range p.pending {
+		in := r.present(key)
 		switch {
 		case in == pc.was: // back where it was: nothing to tell
 		case in:
-			joins = append(joins, change{u, pc})
+			joins = append(joins, pc)
 		default:
-			leaves = append(leaves, change{u, pc})
+			leaves = append(leaves, pc)
 		}
 	}
 	if len(leaves)+len(joins) == 0 {
 		return
 	}
-	byName := func(cs []change) {
-		sort.Slice(cs, func(i, j int) bool { return cs[i].u.name < cs[j].u.name })
+	byName := func(cs []presenceChange) {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].who.Name < cs[j].who.Name })
 	}
 	byName(leaves)
 	byName(joins)
-	push := func(head []byte, ch change) {
-		body := mux.EncodeBody(mux.Presence{Room: r.name, User: ch.u.name, Color: ch.u.color})
+	push := func(head []byte, pc presenceChange) {
+		body := mux.EncodeBody(mux.Presence{Room: r.name, User: pc.who.Name, Color: pc.who.Color})
 		for c, m := range r.members {
 			sids := m.sids
-			if c == ch.pc.skipConn {
-				ids := without(m.ids, ch.pc.skipSID)
+			if c == pc.skipConn {
+				ids := without(m.ids, pc.skipSID)
 				if len(ids) == 0 {
 					continue
 				}
@@ -123,11 +199,11 @@ func (r *room) flushPresence(srv *Server, out *outbox) {
 			srv.counters.presencePushes.Add(1)
 		}
 	}
-	for _, ch := range leaves {
-		push(pushLeave, ch)
+	for _, pc := range leaves {
+		push(pushLeave, pc)
 	}
-	for _, ch := range joins {
-		push(pushJoin, ch)
+	for _, pc := range joins {
+		push(pushJoin, pc)
 	}
 	r.presAt = srv.clock()
 }

@@ -3,162 +3,176 @@ package server
 import (
 	"errors"
 
+	"github.com/gorilla/websocket"
+
 	"imload/mux"
-	"imload/server/store"
+	"imload/server/engine"
 )
 
-// Releasing messages. A message is released when it may be seen: its send
-// is acknowledged, it is pushed to the room's members, and history and join
-// replies show it. Without a durable store (memory, or --durability
-// relaxed) a message is released as it is sent. On a durable server it is
-// released once the store has committed it (group commit: one transaction
-// and one fsync for everything queued meanwhile), so nothing anyone has
-// seen can be lost by a crash, and a restart keeps the room's epoch and
-// offsets.
-//
-// The send queues the message to the store under the room's lock (a
-// non-blocking enqueue, so a room's messages reach the store in offset
-// order) and keeps it in room.unreleased. After each commit the store's
-// writer reports the newest committed offset of every room it appended to
-// (onCommit); a worker then releases each room's messages up to that
-// offset, in order, and writes what that queued. Commits are in queue
-// order, so a commit of offset n means every offset before n is committed
-// too, and releasing "up to n" is right whichever worker gets there first.
+// Releasing messages. A message is visible (its send is acknowledged, it
+// is pushed to the room's members, history and join replies show it) from
+// the moment its room's log gives it back through Take: at once for the
+// local engine without a durable store, after its commit with one, after
+// the round trip to Redis with the Redis engine. The node takes a room's
+// log under the room's lock after each send it publishes there, and when
+// the engine says the log has something new (Sink.Ready): a worker then
+// takes it (job.ready). What Take gives is handled in its order: the
+// outcome of a publish answers its sender (each sender waits in
+// room.waiting, by ticket), a newly visible message is pushed to every
+// member.
 
-// pendingSend is a sent message waiting to be released: its push body and
-// who to answer.
-type pendingSend struct {
-	off  uint64
-	ts   int64
-	body []byte // the msg push body, encoded once
-	by   *conn  // the sender's connection
-	sid  uint32
-	seq  uint64
-	dups []waiter // retries of the same cid meanwhile, answered dup:true
+// take takes what the room's log has and handles it, collecting the
+// connections to write in out (see outbox.push). Called under r.mu.
+func (r *room) take(s *Server, out *outbox) {
+	var rel []engine.Released
+	if out != nil {
+		rel = out.rel[:0]
+	}
+	rel = r.log.Take(rel)
+	for i := range rel {
+		r.release(s, &rel[i], out)
+	}
+	clear(rel)
+	if out != nil {
+		out.rel = rel[:0]
+	}
 }
 
-// waiter is a command waiting for a reply: a retry of a send whose first
-// copy is not released yet.
-type waiter struct {
-	c   *conn
-	sid uint32
-	seq uint64
-}
-
-// releaseJob releases the messages of room r up to off (in epoch).
-type releaseJob struct {
-	r     *room
-	epoch string
-	off   uint64
-}
-
-// push queues it to the connection to: when to needs a writer, o takes it
-// (written once the caller's handling is done) or, with no outbox, a
-// writer goroutine.
-func (o *outbox) push(to *conn, it outItem) {
-	if !to.queueItem(it) {
+// release handles one thing the log gave: the answer to a send of this
+// node, then a message to push, or a reset. Called under r.mu.
+func (r *room) release(s *Server, rel *engine.Released, out *outbox) {
+	if rel.Ticket != 0 {
+		if w, ok := r.popWaiter(rel.Ticket); ok {
+			var reply []byte
+			switch {
+			case rel.Err != nil:
+				reply = mux.AppendErrorReply(nil, w.sid, w.seq, mux.AsError(engineRefused(rel.Err)))
+			default:
+				body := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.log.Epoch(), Offset: rel.Off, TS: rel.TS, Dup: rel.Dup})
+				reply = mux.AppendReply(nil, w.sid, w.seq, body)
+				if !rel.Dup {
+					s.counters.messagesIn.Add(1)
+				}
+			}
+			out.push(w.c, outItem{head: reply})
+		}
+	}
+	if rel.Reset {
+		r.reset(s)
 		return
 	}
-	if o != nil {
-		o.add(to)
-	} else {
-		to.startWriter()
-	}
-}
-
-// publish releases p, the oldest unreleased message of r: the sender's
-// reply (and those of its retries), then a push to every member. Called
-// under r.mu.
-func (r *room) publish(p *pendingSend, out *outbox, ct *counters) {
-	r.released = p.off
-	reply := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: p.off, TS: p.ts})
-	out.push(p.by, outItem{head: mux.AppendReply(nil, p.sid, p.seq, reply)})
-	if len(p.dups) > 0 {
-		dup := mux.EncodeBody(mux.SendResp{Room: r.name, Epoch: r.epoch, Offset: p.off, TS: p.ts, Dup: true})
-		for _, w := range p.dups {
-			out.push(w.c, outItem{head: mux.AppendReply(nil, w.sid, w.seq, dup)})
-		}
+	if rel.Body == nil {
+		return
 	}
 	for mc, mem := range r.members {
-		out.push(mc, outItem{head: pushMsg, sids: mem.sids, body: p.body})
+		out.push(mc, outItem{head: pushMsg, sids: mem.sids, body: rel.Body})
 	}
-	ct.messagesOut.Add(int64(r.count))
+	s.counters.messagesOut.Add(int64(r.count))
 }
 
-// releaseUpTo releases, in order, r's messages up to offset off of epoch
-// (a commit of an older epoch of the room releases nothing). Called under
+// wait makes a sender wait for the outcome of its publish. Called under
 // r.mu.
-func (r *room) releaseUpTo(epoch string, off uint64, out *outbox, ct *counters) {
-	if epoch != r.epoch {
-		return
-	}
-	n := 0
-	for n < len(r.unreleased) && r.unreleased[n].off <= off {
-		r.publish(&r.unreleased[n], out, ct)
-		r.unreleased[n] = pendingSend{}
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	if n == len(r.unreleased) {
-		r.unreleased = r.unreleased[:0]
-		if cap(r.unreleased) > 64 {
-			r.unreleased = nil // a burst: let its array go
+func (r *room) wait(w waiter) { r.waiting = append(r.waiting, w) }
+
+// popWaiter returns and forgets the sender waiting for ticket: usually
+// the oldest (outcomes come in the order of the publishes, but for a
+// retry waiting for its first copy). Called under r.mu.
+func (r *room) popWaiter(ticket uint64) (waiter, bool) {
+	for i := r.whead; i < len(r.waiting); i++ {
+		if r.waiting[i].ticket != ticket {
+			continue
 		}
-		return
+		w := r.waiting[i]
+		if i == r.whead {
+			r.waiting[i] = waiter{}
+			r.whead++
+		} else {
+			copy(r.waiting[i:], r.waiting[i+1:])
+			r.waiting[len(r.waiting)-1] = waiter{}
+			r.waiting = r.waiting[:len(r.waiting)-1]
+		}
+		if r.whead == len(r.waiting) { // none left: reuse the array
+			r.waiting, r.whead = r.waiting[:0], 0
+			if cap(r.waiting) > 64 {
+				r.waiting = nil // a burst: let its array go
+			}
+		}
+		return w, true
 	}
-	r.unreleased = append(r.unreleased[:0], r.unreleased[n:]...)
+	return waiter{}, false
 }
 
-// waitRelease makes w wait for the release of unreleased offset off (a
-// retry of a send not yet committed). Called under r.mu.
-func (r *room) waitRelease(off uint64, w waiter) {
-	if len(r.unreleased) == 0 || off < r.unreleased[0].off {
-		return
-	}
-	if i := int(off - r.unreleased[0].off); i < len(r.unreleased) {
-		p := &r.unreleased[i]
-		p.dups = append(p.dups, w)
+// goAwayRoomReset is the goaway reason of the members of a room whose
+// log was reset: they reconnect and resume, and are told to reset.
+const goAwayRoomReset = "room_reset"
+
+// reset makes the room's members start again from the log's new state
+// (engine.Released.Reset: its history was lost, or what this node missed
+// is no longer retained): their connections are told to go away, and they
+// resume with a reset. Called under r.mu.
+func (r *room) reset(s *Server) {
+	s.logger.Warn("room log reset: its members reconnect", "room", r.name, "epoch", r.log.Epoch(), "members", len(r.members))
+	for c := range r.members {
+		c.goAway(goAwayRoomReset, s.retryHint(), websocket.CloseGoingAway)
 	}
 }
 
-// onCommit is the store's commit callback (on its writer goroutine): it has
-// a worker release what was committed. It waits while the workers are
-// behind (the store's queue then fills and senders are told 503), and
-// drops the jobs once the workers have stopped (no connection is left).
-func (s *Server) onCommit(cs []store.Committed) {
-	jobs := make([]releaseJob, 0, len(cs))
-	for _, c := range cs {
-		if r := s.hub.room(c.Room); r != nil {
-			jobs = append(jobs, releaseJob{r: r, epoch: c.Epoch, off: c.Offset})
+// ready is the node's Sink.Ready: the room's log has something to take.
+// A worker takes it (runWorker, job.ready); rooms made ready before a
+// worker gets there are taken in one job.
+func (s *Server) ready(name string) {
+	r := s.hub.room(name)
+	if r == nil || r.ready.Swap(true) {
+		return // not open here (adopt takes what it has), or queued already
+	}
+	s.readyMu.Lock()
+	s.readyRooms = append(s.readyRooms, r)
+	first := len(s.readyRooms) == 1
+	s.readyMu.Unlock()
+	if first {
+		select {
+		case s.jobs <- job{ready: true}:
+		case <-s.stopJobs: // no connection is left to push to
 		}
 	}
-	if len(jobs) == 0 {
-		return
-	}
-	select {
-	case s.releases <- jobs:
-	case <-s.stopReleases:
+}
+
+// takeReady takes the logs of the rooms made ready, on a worker,
+// collecting what to write in out.
+func (s *Server) takeReady(out *outbox) {
+	s.readyMu.Lock()
+	rooms := s.readyRooms
+	s.readyRooms = nil
+	s.readyMu.Unlock()
+	for _, r := range rooms {
+		r.ready.Store(false) // a Ready from here on queues the room again
+		r.mu.Lock()
+		r.take(s, out)
+		r.mu.Unlock()
 	}
 }
 
-// release runs release jobs on a worker, collecting what to write in out.
-func (s *Server) release(jobs []releaseJob, out *outbox) {
-	for _, j := range jobs {
-		j.r.mu.Lock()
-		j.r.releaseUpTo(j.epoch, j.off, out, &s.counters)
-		j.r.mu.Unlock()
-	}
-}
-
-// storeRefused is the error a command gets when the store refused the
-// change it needs.
-func storeRefused(err error) error {
-	if errors.Is(err, store.ErrClosed) {
+// engineRefused is the error a command gets when the engine refused what
+// it asked (protocol errors of the engine's pass as they are).
+func engineRefused(err error) error {
+	var me *mux.Error
+	switch {
+	case errors.As(err, &me):
+		return me
+	case errors.Is(err, engine.ErrClosed):
 		return mux.Errorf(mux.CodeShuttingDown, mux.ErrShuttingDown, "the server is shutting down")
+	case errors.Is(err, engine.ErrUnavailable):
+		return mux.Errorf(mux.CodeUnavailable, mux.ErrUnavailable, "%v: try again shortly", err)
 	}
-	return mux.Errorf(mux.CodeUnavailable, mux.ErrUnavailable, "the history store is not keeping up: try again shortly")
+	return mux.Errorf(mux.CodeInternal, mux.ErrInternal, "%v", err)
+}
+
+// roomRefused is engineRefused for a command on room name.
+func roomRefused(name string, err error) error {
+	if errors.Is(err, engine.ErrUnknownRoom) {
+		return unknownRoom(name)
+	}
+	return engineRefused(err)
 }
 
 // queuedBytes returns how many bytes wait in c's queue.

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -20,14 +19,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"imload/mux"
-	"imload/server/store"
+	"imload/server/engine"
 )
 
-// Server is an imload chat server. Create it with New, run it with Serve.
+// Server is an imload chat server: one node. What the nodes of a
+// deployment share is its engine's (package engine; the local engine, one
+// node on its own, is the only one yet). Create it with New, run it with
+// Serve.
 type Server struct {
 	cfg      Config
 	logger   *slog.Logger
-	store    store.Store
+	engine   engine.Engine
+	node     string // this node's name for the engine
 	hub      *hub
 	ips      *ipTable         // per-address limits (limits.go)
 	presence *presenceFlusher // pushes the coalesced presence changes of rooms (presence.go)
@@ -46,13 +49,21 @@ type Server struct {
 	async   sync.WaitGroup // short-lived helpers (closing slow consumers, kicks)
 	work    chan work      // messages for the workers
 	workers sync.WaitGroup
-	// releases carries committed messages to the workers (release.go);
-	// stopReleases is closed once no connection is left, before the
-	// workers stop, so that a late commit does not wait for them.
-	releases     chan []releaseJob
-	stopReleases chan struct{}
-	pacer        *pacer      // writes connections held back by their write pace
-	queues       queueArrays // recycled queue arrays
+	// jobs carries the engine's work to the workers: answers that came
+	// late (await.go), rooms made ready (release.go). stopJobs is closed
+	// once no connection is left, before the workers stop, so that a late
+	// answer or commit does not wait for them.
+	jobs       chan job
+	stopJobs   chan struct{}
+	readyMu    sync.Mutex
+	readyRooms []*room // rooms made ready, for the next job.ready
+	// sinkCalls counts the workers inside an engine call; sinkConns are
+	// the connections Sink calls queued to meanwhile (await.go).
+	sinkCalls atomic.Int32
+	sinkMu    sync.Mutex
+	sinkConns []*conn
+	pacer     *pacer      // writes connections held back by their write pace
+	queues    queueArrays // recycled queue arrays
 
 	heartbeats heartbeats // finds silent connections (heartbeat.go)
 
@@ -60,8 +71,9 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New checks cfg, opens the history store and loads the rooms it holds.
-// Serve closes the store when it returns; call Close instead if Serve is
+// New checks cfg, starts the engine (the local one: it opens the history
+// store and loads the rooms it holds) and opens the rooms it retained.
+// Serve closes the engine when it returns; call Close instead if Serve is
 // never called.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
@@ -71,35 +83,29 @@ func New(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, logger: logger, started: time.Now(),
-		releases: make(chan []releaseJob, 256), stopReleases: make(chan struct{})}
-	if cfg.Memory {
-		s.store = store.NewMemory()
-	} else {
-		var err error
-		s.store, err = store.OpenSQLite(context.Background(), cfg.DataDir, store.Options{
-			MaxMessages: cfg.HistoryMax, MaxAge: cfg.HistoryAge, Logger: logger,
-			QueueLen: cfg.StoreQueue, Durable: cfg.durable(), NoSync: cfg.Durability == DurabilityProcess,
-			OnCommit: s.onCommit,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("server: open history in %s: %w", filepath.Clean(cfg.DataDir), err)
-		}
+	s := &Server{cfg: cfg, logger: logger, started: time.Now(), node: localNode,
+		jobs: make(chan job, 256), stopJobs: make(chan struct{})}
+	eng, err := s.newEngine()
+	if err != nil {
+		return nil, err
 	}
-	st := s.store
-	s.hub = newHub(&s.cfg, st, &s.counters)
+	s.engine = eng
+	s.hub = newHub(&s.cfg, eng, &s.counters)
 	s.ips = newIPTable(&s.cfg)
-	if err := s.hub.load(context.Background()); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("server: load history: %w", err)
+	var retained []string
+	eng.Retained(func(name string) { retained = append(retained, name) })
+	if err := eng.Start(context.Background(), nodeSink{s}); err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("server: start the engine: %w", err)
 	}
+	s.openRetained(retained)
 	if cfg.Reader != ReaderGoroutine {
 		p, err := newPoller(s.onReady)
 		switch {
 		case err == nil:
 			s.poller = p
 		case cfg.Reader == ReaderEpoll:
-			st.Close()
+			eng.Close()
 			return nil, fmt.Errorf("server: --reader epoll: %w", err)
 		default:
 			logger.Info("reading with a goroutine per connection", "reason", err)
@@ -214,32 +220,30 @@ func (s *Server) Close() error {
 			s.poller.close()
 		}
 		s.readers.Wait()
-		// No connection is left: what the store commits from here on has
-		// nobody to be released to.
-		close(s.stopReleases)
+		// No connection is left: what the engine answers or commits from
+		// here on has nobody to go to.
+		close(s.stopJobs)
 		close(s.work)
 		s.workers.Wait()
 		s.presence.close()
 		s.pacer.close()
 		s.writers.Wait()
 		s.async.Wait()
-		if cerr := s.store.Close(); cerr != nil {
-			err = fmt.Errorf("server: close history: %w", cerr)
+		if cerr := s.engine.Close(); cerr != nil {
+			err = fmt.Errorf("server: close the engine: %w", cerr)
 		}
 	})
 	return err
 }
 
 // runJanitor closes silent connections (within hbTick of the heartbeat
-// timeout), expires history and empty rooms (every minute at most) and
-// tells the store about deleted rooms (a few every 100 ms).
+// timeout), and expires history and drops the rooms with no member here
+// and an idle log (every minute at most).
 func (s *Server) runJanitor(ctx context.Context) {
 	hb := time.NewTicker(hbTick(s.cfg.HeartbeatTimeout))
 	defer hb.Stop()
 	rooms := time.NewTicker(min(time.Minute, max(s.cfg.HistoryAge/10, time.Second)))
 	defer rooms.Stop()
-	deletions := time.NewTicker(100 * time.Millisecond)
-	defer deletions.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -248,8 +252,6 @@ func (s *Server) runJanitor(ctx context.Context) {
 			s.sweepHeartbeats(now)
 		case now := <-rooms.C:
 			s.hub.sweep(now)
-		case <-deletions.C:
-			s.hub.feedDeletions()
 		}
 	}
 }
@@ -261,6 +263,19 @@ func (s *Server) goAsync(f func()) {
 		defer s.async.Done()
 		f()
 	}()
+}
+
+// kickAll kicks this node's connections of kicks (the engine tells the
+// other nodes about theirs).
+func (s *Server) kickAll(kicks []engine.ConnRef, user string) {
+	for _, k := range kicks {
+		if k.Node != s.node {
+			continue
+		}
+		if c := s.hub.userConn(user, k.ID); c != nil {
+			s.kick(c, user)
+		}
+	}
 }
 
 // kick tells c to go away because user has too many connections.
@@ -302,7 +317,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// write.go): gorilla's Conn, with its buffers, is dropped. gorilla
 	// refuses a client that sent data before the handshake completed, so
 	// nothing is left in its read buffer.
-	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown, ip: ip}
+	c := &conn{id: s.nextConnID.Add(1), srv: s, mode: modeUnknown, ip: ip, since: time.Now().UnixNano()}
 	if !s.ownSocket(c, ws.NetConn()) {
 		c.nc = ws.NetConn()
 		c.raw = rawConnOf(c.nc)

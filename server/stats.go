@@ -13,31 +13,33 @@ import (
 // counters are the server's live numbers, updated with atomics on the hot
 // path and read by /stats and /metrics (which export the same values).
 type counters struct {
-	physical      atomic.Int64
-	sessions      atomic.Int64
-	acceptErrors  atomic.Int64
-	messagesIn    atomic.Int64
-	messagesOut   atomic.Int64
-	dmsIn         atomic.Int64
-	dmsOut        atomic.Int64
-	framesIn      atomic.Int64
-	framesOut     atomic.Int64
-	bytesIn       atomic.Int64
-	bytesOut      atomic.Int64
-	wsMsgsOut     atomic.Int64
-	slowConsumers atomic.Int64
-	writeTimeouts atomic.Int64
-	socketFull    atomic.Int64
-	pacedWrites   atomic.Int64
-	handedOver    atomic.Int64
-	hbTimeouts    atomic.Int64
-	kicked        atomic.Int64
-	badFrames     atomic.Int64
-	roomsRefused  atomic.Int64                     // joins refused a new room: --max-rooms or the creation rate
-	storeRefused  atomic.Int64                     // sends refused because the store's queue was full
-	joins         atomic.Int64                     // join commands answered 200
-	joinSessions  atomic.Int64                     // sessions those joins were for (sids included)
-	byMode        [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
+	physical         atomic.Int64
+	sessions         atomic.Int64
+	acceptErrors     atomic.Int64
+	messagesIn       atomic.Int64
+	messagesOut      atomic.Int64
+	dmsIn            atomic.Int64
+	dmsOut           atomic.Int64
+	framesIn         atomic.Int64
+	framesOut        atomic.Int64
+	bytesIn          atomic.Int64
+	bytesOut         atomic.Int64
+	wsMsgsOut        atomic.Int64
+	slowConsumers    atomic.Int64
+	writeTimeouts    atomic.Int64
+	socketFull       atomic.Int64
+	pacedWrites      atomic.Int64
+	handedOver       atomic.Int64
+	hbTimeouts       atomic.Int64
+	kicked           atomic.Int64
+	badFrames        atomic.Int64
+	roomsRefused     atomic.Int64                     // joins refused a new room: --max-rooms or the creation rate
+	storeRefused     atomic.Int64                     // sends refused because the store's queue was full
+	joins            atomic.Int64                     // join commands answered 200
+	joinSessions     atomic.Int64                     // sessions those joins were for (sids included)
+	commandsHeld     atomic.Int64                     // commands whose engine answer came after the call returned (await.go)
+	backlogOverflows atomic.Int64                     // connections closed for sending more than MaxBacklog behind such a command
+	byMode           [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 
 	// limits.go, names.go, presence.go
 	rateLimited       atomic.Int64
@@ -72,7 +74,7 @@ func (s *Server) Stats() mux.Stats {
 	return mux.Stats{
 		PhysicalConnections: c.physical.Load(),
 		LogicalSessions:     c.sessions.Load(),
-		Users:               int64(s.hub.userCount()),
+		Users:               int64(s.engine.Online()),
 		Rooms:               int64(s.hub.roomCount()),
 		MessagesIn:          c.messagesIn.Load(),
 		MessagesOut:         c.messagesOut.Load(),
@@ -105,7 +107,7 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	}
 	gauge("physical_connections", "Open WebSocket connections.", func() float64 { return float64(c.physical.Load()) })
 	gauge("logical_sessions", "Attached logical (tab) sessions.", func() float64 { return float64(c.sessions.Load()) })
-	gauge("users", "Online user names.", func() float64 { return float64(s.hub.userCount()) })
+	gauge("users", "Online user names.", func() float64 { return float64(s.engine.Online()) })
 	gauge("rooms", "Rooms with members or history.", func() float64 { return float64(s.hub.roomCount()) })
 	counter("messages_in_total", "Room messages accepted.", &c.messagesIn)
 	counter("messages_out_total", "Room-message deliveries to sessions.", &c.messagesOut)
@@ -137,7 +139,9 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("names_evicted_total", "Name reservations ended early because --max-reserved-names were reserved.", &c.namesEvicted)
 	counter("presence_pushes_total", "join and leave events queued to connections.", &c.presencePushes)
 	counter("presence_coalesced_total", "Presence changes held back to be merged into the next flush of their room.", &c.presenceCoalesced)
-	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.hub.reservedCount()) })
+	counter("commands_held_total", "Commands whose engine answer came after the engine call returned: their connection's next commands waited behind them.", &c.commandsHeld)
+	counter("backlog_overflows_total", "Connections closed with 4009: more than --max-backlog bytes of commands came while one of their commands waited for the engine.", &c.backlogOverflows)
+	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.engine.Reserved()) })
 	gauge("ip_table_entries", "Source addresses tracked for the per-address limits.", func() float64 { return float64(s.ips.size()) })
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {

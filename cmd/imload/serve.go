@@ -89,6 +89,7 @@ stderr.`,
 	f.Float64Var(&cfg.RoomCreateRate, "room-create-rate", cfg.RoomCreateRate, "rooms per second one connection may create (by joining a room that does not exist); beyond, 429 room_rate_limited")
 	f.IntVar(&cfg.RoomCreateBurst, "room-create-burst", cfg.RoomCreateBurst, "burst allowed above --room-create-rate")
 	f.IntVar(&cfg.MaxQueueBytes, "max-queue", cfg.MaxQueueBytes, "outgoing bytes queued per connection before it is dropped as a slow consumer")
+	f.IntVar(&cfg.MaxBacklog, "max-backlog", cfg.MaxBacklog, "bytes of commands a connection may send while one of its commands waits for the engine (multi-node) before it is closed with 4009")
 	f.IntVar(&cfg.MaxFramesPerWrite, "merge-frames", cfg.MaxFramesPerWrite, "most frames merged into one outgoing WebSocket message")
 	f.DurationVar(&cfg.WriteDelay, "write-delay", cfg.WriteDelay, "wait this long before writing, to merge more frames per message (0: write at once)")
 	f.DurationVar(&cfg.WritePace, "write-pace", cfg.WritePace, "after a burst of --write-burst messages, write to a connection at most once per this long, merging the frames queued meanwhile (0: write at once)")

@@ -88,9 +88,13 @@ type Engine interface {
 // 503 unavailable and the client retries.
 var ErrUnavailable = errors.New("engine unavailable")
 
-// ErrUnknownRoom is returned by Open without create for a room that does
-// not exist.
+// ErrUnknownRoom is returned by Open without create, and by Who, for a
+// room that does not exist.
 var ErrUnknownRoom = errors.New("unknown room")
+
+// ErrClosed is wrapped by the errors of an engine that is closing (Close
+// was called): the node answers 503 shutting_down.
+var ErrClosed = errors.New("engine closed")
 
 // Rooms orders the messages of rooms and carries them to the nodes that
 // opened them.
@@ -103,13 +107,19 @@ type Rooms interface {
 	// Open opens room name for this node and calls done with its log (or
 	// an error: ErrUnknownRoom without create, ErrUnavailable). With
 	// create, a room that does not exist is made, with a new epoch. The
-	// log is up to date when done is called and stays so until Drop.
+	// log is up to date when done is called (what it holds then is
+	// visible: Top, After… show it without a Take) and stays so until
+	// Drop. Two Opens of one room may give one log or two (the node keeps
+	// one and drops the other).
 	Open(name string, create bool, done func(Opened, error))
 	// Drop tells the engine that the node no longer needs room name's log
-	// l (the node holds the room's lock, and l.Idle() was true with no
-	// member left). The local engine forgets the room (a later Open
-	// creates it again with a new epoch); the Redis engine stops receiving
-	// its messages (the room lives on in Redis).
+	// l: the node holds the room's lock, and l.Idle() was true with no
+	// member left; or l is a log the node does not keep (a second log of
+	// a room it holds already, from Opens that raced, or one answered
+	// after the node dropped rooms, which may be stale). The local engine
+	// forgets the room if l is its log (a later Open creates it again
+	// with a new epoch); the Redis engine stops receiving its messages
+	// (the room lives on in Redis).
 	Drop(name string, l Log)
 }
 
@@ -157,6 +167,7 @@ type Log interface {
 	// ticket under which Take reports the outcome, or an error at once
 	// (ErrUnavailable: the store's queue is full, Redis is unreachable).
 	// The engine may learn that m is a retry (Dup) either here or later.
+	// It does not keep m (m.Who excepted): the node reuses one Draft.
 	Publish(m *Draft) (ticket uint64, err error)
 	// Take appends to dst, in order, what happened to the log since the
 	// last Take: outcomes of publishes and newly visible messages.
@@ -217,8 +228,11 @@ type Released struct {
 	Off uint64
 	TS  int64
 	// Entry is the newly visible message (nil for an outcome with Err or
-	// Dup, and for Reset); Body is its push body (the JSON of mux.Message),
-	// encoded once.
+	// Dup, for Reset, and for a message no longer retained when it became
+	// visible: a burst beyond the room's bound); it points into the log's
+	// retained messages, valid under the room's lock until the log's next
+	// Publish or Take. Body is its push body (the JSON of mux.Message),
+	// encoded once, the node's to keep.
 	Entry *Entry
 	Body  []byte
 }
@@ -234,7 +248,8 @@ type Presence interface {
 	SetPresent(room string, u Author, in bool)
 	// Who calls done with the users present in room on every node (for a
 	// room this node has not opened; an opened room's presence is the
-	// node's own view: Opened.Present and Sink.Presence).
+	// node's own view: Opened.Present and Sink.Presence), or
+	// ErrUnknownRoom for a room that does not exist.
 	Who(room string, done func([]Present, error))
 }
 
@@ -335,14 +350,19 @@ type Nodes interface {
 // Node is one live node.
 type Node struct {
 	ID        string `json:"id"`
-	Advertise string `json:"advertise"` // the ws:// URL clients connect to
+	Advertise string `json:"advertise"` // the ws:// URL clients connect to ("": the URL a client used to reach this node)
 	Conns     int64  `json:"conns"`
 }
 
 // Sink is the node, as the engine sees it. The engine calls it from its own
-// goroutines (the local engine: also from the caller of Publish's store
-// commit); a Sink method may wait for the node's workers but never for a
-// client.
+// goroutines (the local engine: its store's writer, after a commit), or on
+// the goroutine of one of the node's calls, before that call returns (the
+// local engine delivers a DM's messages inside DM). Inside a node's call
+// the Sink only queues, and never calls the engine back, so the engine may
+// hold its own locks there; on the engine's goroutines the Sink may also
+// write to connections and end them (and so Release their sessions), so
+// the engine must not hold a lock there that such calls need. A Sink
+// method may wait for the node's workers but never for a client.
 type Sink interface {
 	// Ready tells the node that the log of room has something to Take.
 	Ready(room string)

@@ -30,5 +30,8 @@ func (memory) Append(mux.Message) error { return nil }
 // Flush returns nil at once.
 func (memory) Flush(context.Context) error { return nil }
 
+// Err returns nil.
+func (memory) Err() error { return nil }
+
 // Close returns nil.
 func (memory) Close() error { return nil }

@@ -300,6 +300,18 @@ func (s *sqliteStore) Flush(ctx context.Context) error {
 	}
 }
 
+// Err returns ErrClosed after Close, else the error of the batch the
+// writer is retrying, or nil.
+func (s *sqliteStore) Err() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if p := s.w.failing.Load(); p != nil {
+		return fmt.Errorf("store: writing %s: %w", s.path, *p)
+	}
+	return nil
+}
+
 // Close writes everything queued, stops the writer and closes the
 // database. It returns an error if some changes could not be written or
 // the database did not close cleanly. Calls after the first return nil.

@@ -467,6 +467,9 @@ func TestWriteErrorsAreRetried(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "messages") {
+		t.Fatalf("Err while a batch is retried = %v, want the write's error", err)
+	}
 	// The store goes on: once the table is back, the same batch succeeds.
 	ddl := migrations[0][strings.Index(migrations[0], "CREATE TABLE messages"):]
 	if _, err := db.Exec(ddl); err != nil {
@@ -480,8 +483,14 @@ func TestWriteErrorsAreRetried(t *testing.T) {
 	if !strings.Contains(logs.String(), "write succeeded after retrying") {
 		t.Errorf("recovery not logged:\n%s", logs)
 	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err after recovery = %v", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
+	}
+	if err := s.Err(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Err after Close = %v, want ErrClosed", err)
 	}
 }
 

@@ -71,6 +71,10 @@ type Store interface {
 	// Flush blocks until every change queued before the call is written, or
 	// ctx ends. It reports changes that could not be written.
 	Flush(ctx context.Context) error
+	// Err is nil while the store writes what it is given; else why not:
+	// the error of the batch the writer is retrying (it goes back to nil
+	// once the batch is written), or ErrClosed after Close.
+	Err() error
 	// Close flushes, stops the writer and releases the database. Calls
 	// after the first return nil; the queuing calls after Close return
 	// ErrClosed and Load an error wrapping it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"imload/mux"
@@ -74,6 +75,10 @@ type writer struct {
 	// one, and the first error that dropped them.
 	lost    int
 	lostErr error
+
+	// failing is the error of the batch being retried (nil: none), for
+	// Store.Err.
+	failing atomic.Pointer[error]
 }
 
 // newWriter prepares the writer's statements on conn.
@@ -221,6 +226,7 @@ func (w *writer) commit(batch []op) {
 		err := w.apply(batch)
 		if err == nil {
 			if attempt > 1 {
+				w.failing.Store(nil)
 				w.log.Info("store: write succeeded after retrying", "changes", len(batch), "attempts", attempt)
 			}
 			w.committed(batch)
@@ -235,6 +241,7 @@ func (w *writer) commit(batch []op) {
 			w.lost += len(batch)
 			return
 		}
+		w.failing.Store(&err)
 		w.log.Warn("store: write failed, retrying", "changes", len(batch), "attempt", attempt,
 			"first_room", first, "last_room", last, "retry_in", pause, "err", err)
 		time.Sleep(pause)
