@@ -17,9 +17,10 @@ import (
 	"go.uber.org/goleak"
 
 	"imload/mux"
+	"imload/server/redistest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithShared(m)) }
 
 // testServer is a real server on a loopback port.
 type testServer struct {
@@ -39,6 +40,9 @@ func testConfig() Config {
 		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
 	}
 	cfg.WrapEngine = testEngine() // IMLOAD_TEST_ENGINE (async_test.go)
+	if onRedis() {
+		cfg.Redis = testRedisDB
+	}
 	return cfg
 }
 
@@ -49,6 +53,7 @@ func startServer(t testing.TB, cfg Config) *testServer {
 
 func startServerOn(t testing.TB, cfg Config, addr string) *testServer {
 	t.Helper()
+	cfg = withTestRedis(t, cfg)
 	if cfg.Logger == nil && testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -101,6 +101,7 @@ func isPush(ev string) func(mux.Frame) bool {
 // join's top; a retry of its cid waits with it. Once committed, all of it
 // comes, in order.
 func TestDurableSendWaitsForCommit(t *testing.T) {
+	skipOnRedis(t, "the SQLite store's durability (the Redis engine has no store)")
 	dir := t.TempDir()
 	ts := startServer(t, durableConfig(dir))
 	a := dial(t, ts, nil)
@@ -156,6 +157,7 @@ func TestDurableSendWaitsForCommit(t *testing.T) {
 // served meanwhile, and what was accepted is released once the store
 // catches up.
 func TestFullStoreRefusesSends(t *testing.T) {
+	skipOnRedis(t, "the SQLite store's durability (the Redis engine has no store)")
 	dir := t.TempDir()
 	cfg := durableConfig(dir)
 	cfg.StoreQueue = 16

@@ -27,6 +27,7 @@ func oneShot() *http.Client {
 // startServerLn serves cfg on ln (which the test may have wrapped).
 func startServerLn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	t.Helper()
+	cfg = withTestRedis(t, cfg)
 	srv, err := New(cfg)
 	if err != nil {
 		ln.Close()
