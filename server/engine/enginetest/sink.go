@@ -157,3 +157,24 @@ func (s *Sink) waitDeliveries(want map[uint64][]string, d time.Duration) (map[ui
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// PresenceCalls returns the presence changes recorded so far.
+func (s *Sink) PresenceCalls() []PresenceCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]PresenceCall(nil), s.presence...)
+}
+
+// Kicks returns the kicks recorded so far.
+func (s *Sink) Kicks() []Kick {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Kick(nil), s.kicks...)
+}
+
+// Gone returns the nodes reported dead so far.
+func (s *Sink) Gone() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.gone...)
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"imload/server/engine"
 )
 
@@ -92,9 +94,13 @@ func (e *Engine) beat() {
 	defer cancel()
 	now := e.now()
 	info := strconv.FormatInt(e.sink.Conns(), 10) + "|" + e.opts.Advertise
-	r, err := e.do(ctx, e.sc.nodes, e.nodesKeys(), []string{
-		strconv.FormatInt(now, 10), strconv.FormatInt(now+e.opts.NodeTTL.Milliseconds(), 10), e.opts.Node, info,
-	})
+	args := []string{strconv.FormatInt(now, 10), strconv.FormatInt(now+e.opts.NodeTTL.Milliseconds(), 10), e.opts.Node, info}
+	r, err := e.do(ctx, e.sc.nodes, e.nodesKeys(), args)
+	if _, isRedis := rueidis.IsRedisErr(err); err != nil && !isRedis && ctx.Err() == nil {
+		// The connection was found dead (Redis restarted): once more, on
+		// the one made again.
+		r, err = e.do(ctx, e.sc.nodes, e.nodesKeys(), args)
+	}
 	var list []engine.Node
 	if err == nil {
 		list, err = parseNodes(r)

@@ -189,6 +189,13 @@ func New(opts Options) (*Engine, error) {
 	}
 	co.DisableCache = true // the engine never reads a key twice unchanged (docs/benchmarks.md)
 	co.ConnWriteTimeout = o.OpTimeout
+	// One pipelined connection for every request (rueidis makes 4 by
+	// default and spreads commands over them at random): the batches of
+	// the shards and the heartbeat then reach Redis in the order they are
+	// sent, and once a heartbeat has gone through after Redis came back,
+	// the connection the sends use has too (a dead connection fails the
+	// first command on it).
+	co.PipelineMultiplex = -1
 	client, err := rueidis.NewClient(co)
 	if err != nil {
 		return nil, fmt.Errorf("redis engine: connect to %s: %w", redactURL(o.URL), err)
