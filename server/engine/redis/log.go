@@ -92,7 +92,7 @@ type presenceCall struct {
 
 // maxEarly bounds what waits in early (and in held): beyond it messages
 // are dropped, and the gap they leave is filled from the stream.
-func (l *log) maxEarly() int { return 2*l.e.opts.HistoryMax + 64 }
+func (l *log) maxEarly() int { return 4*l.e.opts.HistoryMax + 1024 }
 
 // Epoch is the room's epoch.
 func (l *log) Epoch() string { return l.epoch }
@@ -201,7 +201,10 @@ func (l *log) onSent(ticket uint64, r rueidisMessage, err error) {
 		case a.kind == "ok":
 			e.stats.published.Add(1)
 			if p != nil { // its message has not arrived yet: here it is
-				sync = l.recvLocked(a.epoch, msg{off: a.off, b: p.b, node: e.opts.Node, ticket: ticket})
+				// Not a gap if it comes before the messages published
+				// before it: they are on their way on the channel (this
+				// answer came on another connection); it waits for them.
+				l.recvLocked(a.epoch, msg{off: a.off, b: p.b, node: e.opts.Node, ticket: ticket})
 			}
 		case a.kind == "dup":
 			e.stats.dups.Add(1)
