@@ -181,7 +181,7 @@ func (l *log) Publish(m *engine.Draft) (uint64, error) {
 // onSent handles the send script's answer for ticket.
 func (l *log) onSent(ticket uint64, r rueidisMessage, err error) {
 	e := l.e
-	var sync bool
+	var sync, gap bool
 	l.mu.Lock()
 	p := l.pend[ticket]
 	switch {
@@ -205,6 +205,7 @@ func (l *log) onSent(ticket uint64, r rueidisMessage, err error) {
 				// before it: they are on their way on the channel (this
 				// answer came on another connection); it waits for them.
 				l.recvLocked(a.epoch, msg{off: a.off, b: p.b, node: e.opts.Node, ticket: ticket})
+				gap = len(l.held) > 0
 			}
 		case a.kind == "dup":
 			e.stats.dups.Add(1)
@@ -224,6 +225,11 @@ func (l *log) onSent(ticket uint64, r rueidisMessage, err error) {
 	l.mu.Unlock()
 	if sync {
 		l.sync()
+	}
+	if gap {
+		// Should what comes before it never come on the channel, the
+		// heartbeat fills the gap from the stream.
+		e.markDirty(l)
 	}
 	l.notify()
 }

@@ -251,7 +251,8 @@ func (l *log) failed() {
 	l.goLive()
 }
 
-// markDirty has the heartbeat make l read again.
+// markDirty has the next heartbeat make l read its stream if it is still
+// behind (its last read failed, or it holds messages after a gap).
 func (e *Engine) markDirty(l *log) {
 	e.rooms.mu.Lock()
 	if e.rooms.dirty == nil {
@@ -261,7 +262,8 @@ func (e *Engine) markDirty(l *log) {
 	e.rooms.mu.Unlock()
 }
 
-// retryDirty makes the logs whose last read failed read again.
+// retryDirty makes the logs marked dirty read their stream if they are
+// still behind.
 func (e *Engine) retryDirty() {
 	e.rooms.mu.Lock()
 	var ls []*log
@@ -271,7 +273,12 @@ func (e *Engine) retryDirty() {
 	clear(e.rooms.dirty)
 	e.rooms.mu.Unlock()
 	for _, l := range ls {
-		l.sync()
+		l.mu.Lock()
+		behind := l.stale || len(l.held) > 0
+		l.mu.Unlock()
+		if behind {
+			l.sync()
+		}
 	}
 }
 
