@@ -1,7 +1,9 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -194,5 +196,78 @@ func TestNodesMaxConnsPerUser(t *testing.T) {
 	case <-second.closed:
 		t.Fatal("the second connection was closed")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// getBody GETs url and returns the status and body.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := oneShot().Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// /lbs on any node lists the live nodes' advertised addresses, fewest
+// connections first; /metrics has the engine's counters.
+func TestNodesLBS(t *testing.T) {
+	nodes := startNodes(t, 2, func(c *Config) { c.Advertise = "ws://" + c.NodeID + ".example/ws" })
+	c := dial(t, nodes[0], nil) // node 1 has a connection, node 2 none
+	c.attach(1, "alice")
+	eventually(t, 5*time.Second, "both nodes listed, node 2 first", func() bool {
+		_, body := getBody(t, "http://"+nodes[0].addr+"/lbs")
+		var l LBS
+		json.Unmarshal([]byte(body), &l)
+		return slices.Equal(l.Addrs, []string{"ws://n2.example/ws", "ws://n1.example/ws"})
+	})
+	if code, body := getBody(t, "http://"+nodes[1].addr+"/metrics"); code != 200 || !strings.Contains(body, "imload_redis_published_total") {
+		t.Fatalf("/metrics: %d, no imload_redis_published_total", code)
+	}
+}
+
+// Redis unreachable: /healthz says so (503), sends are refused at once
+// with 503 unavailable; once Redis is back, the node recovers by itself:
+// the room's members are told to go away and resume (its history was
+// lost with Redis), and sends go through again.
+func TestNodesRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig()
+	cfg.WrapEngine = nil
+	cfg.Redis, cfg.NodeID = srv.URL(), "n1"
+	ts := startServer(t, cfg)
+	c := dial(t, ts, nil)
+	c.attach(1, "alice")
+	c.join(1, "r")
+	c.send(1, "r", "before")
+	if code, _ := getBody(t, "http://"+ts.addr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d with Redis up", code)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "/healthz 503", func() bool {
+		code, _ := getBody(t, "http://"+ts.addr+"/healthz")
+		return code == 503
+	})
+	c.fails(1, mux.CmdSend, mux.SendReq{Room: "r", Text: "during"}, mux.CodeUnavailable, mux.ErrUnavailable)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/healthz 200 again", func() bool {
+		code, _ := getBody(t, "http://"+ts.addr+"/healthz")
+		return code == 200
+	})
+	f := c.next(func(f mux.Frame) bool { return f.T == mux.TypeGoAway })
+	if !strings.Contains(string(f.Body), "room_reset") {
+		t.Fatalf("goaway %s, want room_reset", f.Body)
+	}
+	c2 := dial(t, ts, nil)
+	c2.attach(1, "bob")
+	j := c2.join(1, "r")
+	if r := c2.send(1, "r", "after"); r.Offset != j.Top+1 || r.Epoch != j.Epoch {
+		t.Fatalf("send after the restart: %+v (joined at %+v)", r, j)
 	}
 }

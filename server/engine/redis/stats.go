@@ -1,6 +1,10 @@
 package redis
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // counters are the engine's counters (Stats).
 type counters struct {
@@ -60,4 +64,37 @@ func (e *Engine) Stats() Stats {
 		sh.mu.Unlock()
 	}
 	return s
+}
+
+// Register adds the engine's counters to reg, as imload_redis_* (the
+// node's /metrics).
+func (e *Engine) Register(reg prometheus.Registerer) {
+	c := &e.stats
+	counter := func(name, help string, v *atomic.Int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imload_redis_" + name, Help: help},
+			func() float64 { return float64(v.Load()) }))
+	}
+	counter("published_total", "Messages appended to rooms through this node.", &c.published)
+	counter("publish_refused_total", "Publishes refused at once (Redis unreachable, a full queue).", &c.publishRefused)
+	counter("dups_total", "Publishes answered as retries of a retained message.", &c.dups)
+	counter("received_total", "Messages received on the channels of the rooms and users this node holds.", &c.received)
+	counter("inbox_dropped_total", "Received messages dropped on a full inbox (every open room then fills from its stream).", &c.inboxDropped)
+	counter("malformed_total", "Received messages that could not be read.", &c.malformed)
+	counter("gap_fills_total", "Reads of a room's stream to fill a gap or catch up.", &c.gapFills)
+	counter("resyncs_total", "Rooms read again from their newest messages (epoch changed, or missed messages gone).", &c.resyncs)
+	counter("resets_total", "Logs reset (their members resume with reset).", &c.resets)
+	counter("queue_full_total", "Requests refused because their shard's queue was full.", &c.queueFull)
+	counter("batches_total", "Pipelined batches sent to Redis.", &c.batches)
+	counter("commands_total", "Commands in those batches.", &c.commands)
+	counter("batch_errors_total", "Batches that failed (Redis unreachable).", &c.batchErrors)
+	counter("reconnects_total", "Times the subscription connection was made again.", &c.reconnects)
+	counter("heartbeat_errors_total", "Heartbeats that failed.", &c.heartbeatErrors)
+	counter("nodes_gone_total", "Nodes seen leaving the node list.", &c.nodesGone)
+	counter("presence_dropped_total", "Presence changes dropped on a full queue (the entries expire).", &c.presenceDropped)
+	counter("releases_dropped_total", "Session releases dropped on a full queue (the sessions expire).", &c.releasesDropped)
+	counter("refreshes_dropped_total", "Refreshes dropped on a full queue.", &c.refreshesDrop)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imload_redis_queued", Help: "Requests in the shards' queues."},
+		func() float64 { return float64(e.Stats().Queued) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imload_redis_inbox", Help: "Received messages waiting for the dispatcher."},
+		func() float64 { return float64(len(e.inbox)) }))
 }
