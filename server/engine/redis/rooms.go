@@ -478,23 +478,13 @@ func (e *Engine) refreshRooms() {
 		room    string
 		members []string
 	}
-	var rooms []one
+	rooms := make([]one, 0, len(e.rooms.m)+len(e.rooms.present))
 	for name := range e.rooms.m {
-		rooms = append(rooms, one{room: name})
+		rooms = append(rooms, one{room: name, members: members(e.rooms.present[name])})
 	}
 	for name, set := range e.rooms.present {
-		ms := make([]string, 0, len(set))
-		for m := range set {
-			ms = append(ms, m)
-		}
-		if _, open := e.rooms.m[name]; open {
-			for i := range rooms {
-				if rooms[i].room == name {
-					rooms[i].members = ms
-				}
-			}
-		} else {
-			rooms = append(rooms, one{room: name, members: ms})
+		if _, open := e.rooms.m[name]; !open {
+			rooms = append(rooms, one{room: name, members: members(set)})
 		}
 	}
 	e.rooms.mu.Unlock()
@@ -506,6 +496,15 @@ func (e *Engine) refreshRooms() {
 			e.stats.refreshesDrop.Add(1)
 		}
 	}
+}
+
+// members lists a set's members.
+func members(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for m := range set {
+		out = append(out, m)
+	}
+	return out
 }
 
 // ttlMS is the time to live of a room's keys, in ms.
