@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"runtime/debug"
 
@@ -72,7 +73,11 @@ stderr.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
 			if cfg.Redis != "" {
-				cfg.Logger.Info("serving", "addr", ln.Addr().String(), "redis", cfg.Redis, "node", cfg.NodeID, "advertise", cfg.Advertise)
+				redisURL := cfg.Redis
+				if u, err := url.Parse(redisURL); err == nil {
+					redisURL = u.Redacted() // no password in the log
+				}
+				cfg.Logger.Info("serving", "addr", ln.Addr().String(), "redis", redisURL, "node", cfg.NodeID, "advertise", cfg.Advertise)
 			} else {
 				cfg.Logger.Info("serving", "addr", ln.Addr().String(), "memory", cfg.Memory, "data", cfg.DataDir)
 			}
