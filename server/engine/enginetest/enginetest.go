@@ -79,6 +79,7 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"DM", testDM},
 		{"DMOfflineAndBusy", testDMRefused},
 		{"NodesAndHealth", testNodes},
+		{"AfterClose", testAfterClose},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h(t)) })
 	}

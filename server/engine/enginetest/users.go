@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -224,5 +225,19 @@ func testNodes(t *testing.T, h *harness) {
 	}
 	if err := h.e.Health(); err != nil {
 		t.Fatalf("Health of a working engine: %v", err)
+	}
+}
+
+func testAfterClose(t *testing.T, h *harness) {
+	r := h.open("r")
+	r.send(draft(alice, "before", ""))
+	if err := h.e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := h.e.Health(); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Health of a closed engine: %v, want ErrUnavailable", err)
+	}
+	if err := h.e.Close(); err != nil { // the harness closes it again too
+		t.Fatalf("a second Close: %v", err)
 	}
 }

@@ -553,3 +553,50 @@ func TestRedisKilled(t *testing.T) {
 }
 
 var _ = context.Background
+
+// A gap whose messages are no longer retained resets the log: it takes
+// the room's newest messages, at the room's top, nothing renumbered.
+func TestGapBeyondRetentionResets(t *testing.T) {
+	db := redistest.Shared(t).DB(t)
+	nodes := startNodes(t, db.URL, db.Prefix, func(o *Options) { o.HistoryMax = 5 }, "a", "b")
+	ra, rb := nodes[0].open("r"), nodes[1].open("r")
+	who := author("alice")
+	for i := range 2 {
+		tk, _ := ra.publish(who, fmt.Sprint(i), "")
+		ra.outcome(tk)
+	}
+	eventually(t, "b has 2", func() bool { return len(rb.messages()) == 2 })
+	var epoch string
+	rb.mu.Lock()
+	epoch = rb.log.Epoch()
+	rb.mu.Unlock()
+	// 10 messages b never hears of, the stream trimmed to 5 meanwhile.
+	k := nodes[0].e.roomKeys("r")
+	for i := 3; i <= 12; i++ {
+		blob := encodeBlob(time.Now().UnixMilli(), "alice", who.Color, "", fmt.Sprint("m", i))
+		if _, err := db.Do("HINCRBY", k.meta, "top", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Do("XADD", k.stream, "MAXLEN", "5", fmt.Sprintf("0-%d", i), "d", blob, "n", "x", "t", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tk, _ := ra.publish(who, "after", "")
+	if rel := ra.outcome(tk); rel.Err != nil || rel.Off != 13 {
+		t.Fatalf("a's send: %+v, want offset 13", rel)
+	}
+	for _, r := range []*room{rb, ra} {
+		eventually(t, "node "+r.n.id+" reset to the newest", func() bool {
+			r.take()
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return slices.ContainsFunc(r.got, func(rel engine.Released) bool { return rel.Reset }) && r.log.Top() == 13
+		})
+		r.mu.Lock()
+		es, _ := r.log.Last(10)
+		if r.log.Epoch() != epoch || r.log.First() != 9 || len(es) != 5 || es[4].Text() != "after" || es[0].Text() != "m9" {
+			t.Fatalf("node %s after the reset: epoch %q (was %q) first %d, %d messages", r.n.id, r.log.Epoch(), epoch, r.log.First(), len(es))
+		}
+		r.mu.Unlock()
+	}
+}

@@ -222,6 +222,24 @@ func (l *log) onSnapshot(r readReply, err error) {
 		return
 	}
 	s := l.snapshot(r)
+	// This log's publishes received and not taken yet: visible with the
+	// snapshot if their epoch goes on, else lost with it.
+	carry := func(m *msg) {
+		if !m.mine {
+			return
+		}
+		if s.epoch == l.rEpoch && m.off <= s.top {
+			l.outcomes = append(l.outcomes, engine.Released{Ticket: m.ticket, Off: m.off, TS: m.b.ts})
+		} else {
+			l.outcomes = append(l.outcomes, engine.Released{Ticket: m.ticket, Err: e.unavailable("send", errReset)})
+		}
+	}
+	for i := range l.inbox {
+		carry(&l.inbox[i])
+	}
+	for _, m := range l.held {
+		carry(&m)
+	}
 	l.snap = s
 	clear(l.inbox)
 	l.inbox = l.inbox[:0]
