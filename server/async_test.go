@@ -12,15 +12,17 @@ import (
 	"imload/mux"
 	"imload/server/engine"
 	"imload/server/engine/enginetest"
+	"imload/server/redistest"
 )
 
 // testEngine is the engine wrapper of the suite: IMLOAD_TEST_ENGINE=async
 // runs every test with the local engine's answers made asynchronous
 // (enginetest.Async), as the Redis engine's are, so that the node's
-// handling of late answers (await.go) is tested by the whole suite.
+// handling of late answers (await.go) is tested by the whole suite;
+// IMLOAD_TEST_ENGINE=redis runs it with the Redis engine (testRedis).
 func testEngine() func(engine.Engine) engine.Engine {
 	switch e := os.Getenv("IMLOAD_TEST_ENGINE"); e {
-	case "", "local":
+	case "", "local", "redis":
 		return nil
 	case "async":
 		return func(e engine.Engine) engine.Engine { return enginetest.NewAsync(e) }
@@ -166,5 +168,31 @@ func TestDMAnsweredLate(t *testing.T) {
 	a.Resume()
 	if f := bob.next(replyTo(1, 50)); f.Code != mux.CodeOK {
 		t.Fatalf("dm reply %+v", f)
+	}
+}
+
+// testRedisDB is Config.Redis in a test configuration under
+// IMLOAD_TEST_ENGINE=redis: the server a test starts gets a database of
+// the package's redis-server (withTestRedis).
+const testRedisDB = "redistest:"
+
+// onRedis reports whether the suite runs with the Redis engine.
+func onRedis() bool { return os.Getenv("IMLOAD_TEST_ENGINE") == "redis" }
+
+// withTestRedis gives cfg a database of its own on the package's
+// redis-server, if it asks for one (testRedisDB).
+func withTestRedis(t testing.TB, cfg Config) Config {
+	if cfg.Redis == testRedisDB {
+		db := redistest.Shared(t).DB(t)
+		cfg.Redis, cfg.RedisPrefix = db.URL, db.Prefix
+	}
+	return cfg
+}
+
+// skipOnRedis skips a test that is about the local engine (its store's
+// durability, one process's state), saying why.
+func skipOnRedis(t testing.TB, why string) {
+	if onRedis() {
+		t.Skip("IMLOAD_TEST_ENGINE=redis: " + why)
 	}
 }

@@ -14,9 +14,10 @@ import (
 
 	"imload/mux"
 	"imload/server/internal/testserve"
+	"imload/server/redistest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithShared(m)) }
 
 // testServer is a real server on a loopback port. Starting, stopping and
 // waiting are imload/server/internal/testserve's, as for every other
@@ -40,6 +41,9 @@ func testConfig() Config {
 		cfg.Reader = r // run the suite with the other reader: goroutine or epoll
 	}
 	cfg.WrapEngine = testEngine() // IMLOAD_TEST_ENGINE (async_test.go)
+	if onRedis() {
+		cfg.Redis = testRedisDB
+	}
 	return cfg
 }
 
@@ -58,6 +62,7 @@ func startServerOn(t testing.TB, cfg Config, addr string) *testServer {
 // startServerLn serves cfg on ln (which the test may have wrapped).
 func startServerLn(t testing.TB, cfg Config, ln net.Listener) *testServer {
 	t.Helper()
+	cfg = withTestRedis(t, cfg)
 	if cfg.Logger == nil {
 		cfg.Logger = testserve.Logger(t)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"imload/mux"
 	"imload/server/engine"
+	"imload/server/engine/redis"
 )
 
 // Config configures a Server. DefaultConfig gives working values; the zero
@@ -39,7 +40,23 @@ type Config struct {
 	// browsers) are always allowed.
 	Origins []string
 	// LBS lists the ws:// addresses served at /lbs; empty means this server.
+	// Not used with Redis (the node list is).
 	LBS []string
+
+	// Redis, when set (redis://host:port/db), makes this server one node of
+	// several that share every room, name, presence list and private
+	// message through that Redis (the Redis engine, docs/scaling.md);
+	// DataDir, Memory and Durability do not apply then.
+	Redis string
+	// RedisPrefix goes before every key and channel name in Redis (tests
+	// share one redis-server).
+	RedisPrefix string
+	// NodeID names this node among those sharing Redis (default: the
+	// host name and a random suffix).
+	NodeID string
+	// Advertise is the ws:// URL clients reach this node at, listed at
+	// /lbs by every node ("": the URL a client used).
+	Advertise string
 
 	// HeartbeatInterval is how often clients should ping (told in hello).
 	HeartbeatInterval time.Duration
@@ -170,7 +187,9 @@ const (
 )
 
 // durable reports whether messages are released only once committed.
-func (c *Config) durable() bool { return !c.Memory && c.Durability != DurabilityRelaxed }
+func (c *Config) durable() bool {
+	return !c.Memory && c.Redis == "" && c.Durability != DurabilityRelaxed
+}
 
 // DefaultConfig returns the configuration of `imload serve` with no flags.
 func DefaultConfig() Config {
@@ -263,7 +282,10 @@ func (c *Config) validate() error {
 	check(c.GoAwayRetryMax >= c.GoAwayRetryMin && c.GoAwayRetryMin >= 0, "go-away retry bounds are inverted")
 	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
 	check(c.ReadBufferSize >= 64, "read buffer must be at least 64 bytes")
-	check(c.Memory || c.DataDir != "", "a data directory is needed unless memory mode is on")
+	check(c.Memory || c.DataDir != "" || c.Redis != "", "a data directory is needed unless memory mode is on")
+	if c.Redis != "" && c.NodeID != "" {
+		check(redis.CheckNode(c.NodeID) == nil, "--node-id: %v", redis.CheckNode(c.NodeID))
+	}
 	return errors.Join(errs...)
 }
 

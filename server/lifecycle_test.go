@@ -13,6 +13,7 @@ import (
 
 // History, offsets and the epoch survive a restart with the SQLite store.
 func TestHistorySurvivesRestart(t *testing.T) {
+	skipOnRedis(t, "history kept in SQLite across a restart (with Redis it lives in Redis)")
 	cfg := testConfig()
 	cfg.Memory = false
 	cfg.DataDir = t.TempDir()

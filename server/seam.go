@@ -2,12 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
 	"imload/server/engine"
 	"imload/server/engine/local"
+	"imload/server/engine/redis"
 	"imload/server/store"
 )
 
@@ -19,6 +23,9 @@ const localNode = "local"
 // durable; wrapped by cfg.WrapEngine if set.
 func (s *Server) newEngine() (engine.Engine, error) {
 	cfg := &s.cfg
+	if cfg.Redis != "" {
+		return s.newRedisEngine()
+	}
 	opts := local.Options{
 		Node:             s.node,
 		Durable:          cfg.durable(),
@@ -53,6 +60,51 @@ func (s *Server) newEngine() (engine.Engine, error) {
 		return cfg.WrapEngine(eng), nil
 	}
 	return eng, nil
+}
+
+// newRedisEngine makes the Redis engine cfg.Redis asks for (wrapped by
+// cfg.WrapEngine if set).
+func (s *Server) newRedisEngine() (engine.Engine, error) {
+	cfg := &s.cfg
+	eng, err := redis.New(redis.Options{
+		URL:              cfg.Redis,
+		Prefix:           cfg.RedisPrefix,
+		Node:             s.node,
+		Advertise:        cfg.Advertise,
+		HistoryMax:       cfg.HistoryMax,
+		HistoryAge:       cfg.HistoryAge,
+		NameGrace:        cfg.nameGrace(),
+		MaxReservedNames: cfg.MaxReservedNames,
+		OnNameEvicted:    func() { s.counters.namesEvicted.Add(1) },
+		DMInRate:         cfg.DMInRate,
+		DMInBurst:        cfg.DMInBurst,
+		Logger:           s.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if cfg.WrapEngine != nil {
+		return cfg.WrapEngine(eng), nil
+	}
+	return eng, nil
+}
+
+// nodeID is this node's name for the engine: --node-id with Redis (by
+// default the host name and a random suffix), "local" without.
+func nodeID(cfg *Config) string {
+	switch {
+	case cfg.Redis == "":
+		return localNode
+	case cfg.NodeID != "":
+		return cfg.NodeID
+	}
+	host, err := os.Hostname()
+	if err != nil || redis.CheckNode(host) != nil {
+		host = "node"
+	}
+	b := make([]byte, 3)
+	rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return host + "-" + hex.EncodeToString(b)
 }
 
 // openRetained opens the rooms the engine holds at start (the local

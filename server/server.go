@@ -83,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, logger: logger, started: time.Now(), node: localNode,
+	s := &Server{cfg: cfg, logger: logger, started: time.Now(), node: nodeID(&cfg),
 		jobs: make(chan job, 256), stopJobs: make(chan struct{})}
 	eng, err := s.newEngine()
 	if err != nil {

@@ -97,6 +97,7 @@ func TestSinkKick(t *testing.T) {
 // messages (the local engine: its store's writes fail), and ok again once
 // they succeed; the send that waited is answered then.
 func TestHealthzFollowsTheEngine(t *testing.T) {
+	skipOnRedis(t, "the local engine's store failing (the Redis engine's health is tested in nodes_test.go with Redis killed)")
 	dir := t.TempDir()
 	ts := startServer(t, durableConfig(dir))
 	health := func() (int, string) {
@@ -145,6 +146,7 @@ func TestHealthzFollowsTheEngine(t *testing.T) {
 // adopted (it may be one the engine was told to drop): adopt drops it and
 // the caller opens the room again.
 func TestAdoptRefusesALogOpenedBeforeADrop(t *testing.T) {
+	skipOnRedis(t, "it awaits the local engine's answers, which come at once, and relies on a dropped room being forgotten")
 	cfg := testConfig()
 	cfg.WrapEngine = nil // the engine's answers are awaited here: the local engine's, at once
 	ts := startServer(t, cfg)

@@ -105,6 +105,9 @@ func (s *Server) newRegistry() *prometheus.Registry {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imload_" + name, Help: help},
 			func() float64 { return float64(v.Load()) }))
 	}
+	if m, ok := s.engine.(interface{ Register(prometheus.Registerer) }); ok {
+		m.Register(reg) // the Redis engine's counters (imload_redis_*)
+	}
 	gauge("physical_connections", "Open WebSocket connections.", func() float64 { return float64(c.physical.Load()) })
 	gauge("logical_sessions", "Attached logical (tab) sessions.", func() float64 { return float64(c.sessions.Load()) })
 	gauge("users", "Online user names.", func() float64 { return float64(s.engine.Online()) })

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"runtime/debug"
 
@@ -52,30 +54,47 @@ stderr.`,
 			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(gcPercent)
 			}
+			if cfg.Redis != "" && (cmd.Flags().Changed("data") || cmd.Flags().Changed("durability")) {
+				return errors.New("--data and --durability do not apply with --redis: the history lives in Redis (drop them, or drop --redis to keep it in SQLite)")
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Version = buildVersion()
-			srv, err := server.New(cfg)
-			if err != nil {
-				return err
-			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				srv.Close()
 				return fmt.Errorf("listen on %s: %w", addr, err)
 			}
+			if cfg.Redis != "" {
+				nodeDefaults(&cfg, ln.Addr())
+			}
+			srv, err := server.New(cfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
-			cfg.Logger.Info("serving", "addr", ln.Addr().String(), "memory", cfg.Memory, "data", cfg.DataDir)
+			if cfg.Redis != "" {
+				redisURL := cfg.Redis
+				if u, err := url.Parse(redisURL); err == nil {
+					redisURL = u.Redacted() // no password in the log
+				}
+				cfg.Logger.Info("serving", "addr", ln.Addr().String(), "redis", redisURL, "node", cfg.NodeID, "advertise", cfg.Advertise)
+			} else {
+				cfg.Logger.Info("serving", "addr", ln.Addr().String(), "memory", cfg.Memory, "data", cfg.DataDir)
+			}
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
-	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the history database (history.db)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the history database (history.db); not with --redis")
 	f.BoolVar(&cfg.Memory, "memory", false, "keep history in memory only (nothing is written; a restart forgets it)")
-	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "with --data: durable (a message is acknowledged and pushed only once committed and fsynced: no crash loses anything anyone saw), process (once committed, not fsynced: a crash of the process loses nothing; after a crash of the machine every room gets a new epoch) or relaxed (acknowledged at once, committed within 50 ms; after any unclean stop every room gets a new epoch)")
+	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "with --data (not with --redis): durable (a message is acknowledged and pushed only once committed and fsynced: no crash loses anything anyone saw), process (once committed, not fsynced: a crash of the process loses nothing; after a crash of the machine every room gets a new epoch) or relaxed (acknowledged at once, committed within 50 ms; after any unclean stop every room gets a new epoch)")
 	f.IntVar(&cfg.StoreQueue, "store-queue", cfg.StoreQueue, "changes queued for the history store and not yet committed; beyond, sends are refused with 503 unavailable")
 	f.StringSliceVar(&cfg.Origins, "origins", nil, "extra allowed browser origins for /ws, e.g. https://chat.example.com (default: same host only; * allows any)")
-	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server)")
+	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server; with --redis: the live nodes)")
+	f.StringVar(&cfg.Redis, "redis", "", "run as one of several nodes sharing rooms, names, presence and DMs through this Redis (redis://host:port/db, Redis 7+; docs/scaling.md); history lives in Redis, so --data and --durability do not apply")
+	f.StringVar(&cfg.NodeID, "node-id", "", "with --redis: this node's id among the nodes (default: the host name and the port)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "with --redis: the ws:// URL clients reach this node at, listed at /lbs by every node (default: from --addr, ws://HOST:PORT/ws, the host name for an unspecified host)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "how often clients should ping (announced in hello)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "close a connection that sent nothing for this long")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "close a connection (counted as a slow consumer) whose socket takes nothing for this long while the server has data for it")
@@ -120,4 +139,24 @@ stderr.`,
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// nodeDefaults fills in the node id (the host name and the port) and the
+// advertised URL (ws://HOST:PORT/ws, the host name for an unspecified
+// listen host) that --redis needs and the flags left out.
+func nodeDefaults(cfg *server.Config, addr net.Addr) {
+	host, port, _ := net.SplitHostPort(addr.String())
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "localhost"
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = name + ":" + port
+	}
+	if cfg.Advertise == "" {
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = name
+		}
+		cfg.Advertise = "ws://" + net.JoinHostPort(host, port) + "/ws"
+	}
 }

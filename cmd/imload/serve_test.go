@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"imload/mux"
+	"imload/server"
 )
 
 // TestServeBinary runs the real `imload serve` binary: flags from IMLOAD_*
@@ -148,5 +150,39 @@ func TestServeRefusesZeroGCPercent(t *testing.T) {
 	cmd.SetErr(io.Discard)
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
 		t.Fatalf("got %v, want an error about --gc-percent", err)
+	}
+}
+
+// --redis with --data or --durability is refused before anything starts:
+// the history lives in Redis.
+func TestServeRedisRefusesData(t *testing.T) {
+	for _, extra := range [][]string{{"--data", t.TempDir()}, {"--durability", "relaxed"}} {
+		cmd := newServeCmd()
+		cmd.SetArgs(append([]string{"--redis", "redis://127.0.0.1:1/0", "--addr", "127.0.0.1:0"}, extra...))
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "do not apply with --redis") {
+			t.Fatalf("%v: got %v, want an error about --data and --durability with --redis", extra, err)
+		}
+	}
+}
+
+// The node id and advertised URL default from the listen address.
+func TestNodeDefaults(t *testing.T) {
+	host, _ := os.Hostname()
+	var cfg server.Config
+	nodeDefaults(&cfg, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8081})
+	if cfg.NodeID != host+":8081" || cfg.Advertise != "ws://127.0.0.1:8081/ws" {
+		t.Fatalf("defaults %q %q", cfg.NodeID, cfg.Advertise)
+	}
+	cfg = server.Config{NodeID: "a", Advertise: "ws://x/ws"}
+	nodeDefaults(&cfg, &net.TCPAddr{IP: net.IPv4zero, Port: 8081})
+	if cfg.NodeID != "a" || cfg.Advertise != "ws://x/ws" {
+		t.Fatalf("given values changed: %q %q", cfg.NodeID, cfg.Advertise)
+	}
+	cfg = server.Config{}
+	nodeDefaults(&cfg, &net.TCPAddr{IP: net.IPv4zero, Port: 9})
+	if cfg.Advertise != "ws://"+net.JoinHostPort(host, "9")+"/ws" {
+		t.Fatalf("unspecified host: %q", cfg.Advertise)
 	}
 }

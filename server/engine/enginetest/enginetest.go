@@ -79,6 +79,7 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"DM", testDM},
 		{"DMOfflineAndBusy", testDMRefused},
 		{"NodesAndHealth", testNodes},
+		{"AfterClose", testAfterClose},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h(t)) })
 	}
@@ -199,7 +200,18 @@ func (r *room) take(tickets ...uint64) []engine.Released {
 	var all []engine.Released
 	deadline := time.Now().Add(wait)
 	for {
-		r.locked(func(l engine.Log) { all = l.Take(all) })
+		r.locked(func(l engine.Log) {
+			n := len(all)
+			all = l.Take(all)
+			// An entry is the ring's slot, valid until the log's next
+			// message: keep a copy of what it was when taken.
+			for i := n; i < len(all); i++ {
+				if e := all[i].Entry; e != nil {
+					c := *e
+					all[i].Entry = &c
+				}
+			}
+		})
 		for _, rel := range all {
 			delete(want, rel.Ticket)
 		}

@@ -1,6 +1,8 @@
 package enginetest
 
 import (
+	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,15 +125,56 @@ func (s *Sink) DMs() []engine.DMDelivery {
 	return append([]engine.DMDelivery(nil), s.dms...)
 }
 
-// waitDMs waits up to d until n deliveries were recorded, and returns
-// them.
-func (s *Sink) waitDMs(n int, d time.Duration) []engine.DMDelivery {
+// waitDeliveries waits up to d until the private messages of want (by
+// DM id) were delivered to exactly the users listed (by mux.NameKey), in
+// one delivery or several, and returns each one's deliveries and whether
+// they are as wanted (not if d is over first, or a user got one twice).
+func (s *Sink) waitDeliveries(want map[uint64][]string, d time.Duration) (map[uint64][]engine.DMDelivery, bool) {
 	deadline := time.Now().Add(d)
 	for {
-		dms := s.DMs()
-		if len(dms) >= n || time.Now().After(deadline) {
-			return dms
+		got := make(map[uint64][]engine.DMDelivery)
+		users := make(map[uint64][]string)
+		for _, dd := range s.DMs() {
+			var m struct{ ID uint64 }
+			if json.Unmarshal(dd.Body, &m) != nil {
+				continue
+			}
+			got[m.ID] = append(got[m.ID], dd)
+			users[m.ID] = append(users[m.ID], dd.Users...)
+		}
+		done := true
+		for id, us := range want {
+			have := slices.Sorted(slices.Values(users[id]))
+			exp := slices.Sorted(slices.Values(us))
+			if len(have) > len(exp) {
+				return got, false // delivered to a user twice
+			}
+			done = done && slices.Equal(have, exp)
+		}
+		if done || time.Now().After(deadline) {
+			return got, done
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// PresenceCalls returns the presence changes recorded so far.
+func (s *Sink) PresenceCalls() []PresenceCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]PresenceCall(nil), s.presence...)
+}
+
+// Kicks returns the kicks recorded so far.
+func (s *Sink) Kicks() []Kick {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Kick(nil), s.kicks...)
+}
+
+// Gone returns the nodes reported dead so far.
+func (s *Sink) Gone() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.gone...)
 }

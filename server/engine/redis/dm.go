@@ -1,0 +1,129 @@
+package redis
+
+import (
+	"strconv"
+	"time"
+
+	"imload/mux"
+	"imload/server/engine"
+)
+
+// DM runs the dm script on the recipient's slot (online check, rate,
+// the recipient's next DM id, publish on the recipient's channel), then,
+// for the sender's other sessions, the dm_sender script on the sender's
+// slot (publish on the sender's channel if it has other sessions). done
+// gets the sessions it went to: the recipient's, and the sender's others.
+func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
+	if err := e.Health(); err != nil {
+		done(engine.DMSent{}, err)
+		return
+	}
+	toKey, fromKey := mux.NameKey(d.To), mux.NameKey(d.From.Name)
+	k := e.userKeys(toKey)
+	rest := appendField(nil, d.From.Name)
+	rest = appendField(rest, d.From.Color)
+	rest = appendInt(rest, d.TS)
+	rest = appendField(rest, d.CID)
+	rest = appendField(rest, d.Text)
+	rest = appendField(rest, d.Sender.Conn.Node)
+	rest = appendUint(rest, d.Sender.Conn.ID)
+	rest = appendInt(rest, d.Sender.Conn.Since.UnixNano())
+	rest = appendUint(rest, uint64(d.Sender.SID))
+	interval := 1000 / e.opts.DMInRate
+	o := op{
+		sc:   e.sc.dm,
+		keys: []string{k.hash, k.sessions, k.channel},
+		args: []string{strconv.FormatInt(e.now(), 10), strconv.FormatFloat(interval, 'f', -1, 64), strconv.Itoa(e.opts.DMInBurst), string(rest)},
+		done: func(r rueidisMessage, err error) {
+			if err != nil {
+				done(engine.DMSent{}, err)
+				return
+			}
+			arr, err := r.ToArray()
+			if err != nil || len(arr) == 0 {
+				done(engine.DMSent{}, e.unavailable("dm", errPayload))
+				return
+			}
+			s := replyStrings(arr)
+			switch {
+			case s[0] == "none":
+				done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is not online", d.To))
+				return
+			case s[0] == "reserved" && len(s) > 1:
+				done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner; private messages are not kept)", s[1]))
+				return
+			case s[0] == "busy" && len(s) > 1:
+				done(engine.DMSent{}, mux.Errorf(mux.CodeRateLimited, mux.ErrRecipientBusy, "user %q receives more than %g private messages per second (burst %d): try again later", s[1], e.opts.DMInRate, e.opts.DMInBurst))
+				return
+			case s[0] != "ok" || len(s) < 5:
+				done(engine.DMSent{}, e.unavailable("dm", errPayload))
+				return
+			}
+			id, _ := strconv.ParseUint(s[1], 10, 64)
+			n, _ := strconv.Atoi(s[2])
+			sent := engine.DMSent{ID: id, TS: d.TS, Sessions: n, To: engine.Author{Name: s[3], Color: s[4]}}
+			if fromKey == toKey {
+				sent.Sessions-- // not to the sending session
+				done(sent, nil)
+				return
+			}
+			e.dmSender(fromKey, string(appendField(appendUint([]byte{'d'}, id), s[3]))+string(rest), sent, done)
+		},
+	}
+	if !e.shardOf('u', toKey).push(o) {
+		done(engine.DMSent{}, e.unavailable("dm", errQueueFull))
+	}
+}
+
+// dmSender publishes the copy of a DM for the sender's other sessions.
+func (e *Engine) dmSender(fromKey, payload string, sent engine.DMSent, done func(engine.DMSent, error)) {
+	k := e.userKeys(fromKey)
+	o := op{
+		sc:   e.sc.dmS,
+		keys: []string{k.sessions, k.channel},
+		args: []string{strconv.FormatInt(e.now(), 10), payload},
+		done: func(r rueidisMessage, err error) {
+			if n, perr := r.AsInt64(); err == nil && perr == nil && n > 1 {
+				sent.Sessions += int(n) - 1
+			}
+			done(sent, nil) // delivered to the recipient whatever happened here
+		},
+	}
+	if !e.shardOf('u', fromKey).push(o) {
+		done(sent, nil)
+	}
+}
+
+// dmMessage delivers a private message published on the channel of user
+// key to this node's sessions of that user.
+func (e *Engine) dmMessage(key, payload string) error {
+	f := fields{s: payload}
+	id, to, from, color, ts, cid, text := f.uint(), f.next(), f.next(), f.next(), f.int(), f.next(), f.next()
+	exNode, exConn, exSince, exSID := f.next(), f.uint(), f.int(), f.uint()
+	if f.err != nil {
+		return f.err
+	}
+	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid})
+	e.sink.DM(engine.DMDelivery{
+		Body:  body,
+		Users: []string{key},
+		Except: engine.SessionRef{
+			Conn: engine.ConnRef{Node: exNode, ID: exConn, Since: time.Unix(0, exSince)},
+			SID:  uint32(exSID),
+		},
+	})
+	return nil
+}
+
+// kickMessage tells the node to kick its connection named in a kick.
+func (e *Engine) kickMessage(payload string) error {
+	f := fields{s: payload}
+	node, conn, user := f.next(), f.uint(), f.next()
+	if f.err != nil {
+		return f.err
+	}
+	if node == e.opts.Node {
+		e.sink.Kick(conn, user)
+	}
+	return nil
+}

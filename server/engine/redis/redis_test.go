@@ -1,0 +1,65 @@
+package redis
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"imload/server/engine"
+	"imload/server/engine/enginetest"
+	"imload/server/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithShared(m)) }
+
+// testLogger logs to the test with -v.
+func testLogger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// newTestEngine makes an engine for node on db, not started.
+func newTestEngine(t testing.TB, url, prefix, node string, tune func(*Options)) *Engine {
+	t.Helper()
+	opts := Options{URL: url, Prefix: prefix, Node: node, Logger: testLogger(t)}
+	if tune != nil {
+		tune(&opts)
+	}
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// The engine contract, on a database of the package's redis-server.
+func TestConformance(t *testing.T) {
+	enginetest.Run(t, enginetest.Traits{}, func(t *testing.T, cfg enginetest.Config) engine.Engine {
+		db := redistest.Shared(t).DB(t)
+		return newTestEngine(t, db.URL, db.Prefix, "node-a", func(o *Options) {
+			o.HistoryMax = cfg.HistoryMax
+			o.NameGrace = cfg.NameGrace
+			o.MaxReservedNames = cfg.MaxReservedNames
+			o.DMInRate = cfg.DMInRate
+			o.DMInBurst = cfg.DMInBurst
+		})
+	})
+}
+
+// startEngine starts e with sink and closes it when the test ends.
+func startEngine(t testing.TB, e *Engine, sink engine.Sink) {
+	t.Helper()
+	if err := e.Start(context.Background(), sink); err != nil {
+		e.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+}
+
+var _ = time.Second

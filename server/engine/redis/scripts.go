@@ -1,0 +1,54 @@
+package redis
+
+import (
+	"crypto/sha1"
+	"embed"
+	"encoding/hex"
+	"fmt"
+)
+
+// The engine's Lua scripts (lua/*.lua): each runs on the keys of one room,
+// one user or the node list, which share a hash tag, so each touches one
+// slot of a Redis Cluster. They are called by EVALSHA; a shard loads them
+// again when Redis answers NOSCRIPT (after a restart).
+//
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// script is one Lua script and its SHA-1.
+type script struct {
+	name string
+	src  string
+	sha  string
+}
+
+// scripts are the engine's scripts, read once per engine.
+type scripts struct {
+	send, read, who, presence, touchRoom          *script
+	claim, release, unreserve, touchUser, dm, dmS *script
+	nodes                                         *script
+	all                                           []*script
+}
+
+func loadScripts() (*scripts, error) {
+	s := &scripts{}
+	for _, p := range []struct {
+		dst  **script
+		name string
+	}{
+		{&s.send, "send"}, {&s.read, "read"}, {&s.who, "who"}, {&s.presence, "presence"},
+		{&s.touchRoom, "touch_room"}, {&s.claim, "claim"}, {&s.release, "release"},
+		{&s.unreserve, "unreserve"}, {&s.touchUser, "touch_user"}, {&s.dm, "dm"},
+		{&s.dmS, "dm_sender"}, {&s.nodes, "nodes"},
+	} {
+		b, err := luaFiles.ReadFile("lua/" + p.name + ".lua")
+		if err != nil {
+			return nil, fmt.Errorf("redis engine: script %s: %w", p.name, err)
+		}
+		sum := sha1.Sum(b)
+		sc := &script{name: p.name, src: string(b), sha: hex.EncodeToString(sum[:])}
+		*p.dst = sc
+		s.all = append(s.all, sc)
+	}
+	return s, nil
+}
