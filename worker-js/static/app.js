@@ -138,7 +138,7 @@ function messageItem(m, { dm = false } = {}) {
 /** @param {string} [c] */
 function safeColor(c) { return /^#[0-9a-fA-F]{6}$/.test(c || '') ? String(c) : '#64748b'; }
 
-/** @param {HTMLElement} log @param {string} cid */
+/** @param {HTMLElement} log @param {string} cid @returns {HTMLElement|null} */
 function byCid(log, cid) { return cid ? log.querySelector(`.msg[data-cid="${CSS.escape(cid)}"]`) : null; }
 
 /** @param {string} room @param {any[]} msgs @param {{reset?: boolean}} [o] */
@@ -329,7 +329,7 @@ function addDMs(d, msgs) {
       const li = messageItem(m, { dm: true });
       li.dataset.key = key;
       // in time order (a conversation read from the store may come after a live one)
-      const after = [...d.log.querySelectorAll('.msg')].find((x) => Number(x.dataset.ts) > m.ts);
+      const after = [.../** @type {NodeListOf<HTMLElement>} */ (d.log.querySelectorAll('.msg'))].find((x) => Number(x.dataset.ts) > m.ts);
       li.dataset.ts = String(m.ts);
       if (after) d.log.insertBefore(li, after); else d.log.appendChild(li);
     }

@@ -1,3 +1,4 @@
+// @ts-check
 // client.js: the tab side of imload. A small promise API over the one
 // socket of this browser, which lives in a SharedWorker (worker.js), in the
 // leader tab (core/leader.js) or, as the last resort, in this tab (direct).
@@ -491,6 +492,7 @@ export class Client {
     });
   }
 
+  /** @param {string} room @param {{history?: number}} [o] */
   async join(room, { history } = {}) {
     this.joining.add(room);
     try {
@@ -554,6 +556,7 @@ export class Client {
   dmConversations() { return this.query('dm_list'); }
   dmMessages(peer) { return this.query('dm_messages', { peer }); }
   dmRead(peer) { return this.query('dm_read', { peer }); }
+  /** @param {string} room @param {{after?: number, before?: number, limit?: number, epoch?: string}} [o] */
   history(room, { after, before, limit, epoch } = {}) {
     const body = { room };
     if (epoch) body.epoch = epoch;

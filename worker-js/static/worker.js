@@ -1,5 +1,4 @@
 // @ts-check
-/// <reference lib="webworker" />
 // worker.js: the SharedWorker of imload (an ES module). It owns this
 // browser's one WebSocket and runs the Hub: a logical session per tab,
 // commands relayed, pushes fanned out, heartbeats, the reconnect ladder,
@@ -16,7 +15,7 @@ const scope = /** @type {SharedWorkerGlobalScope} */ (/** @type {unknown} */ (se
 
 const hub = new Hub({
   mode: MODES.shared,
-  WebSocket: scope.WebSocket,
+  WebSocket: globalThis.WebSocket,
   fetch: scope.fetch.bind(scope),
   locks: scope.navigator && scope.navigator.locks,
   cacheBackend: typeof indexedDB === 'object' ? new IDBBackend(DB_NAME) : null,

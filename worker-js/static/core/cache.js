@@ -1,3 +1,4 @@
+// @ts-check
 // RoomCache keeps the recent messages of each room (seed section 3.3.1):
 // the worker shows them at once when a tab opens a room and asks the server
 // only for what came after. Every change goes through one ordered queue, so
@@ -40,6 +41,7 @@ export class MemoryBackend {
 }
 
 export class RoomCache {
+  /** @param {any} [backend] @param {{keep?: number, onError?: (e: unknown) => void}} [o] */
   constructor(backend = new MemoryBackend(), { keep = 200, onError = () => {} } = {}) {
     this.backend = backend;
     this.keep = keep;

@@ -1,3 +1,4 @@
+// @ts-check
 // Connection owns one WebSocket: hello, heartbeats, merged outgoing frames,
 // go-away, and the reconnect ladder (backoff.js) across the /lbs addresses.
 // Everything it needs from the platform is injected, so Node tests can drive
@@ -23,6 +24,12 @@ export const DEFAULT_CONN = Object.freeze({
 // jittered, with retryAt; or kicked: not retrying), closed (stopped on
 // purpose).
 export class Connection {
+  /**
+   * @param {{WebSocket: any, fetch: any, lbsUrl: string, defaultAddr: string, config?: any, random?: () => number,
+   *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void, now?: () => number,
+   *   onHello?: (h: any) => void, onFrames?: (f: any[]) => void, onDown?: (d: any) => void, onState?: (s: any) => void,
+   *   log?: (...a: any[]) => void}} o
+   */
   constructor({
     WebSocket, fetch, lbsUrl, defaultAddr, config = {}, random = Math.random,
     setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now,
@@ -196,7 +203,7 @@ export class Connection {
     this.info.since = this.now();
     this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server, maxText: Number(h.max_text) || 0 });
     const every = this.cfg.pingMs || Number(h.hb_ms) || 15000;
-    this.arm('ping', every, () => this.ping(every), true);
+    this.arm('ping', every, () => this.ping(every));
     this.onHello(h);
     this.scheduleFlush();
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // Hub is the shared brain of a browser: it owns the one Connection, keeps a
 // logical session per tab, relays the tabs' commands, fans pushes out to the
 // right tabs through a FlushBuffer each, caches room history (cache.js) and
@@ -37,6 +38,11 @@ export const DEFAULT_HUB = Object.freeze({
 let hubSeq = 0;
 
 export class Hub {
+  /**
+   * @param {{mode: string, WebSocket: any, fetch: any, locks?: any, cacheBackend?: any, base?: string, config?: any,
+   *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void, now?: () => number, random?: () => number,
+   *   log?: (...a: any[]) => void, onIdle?: (() => void)|null}} o
+   */
   constructor({
     mode, WebSocket, fetch, locks = null, cacheBackend = null, base = '', config = {},
     setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now, random = Math.random, log = () => {},
@@ -82,9 +88,9 @@ export class Hub {
       WebSocket, fetch, random, setTimer, clearTimer, now, log,
       lbsUrl: root ? new URL('lbs', root).href : '',
       defaultAddr: wsAddr ? wsAddr.href : '',
-      onHello: (h) => this.onOpen(h),
+      onHello: () => this.onOpen(),
       onFrames: (fs) => this.onFrames(fs),
-      onDown: (d) => this.onDown(d),
+      onDown: () => this.onDown(),
       onState: (s) => this.onConnState(s),
     });
     this.configure(config);

@@ -1,3 +1,4 @@
+// @ts-check
 // IDBBackend stores the room cache in IndexedDB (available in workers and
 // pages). Store "msgs" is keyed by [room, offset]; store "rooms" holds each
 // room's epoch; "outbox" the messages not yet published (keyed by cid),

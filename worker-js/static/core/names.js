@@ -1,3 +1,4 @@
+// @ts-check
 // names.js: the user-name rule, mirrored from mux/names.go (keep the two in
 // step; both are tested against mux/testdata/names.json). A name is 1–32
 // bytes of UTF-8: letters, ASCII digits and _ - . , where every letter

@@ -1,3 +1,4 @@
+// @ts-check
 // Versions shared by the worker and the tabs. The worker's name carries
 // both, so tabs of two deploys never share a worker (docs/browser.md).
 export const PROTOCOL_VERSION = 1; // docs/protocol.md, mux.ProtocolVersion
