@@ -376,7 +376,7 @@ async function join(room) {
 /** @param {any} res */
 function metaText(res) {
   const parts = [];
-  if (res.deferred) parts.push('joins when connected');
+  if (res.deferred && !(state.client && state.client.status.state === 'open')) parts.push('joins when connected');
   if (res.cached) parts.push(`${res.cached} from cache`);
   if (res.fetched) parts.push(`${res.fetched} fetched`);
   return parts.join(' · ');
