@@ -291,9 +291,18 @@ type wsClient struct {
 	mu   sync.Mutex
 	seq  uint64
 	rd   chan map[string]any
+	// token is the name's token from the attach reply
+	token string
 }
 
 func dialClient(t *testing.T, addr, name string, rooms ...string) *wsClient {
+	t.Helper()
+	return dialClientToken(t, addr, name, "", rooms...)
+}
+
+// dialClientToken is dialClient with the name's token (to take back a name
+// reserved to it); wc.token is the token the server gave.
+func dialClientToken(t *testing.T, addr, name, token string, rooms ...string) *wsClient {
 	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 	if err != nil {
@@ -321,7 +330,14 @@ func dialClient(t *testing.T, addr, name string, rooms ...string) *wsClient {
 		}
 	}()
 	t.Cleanup(wc.close)
-	wc.cmd("attach", map[string]any{"name": name, "mode": "loadgen"})
+	att := map[string]any{"name": name, "mode": "loadgen"}
+	if token != "" {
+		att["token"] = token
+	}
+	r := wc.cmd("attach", att)
+	if body, ok := r["body"].(map[string]any); ok {
+		wc.token, _ = body["token"].(string)
+	}
 	for _, r := range rooms {
 		wc.cmd("join", map[string]any{"room": r})
 	}

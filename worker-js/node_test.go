@@ -2,7 +2,9 @@ package workerjs
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -44,4 +46,29 @@ func tapCount(out []byte, name string) int {
 		return -1
 	}
 	return n
+}
+
+// TestTypeCheck runs TypeScript's checker over the browser code (JSDoc
+// types, // @ts-check) and the hand-written types/*.d.ts, page and worker
+// each with their globals: tsc --noEmit -p tsconfig.json, and
+// tsconfig.worker.json. TypeScript comes from npm (npm ci in worker-js);
+// without it the test skips, or fails when IMLOAD_REQUIRE_TSC=1 (.ci/run).
+func TestTypeCheck(t *testing.T) {
+	node, err := exec.LookPath("node")
+	tsc := filepath.Join("node_modules", "typescript", "bin", "tsc")
+	if _, serr := os.Stat(tsc); err != nil || serr != nil {
+		msg := "TypeScript not installed (cd worker-js && npm ci): type check skipped"
+		if os.Getenv("IMLOAD_REQUIRE_TSC") == "1" {
+			t.Fatal(msg + " (IMLOAD_REQUIRE_TSC=1)")
+		}
+		t.Skip(msg)
+	}
+	for _, cfg := range []string{"tsconfig.json", "tsconfig.worker.json"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, node, tsc, "--noEmit", "-p", cfg).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("tsc --noEmit -p %s: %v\n%s", cfg, err, out)
+		}
+	}
 }

@@ -1,49 +1,55 @@
+// @ts-check
 // The demo chat page: the seed's chat room (section 4), done well. Every
 // piece of user data goes into the page with textContent, never innerHTML.
-import { Client } from './client.js';
-import { checkName, validName } from './core/names.js';
+import { Client, TimeoutError } from './client.js';
+import { checkName, validName, checkRoom } from './core/names.js';
+import { byteLength } from './core/frames.js';
+import { ERR } from './core/errors.js';
 
+/** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DEFAULT_ROOMS = ['lobby', 'Jay', 'Tse'];
-const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const TITLE = document.title;
 
-// The token of each name this browser used, so that the name can be taken
-// back after the page was closed: the server keeps it reserved to its token
-// for a while (docs/protocol.md, "Names and tokens"). At most 20 names.
-const TOKENS_KEY = 'imload.tokens';
-function savedTokens() { try { return JSON.parse(localStorage.getItem(TOKENS_KEY)) || {}; } catch { return {}; } }
-function savedToken(name) { return savedTokens()[name] || ''; }
-function saveToken(name, token) {
-  if (!name || !token) return;
-  try {
-    const t = savedTokens();
-    delete t[name];
-    t[name] = token;
-    const names = Object.keys(t);
-    for (const n of names.slice(0, Math.max(0, names.length - 20))) delete t[n];
-    localStorage.setItem(TOKENS_KEY, JSON.stringify(t));
-  } catch { /* no storage: names are not taken back after a reload */ }
-}
-
+/** @param {string} k */
 const num = (k) => (params.has(k) && Number.isFinite(Number(params.get(k))) ? Number(params.get(k)) : undefined);
+/** @type {Record<string, number>} */
 const config = {};
 for (const [k, p] of [['flushMs', 'flush'], ['flushMax', 'flushmax'], ['historyN', 'history'], ['triesPerAddr', 'tries'],
-  ['refetches', 'refetches'], ['baseMs', 'backoff'], ['maxMs', 'backoffmax'], ['pingMs', 'hb'], ['pongTimeoutMs', 'pong']]) {
+  ['refetches', 'refetches'], ['baseMs', 'backoff'], ['maxMs', 'backoffmax'], ['pingMs', 'hb'], ['pongTimeoutMs', 'pong'],
+  ['graceMs', 'grace'], ['slowMs', 'slow']]) {
   const v = num(p);
   if (v !== undefined) config[k] = v;
 }
+// how long a "X left" waits for "X joined" (a reconnect within the grace
+// says nothing), and how long a command may wait for its reply
+const PRESENCE_HOLD_MS = num('presencehold') ?? 5000;
+const CMD_TIMEOUT_MS = num('cmdtimeout') ?? 10000;
 
+/**
+ * @typedef {{joined: boolean, log: HTMLElement, unread: number, offsets: Set<number>, divider: HTMLElement|null, meta?: any,
+ *   epoch: string, older: HTMLButtonElement, empty: HTMLElement}} RoomView
+ * @typedef {{peer: string, log: HTMLElement, keys: Set<string>, unread: number, color: string}} DMView
+ */
 const state = {
+  /** @type {Client|null} */
   client: null,
-  current: '',               // room on screen
-  rooms: new Map(),          // room -> {joined, log: <ul>, unread, offsets: Set of offsets shown, divider: <li>|null, meta: join reply}
+  current: '',               // room on screen, or '@peer' for a conversation
+  /** @type {Map<string, RoomView>} */
+  rooms: new Map(),
+  /** @type {Map<string, DMView>} by folded peer name */
+  dms: new Map(),
   me: { user: '', color: '' },
   counts: { shown: 0, dups: 0 }, // messages shown, and duplicates not shown again
+  /** @type {any} */
   lastInfo: null,            // the hub's last info() answer (pollStats)
+  /** @type {Map<string, any>} room + user -> timer of a "left" line held back */
+  held: new Map(),
 };
-window.imloadApp = state; // for the browser tests and DevTools
+/** @type {any} */ (window).imloadApp = state; // for the browser tests and DevTools
 
+/** @param {string} tag @param {string} [cls] @param {string} [text] @returns {any} */
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -51,24 +57,53 @@ function el(tag, cls, text) {
   return e;
 }
 
+/** @param {string} s */
+const fold = (s) => String(s || '').toLowerCase();
+
+/** @param {string} room @returns {RoomView} */
 function roomState(room) {
   let r = state.rooms.get(room);
   if (!r) {
     const log = el('ul', 'log');
     log.dataset.room = room;
     log.hidden = true;
+    const older = el('button', 'load-older small', 'Load older messages');
+    older.type = 'button';
+    older.hidden = true;
+    older.addEventListener('click', () => loadOlder(room));
+    const top = el('li', 'older-row');
+    top.appendChild(older);
+    const empty = el('li', 'empty-room', 'No messages here yet. Say hello!');
+    empty.hidden = true;
+    log.append(top, empty);
     $('messages').appendChild(log);
-    r = { joined: false, log, unread: 0, offsets: new Set(), divider: null };
+    r = { joined: false, log, unread: 0, offsets: new Set(), divider: null, epoch: '', older, empty };
     state.rooms.set(room, r);
   }
   return r;
 }
 
+/** @param {string} peer @returns {DMView} */
+function dmState(peer) {
+  let d = state.dms.get(fold(peer));
+  if (!d) {
+    const log = el('ul', 'log');
+    log.dataset.dm = peer;
+    log.hidden = true;
+    $('messages').appendChild(log);
+    d = { peer, log, keys: new Set(), unread: 0, color: '' };
+    state.dms.set(fold(peer), d);
+  }
+  return d;
+}
+
+/** @param {number} [ts] */
 function fmtTime(ts) {
   const d = new Date(ts || Date.now());
   return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
+/** @param {() => void} fn */
 function stickToBottom(fn) {
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
@@ -76,12 +111,15 @@ function stickToBottom(fn) {
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 
+/** @param {any} m @param {{dm?: boolean}} [o] */
 function messageItem(m, { dm = false } = {}) {
   const li = el('li', 'msg');
   if (m.from === state.me.user) li.classList.add('mine');
   if (dm) li.classList.add('dm');
   if (m.room) li.dataset.room = m.room;
   if (m.offset) li.dataset.offset = String(m.offset);
+  if (m.cid) li.dataset.cid = m.cid;
+  li.dataset.state = 'sent';
   li.dataset.from = m.from || '';
   const meta = el('div', 'meta');
   const who = el('button', 'user', m.from || '?');
@@ -97,51 +135,114 @@ function messageItem(m, { dm = false } = {}) {
   return li;
 }
 
-function safeColor(c) { return /^#[0-9a-fA-F]{6}$/.test(c || '') ? c : '#64748b'; }
+/** @param {string} [c] */
+function safeColor(c) { return /^#[0-9a-fA-F]{6}$/.test(c || '') ? String(c) : '#64748b'; }
 
+/** @param {HTMLElement} log @param {string} cid @returns {HTMLElement|null} */
+function byCid(log, cid) { return cid ? log.querySelector(`.msg[data-cid="${CSS.escape(cid)}"]`) : null; }
+
+/** @param {string} room @param {any[]} msgs @param {{reset?: boolean}} [o] */
 function addMessages(room, msgs, { reset = false } = {}) {
   const r = roomState(room);
   stickToBottom(() => {
-    if (reset) { r.log.textContent = ''; r.offsets.clear(); r.divider = null; }
+    if (reset) {
+      for (const x of [...r.log.querySelectorAll('.msg:not(.echo), .divider, .sys')]) x.remove();
+      r.offsets.clear();
+      r.divider = null;
+    }
     for (const m of msgs) {
+      if (m.epoch) r.epoch = m.epoch;
       if (r.offsets.has(m.offset)) { state.counts.dups++; continue; } // never shown twice
       r.offsets.add(m.offset);
-      r.log.appendChild(messageItem(m));
+      const li = messageItem(m);
+      const echo = byCid(r.log, m.cid);
+      if (echo) echo.replaceWith(li); // the local echo of our own message
+      else r.log.appendChild(li);
       state.counts.shown++;
     }
   });
   if (room !== state.current && msgs.length && !reset) { r.unread += msgs.length; renderRooms(); }
+  updateRoomChrome(room);
 }
 
+// updateRoomChrome shows "load older" when older messages may exist, and
+// the empty state when a joined room has none.
+/** @param {string} room */
+function updateRoomChrome(room) {
+  const r = roomState(room);
+  const low = Math.min(...r.offsets);
+  r.older.hidden = !(r.offsets.size && low > 1 && r.older.dataset.done !== String(low));
+  r.empty.hidden = !(r.joined && !r.log.querySelector('.msg'));
+}
+
+async function loadOlder(room) {
+  const r = roomState(room);
+  const c = state.client;
+  if (!c || !r.offsets.size) return;
+  const low = Math.min(...r.offsets);
+  r.older.disabled = true;
+  try {
+    const res = await c.history(room, { before: low, limit: 50 });
+    if (r.epoch && res.epoch !== r.epoch) return; // the room was replaced meanwhile
+    const msgs = (res.messages || []).filter((/** @type {any} */ m) => !r.offsets.has(m.offset)).sort((/** @type {any} */ a, /** @type {any} */ b) => a.offset - b.offset);
+    const box = $('messages');
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const first = r.log.querySelector('.msg');
+    for (const m of msgs) {
+      r.offsets.add(m.offset);
+      r.log.insertBefore(messageItem(m), first);
+    }
+    box.scrollTop = box.scrollHeight - fromBottom; // keep what was on screen in place
+    if (!res.more || !msgs.length) r.older.dataset.done = String(Math.min(...r.offsets));
+  } catch (e) {
+    system(room, `Could not load older messages: ${errText(e)}`);
+  } finally {
+    r.older.disabled = false;
+    updateRoomChrome(room);
+  }
+}
+
+/** @param {string} room @param {string} text */
 function system(room, text) {
   const r = roomState(room);
   stickToBottom(() => r.log.appendChild(el('li', 'sys', text)));
 }
 
+/** @param {string} room */
 function divider(room) {
   const r = roomState(room);
   if (r.divider) r.divider.remove();
   if (!r.log.querySelector('.msg')) return;
   r.divider = el('li', 'divider', 'earlier messages above');
-  stickToBottom(() => r.log.appendChild(r.divider));
+  stickToBottom(() => r.log.appendChild(/** @type {HTMLElement} */ (r.divider)));
 }
 
-function show(room) {
-  state.current = room;
-  for (const [name, r] of state.rooms) r.log.hidden = name !== room;
-  const r = room ? roomState(room) : null;
-  if (r) r.unread = 0;
-  $('empty').hidden = !!room;
-  $('room-title').textContent = room === '@private' ? 'Private messages' : room ? `#${room}` : 'No room';
-  $('input').placeholder = room && room !== '@private' ? `Message #${room}` : 'Join a room first';
-  $('people-room').textContent = room ? `#${room}` : 'the room';
+/** @param {string} target a room, '@peer' for a conversation, or '' */
+function show(target) {
+  state.current = target;
+  const peer = target.startsWith('@') ? target.slice(1) : '';
+  for (const [name, r] of state.rooms) r.log.hidden = name !== target;
+  for (const d of state.dms.values()) d.log.hidden = !peer || fold(d.peer) !== fold(peer);
+  if (peer) {
+    const d = dmState(peer);
+    d.log.hidden = false;
+    openConversation(d);
+  } else if (target) {
+    roomState(target).unread = 0;
+  }
+  $('empty').hidden = !!target;
+  $('room-title').textContent = peer ? `@${peer}` : target ? `#${target}` : 'No room';
+  $('room-meta').textContent = peer ? 'private conversation' : '';
+  $('input').placeholder = peer ? `Message @${peer} privately` : target ? `Message #${target}` : 'Join a room first';
+  $('people-room').textContent = target && !peer ? `#${target}` : 'the room';
   $('messages').scrollTop = $('messages').scrollHeight;
   renderRooms();
+  renderDMs();
   refreshPeople();
 }
 
 function renderRooms() {
-  const names = [...new Set([...DEFAULT_ROOMS, ...state.rooms.keys()])].filter((n) => !n.startsWith('@'));
+  const names = [...new Set([...DEFAULT_ROOMS, ...state.rooms.keys()])];
   const ul = $('room-list');
   ul.textContent = '';
   for (const room of names) {
@@ -162,14 +263,103 @@ function renderRooms() {
     li.append(b, t);
     ul.appendChild(li);
   }
+  updateTitle();
 }
 
+// ---- private conversations ------------------------------------------------
+
+/** @type {any[]} */
+let conversations = [];
+
+/** @param {any[]} list */
+function gotConversations(list) {
+  conversations = list || [];
+  for (const c of conversations) {
+    const d = dmState(c.peer);
+    d.unread = c.unread;
+    d.color = c.color || d.color;
+    if (state.current.startsWith('@') && fold(state.current.slice(1)) === fold(c.peer) && c.unread && document.visibilityState !== 'hidden') {
+      openConversation(d);
+    }
+  }
+  renderDMs();
+}
+
+function renderDMs() {
+  const ul = $('dm-list');
+  ul.textContent = '';
+  $('dm-none').hidden = conversations.length > 0;
+  for (const c of conversations) {
+    const li = el('li');
+    const b = el('button', 'dm-peer' + (fold(state.current) === fold('@' + c.peer) ? ' current' : ''));
+    b.type = 'button';
+    b.dataset.peer = c.peer;
+    const name = el('span', 'dm-name', c.peer);
+    name.style.color = safeColor(c.color);
+    b.appendChild(name);
+    if (c.last) b.appendChild(el('span', 'dm-last', `${c.last.from === state.me.user ? 'you: ' : ''}${c.last.text}`.slice(0, 60)));
+    if (c.unread) b.appendChild(el('span', 'unread', String(c.unread)));
+    b.addEventListener('click', () => show('@' + c.peer));
+    li.appendChild(b);
+    ul.appendChild(li);
+  }
+  updateTitle();
+}
+
+// openConversation fills a conversation from the hub's store (IndexedDB)
+// and marks it read.
+/** @param {DMView} d */
+async function openConversation(d) {
+  const c = state.client;
+  if (!c) return;
+  try {
+    const msgs = await c.dmMessages(d.peer);
+    addDMs(d, msgs);
+    if (d.unread || msgs.length) await c.dmRead(d.peer);
+  } catch { /* the hub is away: the conversation fills when it answers */ }
+}
+
+/** @param {DMView} d @param {any[]} msgs */
+function addDMs(d, msgs) {
+  stickToBottom(() => {
+    for (const m of msgs) {
+      const key = `${m.id}:${m.ts}:${fold(m.from)}`;
+      if (d.keys.has(key)) continue;
+      d.keys.add(key);
+      const li = messageItem(m, { dm: true });
+      li.dataset.key = key;
+      // in time order (a conversation read from the store may come after a live one)
+      const after = [.../** @type {NodeListOf<HTMLElement>} */ (d.log.querySelectorAll('.msg'))].find((x) => Number(x.dataset.ts) > m.ts);
+      li.dataset.ts = String(m.ts);
+      if (after) d.log.insertBefore(li, after); else d.log.appendChild(li);
+    }
+  });
+}
+
+/** @param {any} m a dm event (live, or our own) */
+function gotDM(m) {
+  const d = dmState(m.peer || (m.from === state.me.user ? m.to : m.from));
+  addDMs(d, [m]);
+}
+
+function updateTitle() {
+  let n = 0;
+  for (const [name, r] of state.rooms) if (name !== state.current) n += r.unread;
+  for (const c of conversations) n += c.unread;
+  document.title = n ? `(${n}) ${TITLE}` : TITLE;
+}
+
+// ---- rooms ------------------------------------------------------------------
+
+/** @param {string} room */
 async function join(room) {
-  if (!ROOM_RE.test(room)) { $('composer-error').textContent = 'Room names are 1–64 letters, digits, _ - .'; return; }
+  const why = checkRoom(room);
+  if (why) { $('composer-error').textContent = `Not a room name: ${why}`; return; }
   const r = roomState(room);
+  const c = /** @type {Client} */ (state.client);
   show(room);
   try {
-    const res = await state.client.join(room);
+    const res = await c.join(room);
     r.joined = true;
     divider(room);
     $('room-meta').textContent = metaText(res);
@@ -178,21 +368,25 @@ async function join(room) {
     refreshPeople();
     updateUrl();
   } catch (e) {
-    system(room, `Could not join: ${e.message}`);
+    system(room, `Could not join: ${errText(e)}`);
   }
+  updateRoomChrome(room);
 }
 
+/** @param {any} res */
 function metaText(res) {
   const parts = [];
+  if (res.deferred && !(state.client && state.client.status.state === 'open')) parts.push('joins when connected');
   if (res.cached) parts.push(`${res.cached} from cache`);
   if (res.fetched) parts.push(`${res.fetched} fetched`);
   return parts.join(' · ');
 }
 
+/** @param {string} room */
 async function leave(room) {
   const r = roomState(room);
   r.joined = false;
-  try { await state.client.leave(room); } catch (e) { system(room, `Leave failed: ${e.message}`); }
+  try { await /** @type {Client} */ (state.client).leave(room); } catch (e) { system(room, `Leave failed: ${errText(e)}`); }
   const next = [...state.rooms].find(([, x]) => x.joined);
   if (state.current === room) show(next ? next[0] : '');
   else renderRooms();
@@ -210,11 +404,14 @@ function updateUrl() {
 async function refreshPeople() {
   const ul = $('people');
   const room = state.current;
-  if (!room || !state.client || !(state.rooms.get(room) || {}).joined) { ul.textContent = ''; return; }
+  if (!room || room.startsWith('@') || !state.client || !(state.rooms.get(room) || {}).joined) { ul.textContent = ''; return; }
+  if (state.client.status.state !== 'open') { markPeopleStale(); return; }
   try {
     const w = await state.client.who(room);
     if (room !== state.current) return;
     ul.textContent = '';
+    ul.classList.remove('stale');
+    $('people-stale').hidden = true;
     for (const u of w.users || []) {
       const li = el('li');
       const b = el('button', '', u.name + (u.name === state.me.user ? ' (you)' : ''));
@@ -228,41 +425,149 @@ async function refreshPeople() {
     const n = (w.users || []).length + (w.anonymous || 0);
     const meta = (state.rooms.get(room) || {}).meta;
     $('room-meta').textContent = [`${n} online`, meta ? metaText(meta) : ''].filter(Boolean).join(' · ');
-  } catch { /* offline: keep the last list */ }
+  } catch { markPeopleStale(); }
+}
+
+let staleSince = 0;
+// markPeopleStale says the list is what was true when we were last online.
+function markPeopleStale() {
+  if (!staleSince) staleSince = Date.now();
+  $('people').classList.add('stale');
+  $('people-stale').hidden = false;
+  $('people-stale').textContent = `as of ${fmtTime(staleSince)}: offline, may be out of date`;
+}
+
+// ---- composing --------------------------------------------------------------
+
+function maxText() { return state.client ? state.client.limits.maxText : 4096; }
+
+// textToSend is the text the composer would send, and to whom.
+function textToSend() {
+  const text = $('input').value.trim();
+  if (state.current.startsWith('@')) return { to: state.current.slice(1), text };
+  const m = text.match(/^@(\S+)\s+([\s\S]+)$/u);
+  if (m && validName(m[1])) return { to: m[1], text: m[2] };
+  return { to: '', text };
+}
+
+// updateCounter shows the bytes of the message near and over the limit.
+function updateCounter() {
+  const n = byteLength(textToSend().text);
+  const max = maxText();
+  const ctr = $('counter');
+  ctr.hidden = n < max * 0.8;
+  ctr.textContent = `${n} / ${max} bytes`;
+  ctr.classList.toggle('over', n > max);
+  $('send').disabled = false;
+}
+
+/** @param {number} n */
+function tooLongText(n) {
+  return `Too long: ${n} bytes; a message holds at most ${maxText()} bytes (UTF-8, as the server counts). Nothing was sent: shorten it or split it.`;
 }
 
 async function sendInput() {
   const input = $('input');
-  const text = input.value.trim();
+  const { to, text } = textToSend();
   $('composer-error').textContent = '';
   if (!text) return;
-  let m = text.match(/^@([\p{L}0-9_.-]+)\s+([\s\S]+)$/u);
-  if (m && !validName(m[1])) m = null;
+  const c = /** @type {Client} */ (state.client);
+  const n = byteLength(text);
+  if (n > maxText()) { $('composer-error').textContent = tooLongText(n); return; }
+  if (!to && (!state.current || !(state.rooms.get(state.current) || {}).joined)) { $('composer-error').textContent = 'Not sent: join a room first'; return; }
+  if (!state.me.user) { $('composer-error').textContent = 'Not sent: pick a name first'; return; }
   input.value = '';
+  updateCounter();
+  if (!to) {
+    // the outbox shows it (sending, sent, failed) and keeps it until sent
+    c.send(state.current, text).catch(() => { /* shown by the outbox event */ });
+    return;
+  }
   try {
-    if (m) {
-      const res = await state.client.dm(m[1], m[2]);
-      addDM({ from: state.me.user, to: m[1], color: state.me.color, text: m[2], ts: res.ts });
-    } else {
-      if (!state.current || !(state.rooms.get(state.current) || {}).joined) { throw new Error('join a room first'); }
-      await state.client.send(state.current, text);
-    }
+    await c.dm(to, text);
   } catch (e) {
-    input.value = input.value || text;
-    let why = e.message;
-    if (e.error === 'name_required') why = 'pick a name first';
-    else if (e.error === 'user_offline') why = `${m && m[1]} is not online`;
-    else if (e.name === 'TimeoutError') why = 'no answer from the server (it will be retried after reconnecting)';
+    input.value = input.value || (state.current.startsWith('@') ? text : `@${to} ${text}`);
+    updateCounter();
+    let why = errText(e);
+    if (e && /** @type {any} */ (e).error === ERR.userOffline) why = `${to} is not online`;
     $('composer-error').textContent = `Not sent: ${why}`;
   }
 }
 
-function addDM(d) {
-  if (!state.current) show('@private');
-  const r = roomState(state.current);
-  stickToBottom(() => r.log.appendChild(messageItem(d, { dm: true })));
+/** @param {any} e */
+function errText(e) {
+  if (e && e.error === ERR.nameRequired) return 'pick a name first';
+  if (e instanceof TimeoutError) return 'no answer from the server';
+  return (e && e.message) || String(e);
 }
 
+/** @param {any} o an outbox event */
+function gotOutbox(o) {
+  if (fold(o.user) !== fold(state.me.user) && state.me.user) return;
+  const r = roomState(o.room);
+  const mine = byCid(r.log, o.cid);
+  if (o.state === 'sent' || o.state === 'discarded') {
+    if (mine && mine.classList.contains('echo')) {
+      if (o.state === 'discarded' || (o.offset && r.offsets.has(o.offset))) mine.remove();
+      else { mine.dataset.state = 'sent'; mine.classList.remove('pending', 'failed'); }
+    }
+    updateRoomChrome(o.room);
+    return;
+  }
+  if (mine && !mine.classList.contains('echo')) return; // published already
+  let li = mine;
+  if (!li) {
+    li = messageItem({ from: state.me.user || o.user, color: state.me.color, text: o.text, ts: o.ts, cid: o.cid, room: o.room });
+    li.classList.add('echo');
+    stickToBottom(() => r.log.appendChild(li));
+  }
+  li.dataset.state = o.state;
+  li.classList.toggle('pending', o.state === 'sending');
+  li.classList.toggle('failed', o.state === 'failed');
+  const old = li.querySelector('.status');
+  if (old) old.remove();
+  const st = el('div', 'status');
+  if (o.state === 'sending') {
+    st.textContent = o.error ? `waiting: ${o.msg || o.error}` : (state.client && state.client.status.state === 'open' ? 'sending…' : 'will be sent when connected');
+  } else if (o.state === 'failed') {
+    st.appendChild(el('span', '', `not sent: ${o.msg || o.error} `));
+    const again = el('button', 'link retry-send', 'Retry');
+    again.type = 'button';
+    again.addEventListener('click', () => state.client && state.client.retrySend(o.cid));
+    const drop = el('button', 'link discard-send', 'Discard');
+    drop.type = 'button';
+    drop.addEventListener('click', () => state.client && state.client.discardSend(o.cid));
+    st.append(again, ' ', drop);
+  }
+  li.appendChild(st);
+  updateRoomChrome(o.room);
+}
+
+// ---- presence -----------------------------------------------------------------
+
+// A "left" waits PRESENCE_HOLD_MS for the same user's "joined": a socket
+// that dropped and resumed within the grace shows nothing to anyone.
+/** @param {any} p */
+function gotPresence(p) {
+  const key = `${p.room}\n${fold(p.user)}`;
+  if (p.kind === 'leave') {
+    if (state.held.has(key)) return;
+    state.held.set(key, setTimeout(() => {
+      state.held.delete(key);
+      system(p.room, `${p.user} left`);
+      if (p.room === state.current) refreshPeople();
+    }, PRESENCE_HOLD_MS));
+    return;
+  }
+  const t = state.held.get(key);
+  if (t !== undefined) { clearTimeout(t); state.held.delete(key); return; } // back within the hold: nothing happened
+  system(p.room, `${p.user} joined`);
+  if (p.room === state.current) refreshPeople();
+}
+
+// ---- you, this browser, the server ---------------------------------------
+
+/** @param {any} s */
 function setMe(s) {
   state.me = { user: s.user || '', color: s.color || '' };
   $('me').hidden = !s.user;
@@ -273,42 +578,50 @@ function setMe(s) {
   if (s.user) { $('name-error').textContent = ''; updateUrl(); }
 }
 
+/** @type {Record<string, string>} */
 const MODE_LABEL = { shared_worker: 'shared worker', leader_tab: 'leader tab', direct: 'direct' };
 
 function renderMode() {
   const c = state.client;
   if (!c) return;
   const info = c.modeInfo();
+  const b = c.browserInfo();
   $('mode').textContent = MODE_LABEL[info.mode] || info.mode || '…';
   $('mode').dataset.mode = info.mode || '';
   let note = '';
   if (info.mode === 'leader_tab') note = info.leader ? '(this tab leads)' : '(another tab leads)';
   if (info.fallback) note += (note ? ' ' : '') + `— ${info.fallback}`;
   $('mode-note').textContent = note;
-  const tabs = c.tabs || [];
-  $('tab-count').textContent = String(tabs.length);
+  $('b-sockets').textContent = String(b.sockets);
+  $('b-sockets-unit').textContent = info.mode === 'direct' ? (b.sockets === 1 ? 'socket (one per tab)' : 'sockets (one per tab)') : (b.sockets === 1 ? 'socket, shared by the tabs' : 'sockets');
+  $('tab-count').textContent = String(b.tabs);
   const ul = $('tab-list');
   ul.textContent = '';
-  for (const t of tabs) {
+  if (info.mode === 'direct') { ul.appendChild(el('li', 'self', 'this tab (each direct tab has its own session)')); return; }
+  for (const t of c.tabs || []) {
     const li = el('li', t.tab === c.tabId ? 'self' : '', `session ${t.sid}${t.user ? ` · ${t.user}` : ''}${t.tab === c.tabId ? ' (this tab)' : ''}`);
     ul.appendChild(li);
   }
 }
 
+/** @param {any} s */
 function renderConn(s) {
   const pill = $('conn');
   pill.dataset.state = s.state;
   let text = s.state;
+  const secs = Math.max(0, Math.round(((s.retryAt || 0) - Date.now()) / 1000));
   if (s.state === 'open') text = 'connected';
   else if (s.state === 'connecting') text = 'connecting…';
   else if (s.state === 'waiting') {
-    const secs = Math.max(0, Math.round((s.retryAt - Date.now()) / 1000));
     text = s.goaway ? `server restarting — back in ${secs}s` : `reconnecting in ${secs}s (try ${s.attempt})`;
   } else if (s.state === 'offline') {
-    text = s.kicked ? 'offline — too many connections for this name (close other tabs or devices, then retry)' : 'offline — gave up';
+    text = s.kicked ? 'offline — too many connections for this name (close other tabs or devices, then retry)' : `offline — trying again in ${secs}s`;
   }
   pill.textContent = text;
   $('retry').hidden = !(s.state === 'offline' || s.state === 'waiting');
+  if (s.state !== 'open') markPeopleStale();
+  else staleSince = 0;
+  renderMode();
 }
 
 async function pollStats() {
@@ -318,31 +631,32 @@ async function pollStats() {
       const st = await res.json();
       $('phys').textContent = String(st.physical_connections);
       $('logi').textContent = String(st.logical_sessions);
-      $('phys-unit').textContent = st.physical_connections === 1 ? 'physical connection' : 'physical connections';
+      $('phys-unit').textContent = st.physical_connections === 1 ? 'connection (all browsers)' : 'connections (all browsers)';
       $('logi-unit').textContent = st.logical_sessions === 1 ? 'logical session' : 'logical sessions';
       const by = st.physical_by_mode || {};
       $('bymode').textContent = Object.entries(by).filter(([, n]) => n).map(([k, n]) => `${MODE_LABEL[k] || k}: ${n}`).join(' · ');
     }
   } catch { /* server away */ }
   try {
-    const info = await state.client.info(1500);
+    const info = await /** @type {Client} */ (state.client).info(1500);
     const s = info.stats || {};
-    $('sync').textContent = `${s.msgsFromServer} msgs from server · ${s.msgsFromCache} from cache`;
+    $('sync').textContent = `${s.msgsFromServer} msgs from server · ${s.msgsFromCache} from cache · ${(info.outbox || []).length} in the outbox`;
     state.lastInfo = info;
   } catch { /* hub busy */ }
+  renderMode();
 }
 
+/** @param {Client} c */
 function wire(c) {
   c.on('message', (m) => addMessages(m.room, [m]));
   c.on('history', (h) => addMessages(h.room, h.messages, { reset: h.reset }));
-  c.on('dm', (d) => addDM(d));
-  c.on('presence', (p) => {
-    system(p.room, p.kind === 'join' ? `${p.user} joined` : `${p.user} left`);
-    if (p.room === state.current) refreshPeople();
-  });
-  c.on('notice', (n) => { if (state.current) system(state.current, n.text); });
+  c.on('outbox', gotOutbox);
+  c.on('dm', gotDM);
+  c.on('dm_conv', (e) => gotConversations(e.list));
+  c.on('presence', gotPresence);
+  c.on('notice', (n) => { if (state.current && !state.current.startsWith('@')) system(state.current, n.text); });
   c.on('state', (s) => { renderConn(s); if (s.state === 'open') setTimeout(refreshPeople, 300); });
-  c.on('session', (s) => { setMe(s); saveToken(s.user, c.token); });
+  c.on('session', (s) => setMe(s));
   c.on('name_refused', (e) => {
     $('name-error').textContent = `The name "${e.name}" is taken. Pick another one.`;
     $('name-input').value = e.name;
@@ -350,47 +664,63 @@ function wire(c) {
   });
   c.on('tabs', () => renderMode());
   c.on('mode', () => renderMode());
+  c.on('peers', () => renderMode());
   c.on('left', (e) => { const r = roomState(e.room); r.joined = false; system(e.room, 'You are no longer in this room.'); renderRooms(); });
 }
 
 async function main() {
   renderRooms();
-  $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendInput(); });
-  $('name-form').addEventListener('submit', async (e) => {
+  renderDMs();
+  $('composer').addEventListener('submit', (/** @type {Event} */ e) => { e.preventDefault(); sendInput(); });
+  $('input').addEventListener('input', updateCounter);
+  // a paste that would not fit is refused whole, with the reason: never cut
+  $('input').addEventListener('paste', (/** @type {ClipboardEvent} */ e) => {
+    const pasted = e.clipboardData ? e.clipboardData.getData('text/plain') : '';
+    const input = $('input');
+    const next = input.value.slice(0, input.selectionStart ?? input.value.length) + pasted + input.value.slice(input.selectionEnd ?? input.value.length);
+    const n = byteLength(next.trim());
+    if (n <= maxText()) return;
+    e.preventDefault();
+    $('composer-error').textContent = `That paste would make ${n} bytes; a message holds at most ${maxText()} bytes (UTF-8, as the server counts). Nothing was pasted.`;
+  });
+  $('name-form').addEventListener('submit', async (/** @type {Event} */ e) => {
     e.preventDefault();
     const name = $('name-input').value.trim();
     $('name-error').textContent = '';
     const why = checkName(name);
     if (why) { $('name-error').textContent = `Names are 1–32 bytes of letters of one script, digits, _ - . (${why})`; return; }
-    try { const r = await state.client.nick(name, savedToken(name)); saveToken(r.user, r.token); } catch (err) {
-      $('name-error').textContent = err.error === 'name_taken' ? `The name "${name}" is taken. Pick another one.` : `Could not use that name: ${err.message}`;
+    try { await /** @type {Client} */ (state.client).nick(name); } catch (err) {
+      $('name-error').textContent = /** @type {any} */ (err).error === ERR.nameTaken ? `The name "${name}" is taken. Pick another one.` : `Could not use that name: ${errText(err)}`;
     }
   });
-  $('room-form').addEventListener('submit', (e) => {
+  $('room-form').addEventListener('submit', (/** @type {Event} */ e) => {
     e.preventDefault();
     const room = $('room-input').value.trim();
     if (room) { $('room-input').value = ''; join(room); }
   });
-  // clicking a name starts a private message (the seed's @name)
+  // clicking a name opens the conversation with that user
   document.addEventListener('click', (e) => {
-    const u = e.target.closest && e.target.closest('[data-user]');
+    const u = /** @type {any} */ (e.target).closest && /** @type {any} */ (e.target).closest('[data-user]');
     if (!u || !u.dataset.user || u.dataset.user === state.me.user) return;
-    const input = $('input');
-    input.value = `@${u.dataset.user} `;
-    input.focus();
+    show('@' + u.dataset.user);
+    $('input').focus();
   });
   $('retry').addEventListener('click', () => state.client && state.client.retry());
-  setInterval(() => { if (state.client && state.client.status.state === 'waiting') renderConn(state.client.status); }, 1000);
+  setInterval(() => {
+    const st = state.client && state.client.status.state;
+    if (st === 'waiting' || st === 'offline') renderConn(/** @type {Client} */ (state.client).status);
+  }, 1000);
 
   const name = params.get('name') || '';
-  const c = new Client({ mode: params.get('mode') || '', name: validName(name) ? name : '', token: validName(name) ? savedToken(name) : '', config, title: document.title });
+  const c = new Client({ mode: params.get('mode') || '', name: validName(name) ? name : '', config, cmdTimeoutMs: CMD_TIMEOUT_MS, title: document.title });
   state.client = c;
   wire(c);
   await c.connect();
   renderMode();
-  const rooms = (params.get('room') || '').split(',').map((s) => s.trim()).filter((s) => ROOM_RE.test(s));
+  const rooms = (params.get('room') || '').split(',').map((s) => s.trim()).filter((s) => !checkRoom(s));
   for (const room of rooms) await join(room);
   if (!rooms.length) show('');
+  c.dmConversations().then(gotConversations, () => {});
   pollStats();
   setInterval(pollStats, 2000);
   setInterval(refreshPeople, 10000);

@@ -1,3 +1,4 @@
+// @ts-check
 // client.js: the tab side of imload. A small promise API over the one
 // socket of this browser, which lives in a SharedWorker (worker.js), in the
 // leader tab (core/leader.js) or, as the last resort, in this tab (direct).
@@ -10,16 +11,23 @@
 // See docs/browser.md for every option, event and fallback.
 import { Offsets } from './core/offsets.js';
 import { validName } from './core/names.js';
+import { byteLength } from './core/frames.js';
+import { ERR, CODE, CLIENT_ERR } from './core/errors.js';
+import { DirectPeers, TokenStore } from './core/peers.js';
 import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
 
-export { MODES, PROTOCOL_VERSION, WORKER_NAME };
+export { MODES, PROTOCOL_VERSION, WORKER_NAME, BUILD, ERR, CODE, CLIENT_ERR };
+
+// DEFAULT_MAX_TEXT is the max_text a client assumes before the server's
+// hello says otherwise (docs/protocol.md, Limits).
+export const DEFAULT_MAX_TEXT = 4096;
 
 export class TimeoutError extends Error {
   constructor(cmd, ms) {
     super(`${cmd}: no reply within ${ms} ms`);
     this.name = 'TimeoutError';
     this.code = 0;
-    this.error = 'timeout';
+    this.error = CLIENT_ERR.timeout;
     this.cmd = cmd;
   }
 }
@@ -40,14 +48,22 @@ const DEFAULTS = {
   token: '',
   cmdTimeoutMs: 10000,  // every command rejects with TimeoutError after this
   helloRetryMs: 1500,
-  config: {},           // hub settings (flushMs, flushMax, historyN, triesPerAddr, ...): first tab wins
-  base: new URL('./', import.meta.url).href,
+  config: {},           // hub settings (flushMs, flushMax, historyN, triesPerAddr, graceMs, slowMs, ...): first tab wins
+  base: new URL('./', import.meta.url).href, // where worker.js and core/ are
+  server: '',           // the server's http(s) URL (its /lbs and /ws); '' = base
+  workerUrl: '',        // the SharedWorker's script; '' = worker.js beside client.js
+  workerName: '',       // the SharedWorker's name; '' = WORKER_NAME (protocol and build)
+  tokens: null,         // where names' tokens are kept: {get(name), set(name, token)}; null = localStorage
   title: '',
 };
 
 export class Client {
   constructor(opts = {}) {
     this.opts = { ...DEFAULTS, ...opts, config: { ...(opts.config || {}) } };
+    if (this.opts.server) this.opts.config.server = new URL(this.opts.server, globalThis.location ? location.href : undefined).href;
+    this.tokenStore = this.opts.tokens || new TokenStore();
+    this.peers = null;       // DirectPeers in direct mode
+    this.limits = { maxText: DEFAULT_MAX_TEXT };
     this.tabId = randomId();
     this.handlers = new Map();
     this.pending = new Map();
@@ -57,7 +73,7 @@ export class Client {
     this.joined = new Set();
     this.joining = new Set();
     this.name = validName(this.opts.name) ? this.opts.name : '';
-    this.token = this.opts.token || '';
+    this.token = this.opts.token || (this.name ? this.tokenStore.get(this.name) : '');
     this.session = null;
     this.hubId = '';
     this.mode = '';
@@ -68,13 +84,18 @@ export class Client {
     this.hubConfig = {};
     this.welcomed = false;
     this.closed = false;
+    /** @type {Record<string, any>} */
     this.timers = {};
     this.lastPong = 0;
+    this.helloTries = 0;
+    this.restarted = false;
+    /** @type {Set<string>} */
+    this.triedTokens = new Set();
   }
 
   // ---- events -------------------------------------------------------------
-  // message, history, dm, presence, notice, state, session, name_refused,
-  // tabs, left, mode
+  // message, history, dm, dm_conv, outbox, presence, notice, state, session,
+  // name_refused, tabs, peers, left, mode (types/client.d.ts)
   on(type, fn) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());
     this.handlers.get(type).add(fn);
@@ -131,10 +152,12 @@ export class Client {
   }
 
   useShared() {
-    const url = new URL('./worker.js', import.meta.url);
+    const url = new URL(this.opts.workerUrl || './worker.js', this.opts.workerUrl ? (globalThis.location ? location.href : import.meta.url) : import.meta.url);
     url.searchParams.set('v', `${PROTOCOL_VERSION}.${BUILD}`);
-    // extendedLifetime (Chrome 148+) keeps the worker across a single-tab reload
-    const w = new SharedWorker(url, { type: 'module', name: WORKER_NAME, extendedLifetime: true });
+    // extendedLifetime (Chrome 148+) keeps the worker across a single-tab
+    // reload; the hub closes the socket and ends the worker itself when no
+    // tab came back within its grace (graceMs)
+    const w = new SharedWorker(url, /** @type {any} */ ({ type: 'module', name: this.opts.workerName || WORKER_NAME, extendedLifetime: true }));
     this.worker = w;
     w.addEventListener('error', () => {
       // the worker script failed to load or run: fall back unless forced
@@ -177,6 +200,17 @@ export class Client {
 
   async useDirect() {
     const [{ Hub }, { IDBBackend }] = await Promise.all([import('./core/hub.js'), import('./core/idb.js')]);
+    // the other direct tabs of this browser: their tokens (one user per
+    // browser) and their sockets (the panel)
+    if (DirectPeers.supported()) {
+      this.peers = new DirectPeers({ tabId: this.tabId, onChange: () => this.emit('peers', this.browserInfo()) });
+      this.peers.start();
+      if (this.name && !this.token) {
+        // a moment for the other tabs to answer with the name's token
+        await new Promise((r) => setTimeout(r, 150));
+        this.token = this.peers.tokenFor(this.name);
+      }
+    }
     const hub = this.makeHub(Hub, IDBBackend, MODES.direct);
     this.directHub = hub;
     const ep = { post: (m) => queueMicrotask(() => this.onHub(clone(m))) };
@@ -195,10 +229,17 @@ export class Client {
 
   installPageHooks() {
     if (typeof addEventListener !== 'function') return;
-    addEventListener('pagehide', () => this.detach());
-    addEventListener('pageshow', (e) => { if (e.persisted) this.hello(true); });
+    addEventListener('pagehide', () => { this.detach(); if (this.peers) this.peers.close(); });
+    addEventListener('pageshow', (e) => { if (e.persisted) { if (this.peers) this.peers.start(); this.hello(true); } });
+    // the network may be back: after the fast ladder gave up, try at once
+    addEventListener('online', () => this.wake('online'));
+    addEventListener('focus', () => this.wake('focus'));
+    if (globalThis.document) document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') this.wake('visible'); });
     this.pingLoop();
   }
+
+  /** wake asks the hub to reconnect at once if it is waiting after giving up. @param {string} why */
+  wake(why = '') { if (this.welcomed) this.post({ op: 'wake', why }); }
 
   // hello (re)registers this tab with the hub, carrying everything needed to
   // rebuild its session: a new leader, or a worker that lost its state.
@@ -217,7 +258,18 @@ export class Client {
       title: this.opts.title || (globalThis.document ? document.title : ''), config: this.opts.config,
     });
     clearTimeout(this.timers.hello);
-    this.timers.hello = setTimeout(() => { if (!this.welcomed) this.hello(); }, this.opts.helloRetryMs);
+    this.helloTries = again ? 1 : (this.helloTries || 0) + 1;
+    this.timers.hello = setTimeout(() => {
+      if (this.welcomed) return;
+      if (this.link && this.link.kind === 'shared' && this.helloTries >= 2 && !this.restarted) {
+        // the worker may have ended (its grace ran out) as this tab came:
+        // start it again, once
+        this.restarted = true;
+        this.link.close();
+        this.useShared();
+      }
+      this.hello();
+    }, this.opts.helloRetryMs);
   }
 
   post(m) {
@@ -228,6 +280,7 @@ export class Client {
     const every = () => this.hubConfig.tabPingMs || 5000;
     const tick = () => {
       if (this.closed) return;
+      if (this.peers) { this.peers.expire(); this.announce(); }
       if (this.welcomed && this.lastPong && Date.now() - this.lastPong > every() * 3) {
         // the hub went quiet (worker frozen or restarted, leader gone)
         this.lastPong = Date.now();
@@ -248,10 +301,11 @@ export class Client {
   close() {
     this.detach();
     this.closed = true;
+    if (this.peers) this.peers.close();
     for (const t of Object.values(this.timers)) clearTimeout(t);
     if (this.link && this.link.kind !== 'shared' && this.link.close) this.link.close();
     if (this.releaseLock) this.releaseLock();
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new Error('closed')); }
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new CommandError(p.cmd, { code: 0, error: CLIENT_ERR.closed, msg: 'closed' })); }
     this.pending.clear();
   }
 
@@ -266,6 +320,19 @@ export class Client {
       this.pending.set(id, { resolve, reject, timer: t, cmd: 'info', info: true });
       this.post({ op: 'info', id });
     });
+  }
+
+  // browserInfo is this browser as this tab sees it: its mode, how many
+  // sockets it holds (1 shared or leader, one per direct tab), its tabs.
+  browserInfo() {
+    const open = this.status.state === 'open';
+    const sockets = this.mode === MODES.direct ? (open ? 1 : 0) + (this.peers ? this.peers.sockets() : 0) : (open ? 1 : 0);
+    const tabs = this.mode === MODES.direct ? 1 + (this.peers ? this.peers.peers.size : 0) : this.tabs.length;
+    return { mode: this.mode, sockets, tabs, open };
+  }
+
+  announce() {
+    if (this.peers) this.peers.announce({ open: this.status.state === 'open', user: (this.session && this.session.user) || '', token: this.token });
   }
 
   modeInfo() {
@@ -307,6 +374,14 @@ export class Client {
       case 'info': {
         const p = this.pending.get(m.id);
         if (p) { clearTimeout(p.timer); this.pending.delete(m.id); p.resolve(m.info); }
+        break;
+      }
+      case 'a': {
+        const p = this.pending.get(m.id);
+        if (!p) break;
+        clearTimeout(p.timer);
+        this.pending.delete(m.id);
+        if (m.error) p.reject(new Error(m.error)); else p.resolve(m.result);
         break;
       }
       case 'bye':
@@ -354,18 +429,34 @@ export class Client {
       }
       case 'status':
         this.status = ev;
+        if (ev.state === 'open' && ev.maxText > 0) this.limits.maxText = ev.maxText;
+        this.announce();
         this.emit('state', ev);
         return;
       case 'attached':
         this.session = { sid: ev.sid, user: ev.user, color: ev.color };
-        if (ev.user) { this.name = ev.user; this.token = ev.token || this.token; }
+        if (ev.user) {
+          this.name = ev.user;
+          this.token = ev.token || this.token;
+          this.tokenStore.set(ev.user, this.token);
+        }
+        this.announce();
         this.emit('session', { ...this.session, resumed: ev.resumed });
         return;
-      case 'name_refused':
+      case 'name_refused': {
         this.name = '';
         this.token = '';
+        // another direct tab of this browser may hold the name: take it
+        // with that tab's token (one user per browser)
+        const tok = this.peers ? this.peers.tokenFor(ev.name) : '';
+        if (tok && !this.triedTokens.has(tok)) {
+          this.triedTokens.add(tok);
+          this.nick(ev.name, tok).catch(() => this.emit('name_refused', ev));
+          return;
+        }
         this.emit('name_refused', ev);
         return;
+      }
       case 'tabs':
         this.tabs = ev.list || [];
         this.emit('tabs', { list: this.tabs, mode: ev.mode });
@@ -386,19 +477,22 @@ export class Client {
 
   // cmd sends any protocol command; it resolves with the reply body or
   // rejects with CommandError (code, error) or TimeoutError.
+  // timeoutMs 0: no timeout (a send: the outbox keeps it until the server
+  // answers).
   cmd(cmd, body = {}, { timeoutMs = this.opts.cmdTimeoutMs } = {}) {
     return new Promise((resolve, reject) => {
       const id = ++this.seq;
-      const timer = setTimeout(() => {
+      const timer = timeoutMs > 0 ? setTimeout(() => {
         this.pending.delete(id);
         this.post({ op: 'cancel', id });
         reject(new TimeoutError(cmd, timeoutMs));
-      }, timeoutMs);
+      }, timeoutMs) : undefined;
       this.pending.set(id, { resolve, reject, timer, cmd, body });
       this.post({ op: 'cmd', id, cmd, body });
     });
   }
 
+  /** @param {string} room @param {{history?: number}} [o] */
   async join(room, { history } = {}) {
     this.joining.add(room);
     try {
@@ -418,8 +512,51 @@ export class Client {
     return this.cmd('leave', { room });
   }
 
-  send(room, text) { return this.cmd('send', { room, text, cid: this.nextCid() }); }
-  dm(to, text) { return this.cmd('dm', { to, text, cid: this.nextCid() }); }
+  // send publishes text in room through the outbox: it is kept (IndexedDB)
+  // until the server published it, sent again after every reconnect (the
+  // cid makes the server publish it once), and followed with 'outbox'
+  // events (sending, sent, failed). It resolves when published, rejects
+  // when refused for good; it never times out. Text over the server's
+  // max_text (bytes of UTF-8) is refused here, before anything is sent.
+  send(room, text, { cid = this.nextCid() } = {}) {
+    const tooLong = this.checkText(text);
+    if (tooLong) return Promise.reject(tooLong);
+    return this.cmd('send', { room, text, cid }, { timeoutMs: 0 });
+  }
+
+  dm(to, text) {
+    const tooLong = this.checkText(text);
+    if (tooLong) return Promise.reject(tooLong);
+    return this.cmd('dm', { to, text, cid: this.nextCid() });
+  }
+
+  // checkText returns a CommandError (too_large) for text the server would
+  // refuse for its size, else null.
+  checkText(text) {
+    const n = byteLength(String(text));
+    if (n > this.limits.maxText) {
+      return new CommandError('send', { code: CODE.tooLarge, error: ERR.tooLarge, msg: `text of ${n} bytes exceeds the limit of ${this.limits.maxText}` });
+    }
+    return null;
+  }
+
+  // ---- what the hub keeps: outbox, private conversations ------------------
+
+  query(q, args = {}, timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+      const id = `q${++this.seq}`;
+      const t = setTimeout(() => { this.pending.delete(id); reject(new TimeoutError(q, timeoutMs)); }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer: t, cmd: q, info: true });
+      this.post({ op: 'q', id, q, args });
+    });
+  }
+
+  retrySend(cid) { return this.query('outbox_retry', { cid }); }
+  discardSend(cid) { return this.query('outbox_discard', { cid }); }
+  dmConversations() { return this.query('dm_list'); }
+  dmMessages(peer) { return this.query('dm_messages', { peer }); }
+  dmRead(peer) { return this.query('dm_read', { peer }); }
+  /** @param {string} room @param {{after?: number, before?: number, limit?: number, epoch?: string}} [o] */
   history(room, { after, before, limit, epoch } = {}) {
     const body = { room };
     if (epoch) body.epoch = epoch;
@@ -433,9 +570,23 @@ export class Client {
   // nick names this tab; token (optional) is the one the name was given
   // before, to take it back while the server keeps it reserved.
   async nick(name, token) {
-    const r = await this.cmd('nick', token ? { name, token } : { name });
+    const tok = token || this.tokenStore.get(name) || (this.peers ? this.peers.tokenFor(name) : '');
+    let r;
+    try {
+      r = await this.cmd('nick', tok ? { name, token: tok } : { name });
+    } catch (e) {
+      // another direct tab may have the name: ask, and take it with its token
+      if (!(e instanceof CommandError) || e.error !== ERR.nameTaken || !this.peers) throw e;
+      this.peers.ask();
+      await new Promise((res) => setTimeout(res, 200));
+      const peerTok = this.peers.tokenFor(name);
+      if (!peerTok || peerTok === tok) throw e;
+      r = await this.cmd('nick', { name, token: peerTok });
+    }
     this.name = r.user;
     this.token = r.token;
+    this.tokenStore.set(r.user, r.token);
+    this.announce();
     return r;
   }
 

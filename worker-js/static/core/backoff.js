@@ -1,3 +1,4 @@
+// @ts-check
 // The reconnect ladder of the seed (section 3.1.3): retry the same address
 // with exponential backoff and jitter a few times, then switch to the next
 // address of the list from /lbs, then fetch /lbs again, then give up and

@@ -1,3 +1,4 @@
+// @ts-check
 // RoomCache keeps the recent messages of each room (seed section 3.3.1):
 // the worker shows them at once when a tab opens a room and asks the server
 // only for what came after. Every change goes through one ordered queue, so
@@ -8,9 +9,22 @@
 // is missing), IDBBackend in idb.js. Backend interface:
 //   read(room, limit) -> Promise<{epoch, messages}|null>   (messages ascending)
 //   write(room, {epoch, clear, add, trimBelow}) -> Promise  (one transaction)
+// and, for the outbox and the private messages, records in named stores
+// ("outbox" keyed by cid, "dms" keyed by key):
+//   getAll(store) -> Promise<records>, put(store, record), del(store, key)
+
+export const KEYS = Object.freeze({ outbox: 'cid', dms: 'key' });
 
 export class MemoryBackend {
-  constructor() { this.rooms = new Map(); this.writes = 0; }
+  constructor() { this.rooms = new Map(); this.writes = 0; /** @type {Map<string, Map<string, any>>} */ this.stores = new Map(); }
+  /** @param {string} store */
+  kv(store) { let m = this.stores.get(store); if (!m) { m = new Map(); this.stores.set(store, m); } return m; }
+  /** @param {string} store */
+  async getAll(store) { return [...this.kv(store).values()].map((v) => structuredClone(v)); }
+  /** @param {string} store @param {any} v */
+  async put(store, v) { this.kv(store).set(v[KEYS[store]], structuredClone(v)); }
+  /** @param {string} store @param {string} key */
+  async del(store, key) { this.kv(store).delete(key); }
   async read(room, limit) {
     const r = this.rooms.get(room);
     if (!r) return null;
@@ -27,6 +41,7 @@ export class MemoryBackend {
 }
 
 export class RoomCache {
+  /** @param {any} [backend] @param {{keep?: number, onError?: (e: unknown) => void}} [o] */
   constructor(backend = new MemoryBackend(), { keep = 200, onError = () => {} } = {}) {
     this.backend = backend;
     this.keep = keep;

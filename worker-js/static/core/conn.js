@@ -1,3 +1,4 @@
+// @ts-check
 // Connection owns one WebSocket: hello, heartbeats, merged outgoing frames,
 // go-away, and the reconnect ladder (backoff.js) across the /lbs addresses.
 // Everything it needs from the platform is injected, so Node tests can drive
@@ -9,6 +10,8 @@ import { decodeMessage, encodeBatches } from './frames.js';
 export const CLOSE_TOO_MANY_CONNS = 4003;
 
 export const DEFAULT_CONN = Object.freeze({
+  slowMs: 30000,           // after the fast ladder gave up: retry this often (jittered), for ever
+  slowJitter: 0.5,         // +-50%: slowMs*(1-j) .. slowMs*(1+j)
   connectTimeoutMs: 5000,  // socket open + hello
   pingMs: 0,               // 0: use hello.hb_ms
   pongTimeoutMs: 10000,    // nothing received this long after a ping: dead
@@ -16,9 +19,17 @@ export const DEFAULT_CONN = Object.freeze({
   sendDelayMs: 0,          // 0: merge frames queued in the same task
 });
 
-// States reported to onState: connecting, open, waiting (before a retry),
-// offline (gave up), closed (stopped on purpose).
+// States reported to onState: connecting, open, waiting (before a retry of
+// the fast ladder), offline (the fast ladder gave up: retrying every slowMs,
+// jittered, with retryAt; or kicked: not retrying), closed (stopped on
+// purpose).
 export class Connection {
+  /**
+   * @param {{WebSocket: any, fetch: any, lbsUrl: string, defaultAddr: string, config?: any, random?: () => number,
+   *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void, now?: () => number,
+   *   onHello?: (h: any) => void, onFrames?: (f: any[]) => void, onDown?: (d: any) => void, onState?: (s: any) => void,
+   *   log?: (...a: any[]) => void}} o
+   */
   constructor({
     WebSocket, fetch, lbsUrl, defaultAddr, config = {}, random = Math.random,
     setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now,
@@ -30,6 +41,7 @@ export class Connection {
     this.defaultAddr = defaultAddr;
     this.cfg = { ...DEFAULT_CONN };
     this.ladder = new Ladder({}, random);
+    this.random = random;
     this.configure(config);
     this.setTimer = setTimer;
     this.clearTimer = clearTimer;
@@ -48,7 +60,9 @@ export class Connection {
     this.pingSeq = 0;
     this.pingSent = new Map();
     this.goaway = null;
-    this.stats = { connects: 0, opens: 0, drops: 0, pings: 0, pongs: 0, rttMs: 0, framesOut: 0, messagesOut: 0, framesIn: 0, messagesIn: 0, bytesIn: 0, lbsFetches: 0 };
+    this.slow = false;       // the fast ladder gave up: one attempt per slowMs
+    this.kicked = false;
+    this.stats = { connects: 0, opens: 0, drops: 0, pings: 0, pongs: 0, rttMs: 0, framesOut: 0, messagesOut: 0, framesIn: 0, messagesIn: 0, bytesIn: 0, lbsFetches: 0, slowRetries: 0, wakes: 0 };
     this.info = {};
   }
 
@@ -61,8 +75,20 @@ export class Connection {
 
   get isOpen() { return this.state === 'open'; }
 
+  // setServer points the connection at another server: base is its http(s)
+  // URL (the folder of /lbs and /ws), e.g. 'https://chat.example.com/'.
+  setServer(base) {
+    const root = new URL('./', base);
+    const ws = new URL('ws', root);
+    ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.lbsUrl = new URL('lbs', root).href;
+    this.defaultAddr = ws.href;
+  }
+
   start() {
     if (this.state !== 'idle' && this.state !== 'offline' && this.state !== 'closed') return;
+    this.slow = false;
+    this.kicked = false;
     this.ladder.reset();
     this.setState('connecting', { action: 'lbs' });
     this.refetch().then(() => this.connect());
@@ -71,10 +97,24 @@ export class Connection {
   // retryNow skips the wait (a user's "retry" after giving up, or the
   // browser coming online).
   retryNow() {
-    if (this.state === 'open' || this.state === 'connecting') return;
+    if (this.state === 'open' || this.state === 'connecting' || this.state === 'closed' || this.state === 'idle') return;
     this.clear('retry');
+    this.slow = false;
+    this.kicked = false;
     this.ladder.reset();
     this.connect();
+  }
+
+  // wake is a hint that the network may be back (the browser's online
+  // event, a tab shown or focused): after the fast ladder gave up, try at
+  // once instead of waiting for the slow retry. Not after a kick (the user
+  // decides), not while the fast ladder or a goaway's wait runs.
+  wake(why = '') {
+    if (this.state !== 'offline' || this.kicked) return false;
+    this.stats.wakes++;
+    this.log('wake', why);
+    this.retryNow();
+    return true;
   }
 
   stop() {
@@ -157,12 +197,13 @@ export class Connection {
     this.clear('connect');
     this.hello = h;
     this.ladder.success();
+    this.slow = false;
     this.stats.opens++;
     this.info.hello = h;
     this.info.since = this.now();
-    this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server });
+    this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server, maxText: Number(h.max_text) || 0 });
     const every = this.cfg.pingMs || Number(h.hb_ms) || 15000;
-    this.arm('ping', every, () => this.ping(every), true);
+    this.arm('ping', every, () => this.ping(every));
     this.onHello(h);
     this.scheduleFlush();
   }
@@ -233,6 +274,7 @@ export class Connection {
       // Kicked: this user has too many connections (the server closes the
       // oldest). Reconnecting would kick the next oldest, for ever: stay
       // offline until the user asks (retryNow).
+      this.kicked = true;
       this.setState('offline', { reason: 'too_many_connections', code, kicked: true });
       return;
     }
@@ -249,12 +291,27 @@ export class Connection {
   failed(reason, code) {
     if (this.state === 'closed') return;
     this.clear('connect');
+    if (this.slow) { this.slowRetry(reason, code, this.ladder.attempt); return; }
     const step = this.ladder.next();
     if (step.action === STEP.giveUp) {
-      this.setState('offline', { reason, code, attempt: step.attempt });
+      // the fast ladder is over: tell the user (offline), and keep trying
+      // at a long, jittered interval (a wake() tries at once)
+      this.slow = true;
+      this.slowRetry(reason, code, step.attempt);
       return;
     }
     this.waitThen(step, code, reason);
+  }
+
+  slowRetry(reason, code, attempt) {
+    const j = Math.max(0, Math.min(1, this.cfg.slowJitter));
+    const delayMs = Math.max(0, Math.round(this.cfg.slowMs * (1 - j + 2 * j * this.random())));
+    this.setState('offline', { reason, code, attempt, action: STEP.giveUp, slow: true, delayMs, retryAt: this.now() + delayMs });
+    this.arm('retry', delayMs, async () => {
+      this.stats.slowRetries++;
+      await this.refetch();
+      this.connect();
+    });
   }
 
   waitThen(step, code, reason) {

@@ -1,8 +1,13 @@
+// @ts-check
 // FlushBuffer merges items and hands them over in batches: after intervalMs
 // from the first item of a batch, or at once when maxItems are waiting (the
 // seed's msgFlushTimer, section 3.2). Used for events going to a tab, so a
 // busy room does not repaint on every message.
 export class FlushBuffer {
+  /**
+   * @param {{intervalMs?: number, maxItems?: number, onFlush?: (items: any[]) => void,
+   *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void}} o
+   */
   constructor({ intervalMs = 50, maxItems = 100, onFlush, setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id) } = {}) {
     this.intervalMs = intervalMs;
     this.maxItems = Math.max(1, maxItems);

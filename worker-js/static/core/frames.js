@@ -1,3 +1,4 @@
+// @ts-check
 // Frames of the wire protocol (docs/protocol.md §1): JSON objects, one per
 // line, several per WebSocket message.
 

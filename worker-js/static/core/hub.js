@@ -1,3 +1,4 @@
+// @ts-check
 // Hub is the shared brain of a browser: it owns the one Connection, keeps a
 // logical session per tab, relays the tabs' commands, fans pushes out to the
 // right tabs through a FlushBuffer each, caches room history (cache.js) and
@@ -7,8 +8,8 @@
 // mode every tab runs its own.
 //
 // Tabs talk to the hub with small messages (docs/browser.md, "Tab messages"):
-//   tab -> hub: {op:'hello'|'cmd'|'cancel'|'detach'|'ping'|'retry'|'info', tab, ...}
-//   hub -> tab: {op:'welcome'|'events'|'pong'|'info'|'bye', ...}
+//   tab -> hub: {op:'hello'|'cmd'|'cancel'|'detach'|'ping'|'retry'|'wake'|'info'|'q', tab, ...}
+//   hub -> tab: {op:'welcome'|'events'|'pong'|'info'|'a'|'bye', ...}
 // An endpoint is anything with post(msg).
 import { Connection } from './conn.js';
 import { FlushBuffer } from './flush.js';
@@ -16,6 +17,8 @@ import { Offsets } from './offsets.js';
 import { RoomCache, MemoryBackend } from './cache.js';
 import { PROTOCOL_VERSION } from './version.js';
 import { validName } from './names.js';
+import { ERR, CLIENT_ERR, CLIENT_CODE, CODE, transient } from './errors.js';
+import { DmStore, foldName } from './dms.js';
 
 export const DEFAULT_HUB = Object.freeze({
   flushMs: 50,          // events for a tab are merged this long...
@@ -26,14 +29,24 @@ export const DEFAULT_HUB = Object.freeze({
   tabPingMs: 5000,      // how often tabs ping the hub (port ping)
   tabTimeoutMs: 21000,  // a tab silent this long is gone (no Web Lock)
   tabTimeoutLockMs: 65000, // ...when a Web Lock also watches it (background tabs are throttled)
+  graceMs: 4000,        // the socket stays this long after the last tab went (a reload), then closes
+  outboxRetryMs: 2000,  // an outbox send refused for a while (rate limit, store behind) is tried again after this
+  outboxMax: 500,       // messages the outbox keeps at most (the oldest failed ones go first)
+  dmKeep: 200,          // private messages kept per conversation
 });
 
 let hubSeq = 0;
 
 export class Hub {
+  /**
+   * @param {{mode: string, WebSocket: any, fetch: any, locks?: any, cacheBackend?: any, base?: string, config?: any,
+   *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void, now?: () => number, random?: () => number,
+   *   log?: (...a: any[]) => void, onIdle?: (() => void)|null}} o
+   */
   constructor({
     mode, WebSocket, fetch, locks = null, cacheBackend = null, base = '', config = {},
     setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now, random = Math.random, log = () => {},
+    onIdle = null,
   }) {
     this.id = `${mode}-${now().toString(36)}-${Math.floor(random() * 1e9).toString(36)}-${++hubSeq}`;
     this.mode = mode;
@@ -55,7 +68,19 @@ export class Hub {
       msgsFromServer: 0, msgsFromCache: 0, pushes: 0, delivered: 0, dups: 0, gaps: 0,
       resets: 0, resumed: 0, attaches: 0, reattaches: 0, reconnects: 0, joinsFromCache: 0, lastJoinFetched: -1, lastJoinCached: -1,
     };
-    this.cache = new RoomCache(cacheBackend || new MemoryBackend(), { keep: this.cfg.cacheKeep, onError: (e) => log('cache', String(e)) });
+    const backend = cacheBackend || new MemoryBackend();
+    this.backend = backend;
+    this.cache = new RoomCache(backend, { keep: this.cfg.cacheKeep, onError: (e) => log('cache', String(e)) });
+    // onIdle is called when the grace after the last tab is over and the
+    // socket is closed (the SharedWorker ends itself then)
+    this.onIdle = onIdle;
+    this.graceTimer = null;
+    // the outbox: room messages not yet published (docs/browser.md,
+    // "The outbox"), by cid, kept in the backend until the server took them
+    this.outbox = new Map();
+    this.outboxTimer = null;
+    this.outboxLoaded = this.loadOutbox();
+    this.dms = new DmStore(backend, { keep: this.cfg.dmKeep, onError: (e) => log('dms', String(e)) });
     const root = base ? new URL('./', base) : null;
     const wsAddr = root ? new URL('ws', root) : null;
     if (wsAddr) wsAddr.protocol = wsAddr.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -63,9 +88,9 @@ export class Hub {
       WebSocket, fetch, random, setTimer, clearTimer, now, log,
       lbsUrl: root ? new URL('lbs', root).href : '',
       defaultAddr: wsAddr ? wsAddr.href : '',
-      onHello: (h) => this.onOpen(h),
+      onHello: () => this.onOpen(),
       onFrames: (fs) => this.onFrames(fs),
-      onDown: (d) => this.onDown(d),
+      onDown: () => this.onDown(),
       onState: (s) => this.onConnState(s),
     });
     this.configure(config);
@@ -77,7 +102,11 @@ export class Hub {
       if (typeof c[k] === 'number' && Number.isFinite(c[k]) && c[k] >= 0) this.cfg[k] = c[k];
     }
     this.cache.keep = this.cfg.cacheKeep;
+    if (this.dms) this.dms.keep = this.cfg.dmKeep;
     this.conn.configure(c);
+    if (typeof c.server === 'string' && c.server && this.conn.state === 'idle') {
+      try { this.conn.setServer(c.server); } catch (e) { this.log('server address', String(e)); }
+    }
   }
 
   // ---- tabs ---------------------------------------------------------------
@@ -101,14 +130,20 @@ export class Hub {
     switch (m.op) {
       case 'hello': this.hello(ep, m); break;
       case 'cmd':
-        if (!tab) { ep.post({ op: 'events', list: [{ k: 'reply', id: m.id, code: 401, error: 'unknown_tab', msg: 'say hello first' }] }); return; }
+        if (!tab) { ep.post({ op: 'events', list: [{ k: 'reply', id: m.id, code: CLIENT_CODE.unknownTab, error: CLIENT_ERR.unknownTab, msg: 'say hello first' }] }); return; }
         this.tabCmd(tab, m);
         break;
       case 'cancel': if (tab) this.cancel(tab.session, m.id); break;
       case 'detach': this.removeTab(m.tab, 'detach'); break;
       case 'ping': ep.post({ op: 'pong', known: !!tab, hub: this.id, t: m.t }); break;
       case 'retry': this.conn.retryNow(); break;
+      case 'wake': this.conn.wake(String(m.why || 'tab')); break;
       case 'info': ep.post({ op: 'info', id: m.id, info: this.info() }); break;
+      case 'q':
+        if (!tab) { ep.post({ op: 'a', id: m.id, error: CLIENT_ERR.unknownTab }); return; }
+        this.query(tab, m).then((result) => ep.post({ op: 'a', id: m.id, result }),
+          (e) => ep.post({ op: 'a', id: m.id, error: String(e && e.message ? e.message : e) }));
+        break;
       default: break;
     }
   }
@@ -120,6 +155,7 @@ export class Hub {
     }
     if (!this.configured && m.config) { this.configure(m.config); }
     this.configured = true;
+    if (this.graceTimer !== null) { this.clearTimer(this.graceTimer); this.graceTimer = null; }
     let tab = this.tabs.get(m.tab);
     if (tab) {
       // the tab thinks we lost it (it may have missed a welcome): answer again
@@ -156,8 +192,11 @@ export class Hub {
     this.post(tab, { k: 'status', ...this.status }, true);
     this.tabsChanged();
     this.ensureSweeper();
-    if (this.conn.state === 'idle') this.conn.start();
+    if (this.conn.state === 'idle' || this.conn.state === 'closed') this.conn.start();
     else if (this.conn.isOpen) this.attach(s);
+    // what this user has waiting in the outbox, and the conversations
+    this.postOutbox(s);
+    this.postDMs(s);
   }
 
   welcome(tab) {
@@ -214,6 +253,17 @@ export class Hub {
     }
     s.attached = false;
     this.tabsChanged();
+    if (!this.tabs.size && this.onIdle && this.graceTimer === null) {
+      // the last tab went: keep the socket for a reload, then close it
+      this.graceTimer = this.setTimer(() => {
+        this.graceTimer = null;
+        if (this.tabs.size) return;
+        this.log('no tab for', this.cfg.graceMs, 'ms: closing');
+        this.conn.stop();
+        if (this.sweeper !== null) { this.clearTimer(this.sweeper); this.sweeper = null; }
+        if (this.onIdle) this.onIdle();
+      }, this.cfg.graceMs);
+    }
   }
 
   tabsChanged() {
@@ -238,7 +288,26 @@ export class Hub {
     return {
       hub: this.id, mode: this.mode, status: this.status, errors: this.errors.slice(), tabs: this.tabList(), stats: { ...this.stats },
       conn: { ...this.conn.stats, ...this.conn.info, hello: this.conn.hello }, cache: { ...this.cache.stats }, config: { ...this.cfg, ...this.conn.cfg },
+      outbox: [...this.outbox.values()].map((e) => this.outboxEvent(e)),
     };
+  }
+
+  // query answers a tab's request about what the hub keeps (not a protocol
+  // command): the private conversations, and the outbox's retry or discard.
+  async query(tab, m) {
+    const s = tab.session;
+    const me = s.user || s.name;
+    const a = m.args || {};
+    switch (m.q) {
+      case 'dm_list': return me ? this.dms.list(me) : [];
+      case 'dm_messages': return me && typeof a.peer === 'string' ? this.dms.messages(me, a.peer) : [];
+      case 'dm_read':
+        if (me && typeof a.peer === 'string' && await this.dms.markRead(me, a.peer)) this.dmsChanged(me);
+        return true;
+      case 'outbox_retry': return this.outboxRetry(String(a.cid || ''));
+      case 'outbox_discard': return this.outboxDiscard(String(a.cid || ''));
+      default: throw new Error(`unknown query ${m.q}`);
+    }
   }
 
   // ---- commands -----------------------------------------------------------
@@ -250,10 +319,14 @@ export class Hub {
     switch (m.cmd) {
       case 'join': this.join(s, origin, body); return;
       case 'leave':
-        if (typeof body.room === 'string') { s.joined.delete(body.room); s.rooms.delete(body.room); s.catchup.delete(body.room); }
+        if (typeof body.room === 'string') { s.joined.delete(body.room); s.rooms.delete(body.room); s.catchup.delete(body.room); s.deferred.delete(body.room); }
         break;
       case 'attach': case 'detach':
-        this.reply(origin, { code: 400, error: 'bad_request', msg: 'the hub attaches and detaches sessions' });
+        this.reply(origin, { code: CODE.badRequest, error: ERR.badRequest, msg: 'the hub attaches and detaches sessions' });
+        return;
+      case 'send': this.outboxAdd(s, origin, body); return;
+      case 'dm':
+        this.cmd(s, 'dm', body, origin, (r) => { this.sentDM(s, body, r); return r; });
         return;
       default: break;
     }
@@ -283,7 +356,7 @@ export class Hub {
       s.inflight.delete(e.seq);
       const i = s.queue.indexOf(e);
       if (i >= 0) s.queue.splice(i, 1);
-      this.finish(e, { code: 504, error: 'timeout', msg: `no reply to ${cmd}` });
+      this.finish(e, { code: CLIENT_CODE.timeout, error: CLIENT_ERR.timeout, msg: `no reply to ${cmd}` });
     }, this.cfg.cmdTimeoutMs);
     if ((s.attached || pipelined) && this.conn.isOpen) this.transmit(s, e);
     else s.queue.push(e);
@@ -319,7 +392,7 @@ export class Hub {
   // what came after it (seed 3.3.1).
   async join(s, origin, body) {
     const room = body.room;
-    if (typeof room !== 'string' || !room) { this.reply(origin, { code: 400, error: 'bad_request', msg: 'room required' }); return; }
+    if (typeof room !== 'string' || !room) { this.reply(origin, { code: CODE.badRequest, error: ERR.badRequest, msg: 'room required' }); return; }
     const n = clampInt(body.history, 0, 500, this.cfg.historyN);
     let cached = 0;
     if (!s.rooms.has(room)) {
@@ -335,6 +408,15 @@ export class Hub {
         this.stats.joinsFromCache++;
         if (msgs.length) this.post(s.tab, { k: 'history', room, epoch: c.epoch, messages: msgs, reset: false, source: 'cache' }, true);
       }
+    }
+    if (!this.conn.isOpen && !s.joined.has(room)) {
+      // offline (a page opened or reloaded while the server is away, or a
+      // room picked meanwhile): the room is joined when the connection
+      // comes back, with the resume of the other rooms
+      s.joined.add(room);
+      s.deferred.set(room, cached);
+      this.reply(origin, { code: CODE.ok, body: { room, cached, fetched: 0, deferred: true } });
+      return;
     }
     const cur = s.rooms.get(room);
     const req = { room, history: n };
@@ -363,6 +445,12 @@ export class Hub {
     const msgs = (jr.messages || []).slice().sort((a, b) => a.offset - b.offset);
     if (!again) this.stats.msgsFromServer += msgs.length;
     if (source === 'resume') this.stats.resumed += msgs.length;
+    if (s.deferred.has(room)) {
+      // the join a tab asked for while offline: this is its answer
+      this.stats.lastJoinFetched = msgs.length;
+      this.stats.lastJoinCached = s.deferred.get(room);
+      s.deferred.delete(room);
+    }
     s.joined.add(room);
     const isReset = reset || (s.rooms.has(room) && s.rooms.get(room).epoch && s.rooms.get(room).epoch !== epoch);
     if (isReset) {
@@ -386,6 +474,7 @@ export class Hub {
     } else {
       s.rooms.advance(room, epoch, top);
     }
+    this.flushOutbox();
   }
 
   // catchUp asks for a room's messages after an offset (or the latest ones)
@@ -450,6 +539,9 @@ export class Hub {
       s.inflight.clear();
       s.queue = again.concat(s.queue);
     }
+    // the outbox's sends on the wire went with the link: sent again (same
+    // cid) after the rooms are joined again
+    for (const e of this.outbox.values()) e.inflight = false;
   }
 
   attach(s, anonymous = false, joins = true) {
@@ -475,7 +567,7 @@ export class Hub {
 
   attached(s, r, again, anonymous) {
     if (!this.sessions.has(s.sid)) return;
-    if (r.code === 409 && s.name && !anonymous) {
+    if (r.code === CODE.nameTaken && s.name && !anonymous) {
       // the name is someone else's: stay connected without it
       const name = s.name;
       s.name = '';
@@ -484,7 +576,7 @@ export class Hub {
       this.attach(s, true);
       return;
     }
-    if (r.code !== 200 && r.code !== 412) {
+    if (r.code !== CODE.ok && r.code !== CODE.sessionExists) {
       this.post(s.tab, { k: 'notice', text: `attach failed: ${r.msg || r.error || r.code}`, reason: r.error || 'attach' }, true);
       return;
     }
@@ -501,6 +593,8 @@ export class Hub {
     const q = s.queue;
     s.queue = [];
     for (const e of q) this.transmit(s, e);
+    this.postOutbox(s);
+    this.postDMs(s);
   }
 
   // rejoin resumes one room of s, pipelined behind its attach: the reply
@@ -517,7 +611,7 @@ export class Hub {
       // 504: lost with the link; 401 not_attached: the attach in front of
       // it failed (a taken name is attached again anonymously, joins and
       // all). Either way the next attach joins the room again.
-      if (r.code === 504 || r.code === 401) return;
+      if (r.code === CLIENT_CODE.timeout || r.code === CODE.notAttached) return;
       s.joined.delete(room);
       s.rooms.delete(room);
       this.post(s.tab, { k: 'left', room, reason: r.error || 'rejoin_failed' });
@@ -550,7 +644,7 @@ export class Hub {
         }
         return;
       }
-      if (r.code === 504) return; // lost with the link: the next attach joins again
+      if (r.code === CLIENT_CODE.timeout) return; // lost with the link: the next attach joins again
       // refused as a whole (an attach in front of it failed, say): each
       // attached session asks for itself; the others join again behind
       // their next attach
@@ -592,9 +686,7 @@ export class Hub {
         }
         break;
       }
-      case 'dm':
-        for (const sid of sids) { const s = this.sessions.get(sid); if (s) this.post(s.tab, { k: 'dm', ...body }); }
-        break;
+      case 'dm': this.gotDM(sids, body); break;
       case 'join': case 'leave':
         for (const sid of sids) { const s = this.sessions.get(sid); if (s) this.post(s.tab, { k: 'presence', kind: f.ev, ...body }); }
         break;
@@ -619,8 +711,204 @@ export class Hub {
     this.post(s.tab, { k: 'msg', ...msg });
   }
 
+  // ---- the outbox ---------------------------------------------------------
+  // A room message a tab sends goes into the outbox (and the backend) with
+  // its cid, and stays there until the server published it (or refused it
+  // for good): it is sent when a session of its user is attached and in its
+  // room, again after every reconnect (the server's cid check publishes it
+  // once), whatever the tab's timeout, and after a reload or a new worker.
+
+  async loadOutbox() {
+    let list = [];
+    try { list = await this.backend.getAll('outbox'); } catch (e) { this.log('outbox', String(e)); }
+    for (const e of list) {
+      if (!e || typeof e.cid !== 'string' || this.outbox.has(e.cid)) continue;
+      this.outbox.set(e.cid, { ...e, inflight: false, origin: null });
+    }
+    if (list.length) {
+      for (const s of this.sessions.values()) this.postOutbox(s);
+      this.flushOutbox();
+    }
+  }
+
+  outboxAdd(s, origin, body) {
+    const room = body.room;
+    const text = body.text;
+    if (typeof room !== 'string' || typeof text !== 'string') { this.reply(origin, { code: CODE.badRequest, error: ERR.badRequest, msg: 'send needs room and text' }); return; }
+    const user = s.user || s.name;
+    if (!user) { this.reply(origin, { code: CODE.nameRequired, error: ERR.nameRequired, msg: 'pick a name first' }); return; }
+    const cid = typeof body.cid === 'string' && body.cid ? body.cid : `h${this.now().toString(36)}.${Math.floor(Math.random() * 1e9).toString(36)}`;
+    let e = this.outbox.get(cid);
+    if (!e) {
+      e = { cid, room, text, user, ts: this.now(), state: 'sending', error: '', msg: '', tries: 0, inflight: false, origin };
+      this.outbox.set(cid, e);
+      this.trimOutbox();
+      this.saveOutbox(e);
+    } else {
+      e.origin = origin;
+    }
+    this.outboxChanged(e);
+    this.flushOutbox();
+  }
+
+  trimOutbox() {
+    if (this.outbox.size <= this.cfg.outboxMax) return;
+    const old = [...this.outbox.values()].sort((a, b) => (a.state === 'failed' ? 0 : 1) - (b.state === 'failed' ? 0 : 1) || a.ts - b.ts);
+    for (const e of old.slice(0, this.outbox.size - this.cfg.outboxMax)) {
+      this.outbox.delete(e.cid);
+      this.deleteOutbox(e.cid);
+      if (e.origin) this.reply(e.origin, { code: CODE.internal, error: ERR.internal, msg: 'the outbox is full' });
+    }
+  }
+
+  saveOutbox(e) {
+    const { inflight, origin, ...rec } = e;
+    void inflight; void origin;
+    this.backend.put('outbox', rec).catch((err) => this.log('outbox', String(err)));
+  }
+
+  deleteOutbox(cid) { this.backend.del('outbox', cid).catch((err) => this.log('outbox', String(err))); }
+
+  // flushOutbox sends every waiting message that can go now: through a
+  // session of its user, attached, in its room, on an open link.
+  flushOutbox() {
+    if (!this.conn.isOpen) return;
+    for (const e of this.outbox.values()) {
+      if (e.inflight || e.state !== 'sending' || e.waitUntil > this.now()) continue;
+      const fu = foldName(e.user);
+      let via = e.origin && this.tabs.has(e.origin.tab.id) ? e.origin.tab.session : null;
+      if (!(via && via.attached && foldName(via.user) === fu && via.joined.has(e.room) && via.rooms.has(e.room))) {
+        via = [...this.sessions.values()].find((x) => x.attached && foldName(x.user) === fu && x.joined.has(e.room) && x.rooms.has(e.room)) || null;
+      }
+      if (!via) continue;
+      e.inflight = true;
+      e.tries++;
+      this.cmd(via, 'send', { room: e.room, text: e.text, cid: e.cid }, null, (r) => this.outboxReply(e, r));
+    }
+  }
+
+  outboxReply(e, r) {
+    e.inflight = false;
+    if (!this.outbox.has(e.cid)) return;
+    if (r.code === CODE.ok) {
+      this.outbox.delete(e.cid);
+      this.deleteOutbox(e.cid);
+      e.state = 'sent';
+      e.offset = r.body && r.body.offset;
+      e.epoch = r.body && r.body.epoch;
+      this.outboxChanged(e);
+      if (e.origin) this.reply(e.origin, r);
+      return;
+    }
+    if (transient(r.error || '')) {
+      // the server may take it later: try again (same cid) after a while,
+      // or after the next reconnect
+      e.waitUntil = this.now() + this.cfg.outboxRetryMs;
+      e.error = r.error || '';
+      e.msg = r.msg || '';
+      if (this.outboxTimer === null) {
+        this.outboxTimer = this.setTimer(() => { this.outboxTimer = null; this.flushOutbox(); }, this.cfg.outboxRetryMs);
+      }
+      this.outboxChanged(e);
+      return;
+    }
+    e.state = 'failed';
+    e.error = r.error || '';
+    e.msg = r.msg || '';
+    this.saveOutbox(e);
+    this.outboxChanged(e);
+    if (e.origin) { this.reply(e.origin, r); e.origin = null; }
+  }
+
+  outboxRetry(cid) {
+    const e = this.outbox.get(cid);
+    if (!e) return false;
+    e.state = 'sending';
+    e.error = '';
+    e.msg = '';
+    e.waitUntil = 0;
+    this.saveOutbox(e);
+    this.outboxChanged(e);
+    this.flushOutbox();
+    return true;
+  }
+
+  outboxDiscard(cid) {
+    const e = this.outbox.get(cid);
+    if (!e) return false;
+    this.outbox.delete(cid);
+    this.deleteOutbox(cid);
+    e.state = 'discarded';
+    this.outboxChanged(e);
+    return true;
+  }
+
+  outboxEvent(e) {
+    return { k: 'outbox', cid: e.cid, room: e.room, text: e.text, user: e.user, ts: e.ts, state: e.state, error: e.error || '', msg: e.msg || '', offset: e.offset, epoch: e.epoch, tries: e.tries };
+  }
+
+  // outboxChanged tells every tab of the message's user.
+  outboxChanged(e) {
+    const fu = foldName(e.user);
+    for (const s of this.sessions.values()) if (foldName(s.user || s.name) === fu) this.post(s.tab, this.outboxEvent(e), true);
+  }
+
+  // postOutbox tells one session what its user has waiting.
+  postOutbox(s) {
+    const fu = foldName(s.user || s.name);
+    if (!fu) return;
+    for (const e of this.outbox.values()) if (foldName(e.user) === fu) this.post(s.tab, this.outboxEvent(e), true);
+  }
+
+  // ---- private messages ---------------------------------------------------
+
+  gotDM(sids, body) {
+    const users = new Set();
+    const srv = this.serverId();
+    for (const sid of sids) {
+      const s = this.sessions.get(sid);
+      if (!s) continue;
+      const me = s.user;
+      const first = !users.has(foldName(me));
+      users.add(foldName(me));
+      const mine = foldName(body.from) === foldName(me);
+      const peer = mine ? body.to : body.from;
+      this.post(s.tab, { k: 'dm', ...body, peer });
+      if (first && me) this.dms.add(me, body, srv).then((p) => { if (p) this.dmsChanged(me); });
+    }
+  }
+
+  // sentDM stores a DM this session sent (its reply: the server pushes it to
+  // the sender's other sessions, not to this one) and shows it to the tab.
+  sentDM(s, body, r) {
+    if (r.code !== CODE.ok || !r.body || !s.user) return;
+    const m = { id: r.body.id, ts: r.body.ts, from: s.user, to: body.to, text: body.text, color: s.color, cid: body.cid };
+    this.post(s.tab, { k: 'dm', ...m, peer: body.to });
+    this.dms.add(s.user, m, this.serverId()).then((p) => { if (p) this.dmsChanged(s.user); });
+  }
+
+  serverId() {
+    const h = this.conn.hello || {};
+    return String(h.server || '');
+  }
+
+  dmsChanged(me) {
+    const fu = foldName(me);
+    this.dms.list(me).then((list) => {
+      for (const s of this.sessions.values()) if (foldName(s.user || s.name) === fu) this.post(s.tab, { k: 'dm_conv', list }, true);
+    });
+  }
+
+  postDMs(s) {
+    const me = s.user || s.name;
+    if (!me) return;
+    this.dms.list(me).then((list) => { if (this.sessions.has(s.sid)) this.post(s.tab, { k: 'dm_conv', list }, true); });
+  }
+
   stop() {
     for (const id of [...this.tabs.keys()]) this.removeTab(id, 'stop');
+    if (this.graceTimer !== null) { this.clearTimer(this.graceTimer); this.graceTimer = null; }
+    if (this.outboxTimer !== null) { this.clearTimer(this.outboxTimer); this.outboxTimer = null; }
     this.conn.stop();
     if (this.sweeper !== null) { this.clearTimer(this.sweeper); this.sweeper = null; }
   }
@@ -643,6 +931,7 @@ class Session {
     this.joined = new Set();
     this.rooms = new Offsets();
     this.catchup = new Map(); // room -> live messages held while catching up
+    this.deferred = new Map(); // room -> messages shown from the cache, for a join asked offline
   }
 
   public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token }; }

@@ -1,3 +1,4 @@
+// @ts-check
 // Leader-tab fallback, for browsers without SharedWorker (Chrome for Android
 // before 148, Samsung Internet, some embedded browsers). The tabs of one
 // origin elect a leader with a Web Lock; the leader runs the Hub (one socket)
@@ -7,6 +8,9 @@
 import { LEADER_LOCK, BUS_NAME } from './version.js';
 
 export class LeaderLink {
+  /**
+   * @param {{tabId: string, onMessage: (m: any) => void, makeHub: () => any, locks?: any, BC?: any, onLeader?: (hub: any) => void}} o
+   */
   constructor({ tabId, onMessage, makeHub, locks = globalThis.navigator && globalThis.navigator.locks, BC = globalThis.BroadcastChannel, onLeader = () => {} }) {
     this.tabId = tabId;
     this.onMessage = onMessage;

@@ -1,3 +1,4 @@
+// @ts-check
 // names.js: the user-name rule, mirrored from mux/names.go (keep the two in
 // step; both are tested against mux/testdata/names.json). A name is 1–32
 // bytes of UTF-8: letters, ASCII digits and _ - . , where every letter
@@ -88,3 +89,20 @@ export function checkName(n) {
 
 // validName reports whether n may be a user name.
 export function validName(n) { return checkName(n) === ''; }
+
+export const MAX_ROOM_BYTES = 64;
+const ROOM_CHAR = /^[\p{L}\p{Nd}_.-]$/u;
+
+// checkRoom returns '' for a valid room name, else why it is not one: 1–64
+// bytes of letters and digits of any script, _ - . (mux.ValidRoom).
+/** @param {unknown} r */
+export function checkRoom(r) {
+  if (typeof r !== 'string') return 'a room name is a string';
+  const bytes = new TextEncoder().encode(r).length;
+  if (bytes === 0 || bytes > MAX_ROOM_BYTES) return `room names are 1–${MAX_ROOM_BYTES} bytes`;
+  for (const ch of r) if (!ROOM_CHAR.test(ch)) return `"${ch}" is not allowed in a room name (letters, digits, _ - .)`;
+  return '';
+}
+
+/** @param {unknown} r */
+export function validRoom(r) { return checkRoom(r) === ''; }

@@ -1,3 +1,4 @@
+// @ts-check
 // Offsets tracks, per room, the epoch and the last offset delivered (to one
 // tab). accept() classifies an incoming message so that every offset is
 // shown once and in order; get() gives the epoch and offset a join sends to

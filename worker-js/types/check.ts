@@ -1,0 +1,30 @@
+// Compiled by TestTypeCheck (tsc --noEmit): a page written against the
+// hand-written types. If client.d.ts loses or changes something a page
+// uses, this stops compiling.
+import { connect, Client, CommandError, TimeoutError, ERR, PROTOCOL_VERSION, type Message, type Conversation } from './client.js';
+
+async function page(): Promise<void> {
+  const c: Client = await connect({ name: 'alice', server: 'https://chat.example.com/', workerName: 'my-app-imload', config: { graceMs: 3000 } });
+  const off = c.on('message', (m: Message) => console.log(m.room, m.offset, m.text));
+  off();
+  c.on('outbox', (o) => { if (o.state === 'failed') void c.retrySend(o.cid); });
+  c.on('dm', (d) => console.log(d.peer, d.text));
+  c.on('dm_conv', (e) => e.list.forEach((x: Conversation) => console.log(x.peer, x.unread)));
+  c.on('state', (s) => { if (s.state === 'offline' && !s.kicked) c.wake('user'); });
+  const j = await c.join('lobby', { history: 20 });
+  console.log(j.cached, j.fetched, PROTOCOL_VERSION === 1);
+  const tooLong = c.checkText('x'.repeat(c.limits.maxText + 1));
+  if (tooLong) console.log(tooLong.error === ERR.tooLarge);
+  try {
+    const r = await c.send('lobby', 'hi');
+    console.log(r.offset, r.dup);
+    await c.dm('bob', 'psst');
+  } catch (e) {
+    if (e instanceof CommandError && e.error === ERR.userOffline) console.log('offline');
+    if (e instanceof TimeoutError) console.log(e.cmd);
+  }
+  const older = await c.history('lobby', { before: 10, limit: 50 });
+  console.log(older.more, (await c.dmMessages('bob')).length, c.browserInfo().sockets);
+  c.close();
+}
+void page;
