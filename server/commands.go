@@ -38,7 +38,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 	} else {
 		switch f.Cmd {
 		case mux.CmdDetach:
-			c.srv.removeSession(s)
+			c.srv.removeSession(s, true) // a tab closing, or reloading
 			c.dropSession(s)
 			res = []byte("{}")
 		case mux.CmdNick:
@@ -181,10 +181,12 @@ func (c *conn) nick(s *session, f *mux.Frame) ([]byte, error) {
 	return nil, nil
 }
 
-// removeSession detaches s: it leaves its rooms and its user.
-func (srv *Server) removeSession(s *session) {
+// removeSession detaches s: it leaves its rooms and its user. With
+// linger (a detach, or its connection ended) its user's presence in its
+// rooms waits for the presence grace (presence.go).
+func (srv *Server) removeSession(s *session, linger bool) {
 	for _, r := range s.rooms {
-		srv.leaveRoom(s, r)
+		srv.leaveRoom(s, r, linger)
 	}
 	s.rooms = nil
 	if srv.hub.removeSession(s) {

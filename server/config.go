@@ -124,6 +124,14 @@ type Config struct {
 	// interval are merged into one net change per user (see presence.go).
 	// 0 pushes every change at once.
 	PresenceInterval time.Duration
+	// PresenceGrace holds the leave of a user whose last session in a room
+	// went without leaving it (the tab detached, closing or reloading; the
+	// connection ended or was lost; its node died) for this long: a user
+	// whose browser comes back meanwhile, here or on another node, was
+	// never gone for the room's members (no leave, no join). A leave
+	// command takes effect at once. 0: no grace. At most the name grace
+	// (the name is its owner's meanwhile).
+	PresenceGrace time.Duration
 
 	// MaxRooms bounds the rooms the server holds (0: no bound): a join
 	// that would create one more is refused with 503 too_many_rooms.
@@ -224,6 +232,7 @@ func DefaultConfig() Config {
 		DMInBurst:         40,
 		MaxReservedNames:  100000,
 		PresenceInterval:  250 * time.Millisecond,
+		PresenceGrace:     5 * time.Second,
 		HistoryMax:        1000,
 		HistoryAge:        24 * time.Hour,
 		ShutdownTimeout:   10 * time.Second,
@@ -273,6 +282,7 @@ func (c *Config) validate() error {
 	check(c.DMInRate > 0 && c.DMInBurst > 0, "dm-in rate and burst must be positive")
 	check(c.MaxReservedNames > 0, "max reserved names must be positive")
 	check(c.PresenceInterval >= 0 && c.PresenceInterval <= 10*time.Second, "presence interval must be between 0 and 10s, got %v", c.PresenceInterval)
+	check(c.PresenceGrace >= 0 && c.PresenceGrace <= 10*time.Minute, "presence grace must be between 0 and 10m, got %v", c.PresenceGrace)
 	check(c.HistoryMax > 0, "history max must be positive")
 	check(c.HistoryAge > 0, "history age must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
@@ -290,6 +300,12 @@ func (c *Config) validate() error {
 }
 
 // nameGrace is the reservation of a name after its last session goes.
+// presenceGrace is the presence grace in effect: PresenceGrace, but no
+// longer than the name grace (after it the name may be another user's).
+func (c *Config) presenceGrace() time.Duration {
+	return min(c.PresenceGrace, c.nameGrace())
+}
+
 func (c *Config) nameGrace() time.Duration {
 	switch {
 	case c.NameGrace < 0:

@@ -350,8 +350,11 @@ func (c *conn) finish() {
 	c.ended.Store(true)
 	c.refuseFrames()
 	c.out = &out
+	// Its users' presence in their rooms waits for the presence grace:
+	// their browsers may be back in a moment (not when the server stops).
+	linger := !c.srv.shuttingDown.Load()
 	for _, s := range c.sessions {
-		c.srv.removeSession(s)
+		c.srv.removeSession(s, linger)
 	}
 	c.out = nil
 	c.sessions = nil

@@ -44,11 +44,26 @@ type roomPresence struct {
 // node (room.users) or on another (room.remote, from Opened.Present and
 // Sink.Presence). The members are told when that changes: userJoined,
 // userLeft and remoteChanged find out, presenceChanged tells them.
+//
+// The presence grace. A browser whose tab reloads, or that loses its
+// connection (a network drop, its node dying), is usually back within
+// seconds, here or on another node; telling every member "X left" and
+// then "X joined" for that would make presence flap on every hiccup. So
+// when a user's last session here goes without a leave command (userLeft
+// with linger: a detach, or the connection ended), the user stays
+// present, lingering, for Config.PresenceGrace: the engine is not told,
+// nor are the members.
+// A session of the user that joins meanwhile (userJoined) takes the
+// user back without a word; otherwise the presence flusher ends the
+// linger when it is due (expireLinger) and the leave goes out then. A
+// user present only on nodes that died (Sink.NodeGone) lingers the same
+// way (lingerRemote). A leave command takes effect at once.
 
-// present reports whether the user of key is in the room on any node.
-// Called under r.mu.
+// present reports whether the user of key is in the room on any node
+// (lingering included). Called under r.mu.
 func (r *room) present(key string) bool {
-	return r.users[key].n > 0 || r.remote[key] != nil
+	_, here := r.users[key]
+	return here || r.remote[key] != nil
 }
 
 // userJoined counts a session of u in the room (joining, or named by
@@ -59,9 +74,16 @@ func (r *room) present(key string) bool {
 func (r *room) userJoined(s *Server, out *outbox, u *user, skipConn *conn, skipSID uint32) {
 	key := u.key()
 	ru := r.users[key]
-	ru.u, ru.n = u, ru.n+1
+	lingering := ru.n == 0 && ru.linger != 0
+	ru.u, ru.n, ru.linger = u, ru.n+1, 0
 	r.users[key] = ru
 	if ru.n != 1 {
+		return
+	}
+	if lingering {
+		// Back within the presence grace: the engine and the members
+		// were never told it left.
+		s.counters.presenceKept.Add(1)
 		return
 	}
 	s.engine.SetPresent(r.name, u.Author, true)
@@ -72,13 +94,24 @@ func (r *room) userJoined(s *Server, out *outbox, u *user, skipConn *conn, skipS
 
 // userLeft uncounts a session of u in the room. With the last, u is no
 // longer present here: the engine is told, and the members are unless u
-// is present on another node. Called under r.mu.
-func (r *room) userLeft(s *Server, out *outbox, u *user) {
+// is present on another node. With linger (a detach, or the session's
+// connection ended) that waits for the presence grace instead. Called
+// under r.mu.
+func (r *room) userLeft(s *Server, out *outbox, u *user, linger bool) {
 	key := u.key()
 	ru := r.users[key]
 	if ru.n--; ru.n > 0 {
 		r.users[key] = ru
 		return
+	}
+	if grace := int64(s.cfg.presenceGrace()); linger && grace > 0 {
+		at := s.clock() + grace
+		if s.presence.add(r, at) {
+			ru.n, ru.linger = 0, at
+			r.users[key] = ru
+			s.counters.presenceHeld.Add(1)
+			return
+		}
 	}
 	delete(r.users, key)
 	s.engine.SetPresent(r.name, u.Author, false)
@@ -105,9 +138,15 @@ func (r *room) remoteChanged(s *Server, out *outbox, p engine.Present, in bool) 
 		if !slices.Contains(ru.nodes, p.Node) {
 			ru.nodes = append(ru.nodes, p.Node)
 		}
+		if ru.linger != 0 {
+			ru.linger = 0 // back on another node within the grace
+			if s != nil {
+				s.counters.presenceKept.Add(1)
+			}
+		}
 	case ru != nil:
 		ru.nodes = slices.DeleteFunc(ru.nodes, func(n string) bool { return n == p.Node })
-		if len(ru.nodes) == 0 {
+		if len(ru.nodes) == 0 && ru.linger == 0 {
 			delete(r.remote, key)
 		}
 	}
@@ -152,12 +191,59 @@ func (r *room) presenceChanged(srv *Server, out *outbox, key string, who engine.
 	srv.counters.presenceCoalesced.Add(1)
 }
 
+// lingerRemote makes the user present only through the dead node lose it,
+// but linger for the presence grace (remoteChanged otherwise). Called
+// under r.mu.
+func (r *room) lingerRemote(s *Server, out *outbox, ru *remoteUser, node string) {
+	if grace := int64(s.cfg.presenceGrace()); grace > 0 && len(ru.nodes) == 1 && ru.nodes[0] == node {
+		at := s.clock() + grace
+		if s.presence.add(r, at) {
+			ru.nodes, ru.linger = ru.nodes[:0], at
+			s.counters.presenceHeld.Add(1)
+			return
+		}
+	}
+	r.remoteChanged(s, out, engine.Present{User: ru.who, Node: node}, false)
+}
+
+// expireLinger ends the presence of the users whose grace is over: the
+// engine is told of this node's, and the members of any that is now
+// present nowhere. Called under r.mu.
+func (r *room) expireLinger(srv *Server, out *outbox) {
+	now := srv.clock()
+	for key, ru := range r.users {
+		if ru.n == 0 && ru.linger != 0 && ru.linger <= now {
+			delete(r.users, key)
+			srv.engine.SetPresent(r.name, ru.u.Author, false)
+			if !r.present(key) {
+				r.presenceChanged(srv, out, key, ru.u.Author, false, nil, 0)
+			}
+		}
+	}
+	for key, ru := range r.remote {
+		if len(ru.nodes) == 0 && ru.linger != 0 && ru.linger <= now {
+			delete(r.remote, key)
+			if !r.present(key) {
+				r.presenceChanged(srv, out, key, ru.who, false, nil, 0)
+			}
+		}
+	}
+}
+
 // flushPresence pushes the net presence changes waiting in r, leaves
 // before joins (so that a name whose user was replaced ends up present),
-// each in name order, collecting the connections to write in out.
+// each in name order, collecting the connections to write in out; then
+// it ends the lingering presences that are due.
 func (r *room) flushPresence(srv *Server, out *outbox) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.flushPending(srv, out)
+	r.expireLinger(srv, out)
+}
+
+// flushPending pushes the net presence changes waiting in r. Called under
+// r.mu.
+func (r *room) flushPending(srv *Server, out *outbox) {
 	p := r.pres
 	r.pres = nil
 	if p == nil {

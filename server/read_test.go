@@ -134,10 +134,12 @@ func TestFragmentsOverLimitClose1009(t *testing.T) {
 
 // Clients that close at once (close frames, as a load generator's end or a
 // network drop does) each leave their room: the member that stays sees
-// every leave, their close frames are answered, and the server keeps no
-// connection or session of theirs.
+// every leave (after the presence grace), their close frames are
+// answered, and the server keeps no connection or session of theirs.
 func TestManyClientsCloseAtOnce(t *testing.T) {
-	ts := startServer(t, testConfig())
+	cfg := testConfig()
+	cfg.PresenceGrace = 200 * time.Millisecond // their leaves come once the presence grace is over
+	ts := startServer(t, cfg)
 	stay := dial(t, ts, nil)
 	stay.attach(1, "stay")
 	stay.join(1, "r")

@@ -68,16 +68,23 @@ type room struct {
 	pres    *roomPresence // presence changes waiting for the flusher; nil: none
 }
 
-// roomUser is a user of this node in a room, and its sessions there.
+// roomUser is a user of this node in a room, and its sessions there. A
+// user whose last session here went with a lost connection stays present
+// until linger (server clock, ns; 0: not lingering) with n == 0: the
+// presence grace (presence.go).
 type roomUser struct {
-	u *user
-	n int32
+	u      *user
+	n      int32
+	linger int64
 }
 
-// remoteUser is a user present in a room on other nodes.
+// remoteUser is a user present in a room on other nodes. A user whose
+// nodes all died stays present until linger (nodes empty), like a local
+// user whose connection was lost.
 type remoteUser struct {
-	who   engine.Author
-	nodes []string
+	who    engine.Author
+	nodes  []string
+	linger int64
 }
 
 // waiter is a send waiting for its outcome: who to answer.

@@ -271,7 +271,7 @@ func (c *conn) leave(s *session, f *mux.Frame) ([]byte, error) {
 		}
 		return nil, mux.Errorf(mux.CodeNotMember, mux.ErrNotMember, "this session is not in room %q", req.Room)
 	}
-	c.srv.leaveRoom(s, r)
+	c.srv.leaveRoom(s, r, false)
 	s.dropRoom(r)
 	return []byte("{}"), nil
 }
@@ -280,9 +280,10 @@ func unknownRoom(name string) error {
 	return mux.Errorf(mux.CodeUnknownRoom, mux.ErrUnknownRoom, "room %q does not exist", name)
 }
 
-// leaveRoom removes s from r and tells the room when its user is gone.
-// The caller holds s.c.readMu.
-func (srv *Server) leaveRoom(s *session, r *room) {
+// leaveRoom removes s from r and tells the room when its user is gone
+// (after the presence grace with linger: its connection was lost). The
+// caller holds s.c.readMu.
+func (srv *Server) leaveRoom(s *session, r *room, linger bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.removeSession(s.c, s.sid) {
@@ -292,7 +293,7 @@ func (srv *Server) leaveRoom(s *session, r *room) {
 		r.anon--
 		return
 	}
-	r.userLeft(srv, s.c.out, s.user)
+	r.userLeft(srv, s.c.out, s.user, linger)
 }
 
 // send publishes a message to the room's log under the room's lock, then
@@ -430,7 +431,7 @@ func (r *room) who() []byte {
 		resp.Users = append(resp.Users, mux.User{Name: ru.u.Name, Color: ru.u.Color})
 	}
 	for key, ru := range r.remote {
-		if r.users[key].n == 0 {
+		if _, here := r.users[key]; !here {
 			resp.Users = append(resp.Users, mux.User{Name: ru.who.Name, Color: ru.who.Color})
 		}
 	}

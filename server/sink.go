@@ -30,7 +30,9 @@ func (k nodeSink) Presence(room string, p engine.Present, in bool) {
 	s.sinkWrote(out.conns)
 }
 
-// NodeGone forgets the presence of a dead node in every room.
+// NodeGone forgets the presence of a dead node in every room. A user
+// present only there lingers for the presence grace: its browsers are
+// on their way to another node.
 func (k nodeSink) NodeGone(node string) {
 	s := k.s
 	s.hub.roomsMu.RLock()
@@ -44,7 +46,7 @@ func (k nodeSink) NodeGone(node string) {
 		r.mu.Lock()
 		for _, ru := range r.remote {
 			if slices.Contains(ru.nodes, node) {
-				r.remoteChanged(s, &out, engine.Present{User: ru.who, Node: node}, false)
+				r.lingerRemote(s, &out, ru, node) // its browsers come back elsewhere
 			}
 		}
 		r.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 func TestPresenceOfOtherNodes(t *testing.T) {
 	cfg := testConfig()
 	cfg.PresenceInterval = 0 // every change at once
+	cfg.PresenceGrace = 0    // a dead node's users leave at once (TestPresenceGrace has the grace)
 	ts := startServer(t, cfg)
 	sink := nodeSink{s: ts.srv}
 	alice := dial(t, ts, nil)

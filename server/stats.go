@@ -50,6 +50,8 @@ type counters struct {
 	namesEvicted      atomic.Int64
 	presencePushes    atomic.Int64
 	presenceCoalesced atomic.Int64
+	presenceHeld      atomic.Int64 // leaves held for the presence grace
+	presenceKept      atomic.Int64 // held leaves that never happened: the user came back
 }
 
 const modeUnknown = len(mux.Modes)
@@ -142,6 +144,8 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("names_evicted_total", "Name reservations ended early because --max-reserved-names were reserved.", &c.namesEvicted)
 	counter("presence_pushes_total", "join and leave events queued to connections.", &c.presencePushes)
 	counter("presence_coalesced_total", "Presence changes held back to be merged into the next flush of their room.", &c.presenceCoalesced)
+	counter("presence_held_total", "Leaves of users whose connection was lost, held for the presence grace (--presence-grace).", &c.presenceHeld)
+	counter("presence_kept_total", "Held leaves that never happened: the user came back within the presence grace.", &c.presenceKept)
 	counter("commands_held_total", "Commands whose engine answer came after the engine call returned: their connection's next commands waited behind them.", &c.commandsHeld)
 	counter("backlog_overflows_total", "Connections closed with 4009: more than --max-backlog bytes of commands came while one of their commands waited for the engine.", &c.backlogOverflows)
 	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.engine.Reserved()) })

@@ -3,7 +3,6 @@ package workerjs_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -386,14 +385,10 @@ func TestPresenceDoesNotFlapOnResume(t *testing.T) {
 }
 
 // The server's side of the flap: a user whose only connection drops and
-// comes back within the name grace is pushed as leave then join to every
-// member. This is server behaviour (presence per session, not per user
-// within the grace); it fails today and is skipped unless
-// IMLOAD_TEST_PRESENCE_WIRE=1, until the server holds a leave for the grace.
+// comes back within the presence grace (--presence-grace) is not pushed as
+// leave then join to the other members (it failed so before the server
+// held such leaves for the grace).
 func TestPresenceWireFlapOnReconnect(t *testing.T) {
-	if os.Getenv("IMLOAD_TEST_PRESENCE_WIRE") != "1" {
-		t.Skip("known server behaviour (reported with issue 16): a reconnect within the grace is pushed as leave+join; set IMLOAD_TEST_PRESENCE_WIRE=1 to run")
-	}
 	ts := servertest.Start(t, serverConfig())
 	obs := dialClient(t, ts.Addr(), "watcher", "lobby")
 	hop := dialClient(t, ts.Addr(), "hopper", "lobby")

@@ -126,6 +126,7 @@ stderr.`,
 	f.IntVar(&cfg.DMInBurst, "dm-in-burst", cfg.DMInBurst, "burst allowed above --dm-in-rate")
 	f.DurationVar(&cfg.NameGrace, "name-grace", cfg.NameGrace, "how long a name stays reserved to its token after its last session goes (0: twice --heartbeat-timeout; negative: not reserved)")
 	f.IntVar(&cfg.MaxReservedNames, "max-reserved-names", cfg.MaxReservedNames, "most names held for offline users; beyond it the oldest reservation ends early")
+	f.DurationVar(&cfg.PresenceGrace, "presence-grace", cfg.PresenceGrace, "hold the leave of a user whose last session in a room went without a leave command (a tab closed or reloading, a connection lost, a node dead) this long: a browser back meanwhile, on any node, makes no leave and no join (0: none; at most the name grace)")
 	f.DurationVar(&cfg.PresenceInterval, "presence-interval", cfg.PresenceInterval, "merge a room's join/leave pushes over this long (the first change of a quiet room goes out at once; 0: push every change at once)")
 	f.IntVar(&cfg.HistoryMax, "history-max", cfg.HistoryMax, "messages kept per room")
 	f.DurationVar(&cfg.HistoryAge, "history-age", cfg.HistoryAge, "how long messages are kept")
