@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	workerjs "imload/worker-js"
 	"imload/mux"
 	"imload/server/servertest"
+	workerjs "imload/worker-js"
 )
 
 // ownPage is a page of "your own app": another origin than the chat
