@@ -177,6 +177,10 @@ func (s *Server) handleLBS(w http.ResponseWriter, r *http.Request) {
 		}
 		addrs = append(addrs, addr)
 	}
+	// Readable from any page: the list is public (clients connect to it
+	// anyway), and a browser whose page came from a node that died asks
+	// the others for it (core/conn.js refetch).
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, LBS{Addrs: addrs})
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -199,5 +200,28 @@ func TestAcceptErrorsCountedAndLogged(t *testing.T) {
 	// off 5 ms, 10 ms, …): one warning, or two on a very slow machine.
 	if warns == 0 || warns >= failures {
 		t.Fatalf("%d accept warnings for %d errors, want at least one and fewer than one each:\n%s", warns, failures, logs.String())
+	}
+}
+
+// /lbs may be read by a page of another origin (the public list of nodes;
+// a browser whose page came from a node that died asks the others).
+func TestLBSReadableCrossOrigin(t *testing.T) {
+	ts := startServer(t, testConfig())
+	req, err := http.NewRequest("GET", "http://"+ts.addr+"/lbs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://elsewhere.example")
+	resp, err := oneShot().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var l LBS
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil || len(l.Addrs) != 1 || l.Addrs[0] != "ws://"+ts.addr+"/ws" {
+		t.Fatalf("/lbs: %+v %v", l, err)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Fatalf("Access-Control-Allow-Origin %q, want *", got)
 	}
 }

@@ -23,6 +23,26 @@ export const DEFAULT_CONN = Object.freeze({
 // the fast ladder), offline (the fast ladder gave up: retrying every slowMs,
 // jittered, with retryAt; or kicked: not retrying), closed (stopped on
 // purpose).
+/**
+ * lbsOf is the /lbs URL of the node a ws:// or wss:// address names
+ * (ws://host:port/ws → http://host:port/lbs), or '' for anything else.
+ * @param {string} addr
+ * @returns {string}
+ */
+export function lbsOf(addr) {
+  try {
+    const u = new URL(addr);
+    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return '';
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = u.pathname.replace(/[^/]*$/, 'lbs');
+    u.search = '';
+    u.hash = '';
+    return u.href;
+  } catch {
+    return '';
+  }
+}
+
 export class Connection {
   /**
    * @param {{WebSocket: any, fetch: any, lbsUrl: string, defaultAddr: string, config?: any, random?: () => number,
@@ -124,26 +144,52 @@ export class Connection {
     this.out = [];
   }
 
+  // refetch asks for the address list (/lbs): of the page's server
+  // first, then of each node of the list it has, in order (the page's
+  // server may be the node that died). None answering, it keeps the list
+  // it has: a dead node's address stays on it for the ladder to skip,
+  // rather than the list shrinking to that dead node alone.
   async refetch() {
     this.stats.lbsFetches++;
-    let addrs = [];
-    if (this.fetch && this.lbsUrl) {
-      try {
-        const ctl = typeof AbortController === 'function' ? new AbortController() : null;
-        const t = this.setTimer(() => ctl && ctl.abort(), this.cfg.lbsTimeoutMs);
-        const res = await this.fetch(this.lbsUrl, { cache: 'no-store', signal: ctl ? ctl.signal : undefined });
-        this.clearTimer(t);
-        if (res.ok) {
-          const j = await res.json();
-          if (j && Array.isArray(j.addrs)) addrs = j.addrs.filter((a) => typeof a === 'string' && /^wss?:\/\//.test(a));
-        }
-      } catch (e) {
-        this.log('lbs fetch failed', String(e));
-      }
+    const urls = [];
+    if (this.lbsUrl) urls.push(this.lbsUrl);
+    for (const a of this.ladder.addrs) {
+      const u = lbsOf(a);
+      if (u && !urls.includes(u)) urls.push(u);
     }
+    let addrs = [];
+    for (const u of this.fetch ? urls : []) {
+      addrs = await this.fetchList(u);
+      if (addrs.length) break;
+    }
+    if (!addrs.length) addrs = this.ladder.addrs.length ? this.ladder.addrs.slice() : [];
     if (!addrs.length && this.defaultAddr) addrs = [this.defaultAddr];
     this.ladder.setAddrs(addrs);
     this.info.addrs = this.ladder.addrs.slice();
+  }
+
+  /**
+   * fetchList fetches one /lbs (within lbsTimeoutMs) and returns its
+   * ws:// and wss:// addresses ([] if it does not answer).
+   * @param {string} url
+   * @returns {Promise<string[]>}
+   */
+  async fetchList(url) {
+    try {
+      const ctl = typeof AbortController === 'function' ? new AbortController() : null;
+      const t = this.setTimer(() => ctl && ctl.abort(), this.cfg.lbsTimeoutMs);
+      try {
+        const res = await this.fetch(url, { cache: 'no-store', signal: ctl ? ctl.signal : undefined });
+        if (!res.ok) return [];
+        const j = await res.json();
+        return j && Array.isArray(j.addrs) ? j.addrs.filter((a) => typeof a === 'string' && /^wss?:\/\//.test(a)) : [];
+      } finally {
+        this.clearTimer(t);
+      }
+    } catch (e) {
+      this.log('lbs fetch failed', url, String(e));
+      return [];
+    }
   }
 
   connect() {
