@@ -253,6 +253,14 @@ func (r *reader) sent(ev *wire.Event, p *pending) {
 	if ev.Malformed || ev.Send.Offset == 0 {
 		return // the offset comes with the deliveries (Centrifugo)
 	}
+	if p.resent && ev.Send.Dup {
+		// An earlier copy was published (its reply lost with its link):
+		// through the node that copy went to.
+		e.resentDup.Add(1)
+		if p.prevVia != p.via {
+			e.setVia(t.gid, p.mseq, p.prevVia, p.node)
+		}
+	}
 	room := t.tracks[p.track].room
 	e.noteSendReply(room, ev.Send.Epoch, ev.Send.Offset)
 	if e.late != nil {
@@ -524,7 +532,9 @@ func (r *reader) deliver(tr *roomTrack, m *wire.Msg, push bool) {
 }
 
 // fromOtherNode says whether the message with header h was sent through
-// another node than the one the socket being read is on.
+// another node than the one the socket being read is on: the node its
+// header names, or for a message re-sent through another node, that one
+// (engine.viaOf).
 func (r *reader) fromOtherNode(h header) bool {
-	return r.s.node != nil && h.node != r.s.node.idx
+	return r.s.node != nil && r.s.b.e.viaOf(h) != r.s.node.idx
 }

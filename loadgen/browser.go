@@ -29,7 +29,10 @@ type browser struct {
 
 	disrupt     atomic.Uint32 // sockets lost and tabs churned, for DM excuses
 	lastDisrupt atomic.Int64  // ns since start of the last one (math.MinInt64: none)
-	online      atomic.Int32  // attached sessions
+	// lastNodeKill is when a link of the browser was last cut by a node's
+	// death (a kill_node fault; ns since start, 0: never).
+	lastNodeKill atomic.Int64
+	online       atomic.Int32 // attached sessions
 
 	mu      sync.Mutex
 	tabs    []*tab
@@ -77,9 +80,15 @@ type pending struct {
 	mseq   uint32 // the tab's message sequence
 	target *browser
 	// written: the send was written to a socket, on node node (the one
-	// its header names, kept when it is re-sent after a reconnect)
+	// its header names, kept when it is re-sent after a reconnect); via is
+	// the node of its latest copy and prevVia of the copy before (a re-send
+	// answered dup was published by an earlier copy); resent: this copy
+	// is a re-send.
 	written bool
+	resent  bool
 	node    uint16
+	via     uint16
+	prevVia uint16
 }
 
 // tabRef is a tab as one of its incarnations (session id sid).

@@ -186,17 +186,30 @@ func (s *sock) joinTrack(t *tab, i int, also []tabRef) {
 // sendMsg issues a room message or a private message (p.kind wire.Send or
 // wire.DM): its text carries the header receivers measure latency with,
 // and the node it is first written to (counted there), kept when it is
-// re-sent.
+// re-sent (the text must not change: the server answers a repeated cid with
+// the first copy, and the content check compares texts). A re-send through
+// another node is noted (engine.setVia): receivers count it by the node it
+// went through.
 func (s *sock) sendMsg(p pending) {
 	e := s.b.e
 	b := s.b
 	t := p.t
-	if !p.written && s.node != nil {
-		p.written, p.node = true, s.node.idx
-		if p.kind == wire.DM {
-			s.node.dmsSent.Add(1)
-		} else {
-			s.node.sent.Add(1)
+	if s.node != nil {
+		switch {
+		case !p.written:
+			p.written, p.node, p.via, p.prevVia = true, s.node.idx, s.node.idx, s.node.idx
+			if p.kind == wire.DM {
+				s.node.dmsSent.Add(1)
+			} else {
+				s.node.sent.Add(1)
+			}
+		case p.kind == wire.Send:
+			e.resent.Add(1)
+			p.resent, p.prevVia = true, p.via
+			if p.via != s.node.idx {
+				p.via = s.node.idx
+				e.setVia(t.gid, p.mseq, p.via, p.node)
+			}
 		}
 	}
 	buf := appendText(b.text[:0], e.tag, t.gid, p.mseq, p.sched/1000, p.node, e.sc.MsgSize)

@@ -74,6 +74,13 @@ type engine struct {
 	base   string           // http://host:port of the server whose /stats is the run's
 
 	dmCross atomic.Int64 // DM copies received from another node
+	// via: the node each message re-sent through another node went
+	// through (nodes.go, setVia and viaOf), viaN its entries.
+	via  [viaShards]viaShard
+	viaN atomic.Int64
+	// resent counts the sends re-sent after a lost link (with their cid),
+	// resentDup those of them answered dup (published before).
+	resent, resentDup atomic.Int64
 
 	dialer   *websocket.Dialer
 	poller   linkPoller // nil: a reader goroutine per socket
@@ -109,7 +116,7 @@ func (e *engine) refetchAddrs() int {
 	if e.lbs != "" {
 		e.lbsFetch.Add(1)
 		ctx, cancel := context.WithTimeout(e.dialCtx, 2*time.Second)
-		addrs, err := fetchLBS(ctx, e.lbs)
+		addrs, err := e.fetchList(ctx)
 		cancel()
 		if err == nil && len(addrs) > 0 {
 			addrs = uniqueAddrs(addrs)
@@ -124,6 +131,43 @@ func (e *engine) refetchAddrs() int {
 	e.addrMu.Lock()
 	defer e.addrMu.Unlock()
 	return len(e.addrs)
+}
+
+// fetchList reads the address list (e.lbs). When the list is a node's own
+// /lbs (a node of the list serves it, as every node over Redis does) and
+// that node does not answer, the /lbs of the other nodes of the current
+// list are read in turn: every node of a deployment lists the same live
+// nodes, and the one that served the list may be the one that died.
+func (e *engine) fetchList(ctx context.Context) ([]string, error) {
+	addrs, err := fetchLBS(ctx, e.lbs)
+	if err == nil || ctx.Err() != nil {
+		return addrs, err
+	}
+	var others []string
+	fromNode := false
+	for _, a := range e.addrList() {
+		b, berr := httpBase(a)
+		if berr != nil {
+			continue
+		}
+		if b+"/lbs" == e.lbs {
+			fromNode = true
+		} else {
+			others = append(others, b+"/lbs")
+		}
+	}
+	if !fromNode {
+		return nil, err
+	}
+	for _, u := range others {
+		if l, ferr := fetchLBS(ctx, u); ferr == nil && len(l) > 0 {
+			return l, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
 }
 
 func (e *engine) dial(addr string) (*websocket.Conn, error) {
@@ -291,6 +335,7 @@ func newEngine(sc Scenario, mode string, o *options, w wire.Wire, tl targetList)
 	}
 	e.faults.cur.Store(-1)
 	e.faults.links = make([]atomic.Int64, len(o.faults))
+	e.faults.node = make([]atomic.Pointer[node], len(o.faults))
 	e.tops = make([]atomic.Uint64, sc.Rooms)
 	e.epochs = make([]string, sc.Rooms)
 

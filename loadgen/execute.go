@@ -44,7 +44,10 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	self := watchProc(0)
 	var server *procWatch
-	if e.o.serverPID != nil {
+	switch {
+	case len(e.o.serverPS) > 0:
+		server = watchProcs(e.o.serverPS)
+	case e.o.serverPID != nil:
 		server = watchProcOf(e.o.serverPID)
 	}
 	ser := newSeries(e)
@@ -158,7 +161,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	}
 	run.Nodes = e.nodeResults()
 	if polls != nil {
-		run.ServerStatsPeak, _, _ = polls.run().get()
+		run.ServerStatsPeak = polls.runPeak()
 		if len(run.Nodes) > 1 {
 			for i := range run.Nodes {
 				run.Nodes[i].ServerStatsPeak = polls.nodePeak(i)
@@ -174,6 +177,15 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		}
 	}
 	run.Faults = e.faultResults()
+	if sp := run.ServerProcess; sp != nil {
+		for _, f := range run.Faults {
+			for i := range sp.Processes {
+				if f.Kind == reports.FaultKillNode && f.Error == "" && sp.Processes[i].Target == f.Node {
+					sp.Processes[i].Killed = true
+				}
+			}
+		}
+	}
 	run.Delivery = e.ver.delivery()
 	for _, n := range run.Nodes {
 		run.Delivery.CrossNode += n.CrossNode
@@ -234,6 +246,8 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		reports.NoteBrowsersGaveUp:         e.gaveUp.Load(),
 		reports.NoteDialFailures:           e.dialFailures.Load(),
 		reports.NoteSendsRefusedShutdown:   e.refusedShutdown.Load(),
+		reports.NoteSendsResent:            e.resent.Load(),
+		reports.NoteSendsResentDup:         e.resentDup.Load(),
 	} {
 		notes[k] = v
 	}

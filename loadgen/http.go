@@ -100,19 +100,6 @@ type statsPoller struct {
 	lastFailed  bool // the latest sample failed: last is older than it
 }
 
-func (p *statsPoller) run(ctx context.Context, base string, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		p.sample(ctx, base)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 func (p *statsPoller) sample(ctx context.Context, base string) {
 	c, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
 	m, err := fetchStats(c, base)
@@ -128,9 +115,7 @@ func (p *statsPoller) sample(ctx context.Context, base string) {
 		p.first = m
 	}
 	p.last = m
-	pc, ps := statNum(m, reports.StatPhysicalConnections), statNum(m, reports.StatLogicalSessions)
-	if p.peak == nil || pc > statNum(p.peak, reports.StatPhysicalConnections) ||
-		(pc == statNum(p.peak, reports.StatPhysicalConnections) && ps > statNum(p.peak, reports.StatLogicalSessions)) {
+	if better(m, p.peak) {
 		p.peak = m
 	}
 }
@@ -141,15 +126,20 @@ func (p *statsPoller) get() (peak, first, last map[string]any) {
 	return p.peak, p.first, p.last
 }
 
-// statsPolls samples the /stats of the run's server (the first target,
-// whose peak is the run's server_stats_peak) and, when the run has several
-// nodes, of each node of the initial list: one poller per distinct
-// http://host:port, each on a goroutine of its own.
+// statsPolls samples the /stats of the run's server (the first target)
+// and, when the run has several nodes, of each node of the initial list:
+// one poller per distinct http://host:port, all sampled together every
+// second (one request each, at the same time). With several nodes the
+// run's server_stats_peak is their aggregate: each second's samples
+// summed (aggregateStats), the one with the most connections kept.
 type statsPolls struct {
 	bases []string // distinct, the run's first
 	by    map[string]*statsPoller
 	nodes []*statsPoller // the poller of each initial node (nil: one node)
 	wg    sync.WaitGroup
+
+	aggMu sync.Mutex
+	agg   map[string]any // the aggregate at its peak (several nodes)
 }
 
 // newStatsPolls returns the pollers for the run's server base and the
@@ -180,21 +170,138 @@ func newStatsPolls(base string, addrs []string) *statsPolls {
 }
 
 // start samples every server once (the baseline before any connection),
-// then every second until ctx ends (wait waits for them).
+// then every second until ctx ends (wait waits for it).
 func (p *statsPolls) start(ctx context.Context) {
 	p.sample(ctx)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				p.sample(ctx)
+			}
+		}
+	}()
+}
+
+// sample samples every server once, all at the same time (one goroutine
+// each, which ends with its request: at most 900 ms), then aggregates the
+// nodes' samples.
+func (p *statsPolls) sample(ctx context.Context) {
+	if len(p.bases) == 1 {
+		p.by[p.bases[0]].sample(ctx, p.bases[0])
+		return
+	}
+	var wg sync.WaitGroup
 	for _, b := range p.bases {
 		sp := p.by[b]
-		p.wg.Add(1)
-		go func() { defer p.wg.Done(); sp.run(ctx, b, time.Second) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); sp.sample(ctx, b) }()
+	}
+	wg.Wait()
+	if len(p.nodes) > 0 {
+		p.aggregate()
 	}
 }
 
-// sample samples every server once, one after the other.
-func (p *statsPolls) sample(ctx context.Context) {
-	for _, b := range p.bases {
-		p.by[b].sample(ctx, b)
+// aggregate sums the nodes' latest samples, when they are from this second
+// (a node whose sample failed is left out), and keeps the sum with the most
+// physical connections (then sessions).
+func (p *statsPolls) aggregate() {
+	var ms []map[string]any
+	seen := map[*statsPoller]bool{}
+	for _, sp := range p.nodes {
+		if sp == nil || seen[sp] {
+			continue
+		}
+		seen[sp] = true
+		sp.mu.Lock()
+		if !sp.lastFailed && sp.last != nil {
+			ms = append(ms, sp.last)
+		}
+		sp.mu.Unlock()
 	}
+	if len(ms) == 0 {
+		return
+	}
+	m := aggregateStats(ms)
+	p.aggMu.Lock()
+	defer p.aggMu.Unlock()
+	if better(m, p.agg) {
+		p.agg = m
+	}
+}
+
+// better says whether /stats sample m has more physical connections than
+// peak (ties: more sessions), or peak is nil.
+func better(m, peak map[string]any) bool {
+	if peak == nil {
+		return true
+	}
+	pc, ps := statNum(m, reports.StatPhysicalConnections), statNum(m, reports.StatLogicalSessions)
+	return pc > statNum(peak, reports.StatPhysicalConnections) ||
+		(pc == statNum(peak, reports.StatPhysicalConnections) && ps > statNum(peak, reports.StatLogicalSessions))
+}
+
+// aggregateStats sums /stats samples of several nodes taken in the same
+// second: every number summed (recursively through nested objects, such
+// as physical_by_mode), uptime_seconds the largest, anything else the
+// first sample's; reports.StatNodes says how many were summed.
+func aggregateStats(ms []map[string]any) map[string]any {
+	out := sumStats(ms)
+	var up float64
+	for _, m := range ms {
+		up = max(up, statNum(m, reports.StatUptimeSeconds))
+	}
+	if _, ok := out[reports.StatUptimeSeconds]; ok {
+		out[reports.StatUptimeSeconds] = up
+	}
+	out[reports.StatNodes] = float64(len(ms))
+	return out
+}
+
+func sumStats(ms []map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, m := range ms {
+		for k, v := range m {
+			switch x := v.(type) {
+			case float64:
+				if prev, ok := out[k].(float64); ok {
+					out[k] = prev + x
+				} else if _, taken := out[k]; !taken {
+					out[k] = x
+				}
+			case map[string]any:
+				if prev, ok := out[k].(map[string]any); ok {
+					out[k] = sumStats([]map[string]any{prev, x})
+				} else if _, taken := out[k]; !taken {
+					out[k] = sumStats([]map[string]any{x})
+				}
+			default:
+				if _, taken := out[k]; !taken {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// runPeak is the run's server_stats_peak: the run's server's /stats at its
+// peak, or with several nodes their aggregate at its peak.
+func (p *statsPolls) runPeak() map[string]any {
+	if len(p.nodes) > 0 {
+		p.aggMu.Lock()
+		defer p.aggMu.Unlock()
+		return p.agg
+	}
+	peak, _, _ := p.run().get()
+	return peak
 }
 
 func (p *statsPolls) wait() { p.wg.Wait() }
@@ -238,7 +345,7 @@ func (p *statsPolls) deltas(keys []string) (map[string]int64, bool) {
 		sp.mu.Lock()
 		first, last, failed := sp.first, sp.last, sp.lastFailed
 		sp.mu.Unlock()
-		if first == nil || last == nil || failed || statNum(last, "uptime_seconds") < statNum(first, "uptime_seconds") {
+		if first == nil || last == nil || failed || statNum(last, reports.StatUptimeSeconds) < statNum(first, reports.StatUptimeSeconds) {
 			return nil, false
 		}
 		for _, k := range keys {

@@ -12,11 +12,12 @@ import (
 
 	"imload/reports"
 	"imload/server"
+	"imload/server/redistest"
 	"imload/server/servertest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(redistest.WithShared(m),
 		// The shared HTTP client's idle connections close on their own.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -239,4 +240,62 @@ func uniqueAddrs(addrs []string) []string {
 		}
 	}
 	return out
+}
+
+// The node a message went through. A message's header names the node its
+// sender's socket was on when it was first written, and a re-send keeps
+// its text, so a message re-sent after its link was lost names the node it
+// was first written to even when another node published it. The engine
+// therefore notes, for each message re-sent through another node, the node
+// of its latest copy (or, when that copy was answered dup, of the copy
+// before it, which the server had published), keyed by (tab, sequence), and
+// receivers count a delivery cross-node by that (viaOf). Entries are few:
+// the sends in flight when links were lost to a node's death or a switch.
+// The table is sharded by tab, and not read at all while it is empty.
+
+// viaShards is the number of the table's shards (a power of two).
+const viaShards = 64
+
+// viaShard is one shard of the table: (tab gid << 32 | seq) → node.
+type viaShard struct {
+	mu sync.Mutex
+	m  map[uint64]uint16
+}
+
+// setVia notes that message seq of tab gid, whose header names node hdr,
+// went through node via (via == hdr: as its header says, the entry goes).
+func (e *engine) setVia(gid, seq uint32, via, hdr uint16) {
+	sh := &e.via[gid&(viaShards-1)]
+	k := uint64(gid)<<32 | uint64(seq)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, had := sh.m[k]
+	switch {
+	case via == hdr && had:
+		delete(sh.m, k)
+		e.viaN.Add(-1)
+	case via != hdr:
+		if sh.m == nil {
+			sh.m = map[uint64]uint16{}
+		}
+		sh.m[k] = via
+		if !had {
+			e.viaN.Add(1)
+		}
+	}
+}
+
+// viaOf returns the node the message with header h went through.
+func (e *engine) viaOf(h header) uint16 {
+	if e.viaN.Load() == 0 {
+		return h.node
+	}
+	sh := &e.via[h.gid&(viaShards-1)]
+	sh.mu.Lock()
+	v, ok := sh.m[uint64(h.gid)<<32|uint64(h.seq)]
+	sh.mu.Unlock()
+	if ok {
+		return v
+	}
+	return h.node
 }

@@ -51,10 +51,15 @@ func up(s *sock) {
 	}
 }
 
-// push is a message of room pushes for sids: offset off from tab gid, sent
-// through node.
+// push is a message of room pushes for sids: offset off from tab gid
+// (its message off), sent through node.
 func push(e *engine, sids string, gid uint32, node uint16, off int) []byte {
-	text := string(appendText(nil, e.tag, gid, uint32(off), 0, node, e.sc.MsgSize))
+	return pushSeq(e, sids, gid, uint32(off), node, off)
+}
+
+// pushSeq is push of tab gid's message seq.
+func pushSeq(e *engine, sids string, gid, seq uint32, node uint16, off int) []byte {
+	text := string(appendText(nil, e.tag, gid, seq, 0, node, e.sc.MsgSize))
 	return []byte(`{"t":"push","sids":[` + sids + `],"ev":"msg","body":{"room":"` + e.rooms[0] + `","offset":` + strconv.Itoa(off) +
 		`,"epoch":"ep","from":"u","text":"` + text + `","ts":1,"cid":"c` + strconv.Itoa(off) + `"}}`)
 }
@@ -83,7 +88,9 @@ func TestBrowsersSpreadOverNodes(t *testing.T) {
 // moves to another node is counted there from then on: its connection,
 // sessions, reconnect, the messages it writes and the deliveries it
 // receives; a message written before the move and re-sent after it keeps
-// its first node.
+// its first node in its header (and counts as sent there), but counts as
+// sent through the node of the re-send, unless the re-send's reply says
+// dup (the first copy had been published, through the first node).
 func TestCrossNodeAccountingFollowsTheLadder(t *testing.T) {
 	a, bAddr := "ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws"
 	e := nodeEngine(t, reports.ModeShared, 2, 2, a, bAddr)
@@ -166,13 +173,34 @@ func TestCrossNodeAccountingFollowsTheLadder(t *testing.T) {
 	if n1.sent.Load() != 1 || n0.sent.Load() != 1 {
 		t.Fatalf("sent: node 0 %d, node 1 %d", n0.sent.Load(), n1.sent.Load())
 	}
+	// The re-send went through node 0: noted, so that its copies count as
+	// sent through node 0, although its header names node 1.
+	hdr1 := header{gid: st.gid, seq: 1, node: 1}
+	if v := e.viaOf(hdr1); v != 0 || e.resent.Load() != 1 {
+		t.Fatalf("the re-sent message went through node %d (%d re-sent), want node 0", v, e.resent.Load())
+	}
 	// Deliveries to the moved socket count on node 0: from the receiver's
 	// tab (node 0) not cross-node, and the re-sent message (node 1 in its
-	// header) cross-node.
+	// header, published by node 0 at offset 4) not cross-node either.
 	r.read(send, push(e, "1,2", recv.tabs[0].gid, 0, 3))
-	r.read(send, push(e, "1", st.gid, 1, 4))
-	if n0.delivered.Load() != 7 || n0.cross.Load() != 3 || n1.delivered.Load() != 0 {
+	r.read(send, pushSeq(e, "2", st.gid, 1, 1, 4))
+	if n0.delivered.Load() != 7 || n0.cross.Load() != 2 || n1.delivered.Load() != 0 {
 		t.Fatalf("node 0: %d delivered, %d cross-node; node 1: %d delivered", n0.delivered.Load(), n0.cross.Load(), n1.delivered.Load())
+	}
+	// Had its reply said dup, the first copy (through node 1) was the one
+	// published: the note goes, and its copies count by its header again.
+	var seq uint64
+	send.b.mu.Lock()
+	for _, p := range send.pend {
+		if p.kind == wire.Send && p.mseq == 1 {
+			seq = p.seq
+		}
+	}
+	send.b.mu.Unlock()
+	r.read(send, []byte(`{"t":"reply","sid":1,"seq":`+strconv.FormatUint(seq, 10)+`,"code":200,"body":{"room":"`+e.rooms[0]+
+		`","epoch":"ep","offset":1,"ts":1,"dup":true}}`))
+	if v := e.viaOf(hdr1); v != 1 || e.resentDup.Load() != 1 || e.viaN.Load() != 0 {
+		t.Fatalf("after a dup reply: through node %d, %d dup, %d noted; want node 1, 1, 0", v, e.resentDup.Load(), e.viaN.Load())
 	}
 
 	// A DM from the sender's other tab, written through node 0 now, to the
@@ -194,7 +222,7 @@ func TestCrossNodeAccountingFollowsTheLadder(t *testing.T) {
 
 	res := e.nodeResults()
 	want := []reports.Node{
-		{Target: a, PhysicalConnectionsPeak: 2, SessionsPeak: 4, MessagesSent: 1, Delivered: 7, CrossNode: 3, Reconnects: 1, SwitchedIn: 1},
+		{Target: a, PhysicalConnectionsPeak: 2, SessionsPeak: 4, MessagesSent: 1, Delivered: 7, CrossNode: 2, Reconnects: 1, SwitchedIn: 1},
 		{Target: bAddr, PhysicalConnectionsPeak: 1, SessionsPeak: 2, MessagesSent: 1},
 	}
 	if len(res) != 2 || res[0].Target != want[0].Target || res[1].Target != want[1].Target {

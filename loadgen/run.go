@@ -5,12 +5,14 @@ package loadgen
 // list, the open-files limit), then one engine per mode.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"imload/loadgen/wire"
@@ -53,8 +55,10 @@ type options struct {
 	progress   func(Progress)
 	logf       func(format string, args ...any)
 	serverPID  func() int
+	serverPS   []ServerProcess
 	faults     []Fault
 	faultSrv   FaultServer
+	nodeKiller NodeKiller
 	thresholds reports.Thresholds
 	version    string
 	noStats    bool
@@ -84,11 +88,21 @@ func WithServerPID(pid int) Option {
 // during the run (one restarted by a fault): pid names the current one.
 func WithServerPIDFunc(pid func() int) Option { return func(o *options) { o.serverPID = pid } }
 
+// WithServerProcesses names the processes of a server made of several (the
+// local cluster of imload run --nodes: each node and the redis-server):
+// each one's CPU time and peak RSS during each run go into the result's
+// server_process.processes, their sum (CPU) and the peak of their summed
+// RSS into server_process. A node a kill_node fault killed is marked so.
+func WithServerProcesses(ps ...ServerProcess) Option {
+	return func(o *options) { o.serverPS = ps }
+}
+
 // Fault is a fault injected into the target server during each run (each
 // mode): at At after the run's start (the start of its ramp), the server is
 // stopped (Kind reports.FaultCrash: SIGKILL; reports.FaultRestart: SIGTERM,
 // a graceful stop) and started again on the same address and data directory
-// RestartDelay after it exited.
+// RestartDelay after it exited; or (reports.FaultKillNode, WithKillNode)
+// one node of several is killed with SIGKILL and not started again.
 type Fault struct {
 	Kind         string
 	At           time.Duration
@@ -109,20 +123,55 @@ type FaultServer interface {
 // WithFaults injects faults into srv during each run. The links a fault
 // cuts are counted in the fault's link_losses, as reconnects, not errors.
 func WithFaults(srv FaultServer, faults ...Fault) Option {
-	return func(o *options) { o.faultSrv, o.faults = srv, faults }
+	return func(o *options) { o.faultSrv, o.faults = srv, append(o.faults, faults...) }
+}
+
+// NodeKiller kills one node of several: a *localserver.Cluster, which
+// imload run --nodes starts.
+type NodeKiller interface {
+	// KillNode kills the node whose WebSocket address is ws (SIGKILL) and
+	// waits until it has exited.
+	KillNode(ws string) error
+	// RestartNode starts the node killed at ws again, on the same
+	// address, and returns once the other nodes list it: Run does it
+	// before the next mode, so that every mode starts with every node.
+	RestartNode(ctx context.Context, ws string) error
+}
+
+// WithKillNode kills one node of the target (at least two nodes) at each
+// run's start + at, through k: the node with the most of the generator's
+// connections at that moment (the first of the node table on a tie). It
+// is not restarted during the run: its browsers move to the other nodes
+// through the reconnect ladder and resume there (it is restarted before
+// the next mode, which starts with every node). The links it cut are the fault's
+// link_losses (reconnects, not errors); the fault names the node
+// (reports.Fault.Node) and, with an address list, how long the list took
+// to drop it (GoneFromListMs).
+func WithKillNode(k NodeKiller, at time.Duration) Option {
+	return func(o *options) {
+		o.nodeKiller = k
+		o.faults = append(o.faults, Fault{Kind: reports.FaultKillNode, At: at})
+	}
 }
 
 // checkFaults validates the faults against the scenario.
 func checkFaults(o *options, sc Scenario) error {
+	slices.SortStableFunc(o.faults, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
 	for _, f := range o.faults {
-		if o.faultSrv == nil {
-			return errors.New("faults need a server to inject them into (a local server: no --target)")
+		switch f.Kind {
+		case reports.FaultCrash, reports.FaultRestart:
+			if o.faultSrv == nil {
+				return errors.New("faults need a server to inject them into (a local server: no --target)")
+			}
+		case reports.FaultKillNode:
+			if o.nodeKiller == nil {
+				return errors.New("killing a node needs the nodes to kill (a local cluster: --nodes)")
+			}
+		default:
+			return fmt.Errorf("unknown fault %q (want %q, %q or %q)", f.Kind, reports.FaultCrash, reports.FaultRestart, reports.FaultKillNode)
 		}
 		if sc.Protocol != ProtocolImload && sc.Protocol != "" {
 			return fmt.Errorf("faults are for imload's own server, not --protocol %s", sc.Protocol)
-		}
-		if f.Kind != reports.FaultCrash && f.Kind != reports.FaultRestart {
-			return fmt.Errorf("unknown fault %q (want %q or %q)", f.Kind, reports.FaultCrash, reports.FaultRestart)
 		}
 		if f.At <= 0 || f.At >= sc.Ramp+sc.Duration {
 			return fmt.Errorf("a %s at %s is outside the run (ramp %s + duration %s)", f.Kind, f.At, sc.Ramp, sc.Duration)
@@ -232,6 +281,11 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range o.faults {
+		if f.Kind == reports.FaultKillNode && len(tl.addrs) < 2 {
+			return nil, fmt.Errorf("killing a node needs at least two nodes (the target has %d: %v)", len(tl.addrs), tl.addrs)
+		}
+	}
 	name, err := probeNodes(ctx, w, tl.addrs)
 	if err != nil && tl.fromLBS && (len(tl.addrs) > 1 || tl.addrs[0] != sc.Targets[0]) {
 		// The list a single target gave is not reachable from here: the
@@ -254,15 +308,18 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		return nil, err
 	}
 	if len(sc.SourceIPs) == 0 {
-		if ips := AutoSourceIPs(addrs[0], maxSockets); len(ips) > 0 {
+		if ips := AutoSourceIPs(addrs, maxSockets); len(ips) > 0 {
 			sc.SourceIPs = ips
-			o.logf("%d sockets to one address: spreading them over source addresses %s–%s", maxSockets, ips[0], ips[len(ips)-1])
+			o.logf("%d sockets to %d node(s) on loopback: spreading them over source addresses %s–%s", maxSockets, len(addrs), ips[0], ips[len(ips)-1])
+		} else if maxSockets > SocketsPerSourceIP && len(addrs) > 1 {
+			o.logf("%d sockets over %d nodes, not all on loopback: no automatic source addresses (--source-ips if a node gets more than %d)", maxSockets, len(addrs), SocketsPerSourceIP)
 		}
 	}
 
 	var runErr error
 	for i, mode := range o.modes {
 		if i > 0 {
+			restartKilled(ctx, o, res.Runs[i-1])
 			runtime.GC()
 			debug.FreeOSMemory()
 			select {
@@ -291,6 +348,22 @@ func Run(ctx context.Context, sc Scenario, opts ...Option) (*reports.Result, err
 		res.Verdict = reports.Verdict{Pass: false, Reason: "interrupted before the end: " + res.Verdict.Reason}
 	}
 	return res, runErr
+}
+
+// restartKilled starts again the nodes the last run's kill_node faults
+// killed, before the next mode.
+func restartKilled(ctx context.Context, o *options, last reports.Run) {
+	for _, f := range last.Faults {
+		if f.Kind != reports.FaultKillNode || f.Error != "" || f.Node == "" {
+			continue
+		}
+		t := time.Now()
+		if err := o.nodeKiller.RestartNode(ctx, f.Node); err != nil {
+			o.logf("the node killed in the %s run, %s, did not start again: %v (the next run has one node fewer)", last.Mode, f.Node, err)
+			continue
+		}
+		o.logf("the node killed in the %s run, %s, started again for the next run (%s)", last.Mode, f.Node, time.Since(t).Round(time.Millisecond))
+	}
 }
 
 func defaultShards() int {

@@ -51,25 +51,33 @@ func ParseSourceIPs(s string) ([]net.IP, error) {
 	return out, nil
 }
 
-// AutoSourceIPs returns the loopback source addresses to spread sockets over
-// when a run opens more than SocketsPerSourceIP sockets to a loopback
-// target (127.0.0.1 .. 127.0.0.N), or nil when one address is enough or the
-// target is not on loopback.
-func AutoSourceIPs(target string, sockets int) []net.IP {
-	if sockets <= SocketsPerSourceIP {
+// AutoSourceIPs returns the loopback source addresses to spread a run's
+// sockets over, computed over every node it connects to (targets: the
+// nodes' ws:// addresses): when the run opens more than
+// SocketsPerSourceIP sockets in all and every node is on loopback,
+// 127.0.0.1 .. 127.0.0.N with N = ⌈sockets / SocketsPerSourceIP⌉; nil
+// when one address is enough, or when a node is not on loopback (a
+// 127.0.0.x source cannot reach it: give --source-ips). The count is over
+// all the nodes, not per node: a socket bound to a source address takes a
+// port of that address whatever node it goes to, and the ladder may move
+// the sockets of a dead node onto another.
+func AutoSourceIPs(targets []string, sockets int) []net.IP {
+	if sockets <= SocketsPerSourceIP || len(targets) == 0 {
 		return nil
 	}
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil
-	}
-	host := u.Hostname()
-	ip := net.ParseIP(host)
-	if host == "localhost" {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return nil
+	for _, t := range targets {
+		u, err := url.Parse(t)
+		if err != nil {
+			return nil
+		}
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		if host == "localhost" {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+			return nil
+		}
 	}
 	n := (sockets + SocketsPerSourceIP - 1) / SocketsPerSourceIP
 	out := make([]net.IP, n)

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -327,6 +328,16 @@ func TestDMTrackerExpectsFromItsOwnView(t *testing.T) {
 	check("over-count after a disruption", d.outcome(), want{exp: 2, del: 2, mismatchExcused: 1})
 	b.lastDisrupt.Store(at - 10e9) // long before: no excuse
 	check("over-count after an old disruption", d.outcome(), want{exp: 2, del: 2, mismatch: 1})
+	// ... unless a node killed then held a session of the browser: the
+	// Redis engine counts a dead node's sessions until they expire (15 s).
+	b.lastNodeKill.Store(at - 9e9)
+	check("over-count 9 s after a node with the target died", d.outcome(), want{exp: 2, del: 2, mismatchExcused: 1})
+	b.lastNodeKill.Store(at - 20e9) // 20 s before the send
+	check("over-count 20 s after", d.outcome(), want{exp: 2, del: 2, mismatch: 1})
+	b.lastNodeKill.Store(0)
+	a.lastNodeKill.Store(at - 5e9)
+	check("over-count 5 s after a node with the sender died", d.outcome(), want{exp: 2, del: 2, mismatchExcused: 1})
+	a.lastNodeKill.Store(0)
 
 	// "user offline" while the generator had the target attached.
 	d = newDMTracker(true)
@@ -455,14 +466,24 @@ func TestParseSourceIPs(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if ips := AutoSourceIPs("ws://127.0.0.1:8080/ws", 60000); len(ips) != 3 {
+	if ips := AutoSourceIPs([]string{"ws://127.0.0.1:8080/ws"}, 60000); len(ips) != 3 {
 		t.Fatalf("auto %v", ips)
 	}
-	if ips := AutoSourceIPs("ws://127.0.0.1:8080/ws", 15000); ips != nil {
+	if ips := AutoSourceIPs([]string{"ws://127.0.0.1:8080/ws"}, 15000); ips != nil {
 		t.Fatalf("auto for 15000: %v", ips)
 	}
-	if ips := AutoSourceIPs("ws://10.1.2.3:8080/ws", 60000); ips != nil {
+	if ips := AutoSourceIPs([]string{"ws://10.1.2.3:8080/ws"}, 60000); ips != nil {
 		t.Fatalf("auto for a remote target: %v", ips)
+	}
+	// Over every node: 60,000 sockets over three loopback nodes still take
+	// three source addresses (a bound address's ports are its own, whatever
+	// the node); one node elsewhere, none (127.0.0.x cannot reach it).
+	three := []string{"ws://127.0.0.1:8081/ws", "ws://localhost:8082/ws", "ws://127.0.0.1:8083/ws"}
+	if ips := AutoSourceIPs(three, 60000); len(ips) != 3 || !ips[2].Equal(net.IPv4(127, 0, 0, 3)) {
+		t.Fatalf("auto over three loopback nodes: %v", ips)
+	}
+	if ips := AutoSourceIPs(append(three, "ws://10.1.2.3:8080/ws"), 60000); ips != nil {
+		t.Fatalf("auto with a remote node after loopback ones: %v", ips)
 	}
 }
 

@@ -397,6 +397,14 @@ func (d *dmTracker) received(k dmKey, rb *browser, t *tab) (first bool) {
 // a socket that just died).
 const dmExcuseWindow = 3 * time.Second
 
+// dmDeadNodeWindow is how long after a node's death (a kill_node fault)
+// a DM to or from a browser that had a link to it may still be counted by
+// the server with that browser's sessions on the dead node: with the Redis
+// engine a session lives 15 s after its node's last refresh
+// (server/engine/redis, Options.SessionTTL), and a DM's reply counts the
+// sessions Redis holds (docs/scaling.md, "A node dies").
+const dmDeadNodeWindow = 16 * time.Second
+
 // dmOutcome is the end result of DM verification.
 type dmOutcome struct {
 	reports.Delivery
@@ -411,8 +419,16 @@ type dmOutcome struct {
 
 func (r *dmRec) disruptedAround() bool {
 	recent := r.sentAt - int64(dmExcuseWindow)
+	dead := r.sentAt - int64(dmDeadNodeWindow)
 	return r.sender.disrupt.Load() != r.disrupted[0] || r.target.disrupt.Load() != r.disrupted[1] ||
-		r.sender.lastDisrupt.Load() >= recent || r.target.lastDisrupt.Load() >= recent
+		r.sender.lastDisrupt.Load() >= recent || r.target.lastDisrupt.Load() >= recent ||
+		killedSince(&r.sender.lastNodeKill, dead) || killedSince(&r.target.lastNodeKill, dead)
+}
+
+// killedSince says whether a browser's lastNodeKill is at or after t.
+func killedSince(last *atomic.Int64, t int64) bool {
+	k := last.Load()
+	return k != 0 && k >= t
 }
 
 func (d *dmTracker) outcome() dmOutcome {

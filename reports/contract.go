@@ -21,6 +21,8 @@ const (
 	NoteContentUnchecked       = "content_unchecked"           // messages too old for the content check
 	NoteSendsUnconfirmed       = "sends_unconfirmed"           // sends never acknowledged, not re-sent (protocols without resume)
 	NoteSendsRefusedShutdown   = "sends_refused_shutting_down" // sends refused with shutting_down (re-sent after the resume)
+	NoteSendsResent            = "sends_resent"                // sends in flight at a lost link, re-sent after the resume with their cid
+	NoteSendsResentDup         = "sends_resent_dup"            // of them, answered dup: the first copy had been published
 	NoteDMExpected             = "dm_expected"                 // DM copies expected
 	NoteDMDelivered            = "dm_delivered"                // DM copies delivered
 	NoteDMExtra                = "dm_extra"                    // DM copies to tabs attaching meanwhile
@@ -71,4 +73,10 @@ const (
 const (
 	StatPhysicalConnections = "physical_connections" // open WebSockets
 	StatLogicalSessions     = "logical_sessions"     // attached sessions (tabs)
+	StatUptimeSeconds       = "uptime_seconds"       // the server's uptime: a restart makes it go down
 )
+
+// StatNodes is the key the load generator adds to a run's
+// server_stats_peak when it is the aggregate of several nodes' /stats
+// (Run.ServerStatsPeak): how many nodes answered that second.
+const StatNodes = "nodes"

@@ -333,4 +333,16 @@ func addNodes(run *Run, targets []string) {
 	if run.DMDelivery != nil && n > 1 {
 		run.DMDelivery.CrossNode = run.DMDelivery.Delivered * (n - 1) / n
 	}
+	if n > 1 && run.ServerProcess != nil {
+		// imload run --nodes N: the nodes and redis-server, node 1 killed
+		// (--kill-node-at).
+		sp := run.ServerProcess
+		for k, t := range targets {
+			sp.Processes = append(sp.Processes, ProcessPart{Name: fmt.Sprint("n", k), Target: t,
+				CPUSeconds: sp.CPUSeconds / float64(n+1), RSSPeakBytes: sp.RSSPeakBytes / (n + 1), Killed: k == 1})
+		}
+		sp.Processes = append(sp.Processes, ProcessPart{Name: "redis-server", CPUSeconds: sp.CPUSeconds / float64(n+1), RSSPeakBytes: 12 << 20})
+		run.Faults = append(run.Faults, Fault{Kind: FaultKillNode, AtMs: 15_000, LinkLosses: run.Nodes[1].PhysicalConnectionsPeak,
+			Node: targets[1], NodeConnections: run.Nodes[1].PhysicalConnectionsPeak, GoneFromListMs: 2_350})
+	}
 }

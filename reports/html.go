@@ -139,7 +139,7 @@ func HTML(w io.Writer, r *Result) error {
 	}
 	if rows := faultRows(r); rows != nil {
 		d.Details = append(d.Details, namedTable{Title: "Faults injected",
-			Note: "Server stopped and restarted during the run; links it cut count as reconnects, not errors.", Table: toHTMLTable(rows, nil)})
+			Note: "Server stopped and restarted, or one node of several killed, during the run; links a fault cut count as reconnects, not errors.", Table: toHTMLTable(rows, nil)})
 	}
 	d.Details = append(d.Details, namedTable{Title: "Traffic", Table: toHTMLTable(trafficRows(r), nil)})
 	if rows := mapRows(r, "reconnects", func(run *Run) map[string]int64 { return run.Counters.Reconnects }, reconnectSteps()); rows != nil {

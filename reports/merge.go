@@ -427,7 +427,23 @@ func mergeProcess(a, b *Process, f func(x, y float64) float64, g func(x, y int64
 		c := *b
 		return &c
 	}
-	return &Process{CPUSeconds: f(a.CPUSeconds, b.CPUSeconds), RSSPeakBytes: g(a.RSSPeakBytes, b.RSSPeakBytes)}
+	out := &Process{CPUSeconds: f(a.CPUSeconds, b.CPUSeconds), RSSPeakBytes: g(a.RSSPeakBytes, b.RSSPeakBytes)}
+	// The parts of a server made of several processes, by name.
+	at := map[string]int{}
+	for _, ps := range [][]ProcessPart{a.Processes, b.Processes} {
+		for _, p := range ps {
+			i, ok := at[p.Name]
+			if !ok {
+				at[p.Name] = len(out.Processes)
+				out.Processes = append(out.Processes, p)
+				continue
+			}
+			q := &out.Processes[i]
+			q.CPUSeconds, q.RSSPeakBytes = f(q.CPUSeconds, p.CPUSeconds), g(q.RSSPeakBytes, p.RSSPeakBytes)
+			q.Killed = q.Killed || p.Killed
+		}
+	}
+	return out
 }
 
 // mergeStats merges /stats objects: the largest value of each number, the

@@ -3,6 +3,7 @@ package reports
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -329,5 +330,31 @@ func TestMergeNodes(t *testing.T) {
 		if run.Nodes != nil {
 			t.Errorf("%s: nodes %+v merged with a run that has none", run.Mode, run.Nodes)
 		}
+	}
+}
+
+// The processes of a server made of several (imload run --nodes) merge by
+// name, as the whole does: each load machine saw the same server, so the
+// largest figures.
+func TestMergeServerProcesses(t *testing.T) {
+	a := &Process{CPUSeconds: 3, RSSPeakBytes: 30, Processes: []ProcessPart{
+		{Name: "n0", Target: "ws://a/ws", CPUSeconds: 1, RSSPeakBytes: 10},
+		{Name: "redis-server", CPUSeconds: 2, RSSPeakBytes: 20},
+	}}
+	b := &Process{CPUSeconds: 4, RSSPeakBytes: 25, Processes: []ProcessPart{
+		{Name: "redis-server", CPUSeconds: 1, RSSPeakBytes: 22},
+		{Name: "n1", Target: "ws://b/ws", CPUSeconds: 3, RSSPeakBytes: 3, Killed: true},
+	}}
+	m := mergeProcess(a, b, math.Max, func(x, y int64) int64 { return max(x, y) })
+	want := []ProcessPart{
+		{Name: "n0", Target: "ws://a/ws", CPUSeconds: 1, RSSPeakBytes: 10},
+		{Name: "redis-server", CPUSeconds: 2, RSSPeakBytes: 22},
+		{Name: "n1", Target: "ws://b/ws", CPUSeconds: 3, RSSPeakBytes: 3, Killed: true},
+	}
+	if m.CPUSeconds != 4 || m.RSSPeakBytes != 30 || !slices.Equal(m.Processes, want) {
+		t.Errorf("merged %+v", m)
+	}
+	if len(a.Processes) != 2 || a.Processes[1].RSSPeakBytes != 20 {
+		t.Errorf("the first side changed: %+v", a)
 	}
 }

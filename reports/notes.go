@@ -27,6 +27,8 @@ var noteGroups = []noteGroup{
 		{NoteContentUnchecked, "messages too old for the content check"},
 		{NoteSendsUnconfirmed, "sends never acknowledged (not re-sent)"},
 		{NoteSendsRefusedShutdown, "sends refused: server shutting down"},
+		{NoteSendsResent, "sends re-sent after a lost link (same cid)"},
+		{NoteSendsResentDup, "  of them answered dup (published before)"},
 	}},
 	{"private messages", [][2]string{
 		{NoteDMExpected, "DM copies expected"},

@@ -211,8 +211,11 @@ type Run struct {
 	PhysicalConnectionsPeak int64 `json:"physical_connections_peak"`
 	SessionsPeak            int64 `json:"sessions_peak"`
 	// ServerStatsPeak is the target's /stats JSON object at peak, or nil.
-	// With several nodes it is the first target's (each node's own is in
-	// Nodes).
+	// With several nodes it is their aggregate at its peak: every node's
+	// /stats sampled at the same second, numbers summed over the nodes
+	// that answered (connections, sessions and counters; users and rooms
+	// count on each node that has them), uptime_seconds the largest, and
+	// "nodes" the number of nodes summed (each node's own is in Nodes).
 	ServerStatsPeak map[string]any `json:"server_stats_peak"`
 	// Nodes holds one entry per node the load generator connected to (each
 	// address of --target or of the /lbs list), in the order of the list
@@ -254,31 +257,73 @@ type Run struct {
 const (
 	FaultCrash   = "crash"   // SIGKILL, then a restart on the same address and data
 	FaultRestart = "restart" // SIGTERM (graceful stop), then the same restart
+	// FaultKillNode is SIGKILL of one node of several (imload run --nodes
+	// N --kill-node-at): not restarted; its browsers move to the other
+	// nodes through the reconnect ladder.
+	FaultKillNode = "kill_node"
 )
 
 // Fault is one fault injected into a local server during a run.
 type Fault struct {
-	// Kind is FaultCrash or FaultRestart.
+	// Kind is FaultCrash, FaultRestart or FaultKillNode.
 	Kind string `json:"kind"`
 	// AtMs is when the signal was sent, in ms since the run's start.
 	AtMs int64 `json:"at_ms"`
 	// DownMs is from the signal to the new server listening again (the
-	// stop, the --restart-delay and the start).
+	// stop, the --restart-delay and the start); 0 for FaultKillNode (the
+	// node is not restarted).
 	DownMs int64 `json:"down_ms"`
 	// LinkLosses counts the links the fault cut (counted as reconnects,
-	// not as link_lost errors).
+	// not as link_lost errors): every link to the server for a crash or
+	// restart, the links to the killed node for FaultKillNode.
 	LinkLosses int64 `json:"link_losses"`
+	// Node is the killed node's address (a Run.Nodes target), for
+	// FaultKillNode: the node with the most of the load generator's
+	// connections when it was killed (the first in the list on a tie), and
+	// NodeConnections how many it had.
+	Node            string `json:"node,omitempty"`
+	NodeConnections int64  `json:"node_connections,omitempty"`
+	// GoneFromListMs is, for FaultKillNode with an address list (/lbs),
+	// from the signal until the list no longer named the killed node
+	// (polled every 100 ms, for at most 10 s; -1: still listed then; 0:
+	// not measured).
+	GoneFromListMs int64 `json:"gone_from_list_ms,omitempty"`
 	// Error says why the restart failed, if it did ("" when it worked).
 	Error string `json:"error,omitempty"`
 }
 
 // Process is the resource use of one process (or, in a merged result, the
-// sum over the load machines for the load generator).
+// sum over the load machines for the load generator), or of the several
+// processes a server was made of (Processes).
 type Process struct {
 	// CPUSeconds is user + system CPU time over the run.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// RSSPeakBytes is the peak resident set size.
 	RSSPeakBytes int64 `json:"rss_peak_bytes"`
+	// Processes, when the server was several processes (imload run
+	// --nodes: each node and the redis-server), holds each one's use, in
+	// the order they were started; CPUSeconds is then their sum and
+	// RSSPeakBytes the peak of their summed RSS (all sampled together
+	// every second). Empty for one process.
+	Processes []ProcessPart `json:"processes,omitempty"`
+}
+
+// ProcessPart is the resource use of one process of a server made of
+// several (Process.Processes).
+type ProcessPart struct {
+	// Name names the process: a node's id ("n0", "n1", …) or
+	// "redis-server".
+	Name string `json:"name"`
+	// Target is a node's WebSocket address (a Run.Nodes target); empty
+	// for redis-server.
+	Target string `json:"target,omitempty"`
+	// CPUSeconds is its user + system CPU time over the run (up to its
+	// last sample when it was killed), RSSPeakBytes its peak resident set
+	// size.
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	RSSPeakBytes int64   `json:"rss_peak_bytes"`
+	// Killed says the process was killed during the run (FaultKillNode).
+	Killed bool `json:"killed,omitempty"`
 }
 
 // Delivery counts the outcome of delivery verification: every room message

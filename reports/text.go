@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -250,28 +251,85 @@ func faultRows(r *Result) [][]string {
 			return fmtMs(f(l))
 		}
 	}
-	return [][]string{
+	rows := [][]string{
 		headerRow(r, ""),
 		perRun(r, "injected", func(run *Run) string {
 			var parts []string
 			for _, f := range run.Faults {
-				s := fmt.Sprintf("%s at %s s, down %s s", f.Kind, fmtFloat(float64(f.AtMs)/1000), fmtFloat(float64(f.DownMs)/1000))
-				if f.Error != "" {
-					s += " (restart FAILED: " + f.Error + ")"
-				}
-				parts = append(parts, s)
+				parts = append(parts, f.describe())
 			}
 			if len(parts) == 0 {
 				return "-"
 			}
 			return strings.Join(parts, "; ")
 		}),
+	}
+	rows = append(rows, killRows(r)...)
+	return append(rows,
 		perRun(r, "links lost to the fault (reconnects)", func(run *Run) string { return fmtInt(run.FaultLinkLosses()) }),
 		perRun(r, "resumes answered with reset", func(run *Run) string { return fmtInt(run.Counters.Resets) }),
 		perRun(r, "browsers resumed", func(run *Run) string { return fmtInt(run.Latency[HistResume].Count) }),
 		perRun(r, "link lost → resumed p50 ms", resume(func(l Latency) float64 { return l.P50Ms })),
 		perRun(r, "link lost → resumed p99 ms", resume(func(l Latency) float64 { return l.P99Ms })),
 		perRun(r, "link lost → resumed max ms", resume(func(l Latency) float64 { return l.MaxMs })),
+	)
+}
+
+// describe says what the fault did, in a few words: "crash at 20 s, down
+// 1.2 s", "kill_node at 15 s" (the node killed has rows of its own:
+// killRows).
+func (f Fault) describe() string {
+	at := fmtFloat(float64(f.AtMs)/1000) + " s"
+	if f.Kind == FaultKillNode {
+		s := f.Kind + " at " + at
+		if f.Error != "" {
+			s += " (FAILED: " + f.Error + ")"
+		}
+		return s
+	}
+	s := fmt.Sprintf("%s at %s, down %s s", f.Kind, at, fmtFloat(float64(f.DownMs)/1000))
+	if f.Error != "" {
+		s += " (restart FAILED: " + f.Error + ")"
+	}
+	return s
+}
+
+// killRows are the rows about the nodes killed (FaultKillNode), or nil
+// when no run killed one: which node (with the connections it had, the
+// most of any node), and how long until the address list dropped it.
+func killRows(r *Result) [][]string {
+	if !anyRun(r, func(run *Run) bool {
+		return slices.ContainsFunc(run.Faults, func(f Fault) bool { return f.Kind == FaultKillNode })
+	}) {
+		return nil
+	}
+	each := func(f func(Fault) string) func(run *Run) string {
+		return func(run *Run) string {
+			var parts []string
+			for _, ft := range run.Faults {
+				if ft.Kind == FaultKillNode {
+					parts = append(parts, f(ft))
+				}
+			}
+			if len(parts) == 0 {
+				return "-"
+			}
+			return strings.Join(parts, "; ")
+		}
+	}
+	return [][]string{
+		perRun(r, "node killed (most connections)", each(func(f Fault) string {
+			return fmt.Sprintf("%s (%s conns)", f.Node, fmtInt(f.NodeConnections))
+		})),
+		perRun(r, "killed node gone from /lbs after", each(func(f Fault) string {
+			switch {
+			case f.GoneFromListMs > 0:
+				return fmtFloat(float64(f.GoneFromListMs)/1000) + " s"
+			case f.GoneFromListMs < 0:
+				return "STILL LISTED after 10 s"
+			}
+			return "-"
+		})),
 	}
 }
 
@@ -397,19 +455,64 @@ func resourceRows(r *Result) [][]string {
 	load := func(run *Run) *Process { return run.LoadProcess }
 	cpu := func(p *Process) string { return fmtFloat(p.CPUSeconds) + " s" }
 	rss := func(p *Process) string { return fmtBytes(float64(p.RSSPeakBytes)) }
-	return [][]string{
+	cpuLabel, rssLabel := "server CPU", "server RSS peak"
+	parts := serverParts(r)
+	if parts != nil {
+		cpuLabel, rssLabel = "server CPU (all processes)", "server RSS peak (all processes)"
+	}
+	rows := [][]string{
 		headerRow(r, ""),
-		perRun(r, "server CPU", proc(server, cpu)),
-		perRun(r, "server RSS peak", proc(server, rss)),
+		perRun(r, cpuLabel, proc(server, cpu)),
+		perRun(r, rssLabel, proc(server, rss)),
 		perRun(r, "server RSS per connection", func(run *Run) string {
 			if run.ServerProcess == nil || run.PhysicalConnectionsPeak == 0 {
 				return "-"
 			}
 			return fmtBytes(float64(run.ServerProcess.RSSPeakBytes) / float64(run.PhysicalConnectionsPeak))
 		}),
+	}
+	for _, name := range parts {
+		rows = append(rows, perRun(r, "  "+name+" CPU, RSS peak", func(run *Run) string {
+			if run.ServerProcess == nil {
+				return "-"
+			}
+			for _, p := range run.ServerProcess.Processes {
+				if p.Name == name {
+					s := fmtFloat(p.CPUSeconds) + " s, " + fmtBytes(float64(p.RSSPeakBytes))
+					if p.Killed {
+						s += " (killed)"
+					}
+					return s
+				}
+			}
+			return "-"
+		}))
+	}
+	return append(rows,
 		perRun(r, "load generator CPU", proc(load, cpu)),
 		perRun(r, "load generator RSS peak", proc(load, rss)),
+	)
+}
+
+// serverParts lists the names of the processes the server was made of
+// (Process.Processes: the nodes and redis-server of imload run --nodes),
+// in the order first met over the runs, or nil when no run's server was
+// several processes.
+func serverParts(r *Result) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, run := range r.Runs {
+		if run.ServerProcess == nil {
+			continue
+		}
+		for _, p := range run.ServerProcess.Processes {
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				names = append(names, p.Name)
+			}
+		}
 	}
+	return names
 }
 
 // environmentPairs lists the environment as label/value pairs.

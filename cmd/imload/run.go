@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -35,6 +37,7 @@ func newRunCmd() *cobra.Command {
 		serverData string
 		cpuProfile string
 		faults     faultFlags
+		nodes      int
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -54,7 +57,15 @@ offset order, across reconnects. Private messages (--dm-ratio) likewise.
 
 With no --target, imload run starts "imload serve --memory" (this binary) as a
 child process on a free loopback port, samples its CPU and memory for the
-report, and stops it at the end.
+report, and stops it at the end. With --nodes N it starts a local cluster
+instead: a redis-server child (from PATH, on a free loopback port, without
+persistence) and N "imload serve --redis … --node-id nK" children sharing it,
+and runs against their /lbs; the report's server CPU and memory cover every
+node and redis-server. --nodes 1 is one node over Redis (to compare with the
+memory server, the default). --kill-node-at 20s (with --nodes 2 or more)
+kills the node with the most connections with SIGKILL 20 s into each run; its
+browsers move to the other nodes through the reconnect ladder and resume by
+offset, and the run must still lose nothing.
 
 Several nodes: --target takes several ws:// addresses (comma separated or
 repeated) or one address list URL, http://host:port/lbs (its JSON lists the
@@ -89,6 +100,7 @@ Examples:
   imload run --target http://10.0.0.5:8080/lbs --clients 20000
   imload run --tab-churn 5 --conn-kill 2 --max-p99 50ms
   imload run --clients 200 --duration 30s --crash-server-at 20s
+  imload run --nodes 3 --clients 1000 --duration 30s --kill-node-at 15s
   imload run --protocol socketio --target ws://127.0.0.1:3000 --clients 1000 --tabs 1
   imload run --protocol centrifugo --target ws://127.0.0.1:8000 --clients 1000 --tabs 1
 
@@ -141,7 +153,11 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 			if err != nil {
 				return err
 			}
-			return runLoad(cmd, sc, modes, out, thr, !noProgress, localServer{args: serverArgs, log: serverLog, data: serverData, faults: fl})
+			if err := checkNodes(nodes, faults, len(targets) > 0, serverData); err != nil {
+				return err
+			}
+			return runLoad(cmd, sc, modes, out, thr, !noProgress, localServer{args: serverArgs, log: serverLog, data: serverData, faults: fl,
+				nodes: nodes, killNodeAt: faults.killNodeAt})
 		},
 	}
 	f := cmd.Flags()
@@ -185,6 +201,8 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 	f.DurationVar(&faults.crashAt, "crash-server-at", 0, "local server only: kill it with SIGKILL this long after each run's start, and restart it on the same address and data directory")
 	f.DurationVar(&faults.restartAt, "restart-server-at", 0, "local server only: stop it with SIGTERM (graceful) this long after each run's start, and restart it the same way")
 	f.DurationVar(&faults.delay, "restart-delay", time.Second, "with --crash-server-at/--restart-server-at: wait this long after the server exited before starting it again")
+	f.IntVar(&nodes, "nodes", 0, "no --target: start a local cluster of this many imload serve nodes sharing a redis-server child (redis-server from PATH), and run against their /lbs (1: one node over Redis; 0: one server with the memory engine)")
+	f.DurationVar(&faults.killNodeAt, "kill-node-at", 0, "with --nodes 2 or more: kill the node with the most connections with SIGKILL this long after each run's start (not restarted: its browsers move to the other nodes)")
 	f.StringVar(&serverData, "server-data", "", "data directory of the local server (default: --memory; with a fault, a temporary directory removed at the end)")
 	f.BoolVar(&noProgress, "no-progress", false, "do not print the live progress line")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra argument for the local imload serve (repeatable), e.g. --server-arg=--write-delay=1ms")
@@ -231,6 +249,26 @@ func runModes(protocol, mode string) ([]string, string, error) {
 // faultFlags are the fault-injection flags of imload run.
 type faultFlags struct {
 	crashAt, restartAt, delay time.Duration
+	killNodeAt                time.Duration
+}
+
+// checkNodes checks --nodes and --kill-node-at against the other flags.
+func checkNodes(nodes int, f faultFlags, remote bool, serverData string) error {
+	switch {
+	case nodes < 0:
+		return fmt.Errorf("--nodes %d: want 1 or more (0: one server with the memory engine)", nodes)
+	case nodes > 0 && remote:
+		return errors.New("--nodes starts a local cluster: leave out --target (or give the nodes' addresses to --target and leave out --nodes)")
+	case nodes > 0 && (f.crashAt > 0 || f.restartAt > 0):
+		return errors.New("--crash-server-at and --restart-server-at stop the single local server; with --nodes, kill a node with --kill-node-at")
+	case nodes > 0 && serverData != "":
+		return errors.New("--server-data does not apply with --nodes: the history lives in Redis")
+	case f.killNodeAt < 0:
+		return errors.New("--kill-node-at must not be negative")
+	case f.killNodeAt > 0 && nodes < 2:
+		return fmt.Errorf("--kill-node-at needs --nodes 2 or more (a node to kill and one to move to), not %d", nodes)
+	}
+	return nil
 }
 
 // list returns the faults asked for, in time order.
@@ -260,6 +298,10 @@ type localServer struct {
 	log    string
 	data   string
 	faults []loadgen.Fault
+	// nodes > 0: a local cluster of that many nodes over a redis-server
+	// child instead, and killNodeAt its kill_node fault.
+	nodes      int
+	killNodeAt time.Duration
 }
 
 func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string, thr reports.Thresholds,
@@ -299,6 +341,23 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 		opts = append(opts, loadgen.WithProgress(pp.Print))
 	}
 	var child *localserver.Server
+	var cluster *localserver.Cluster
+	if len(sc.Targets) == 0 && ls.nodes > 0 {
+		if serverLog == "" {
+			serverLog = filepath.Join(out, "server.log")
+		}
+		var err error
+		cluster, err = startCluster(ctx, ls, serverLog, pp.Logf)
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop(15 * time.Second)
+		sc.Targets = []string{cluster.LBS()}
+		opts = append(opts, loadgen.WithServerProcesses(clusterProcesses(cluster)...))
+		if ls.killNodeAt > 0 {
+			opts = append(opts, loadgen.WithKillNode(clusterKiller{cluster, pp.Logf}, ls.killNodeAt))
+		}
+	}
 	if len(sc.Targets) == 0 {
 		if serverLog == "" {
 			serverLog = filepath.Join(out, "server.log")
@@ -344,8 +403,21 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 			pp.Logf("local server stopped")
 		}
 	}
+	if cluster != nil {
+		if err := cluster.Stop(15 * time.Second); err != nil {
+			pp.Logf("local cluster: %v", err)
+		} else {
+			pp.Logf("local cluster stopped (%d nodes and redis-server)", len(cluster.Nodes))
+		}
+	}
 	if res == nil {
 		return runErr
+	}
+	if cluster != nil {
+		if res.Scenario.Extra == nil {
+			res.Scenario.Extra = map[string]string{}
+		}
+		res.Scenario.Extra["local_nodes"] = fmt.Sprintf("%d over redis-server", len(cluster.Nodes))
 	}
 	if errors.Is(runErr, loadgen.ErrInterrupted) {
 		pp.Logf("interrupted: writing what was measured so far")
@@ -371,6 +443,79 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 	return nil
 }
 
+// startCluster starts the local cluster of --nodes: redis-server and the
+// nodes, each logging to a file of its own next to serverLog (server.log:
+// server-n0.log, …, server-redis.log).
+func startCluster(ctx context.Context, ls localServer, serverLog string, logf func(string, ...any)) (*localserver.Cluster, error) {
+	ext := filepath.Ext(serverLog)
+	stem := strings.TrimSuffix(serverLog, ext)
+	var files []*os.File
+	var ferr error
+	logOf := func(name string) io.Writer {
+		if name == "redis-server" {
+			name = "redis"
+		}
+		f, err := os.Create(stem + "-" + name + ext)
+		if err != nil {
+			ferr = err
+			return nil
+		}
+		files = append(files, f)
+		return f
+	}
+	cluster, err := localserver.StartCluster(ctx, localserver.ClusterConfig{Nodes: ls.nodes, Args: ls.args, Log: logOf})
+	// The children have their own descriptors of the log files (or a
+	// copying goroutine that ends with them: not with a file, which the
+	// child gets as is).
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		if errors.Is(err, localserver.ErrNoRedis) {
+			return nil, fmt.Errorf("--nodes %d: %w", ls.nodes, err)
+		}
+		return nil, fmt.Errorf("no --target given and the local cluster did not start: %w", err)
+	}
+	if ferr != nil {
+		logf("local cluster: some logs cannot be written: %v", ferr)
+	}
+	var pids []string
+	for i, n := range cluster.Nodes {
+		pids = append(pids, fmt.Sprintf("%s pid %d at %s", cluster.IDs[i], n.PID(), n.WS))
+	}
+	logf("no --target: started a local cluster: redis-server (pid %d) at %s, and %d nodes `imload serve --redis %s --node-id nK --advertise ws://…/ws` (%s); their /lbs at %s; logs in %s-*%s",
+		cluster.Redis.PID(), cluster.Redis.Addr, len(cluster.Nodes), cluster.Redis.URL, strings.Join(pids, ", "), cluster.LBS(), stem, ext)
+	return cluster, nil
+}
+
+// clusterKiller is the local cluster as the kill_node fault's NodeKiller,
+// saying which process a restarted node is.
+type clusterKiller struct {
+	c    *localserver.Cluster
+	logf func(string, ...any)
+}
+
+func (k clusterKiller) KillNode(ws string) error { return k.c.KillNode(ws) }
+
+func (k clusterKiller) RestartNode(ctx context.Context, ws string) error {
+	if err := k.c.RestartNode(ctx, ws); err != nil {
+		return err
+	}
+	id, srv := k.c.Node(ws)
+	k.logf("local cluster: node %s started again as %s (pid %d)", ws, id, srv.PID())
+	return nil
+}
+
+// clusterProcesses names the cluster's processes for server_process: each
+// node (by id, with its address) and redis-server.
+func clusterProcesses(c *localserver.Cluster) []loadgen.ServerProcess {
+	var ps []loadgen.ServerProcess
+	for i, n := range c.Nodes {
+		ps = append(ps, loadgen.ServerProcess{Name: c.IDs[i], Target: n.WS, PID: n.PID})
+	}
+	return append(ps, loadgen.ServerProcess{Name: "redis-server", PID: c.Redis.PID})
+}
+
 // verdictLine is the one-line verdict printed last: the verdict, then the
 // numbers of each run that matter most, then where the results are.
 func verdictLine(r *reports.Result, out string) string {
@@ -389,6 +534,10 @@ func verdictLine(r *reports.Result, out string) string {
 			p += fmt.Sprintf(", %d KICKS (too_many_connections)", run.Counters.Kicks)
 		}
 		for _, f := range run.Faults {
+			if f.Kind == reports.FaultKillNode {
+				p += fmt.Sprintf(", node %s killed at %.1f s (%d links cut, %d resets)", f.Node, float64(f.AtMs)/1000, f.LinkLosses, run.Counters.Resets)
+				continue
+			}
 			p += fmt.Sprintf(", %s at %.1f s (%d links cut, %d resets)", f.Kind, float64(f.AtMs)/1000, f.LinkLosses, run.Counters.Resets)
 		}
 		parts = append(parts, p)

@@ -16,6 +16,12 @@ import (
 // and returns its output, its exit code and the result it wrote to out.
 func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr string, code int, res *reports.Result) {
 	t.Helper()
+	return runBinaryRuns(t, bin, out, 1, args...)
+}
+
+// runBinaryRuns is runBinary for a result of runs runs (modes).
+func runBinaryRuns(t *testing.T, bin, out string, runs int, args ...string) (stdout, stderr string, code int, res *reports.Result) {
+	t.Helper()
 	cmd := exec.Command(bin, append(args, "--out", out, "--no-progress")...)
 	var so, se strings.Builder
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -41,8 +47,8 @@ func runBinary(t *testing.T, bin, out string, args ...string) (stdout, stderr st
 	if lerr != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", lerr, so.String(), se.String())
 	}
-	if len(res.Runs) != 1 {
-		t.Fatalf("%d runs, want the one of --mode\nstdout:\n%s", len(res.Runs), so.String())
+	if len(res.Runs) != runs {
+		t.Fatalf("%d runs, want %d\nstdout:\n%s", len(res.Runs), runs, so.String())
 	}
 	return so.String(), se.String(), code, res
 }

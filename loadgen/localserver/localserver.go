@@ -2,8 +2,11 @@
 // `imload run` without --target: it starts `imload serve` as a child process
 // on a loopback port, stops it at the end, and can kill, stop and restart it
 // on the same address and data directory in the middle of a run (the faults
-// on demand, driven by loadgen.WithFaults). The load generator itself
-// (package loadgen) manages no process.
+// on demand, driven by loadgen.WithFaults). With `imload run --nodes N` it
+// starts a Cluster instead: a redis-server child (StartRedis) and N `imload
+// serve --redis` nodes sharing it, stopped together, one of which can be
+// killed (loadgen's kill_node fault). The load generator itself (package
+// loadgen) manages no process.
 package localserver
 
 import (
@@ -53,11 +56,20 @@ type Config struct {
 	// Exe is the imload binary (default: this executable).
 	Exe string
 	// Args are extra arguments after `serve --addr 127.0.0.1:0 --memory`
-	// (or `--data DataDir`).
+	// (or `--data DataDir`, or the Redis flags).
 	Args []string
 	// DataDir, when set, is the server's data directory (--data) instead
 	// of --memory: what a restart needs to keep history.
 	DataDir string
+	// Redis, when set (redis://127.0.0.1:PORT/0), makes the server a node
+	// of several sharing that Redis: `--redis Redis --node-id NodeID
+	// --advertise ws://Addr/ws` instead of --memory or --data. It needs
+	// Addr with a port (the advertised address is decided before the
+	// start).
+	Redis  string
+	NodeID string
+	// Addr is the address to listen on (default 127.0.0.1:0, a free port).
+	Addr string
 	// Stderr receives the server's logs (default: discarded).
 	Stderr io.Writer
 	// StartTimeout bounds the wait for the "listening on" line.
@@ -77,8 +89,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 15 * time.Second
 	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if cfg.Redis != "" && strings.HasSuffix(addr, ":0") {
+		return nil, errors.New("a node over Redis needs its port before it starts (Config.Addr), to advertise it")
+	}
 	c := &Server{exe: exe, cfg: cfg}
-	p, url, err := c.start(ctx, "127.0.0.1:0")
+	p, url, err := c.start(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +110,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 // start runs one server process on addr and waits until it listens.
 func (c *Server) start(ctx context.Context, addr string) (*proc, string, error) {
+	c.mu.Lock()
 	cfg := c.cfg
+	c.mu.Unlock()
 	store := []string{"--memory"}
-	if cfg.DataDir != "" {
+	switch {
+	case cfg.Redis != "":
+		store = []string{"--redis", cfg.Redis, "--node-id", cfg.NodeID, "--advertise", "ws://" + addr + "/ws"}
+	case cfg.DataDir != "":
 		store = []string{"--data", cfg.DataDir}
 	}
 	args := append(append([]string{"serve", "--addr", addr}, store...), cfg.Args...)
@@ -132,7 +156,7 @@ func (c *Server) start(ctx context.Context, addr string) (*proc, string, error) 
 			p.stop(5 * time.Second)
 			if !ok {
 				<-p.done
-				return nil, "", fmt.Errorf("imload serve exited before it was ready (%v); run `%s serve --memory` to see why", p.err, c.exe)
+				return nil, "", fmt.Errorf("%w (%v); run `%s %s` to see why", errExited, p.err, c.exe, strings.Join(args, " "))
 			}
 			return nil, "", fmt.Errorf("imload serve printed %q, want \"listening on http://…\"", line)
 		}
@@ -145,6 +169,10 @@ func (c *Server) start(ctx context.Context, addr string) (*proc, string, error) 
 		return nil, "", ctx.Err()
 	}
 }
+
+// errExited: the server process ended before it said it was listening
+// (its address taken, a bad argument, …).
+var errExited = errors.New("imload serve exited before it was ready")
 
 // PID returns the current server process's id (it changes at a restart).
 func (c *Server) PID() int {
@@ -176,8 +204,7 @@ func (c *Server) Kill() {
 	c.mu.Lock()
 	p := c.p
 	c.mu.Unlock()
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	p.kill()
 }
 
 // Restart starts the server again on the same address, data directory and
@@ -240,4 +267,10 @@ func (p *proc) exitErr() error {
 		}
 	}
 	return p.err
+}
+
+// kill sends SIGKILL and waits until the process has exited.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }

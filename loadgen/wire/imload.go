@@ -261,7 +261,7 @@ func (r *imloadReader) result(ev *Event, kind CmdKind, body []byte) bool {
 		if mux.BodyOf(body, &sr) != nil {
 			return false
 		}
-		ev.Send = SendResult{Epoch: sr.Epoch, Offset: sr.Offset}
+		ev.Send = SendResult{Epoch: sr.Epoch, Offset: sr.Offset, Dup: sr.Dup}
 	case DM:
 		var dr mux.DMResp
 		if mux.BodyOf(body, &dr) != nil {

@@ -399,6 +399,9 @@ type Page struct {
 type SendResult struct {
 	Epoch  string
 	Offset uint64
+	// Dup: the server had published a message with this cid already (a
+	// re-send), and answers with that first copy's offset.
+	Dup bool
 }
 
 // DMResult is a DM reply's result: how many sessions got it, when Counted.
