@@ -85,6 +85,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, started: time.Now(), node: nodeID(&cfg),
 		jobs: make(chan job, 256), stopJobs: make(chan struct{})}
+	// Connection ids increase on a node from a random start (20 random
+	// bits above 32 bits of count): a node restarted under the same id
+	// (--node-id) does not reuse its predecessor's ids, which other nodes
+	// may still name for a while (a kick through Redis, a session entry
+	// that has not expired). Below 2^53, so that every JSON reader (a
+	// browser's) reads them exactly.
+	s.nextConnID.Store(uint64(rand.Uint32()&(1<<20-1)) << 32)
 	eng, err := s.newEngine()
 	if err != nil {
 		return nil, err

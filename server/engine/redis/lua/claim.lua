@@ -50,7 +50,9 @@ for _, m in ipairs(members) do
   if node and not seen[c] then
     seen[c] = true
     if c ~= conn then
-      table.insert(conns, {tonumber(since), node, tonumber(id)})
+      -- The id stays a string: a Lua number holds integers exactly only
+      -- up to 2^53.
+      table.insert(conns, {tonumber(since), node, id})
     end
   end
 end
@@ -61,6 +63,7 @@ if max > 0 and n > max then
   table.sort(conns, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end
     if a[2] ~= b[2] then return a[2] < b[2] end
+    if #a[3] ~= #b[3] then return #a[3] < #b[3] end
     return a[3] < b[3]
   end)
   for i = 1, n - max do
