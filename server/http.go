@@ -185,7 +185,8 @@ func (s *Server) handleLBS(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkOrigin allows requests without Origin (not browsers), from the
-// server's own host, and from the configured allow list.
+// server's own host, from the hosts of the other nodes of its cluster
+// (peers.go), and from the configured allow list.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -195,7 +196,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, r.Host) || s.isPeer(u.Host) {
 		return true
 	}
 	for _, o := range s.cfg.Origins {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -269,5 +270,28 @@ func TestNodesRedisDown(t *testing.T) {
 	j := c2.join(1, "r")
 	if r := c2.send(1, "r", "after"); r.Offset != j.Top+1 || r.Epoch != j.Epoch {
 		t.Fatalf("send after the restart: %+v (joined at %+v)", r, j)
+	}
+}
+
+// A page served by another node of the cluster may open a WebSocket here
+// (its browser's worker moves between nodes), also once that node has
+// left the list; a stranger's page may not.
+func TestNodesPeerOrigins(t *testing.T) {
+	nodes := startNodes(t, 2, func(c *Config) { c.Advertise = "ws://" + c.NodeID + ".example:8080/ws" })
+	withOrigin := func(o string) http.Header { return http.Header{"Origin": {o}} }
+	eventually(t, 5*time.Second, "node 2 to see node 1", func() bool {
+		_, err := tryDial(t, nodes[1], withOrigin("http://n1.example:8080"))
+		return err == nil
+	})
+	if _, err := tryDial(t, nodes[1], withOrigin("https://stranger.example")); err == nil {
+		t.Fatal("a stranger's page opened a WebSocket")
+	}
+	nodes[0].stop()
+	eventually(t, 10*time.Second, "node 1 to leave node 2's list", func() bool {
+		_, body := getBody(t, "http://"+nodes[1].addr+"/lbs")
+		return !strings.Contains(body, "n1.example")
+	})
+	if _, err := tryDial(t, nodes[1], withOrigin("http://n1.example:8080")); err != nil {
+		t.Fatalf("a page of a node that left the list: %v", err)
 	}
 }

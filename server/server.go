@@ -66,6 +66,7 @@ type Server struct {
 	queues    queueArrays // recycled queue arrays
 
 	heartbeats heartbeats // finds silent connections (heartbeat.go)
+	peers      peerHosts  // the hosts of the cluster's nodes, for the origin check (peers.go)
 
 	serveOnce sync.Once
 	closeOnce sync.Once
@@ -257,6 +258,7 @@ func (s *Server) runJanitor(ctx context.Context) {
 			return
 		case now := <-hb.C:
 			s.sweepHeartbeats(now)
+			s.notePeers(now)
 		case now := <-rooms.C:
 			s.hub.sweep(now)
 		}

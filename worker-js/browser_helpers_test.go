@@ -262,8 +262,11 @@ func (tb *tab) close() {
 
 // hubInfo returns the counters of the hub this tab talks to.
 type hubInfo struct {
-	Hub   string `json:"hub"`
-	Mode  string `json:"mode"`
+	Hub  string `json:"hub"`
+	Mode string `json:"mode"`
+	Conn struct {
+		Addr string `json:"addr"` // the address of its socket's server
+	} `json:"conn"`
 	Stats struct {
 		MsgsFromServer  int `json:"msgsFromServer"`
 		MsgsFromCache   int `json:"msgsFromCache"`

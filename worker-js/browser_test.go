@@ -288,6 +288,13 @@ func TestServerRestartResumes(t *testing.T) {
 // order they have in want.
 func assertOnce(t *testing.T, tb *tab, room string, want []string) {
 	t.Helper()
+	assertOnceBy(t, tb, room, want, func(s string) bool { return strings.HasPrefix(s, "missed") })
+}
+
+// assertOnceBy is assertOnce where byOther tells the messages of the
+// second sender.
+func assertOnceBy(t *testing.T, tb *tab, room string, want []string, byOther func(string) bool) {
+	t.Helper()
 	got := tb.texts(room)
 	a, w := slices.Clone(got), slices.Clone(want)
 	slices.Sort(a)
@@ -298,7 +305,7 @@ func assertOnce(t *testing.T, tb *tab, room string, want []string) {
 	for _, ext := range []bool{false, true} {
 		last := -1
 		for _, s := range want {
-			if strings.HasPrefix(s, "missed") != ext {
+			if byOther(s) != ext {
 				continue
 			}
 			i := slices.Index(got, s)

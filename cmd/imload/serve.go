@@ -90,7 +90,7 @@ stderr.`,
 	f.BoolVar(&cfg.Memory, "memory", false, "keep history in memory only (nothing is written; a restart forgets it)")
 	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "with --data (not with --redis): durable (a message is acknowledged and pushed only once committed and fsynced: no crash loses anything anyone saw), process (once committed, not fsynced: a crash of the process loses nothing; after a crash of the machine every room gets a new epoch) or relaxed (acknowledged at once, committed within 50 ms; after any unclean stop every room gets a new epoch)")
 	f.IntVar(&cfg.StoreQueue, "store-queue", cfg.StoreQueue, "changes queued for the history store and not yet committed; beyond, sends are refused with 503 unavailable")
-	f.StringSliceVar(&cfg.Origins, "origins", nil, "extra allowed browser origins for /ws, e.g. https://chat.example.com (default: same host only; * allows any)")
+	f.StringSliceVar(&cfg.Origins, "origins", nil, "extra allowed browser origins for /ws, e.g. https://chat.example.com (default: the same host, and the other nodes of a --redis cluster; * allows any)")
 	f.StringSliceVar(&cfg.LBS, "lbs", nil, "ws:// addresses served at /lbs for clients to use, best first (default: this server; with --redis: the live nodes)")
 	f.StringVar(&cfg.Redis, "redis", "", "run as one of several nodes sharing rooms, names, presence and DMs through this Redis (redis://host:port/db, Redis 7+; docs/scaling.md); history lives in Redis, so --data and --durability do not apply")
 	f.StringVar(&cfg.NodeID, "node-id", "", "with --redis: this node's id among the nodes (default: the host name and the port)")
