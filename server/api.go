@@ -62,7 +62,12 @@ func (s *Server) apiGuard(h http.Handler) http.Handler {
 	want := sha256.Sum256(s.cfg.APIKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.counters.apiRequests.Add(1)
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		auth := r.Header.Get("Authorization")
+		ok := len(auth) > len("Bearer ") && strings.EqualFold(auth[:len("Bearer ")], "Bearer ")
+		var key string
+		if ok {
+			key = auth[len("Bearer "):]
+		}
 		got := sha256.Sum256([]byte(key))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			s.counters.apiUnauthorized.Add(1)
