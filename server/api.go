@@ -29,8 +29,9 @@ import (
 // it.
 const SystemSender = "@system"
 
-// systemColor is the system sender's colour.
-const systemColor = "#6c757d"
+// systemAuthor is the system sender, shared by its messages (the engine
+// keeps the pointer in the entries it retains).
+var systemAuthor = &engine.Author{Name: SystemSender, Color: "#6c757d"}
 
 // MaxReasonBytes bounds the reason of a disconnect.
 const MaxReasonBytes = 128
@@ -129,7 +130,7 @@ func (s *Server) apiBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // with sessions on this node keeps the colour it has here.
 func (s *Server) author(user string) (*engine.Author, error) {
 	if user == "" {
-		return &engine.Author{Name: SystemSender, Color: systemColor}, nil
+		return systemAuthor, nil
 	}
 	if err := mux.CheckName(user); err != nil {
 		return nil, err
