@@ -116,6 +116,19 @@ func (r *reader) apply(ev *wire.Event) {
 		e.cnt.err(eErrorFrame)
 	case wire.EvEnd:
 		s.kill(true)
+	case wire.EvTokenExpiring:
+		e.tokenExpiring.Add(1)
+		for _, sid := range ev.Sids {
+			if t := s.tabBySid(sid); t != nil && t.att && e.sc.JWTSecret != nil {
+				s.refresh(t)
+			}
+		}
+	case wire.EvDetached:
+		// The server ended sessions of this socket (their token expired,
+		// or the server API disconnected the user): an error of the run;
+		// the link is cut and every tab attaches again and resumes.
+		e.cnt.err(eDetached)
+		s.kill(true)
 	case wire.EvBad:
 		e.cnt.err(eProtocol)
 	case wire.EvUnexpected:
@@ -207,6 +220,12 @@ func (r *reader) reply(ev *wire.Event) {
 		default:
 			e.dms.replied(k, ev.DM.Sessions)
 		}
+	case wire.Refresh:
+		if ev.Code != wire.CodeOK {
+			e.cnt.replyErr(ev.Code, ev.Err)
+			return
+		}
+		e.refreshes.Add(1)
 	case wire.History:
 		if ev.Code != wire.CodeOK {
 			e.cnt.replyErr(ev.Code, ev.Err)

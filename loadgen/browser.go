@@ -24,6 +24,10 @@ type browser struct {
 	id   int32
 	name string
 	tok  string
+	// jwt is the user's current token (Scenario.JWTSecret), jwtExp its
+	// expiry; guarded by mu.
+	jwt    string
+	jwtExp time.Time
 
 	rooms []int32 // the user's rooms (indexes into engine.rooms)
 

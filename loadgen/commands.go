@@ -104,6 +104,9 @@ func (s *sock) attachOnly(t *tab) {
 	}
 	c := b.command(wire.Attach)
 	c.User, c.Token = b.name, b.tok
+	if e.sc.JWTSecret != nil {
+		c.JWT = b.token()
+	}
 	if s.issue(pending{t: t}, c) {
 		s.resumeWait++
 	}

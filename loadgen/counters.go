@@ -25,6 +25,7 @@ const (
 	eUnexpectedMsg                // a push for a session or room the generator did not expect
 	eAttach                       // attach or join failed
 	eStuck                        // a socket goroutine still running 15 s after the end of a mode
+	eDetached                     // the server detached a session (its token expired)
 	nErrKinds
 )
 
@@ -43,6 +44,7 @@ var errNames = [nErrKinds]string{
 	eUnexpectedMsg: reports.ErrorUnexpectedPush,
 	eAttach:        reports.ErrorAttach,
 	eStuck:         reports.ErrorStuckGoroutines,
+	eDetached:      reports.ErrorDetached,
 }
 
 // counters are the run's totals, updated with atomics from every goroutine.

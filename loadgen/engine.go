@@ -58,6 +58,9 @@ type engine struct {
 	epochResets, resumeResets, gaveUp atomic.Int64
 	joinResets                        atomic.Int64 // join replies with reset: true
 	dialFailures, refusedShutdown     atomic.Int64
+	// tokens (token.go): minted, token_expiring pushes, refreshes answered
+	// 200
+	tokensMinted, tokenExpiring, refreshes atomic.Int64
 
 	stopping atomic.Bool
 	sending  atomic.Bool

@@ -39,7 +39,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	statsCtx, stopStats := context.WithCancel(context.Background())
 	var polls *statsPolls
 	if !e.o.noStats {
-		polls = newStatsPolls(e.base, e.addrList())
+		polls = newStatsPolls(e.base, e.addrList(), e.sc.StatsURLs)
 		polls.start(statsCtx) // a first sample before any connection: the baseline
 	}
 	self := watchProc(0)
@@ -248,6 +248,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		reports.NoteSendsRefusedShutdown:   e.refusedShutdown.Load(),
 		reports.NoteSendsResent:            e.resent.Load(),
 		reports.NoteSendsResentDup:         e.resentDup.Load(),
+		reports.NoteTokensMinted:           e.tokensMinted.Load(),
+		reports.NoteTokenExpiring:          e.tokenExpiring.Load(),
+		reports.NoteTokenRefreshes:         e.refreshes.Load(),
 	} {
 		notes[k] = v
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,8 +144,16 @@ type statsPolls struct {
 }
 
 // newStatsPolls returns the pollers for the run's server base and the
-// nodes at addrs.
-func newStatsPolls(base string, addrs []string) *statsPolls {
+// nodes at addrs; statsURLs, if any, replace the bases of the nodes in
+// their order (Scenario.StatsURLs), the first the run's server's.
+func newStatsPolls(base string, addrs, statsURLs []string) *statsPolls {
+	statsAt := func(i int, def string) string {
+		if i < len(statsURLs) {
+			return strings.TrimSuffix(strings.TrimRight(statsURLs[i], "/"), "/stats")
+		}
+		return def
+	}
+	base = statsAt(0, base)
 	p := &statsPolls{by: map[string]*statsPoller{}}
 	add := func(b string) *statsPoller {
 		if sp, ok := p.by[b]; ok {
@@ -157,13 +166,13 @@ func newStatsPolls(base string, addrs []string) *statsPolls {
 	}
 	add(base)
 	if len(addrs) > 1 {
-		for _, a := range addrs {
+		for i, a := range addrs {
 			b, err := httpBase(a)
-			if err != nil {
+			if err != nil && i >= len(statsURLs) {
 				p.nodes = append(p.nodes, nil)
 				continue
 			}
-			p.nodes = append(p.nodes, add(b))
+			p.nodes = append(p.nodes, add(statsAt(i, b)))
 		}
 	}
 	return p

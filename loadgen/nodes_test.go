@@ -463,11 +463,11 @@ func TestStatsOverNodes(t *testing.T) {
 	a := servertest.Start(t, testServerConfig(""))
 	b := servertest.Start(t, testServerConfig(""))
 	ctx := t.Context()
-	one := newStatsPolls("http://"+a.Addr(), []string{a.WSURL()})
+	one := newStatsPolls("http://"+a.Addr(), []string{a.WSURL()}, nil)
 	if len(one.bases) != 1 || one.nodePeak(0) != nil {
 		t.Fatalf("one node: bases %v", one.bases)
 	}
-	polls := newStatsPolls("http://"+a.Addr(), []string{a.WSURL(), b.WSURL(), a.WSURL() + "?again"})
+	polls := newStatsPolls("http://"+a.Addr(), []string{a.WSURL(), b.WSURL(), a.WSURL() + "?again"}, nil)
 	if len(polls.bases) != 2 || polls.nodes[0] != polls.run() || polls.nodes[2] != polls.run() {
 		t.Fatalf("pollers: bases %v", polls.bases)
 	}

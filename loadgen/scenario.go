@@ -127,6 +127,19 @@ type Scenario struct {
 	// Reader is how sockets are read: ReaderAuto (the default: ReaderEpoll
 	// on Linux, else ReaderGoroutine), ReaderEpoll or ReaderGoroutine.
 	Reader string
+
+	// JWTSecret, if set, signs a JSON Web Token per simulated user (HS256,
+	// sub its name) that its tabs attach with, for a server with --auth
+	// jwt and the same secret; JWTTTL is how long one lasts (default 1 h):
+	// a short one makes the tabs refresh their tokens during the run, as
+	// the server tells them to (token.go).
+	JWTSecret []byte
+	JWTTTL    time.Duration
+	// StatsURLs, if set, are the http://host:port the /stats of the nodes
+	// are read at, in the order of the nodes (a server with --admin-addr
+	// serves /stats there, not beside /ws); a node beyond the list is read
+	// at its target's host and port.
+	StatsURLs []string
 }
 
 // DefaultScenario returns the default scenario: 5,000 browsers with 3 tabs,
@@ -197,6 +210,9 @@ func (s Scenario) withDefaults() Scenario {
 	if s.CmdTimeout == 0 {
 		s.CmdTimeout = d.CmdTimeout
 	}
+	if s.JWTSecret != nil && s.JWTTTL == 0 {
+		s.JWTTTL = time.Hour
+	}
 	s.Ladder = s.Ladder.withDefaults()
 	return s
 }
@@ -243,6 +259,25 @@ func (s Scenario) Validate() error {
 	if s.TabChurn < 0 || s.ConnKill < 0 {
 		errs = append(errs, errors.New("tab-churn and conn-kill must not be negative"))
 	}
+	if s.JWTSecret != nil {
+		if s.Protocol != ProtocolImload {
+			errs = append(errs, fmt.Errorf("tokens (--jwt-hmac-secret-file) are for imload's protocol, not %s", s.Protocol))
+		}
+		if len(s.JWTSecret) < 32 {
+			errs = append(errs, fmt.Errorf("the JWT secret has %d bytes: HS256 needs at least 32", len(s.JWTSecret)))
+		}
+		if s.JWTTTL < 2*time.Second {
+			errs = append(errs, fmt.Errorf("jwt-ttl must be at least 2s (got %v)", s.JWTTTL))
+		}
+	}
+	if s.JWTSecret == nil && s.JWTTTL != 0 {
+		errs = append(errs, errors.New("jwt-ttl needs a JWT secret (--jwt-hmac-secret-file)"))
+	}
+	for _, u := range s.StatsURLs {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("stats URL %q: want http://host:port", u))
+		}
+	}
 	if s.FlushMax < 256 || s.FlushMax > 60<<10 {
 		errs = append(errs, fmt.Errorf("flush-max must be 256..61440 bytes (got %d)", s.FlushMax))
 	}
@@ -267,6 +302,9 @@ func (s Scenario) report() reports.Scenario {
 	}
 	if s.RoomSkew > 0 {
 		extra["room_skew"] = fmt.Sprint(s.RoomSkew)
+	}
+	if s.JWTSecret != nil {
+		extra["jwt_ttl"] = s.JWTTTL.String()
 	}
 	if len(s.SourceIPs) > 0 {
 		ips := make([]string, len(s.SourceIPs))

@@ -41,7 +41,18 @@ type Hello struct {
 	DMInBurst     int     `json:"dm_in_burst"`
 	NameGraceMS   int64   `json:"name_grace_ms"`
 	PresenceMS    int64   `json:"presence_ms"`
+	// Auth is "jwt" when a session attaches with a token (absent: none,
+	// names are claimed); TokenExpiringMS is then how long before a
+	// token's expiry its sessions are told (token_expiring).
+	Auth            string `json:"auth,omitempty"`
+	TokenExpiringMS int64  `json:"token_expiring_ms,omitempty"`
 }
+
+// Auth modes (Hello.Auth).
+const (
+	AuthNone = "none"
+	AuthJWT  = "jwt"
+)
 
 // GoAway is the body of a goaway frame: why, and how long to wait before
 // reconnecting (jittered per connection by the server).
@@ -59,18 +70,54 @@ const (
 // AttachReq is the body of attach. To resume after a reconnect, a client
 // sends attach and then one join per room (with epoch and offset) in the same
 // WebSocket message.
+// With --auth jwt the session's user comes from JWT (its sub), and Name,
+// if given, must be that user; Token is not used.
 type AttachReq struct {
 	Name  string `json:"name,omitempty"`
 	Token string `json:"token,omitempty"`
 	Mode  string `json:"mode,omitempty"`
+	JWT   string `json:"jwt,omitempty"`
 }
 
-// AttachResp is the reply body of attach.
+// AttachResp is the reply body of attach. With a JWT, Expires is the
+// token's expiry (Unix ms) and Name the display name it gives, if any.
 type AttachResp struct {
-	SID   uint32 `json:"sid"`
-	User  string `json:"user,omitempty"`
-	Color string `json:"color,omitempty"`
-	Token string `json:"token,omitempty"`
+	SID     uint32 `json:"sid"`
+	User    string `json:"user,omitempty"`
+	Color   string `json:"color,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Expires int64  `json:"expires,omitempty"`
+}
+
+// RefreshReq is the body of refresh: a new token for the session, of the
+// same user.
+type RefreshReq struct {
+	JWT string `json:"jwt"`
+}
+
+// RefreshResp is the reply body of refresh: the new expiry (Unix ms), and
+// the rooms the session left because the new token does not allow them.
+type RefreshResp struct {
+	Expires int64    `json:"expires"`
+	Left    []string `json:"left,omitempty"`
+}
+
+// TokenExpiring is the body of a token_expiring push: the sessions'
+// token expires at Expires (Unix ms).
+type TokenExpiring struct {
+	Expires int64 `json:"expires"`
+}
+
+// Detached is the body of a detached push: the sessions are no longer
+// attached (as after detach), and why: Code and Error as in an error
+// reply (401 token_expired, 403 disconnected), Msg for people, Reason
+// what the server API said (disconnected).
+type Detached struct {
+	Code   int    `json:"code"`
+	Error  string `json:"error"`
+	Msg    string `json:"msg,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // NickReq is the body of nick.

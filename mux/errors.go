@@ -12,7 +12,9 @@ const (
 	CodeOK              = 200
 	CodeBadRequest      = 400 // malformed frame or body, invalid argument
 	CodeNotAttached     = 401 // command from a session that is not attached
+	CodeUnauthorized    = 401 // a token (or the server API's key) that is not valid or has expired
 	CodeNotMember       = 403 // the session has not joined that room
+	CodeForbidden       = 403 // the session's token does not allow it
 	CodeUnknownRoom     = 404 // the room does not exist
 	CodeUnknownCommand  = 405 // no such command
 	CodeNameTaken       = 409 // the user name is online elsewhere, wrong token
@@ -53,6 +55,11 @@ const (
 	ErrUnavailable     = "unavailable"       // 503: the history store is behind; retry shortly
 	ErrTooManyRooms    = "too_many_rooms"    // 503: the server holds its maximum of rooms
 	ErrRoomRateLimited = "room_rate_limited" // 429: the connection creates rooms faster than allowed
+	ErrTokenInvalid    = "token_invalid"     // 401: the jwt is not one the server accepts (--auth jwt)
+	ErrTokenExpired    = "token_expired"     // 401: the jwt's exp is past; a detached push when a session's token expires
+	ErrForbidden       = "forbidden"         // 403: the session's token does not allow this room, or is another user's
+	ErrDisconnected    = "disconnected"      // 403: (detached push) the server API disconnected the session's user
+	ErrUnauthorized    = "unauthorized"      // 401: (server API) no or a wrong API key
 )
 
 // Error is a protocol error: a code, a stable name and a human-readable

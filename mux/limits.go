@@ -13,11 +13,12 @@ type Limits struct {
 
 // Name and identifier limits that are part of the protocol, not settings.
 const (
-	MaxNameBytes  = 32  // user name
-	MaxRoomBytes  = 64  // room name
-	MaxCIDBytes   = 64  // client message id
-	MaxTokenBytes = 128 // user token
-	MaxCmdBytes   = 16  // command name
+	MaxNameBytes  = 32   // user name
+	MaxRoomBytes  = 64   // room name
+	MaxCIDBytes   = 64   // client message id
+	MaxTokenBytes = 128  // user token
+	MaxJWTBytes   = 8192 // a JSON Web Token (attach, refresh)
+	MaxCmdBytes   = 16   // command name
 )
 
 // DefaultLimits are the limits of a server started with no flags.

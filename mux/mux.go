@@ -39,6 +39,7 @@ const (
 	CmdDM      = "dm"      // send a private message to a user
 	CmdHistory = "history" // read a room's retained messages
 	CmdWho     = "who"     // list the users present in a room
+	CmdRefresh = "refresh" // replace the session's token (--auth jwt)
 )
 
 // Push events ("ev" of a push frame).
@@ -48,6 +49,13 @@ const (
 	EvJoin   = "join"   // a user joined a room
 	EvLeave  = "leave"  // a user left a room
 	EvNotice = "notice" // a system notice for the sessions
+	// EvTokenExpiring tells sessions that their token expires soon: refresh
+	// it (body TokenExpiring).
+	EvTokenExpiring = "token_expiring"
+	// EvDetached tells sessions that the server detached them (body
+	// Detached: their token expired, or the server API disconnected
+	// their user).
+	EvDetached = "detached"
 )
 
 // Client modes reported in attach ("mode"); the server counts physical

@@ -64,8 +64,22 @@ func (r *AttachReq) Validate(l Limits) error {
 	if len(r.Token) > MaxTokenBytes {
 		return badRequest("token longer than %d bytes", MaxTokenBytes)
 	}
+	if len(r.JWT) > MaxJWTBytes {
+		return badRequest("jwt longer than %d bytes", MaxJWTBytes)
+	}
 	if r.Mode != "" && !ValidMode(r.Mode) {
 		return badRequest("unknown mode %q (want one of shared_worker, leader_tab, direct, loadgen)", Echo(r.Mode))
+	}
+	return nil
+}
+
+// Validate checks a refresh body.
+func (r *RefreshReq) Validate(Limits) error {
+	if r.JWT == "" {
+		return badRequest("jwt is missing")
+	}
+	if len(r.JWT) > MaxJWTBytes {
+		return badRequest("jwt longer than %d bytes", MaxJWTBytes)
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ const (
 	NoteDialFailures           = "dial_failures"               // dials or greetings that failed (the ladder retried)
 	NoteLBSRefetches           = "lbs_refetches"               // /lbs address list refetches
 	NoteBrowsersGaveUp         = "browsers_gave_up"            // browsers that went down the whole ladder
+	NoteTokensMinted           = "tokens_minted"               // JSON Web Tokens signed for the simulated users (--jwt-hmac-secret-file)
+	NoteTokenExpiring          = "token_expiring"              // token_expiring pushes received
+	NoteTokenRefreshes         = "token_refreshes"             // refresh commands answered 200
 
 	// NoteServerPrefix starts the keys of the target's /stats counter
 	// deltas over the run: NoteServerPrefix + a /stats counter name
@@ -58,6 +61,7 @@ const (
 	ErrorUnexpectedPush  = "unexpected_push"   // a push for a session or room the generator did not expect
 	ErrorAttach          = "attach"            // an attach or join failed
 	ErrorStuckGoroutines = "stuck_goroutines"  // socket goroutines still running 15 s after the end of a mode
+	ErrorDetached        = "session_detached"  // the server detached a session (its token expired, or the server API disconnected its user)
 	ErrorDMLost          = "dm_lost"           // a DM copy that never came, with no disruption to excuse it
 	ErrorDMDuplicated    = "dm_duplicated"     // a DM copy received twice
 	ErrorDMMisdelivered  = "dm_misdelivered"   // a DM copy to a tab it was not for

@@ -48,6 +48,11 @@ var noteGroups = []noteGroup{
 		{NoteLBSRefetches, "/lbs address list refetches"},
 		{NoteBrowsersGaveUp, "browsers that gave up"},
 	}},
+	{"tokens", [][2]string{
+		{NoteTokensMinted, "tokens signed"},
+		{NoteTokenExpiring, "token_expiring pushes"},
+		{NoteTokenRefreshes, "tokens refreshed"},
+	}},
 }
 
 // NoteLabel returns the short human label of a Run.Notes key: a known key's

@@ -52,9 +52,11 @@ func (c *conn) handleCmd(f *mux.Frame) {
 		case mux.CmdDM:
 			res, err = c.dm(s, f)
 		case mux.CmdHistory:
-			res, err = c.history(f)
+			res, err = c.history(s, f)
 		case mux.CmdWho:
-			res, err = c.who(f)
+			res, err = c.who(s, f)
+		case mux.CmdRefresh:
+			res, err = c.refresh(s, f)
 		default:
 			err = mux.Errorf(mux.CodeUnknownCommand, mux.ErrUnknownCommand, "unknown command %q", f.Cmd)
 		}
@@ -69,7 +71,7 @@ func (c *conn) handleCmd(f *mux.Frame) {
 
 func knownCmd(cmd string) bool {
 	switch cmd {
-	case mux.CmdAttach, mux.CmdDetach, mux.CmdNick, mux.CmdJoin, mux.CmdLeave, mux.CmdSend, mux.CmdDM, mux.CmdHistory, mux.CmdWho:
+	case mux.CmdAttach, mux.CmdDetach, mux.CmdNick, mux.CmdJoin, mux.CmdLeave, mux.CmdSend, mux.CmdDM, mux.CmdHistory, mux.CmdWho, mux.CmdRefresh:
 		return true
 	}
 	return false
@@ -103,6 +105,10 @@ func (c *conn) attach(f *mux.Frame) ([]byte, error) {
 		return nil, err
 	}
 	s := &session{sid: f.SID, c: c}
+	if c.srv.auth != nil {
+		c.attachJWT(s, f.SID, f.Seq, &req)
+		return nil, nil
+	}
 	if req.Name == "" {
 		c.addSession(s, req.Mode)
 		return mux.EncodeBody(mux.AttachResp{SID: f.SID}), nil
@@ -189,6 +195,9 @@ func (srv *Server) removeSession(s *session, linger bool) {
 		srv.leaveRoom(s, r, linger)
 	}
 	s.rooms = nil
+	if s.tok != nil {
+		srv.expiries.remove(s)
+	}
 	if srv.hub.removeSession(s) {
 		srv.engine.Release(s.user.Name, s.ref())
 	}

@@ -171,8 +171,45 @@ type Config struct {
 	HTTPMaxHeaderBytes int
 
 	// Pprof serves net/http/pprof at /debug/pprof/ (for profiling; off by
-	// default: it exposes internals).
+	// default: it exposes internals), on the admin listener if there is
+	// one.
 	Pprof bool
+
+	// Auth is how a session becomes a user: AuthNone (names are claimed,
+	// first come, with a token to get one back) or AuthJWT (a session
+	// attaches with a JSON Web Token whose sub is its user; docs/protocol.md
+	// "Authentication"). AuthJWT needs a key: JWTHMACSecret, JWTPublicKeys
+	// or JWKSURL.
+	Auth string
+	// JWTHMACSecret verifies HS256/384/512 tokens (at least 32 bytes).
+	JWTHMACSecret []byte
+	// JWTPublicKeys verify RS*, PS* and ES* tokens (auth.ParsePublicKeys
+	// reads a PEM file's).
+	JWTPublicKeys []any
+	// JWKSURL is a JWK Set the public keys are fetched from, again every
+	// JWKSRefresh and when a token names a key id it does not hold (at
+	// most once per JWKSMinRefresh; JWKSMaxWaiting tokens may wait for a
+	// fetch, beyond which attach and refresh get 503 unavailable).
+	JWKSURL        string
+	JWKSRefresh    time.Duration
+	JWKSMinRefresh time.Duration
+	JWKSMaxWaiting int
+	// JWTAudience and JWTIssuer, if set, must be a token's aud (one of)
+	// and iss.
+	JWTAudience, JWTIssuer string
+	// TokenExpiringAhead is how long before its token expires a session is
+	// told (token_expiring push); at most half the time the token has
+	// left when it is verified.
+	TokenExpiringAhead time.Duration
+
+	// APIAddr, if set, is where the server API listens (host:port;
+	// docs/api.md), guarded by APIKey (Authorization: Bearer …).
+	APIAddr string
+	APIKey  []byte
+	// AdminAddr, if set, is where /metrics, /stats and /debug/pprof/ are
+	// served instead of the public listener, which then serves /ws, /lbs,
+	// /healthz and the demo page only.
+	AdminAddr string
 
 	// Static is served at /; nil means the embedded demo page.
 	Static fs.FS
@@ -186,6 +223,15 @@ type Config struct {
 	// engine's are: enginetest.Async).
 	WrapEngine func(engine.Engine) engine.Engine
 }
+
+// Auth modes (Config.Auth), as announced in hello.
+const (
+	AuthNone = mux.AuthNone
+	AuthJWT  = mux.AuthJWT
+)
+
+// MinAPIKeyBytes is the shortest server API key accepted.
+const MinAPIKeyBytes = 16
 
 // Durability modes (Config.Durability).
 const (
@@ -240,6 +286,12 @@ func DefaultConfig() Config {
 		GoAwayRetryMax:    5 * time.Second,
 		Version:           "dev",
 
+		Auth:               AuthNone,
+		TokenExpiringAhead: time.Minute,
+		JWKSRefresh:        time.Hour,
+		JWKSMinRefresh:     30 * time.Second,
+		JWKSMaxWaiting:     10000,
+
 		HTTPIdleTimeout:    60 * time.Second,
 		HTTPHeaderTimeout:  10 * time.Second,
 		HTTPMaxHeaderBytes: 16 << 10,
@@ -293,6 +345,18 @@ func (c *Config) validate() error {
 	check(c.Reader == ReaderAuto || c.Reader == ReaderEpoll || c.Reader == ReaderGoroutine, "reader must be auto, epoll or goroutine, not %q", c.Reader)
 	check(c.ReadBufferSize >= 64, "read buffer must be at least 64 bytes")
 	check(c.Memory || c.DataDir != "" || c.Redis != "", "a data directory is needed unless memory mode is on")
+	check(c.Auth == AuthNone || c.Auth == AuthJWT, "auth must be %s or %s, not %q", AuthNone, AuthJWT, c.Auth)
+	if c.Auth == AuthJWT {
+		check(len(c.JWTHMACSecret) > 0 || len(c.JWTPublicKeys) > 0 || c.JWKSURL != "", "--auth jwt needs a key: --jwt-hmac-secret-file, --jwt-public-key-file or --jwks-url")
+		check(c.TokenExpiringAhead > 0, "token-expiring-ahead must be positive, got %v", c.TokenExpiringAhead)
+		check(c.JWKSRefresh > 0 && c.JWKSMinRefresh > 0 && c.JWKSMaxWaiting > 0, "JWKS refresh, min refresh and max waiting must be positive")
+	} else {
+		check(len(c.JWTHMACSecret) == 0 && len(c.JWTPublicKeys) == 0 && c.JWKSURL == "" && c.JWTAudience == "" && c.JWTIssuer == "",
+			"the --jwt-* and --jwks-url flags need --auth jwt")
+	}
+	if c.APIAddr != "" {
+		check(len(c.APIKey) >= MinAPIKeyBytes, "--api-addr needs an API key of at least %d bytes (--api-key-file)", MinAPIKeyBytes)
+	}
 	if c.Redis != "" && c.NodeID != "" {
 		check(redis.CheckNode(c.NodeID) == nil, "--node-id: %v", redis.CheckNode(c.NodeID))
 	}

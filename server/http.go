@@ -21,31 +21,17 @@ import (
 	workerjs "imload/worker-js"
 )
 
-// Handler returns the HTTP handler of the server: /ws, /lbs, /stats,
-// /metrics, /healthz and the browser files at /.
+// Handler returns the HTTP handler of the server's public listener: /ws,
+// /lbs, /healthz and the browser files at /; and, without an admin
+// listener (Config.AdminAddr), the operator's endpoints too (see
+// AdminHandler).
 func (s *Server) Handler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /ws", s.handleWS)
 	m.HandleFunc("GET /lbs", s.handleLBS)
-	m.HandleFunc("GET /stats", s.handleStats)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if s.shuttingDown.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		if err := s.engine.Health(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
-	})
-	if s.cfg.Pprof {
-		m.HandleFunc("GET /debug/pprof/", pprof.Index)
-		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	m.HandleFunc("GET /healthz", s.handleHealthz)
+	if s.cfg.AdminAddr == "" {
+		s.adminRoutes(m)
 	}
 	static := s.cfg.Static
 	if static == nil {
@@ -64,6 +50,43 @@ func (s *Server) Handler() http.Handler {
 		files.ServeHTTP(w, r)
 	}))
 	return m
+}
+
+// AdminHandler returns the handler of the operator's endpoints: /stats,
+// /metrics, /healthz and, with Config.Pprof, /debug/pprof/. They are
+// served on the admin listener (Config.AdminAddr), or on the public one
+// without it.
+func (s *Server) AdminHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.handleHealthz)
+	s.adminRoutes(m)
+	return m
+}
+
+// adminRoutes adds the operator's endpoints to m.
+func (s *Server) adminRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /stats", s.handleStats)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+}
+
+// handleHealthz answers ok while the server can order new messages.
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	if s.shuttingDown.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.engine.Health(); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
 }
 
 // servable reports whether the file server may answer urlPath: anything
@@ -227,6 +250,9 @@ func (s *Server) helloFrame(c *conn) []byte {
 		MaxConnsPerUser: s.cfg.MaxConnsPerUser,
 		RateLimit:       s.cfg.RateLimit,
 		RateBurst:       s.cfg.RateBurst,
+	}
+	if s.auth != nil {
+		h.Auth, h.TokenExpiringMS = AuthJWT, s.cfg.TokenExpiringAhead.Milliseconds()
 	}
 	s.limitsHello(&h, c)
 	return mux.AppendHello(nil, h)

@@ -38,6 +38,7 @@ type session struct {
 	user    *user
 	rooms   []*room       // few per session: a slice is smaller than a map
 	limiter *rate.Limiter // made on the first send
+	tok     *sessionToken // its token (--auth jwt); nil: none
 }
 
 // ref names the session for the engine.
@@ -270,6 +271,24 @@ func (h *hub) userConn(name string, id uint64) *conn {
 		}
 	}
 	return nil
+}
+
+// userSIDs returns the sessions of user name on this node's connection
+// id, and the connection's time (Unix ms; since when it is not here).
+func (h *hub) userSIDs(name string, id uint64, since int64) ([]uint32, int64) {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	var sids []uint32
+	if u := h.users[mux.NameKey(name)]; u != nil {
+		for _, s := range u.sessions {
+			if s.c.id == id {
+				sids = append(sids, s.sid)
+				since = time.Unix(0, s.c.since).UnixMilli()
+			}
+		}
+	}
+	slices.Sort(sids)
+	return sids, since
 }
 
 func (h *hub) allConns() []*conn {

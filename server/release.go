@@ -42,7 +42,12 @@ func (r *room) take(s *Server, out *outbox) {
 // node, then a message to push, or a reset. Called under r.mu.
 func (r *room) release(s *Server, rel *engine.Released, out *outbox) {
 	if rel.Ticket != 0 {
-		if w, ok := r.popWaiter(rel.Ticket); ok {
+		if w, ok := r.popWaiter(rel.Ticket); ok && w.api != nil {
+			if rel.Err == nil && !rel.Dup {
+				s.counters.messagesIn.Add(1)
+			}
+			w.api(rel)
+		} else if ok {
 			var reply []byte
 			switch {
 			case rel.Err != nil:

@@ -87,12 +87,16 @@ type remoteUser struct {
 	linger int64
 }
 
-// waiter is a send waiting for its outcome: who to answer.
+// waiter is a send waiting for its outcome: who to answer, a command of
+// a connection or (api set) a request of the server API.
 type waiter struct {
 	ticket uint64
 	c      *conn
 	sid    uint32
 	seq    uint64
+	// api, when set, gets the outcome instead (under the room's lock: it
+	// must not block).
+	api func(*engine.Released)
 }
 
 func newRoom(name string, log engine.Log) *room {

@@ -82,6 +82,9 @@ func (c *conn) join(s *session, f *mux.Frame) ([]byte, error) {
 	// counted against its room limit).
 	joined := make([]bool, len(group))
 	for i, g := range group {
+		if err := c.srv.mayRead(g, req.Room); err != nil {
+			return nil, err
+		}
 		joined[i] = g.room(req.Room) != nil
 		if !joined[i] && len(g.rooms) >= cfg.Limits.MaxRoomsPerSession {
 			return nil, mux.Errorf(mux.CodeBadRequest, mux.ErrBadRequest, "session %d is already in %d rooms", g.sid, cfg.Limits.MaxRoomsPerSession)
@@ -112,6 +115,18 @@ func (c *conn) joinRoom(j *joining, r *room, err error) {
 	}
 	if c.ended.Load() {
 		return // its sessions are gone
+	}
+	if c.session(j.sid) != j.group[0] { // detached meanwhile: token expiry, the server API
+		c.replyErrTo(j.sid, j.seq, mux.Errorf(mux.CodeNotAttached, mux.ErrNotAttached, "session %d is not attached", j.sid))
+		return
+	}
+	for i := 1; i < len(j.group); {
+		if g := j.group[i]; c.session(g.sid) != g {
+			j.group = append(j.group[:i], j.group[i+1:]...)
+			j.joined = append(j.joined[:i], j.joined[i+1:]...)
+			continue
+		}
+		i++
 	}
 	cfg := &c.srv.cfg
 	r.mu.Lock()
@@ -152,7 +167,7 @@ func (c *conn) joinRoom(j *joining, r *room, err error) {
 			sids[i] = g.sid
 		}
 	}
-	body := c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, false, sids)
+	body := c.srv.appendRoomReply(nil, c.srv.replyBudget(c), r, reset, more, newest, entries, false, sids)
 	c.srv.counters.joins.Add(1)
 	c.srv.counters.joinSessions.Add(int64(len(j.group)))
 	c.replyTo(j.sid, j.seq, body)
@@ -192,14 +207,14 @@ func (s *Server) replyBudget(c *conn) int {
 
 // appendRoomReply encodes a join or history reply body:
 // {"room":…,"epoch":…,"top":…,("members"|"first"):…,"reset":…,"more":…,"messages":[…]}.
-// It carries as many of entries (oldest first) as fit in c's reply budget:
+// It carries as many of entries (oldest first) as fit in budget bytes (a
+// connection's replyBudget):
 // the newest of them if newest (a window of the latest messages: more then
 // means older ones remain), else the oldest (a resume, which goes on after
 // its last message: more then means newer ones remain). more comes in set
 // when the window left some out already. sids, if any, are the sessions a
 // join reply is for (a join that named several). Called under r.mu.
-func (s *Server) appendRoomReply(dst []byte, c *conn, r *room, reset, more, newest bool, entries []*engine.Entry, history bool, sids []uint32) []byte {
-	budget := s.replyBudget(c)
+func (s *Server) appendRoomReply(dst []byte, budget int, r *room, reset, more, newest bool, entries []*engine.Entry, history bool, sids []uint32) []byte {
 	from, to := 0, len(entries) // the entries that fit: entries[from:to]
 	if newest {
 		// Measure from the newest back; encode forward below.
@@ -341,12 +356,15 @@ func (c *conn) send(s *session, f *mux.Frame) ([]byte, error) {
 	return nil, nil
 }
 
-func (c *conn) history(f *mux.Frame) ([]byte, error) {
+func (c *conn) history(s *session, f *mux.Frame) ([]byte, error) {
 	var req mux.HistoryReq
 	if err := mux.BodyOf(f.Body, &req); err != nil {
 		return nil, err
 	}
 	if err := req.Validate(c.srv.cfg.Limits); err != nil {
+		return nil, err
+	}
+	if err := c.srv.mayRead(s, req.Room); err != nil {
 		return nil, err
 	}
 	sid, seq := f.SID, f.Seq
@@ -362,7 +380,13 @@ func (c *conn) history(f *mux.Frame) ([]byte, error) {
 
 // historyReply builds the reply to a history command on r.
 func (c *conn) historyReply(r *room, req *mux.HistoryReq) []byte {
-	cfg := &c.srv.cfg
+	return c.srv.historyBody(r, req, c.srv.replyBudget(c))
+}
+
+// historyBody builds the body of a history reply on r, its messages
+// within budget bytes (the command's, and the server API's).
+func (s *Server) historyBody(r *room, req *mux.HistoryReq, budget int) []byte {
+	cfg := &s.cfg
 	limit := req.Limit
 	if limit == 0 {
 		limit = 50
@@ -387,15 +411,18 @@ func (c *conn) historyReply(r *room, req *mux.HistoryReq) []byte {
 	default:
 		entries, more = r.log.Last(limit)
 	}
-	return c.srv.appendRoomReply(nil, c, r, reset, more, newest, entries, true, nil)
+	return s.appendRoomReply(nil, budget, r, reset, more, newest, entries, true, nil)
 }
 
-func (c *conn) who(f *mux.Frame) ([]byte, error) {
+func (c *conn) who(s *session, f *mux.Frame) ([]byte, error) {
 	var req mux.WhoReq
 	if err := mux.BodyOf(f.Body, &req); err != nil {
 		return nil, err
 	}
 	if err := req.Validate(c.srv.cfg.Limits); err != nil {
+		return nil, err
+	}
+	if err := c.srv.mayRead(s, req.Room); err != nil {
 		return nil, err
 	}
 	if r := c.srv.hub.room(req.Room); r != nil {
@@ -408,18 +435,24 @@ func (c *conn) who(f *mux.Frame) ([]byte, error) {
 			c.replyErrTo(sid, seq, roomRefused(req.Room, err))
 			return
 		}
-		resp := mux.WhoResp{Room: req.Room, Users: make([]mux.User, 0, len(ps))}
-		seen := make(map[string]bool, len(ps))
-		for _, p := range ps {
-			if key := mux.NameKey(p.User.Name); !seen[key] {
-				seen[key] = true
-				resp.Users = append(resp.Users, mux.User{Name: p.User.Name, Color: p.User.Color})
-			}
-		}
-		sortUsers(resp.Users)
-		c.replyTo(sid, seq, mux.EncodeBody(resp))
+		c.replyTo(sid, seq, whoBody(req.Room, ps))
 	})
 	return nil, nil
+}
+
+// whoBody is the body of a who reply for room from the engine's presence
+// (a room not open here).
+func whoBody(room string, ps []engine.Present) []byte {
+	resp := mux.WhoResp{Room: room, Users: make([]mux.User, 0, len(ps))}
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if key := mux.NameKey(p.User.Name); !seen[key] {
+			seen[key] = true
+			resp.Users = append(resp.Users, mux.User{Name: p.User.Name, Color: p.User.Color})
+		}
+	}
+	sortUsers(resp.Users)
+	return mux.EncodeBody(resp)
 }
 
 // who is the body of a who reply for r: the users present on any node;

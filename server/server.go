@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"imload/mux"
+	"imload/server/auth"
 	"imload/server/engine"
 )
 
@@ -68,6 +69,11 @@ type Server struct {
 	heartbeats heartbeats // finds silent connections (heartbeat.go)
 	peers      peerHosts  // the hosts of the cluster's nodes, for the origin check (peers.go)
 
+	auth     *auth.Verifier // verifies tokens (--auth jwt); nil: none
+	expiries expiries       // the sessions' token expiries (expiry.go)
+	adminLn  net.Listener   // --admin-addr's; nil: none
+	apiLn    net.Listener   // --api-addr's; nil: none
+
 	serveOnce sync.Once
 	closeOnce sync.Once
 }
@@ -86,6 +92,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, started: time.Now(), node: nodeID(&cfg),
 		jobs: make(chan job, 256), stopJobs: make(chan struct{})}
+	if err := s.listenExtra(); err != nil {
+		return nil, err
+	}
+	if cfg.Auth == AuthJWT {
+		v, err := auth.New(auth.Config{
+			HMACSecret: cfg.JWTHMACSecret, PublicKeys: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL,
+			JWKSRefresh: cfg.JWKSRefresh, JWKSMinRefresh: cfg.JWKSMinRefresh, MaxWaiting: cfg.JWKSMaxWaiting,
+			Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer, Logger: logger,
+		})
+		if err != nil {
+			s.closeExtra()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.auth = v
+	}
 	// Connection ids increase on a node from a random start (20 random
 	// bits above 32 bits of count): a node restarted under the same id
 	// (--node-id) does not reuse its predecessor's ids, which other nodes
@@ -95,6 +116,8 @@ func New(cfg Config) (*Server, error) {
 	s.nextConnID.Store(uint64(rand.Uint32()&(1<<20-1)) << 32)
 	eng, err := s.newEngine()
 	if err != nil {
+		s.closeAuth()
+		s.closeExtra()
 		return nil, err
 	}
 	s.engine = eng
@@ -104,6 +127,8 @@ func New(cfg Config) (*Server, error) {
 	eng.Retained(func(name string) { retained = append(retained, name) })
 	if err := eng.Start(context.Background(), nodeSink{s}); err != nil {
 		eng.Close()
+		s.closeAuth()
+		s.closeExtra()
 		return nil, fmt.Errorf("server: start the engine: %w", err)
 	}
 	s.openRetained(retained)
@@ -114,6 +139,8 @@ func New(cfg Config) (*Server, error) {
 			s.poller = p
 		case cfg.Reader == ReaderEpoll:
 			eng.Close()
+			s.closeAuth()
+			s.closeExtra()
 			return nil, fmt.Errorf("server: --reader epoll: %w", err)
 		default:
 			logger.Info("reading with a goroutine per connection", "reason", err)
@@ -168,6 +195,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	group.Go(func() error { s.runJanitor(janitorCtx); return nil })
 	errc := make(chan error, 1)
 	group.Go(func() error { errc <- httpSrv.Serve(ln); return nil })
+	extra := s.extraServers()
+	for _, x := range extra {
+		group.Go(func() error { s.serveExtra(x); return nil })
+	}
 
 	var serveErr error
 	select {
@@ -180,6 +211,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx) // stops the listener; hijacked sockets are ours
+	for _, x := range extra {
+		_ = x.srv.Shutdown(shutCtx) // the API's requests in flight end first
+	}
 	if serveErr == nil {
 		<-errc
 	}
@@ -237,6 +271,8 @@ func (s *Server) Close() error {
 		s.pacer.close()
 		s.writers.Wait()
 		s.async.Wait()
+		s.closeAuth()
+		s.closeExtra()
 		if cerr := s.engine.Close(); cerr != nil {
 			err = fmt.Errorf("server: close the engine: %w", cerr)
 		}
@@ -245,13 +281,21 @@ func (s *Server) Close() error {
 }
 
 // runJanitor closes silent connections (within hbTick of the heartbeat
-// timeout), and expires history and drops the rooms with no member here
-// and an idle log (every minute at most).
+// timeout), expires history and drops the rooms with no member here and
+// an idle log (every minute at most), and pushes token_expiring to the
+// sessions whose token expires soon and detaches those whose token has
+// expired (within tokenTick).
 func (s *Server) runJanitor(ctx context.Context) {
 	hb := time.NewTicker(hbTick(s.cfg.HeartbeatTimeout))
 	defer hb.Stop()
 	rooms := time.NewTicker(min(time.Minute, max(s.cfg.HistoryAge/10, time.Second)))
 	defer rooms.Stop()
+	var tokens <-chan time.Time // nil without tokens: never ready
+	if s.auth != nil {
+		t := time.NewTicker(tokenTick)
+		defer t.Stop()
+		tokens = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,6 +305,8 @@ func (s *Server) runJanitor(ctx context.Context) {
 			s.notePeers(now)
 		case now := <-rooms.C:
 			s.hub.sweep(now)
+		case now := <-tokens:
+			s.sweepTokens(now.UnixNano())
 		}
 	}
 }

@@ -52,6 +52,17 @@ type counters struct {
 	presenceCoalesced atomic.Int64
 	presenceHeld      atomic.Int64 // leaves held for the presence grace
 	presenceKept      atomic.Int64 // held leaves that never happened: the user came back
+
+	// tokens.go, api.go
+	tokensInvalid        atomic.Int64 // attach and refresh answered 401 token_invalid
+	tokensExpired        atomic.Int64 // attach and refresh answered 401 token_expired
+	forbidden            atomic.Int64 // commands answered 403 forbidden
+	refreshes            atomic.Int64 // refresh commands answered 200
+	tokenExpiring        atomic.Int64 // token_expiring pushes
+	sessionsExpired      atomic.Int64 // sessions detached at their token's expiry
+	sessionsDisconnected atomic.Int64 // sessions detached by the server API's disconnect
+	apiRequests          atomic.Int64 // server API requests
+	apiUnauthorized      atomic.Int64 // server API requests refused 401 unauthorized
 }
 
 const modeUnknown = len(mux.Modes)
@@ -103,9 +114,11 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imload_" + name, Help: help}, f))
 	}
+	counterFn := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imload_" + name, Help: help}, f))
+	}
 	counter := func(name, help string, v *atomic.Int64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imload_" + name, Help: help},
-			func() float64 { return float64(v.Load()) }))
+		counterFn(name, help, func() float64 { return float64(v.Load()) })
 	}
 	if m, ok := s.engine.(interface{ Register(prometheus.Registerer) }); ok {
 		m.Register(reg) // the Redis engine's counters (imload_redis_*)
@@ -148,6 +161,22 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("presence_kept_total", "Held leaves that never happened: the user came back within the presence grace.", &c.presenceKept)
 	counter("commands_held_total", "Commands whose engine answer came after the engine call returned: their connection's next commands waited behind them.", &c.commandsHeld)
 	counter("backlog_overflows_total", "Connections closed with 4009: more than --max-backlog bytes of commands came while one of their commands waited for the engine.", &c.backlogOverflows)
+	counter("tokens_invalid_total", "attach and refresh commands refused with 401 token_invalid (--auth jwt).", &c.tokensInvalid)
+	counter("tokens_expired_total", "attach and refresh commands refused with 401 token_expired.", &c.tokensExpired)
+	counter("forbidden_total", "Commands refused with 403 forbidden: a room outside the token's rooms, a token of another user.", &c.forbidden)
+	counter("refreshes_total", "refresh commands answered 200.", &c.refreshes)
+	counter("token_expiring_total", "token_expiring pushes (--token-expiring-ahead before a token's expiry).", &c.tokenExpiring)
+	counter("sessions_expired_total", "Sessions detached because their token expired (detached push, 401 token_expired).", &c.sessionsExpired)
+	counter("sessions_disconnected_total", "Sessions detached by the server API's disconnect (detached push, 403 disconnected).", &c.sessionsDisconnected)
+	counter("api_requests_total", "Server API requests (--api-addr).", &c.apiRequests)
+	counter("api_unauthorized_total", "Server API requests refused with 401 unauthorized (no or a wrong key).", &c.apiUnauthorized)
+	gauge("token_sessions", "Sessions with a token whose expiry is tracked.", func() float64 { return float64(s.expiries.size()) })
+	if s.auth != nil {
+		counterFn("jwks_fetches_total", "JWK Set fetches (--jwks-url).", func() float64 { return float64(s.auth.Stats().Fetches) })
+		counterFn("jwks_fetch_errors_total", "JWK Set fetches that failed (the keys fetched before stay).", func() float64 { return float64(s.auth.Stats().FetchErrors) })
+		gauge("jwks_waiting", "Tokens waiting for a JWK Set fetch (at most --jwks-max-waiting).", func() float64 { return float64(s.auth.Stats().Waiting) })
+		counterFn("jwks_refused_total", "Tokens refused at once for an unknown key id (within --jwks-min-refresh of a fetch) or beyond --jwks-max-waiting.", func() float64 { return float64(s.auth.Stats().Refused) })
+	}
 	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.engine.Reserved()) })
 	gauge("ip_table_entries", "Source addresses tracked for the per-address limits.", func() float64 { return float64(s.ips.size()) })
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})

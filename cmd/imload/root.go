@@ -32,7 +32,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "imload",
 		Short: "Chat server that shares one WebSocket per browser, and a load generator that proves it",
-		Long: `imload is three tools in one binary:
+		Long: `imload is three tools in one binary, and a helper:
 
   imload serve    a chat server (rooms, names, private messages, history,
                   presence) whose protocol carries every tab of a browser over
@@ -41,6 +41,8 @@ func newRootCmd() *cobra.Command {
                   browsers with several tabs each, checks that every message
                   arrives exactly once and in order, and measures latency.
   imload report   renders, compares and merges the results of runs.
+  imload token    prints a JSON Web Token for a server with --auth jwt
+                  (local testing).
 
 Every flag can also be set from the environment: --max-conns-per-user is
 IMLOAD_MAX_CONNS_PER_USER, and so on. A flag given on the command line wins.`,

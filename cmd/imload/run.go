@@ -38,6 +38,7 @@ func newRunCmd() *cobra.Command {
 		cpuProfile string
 		faults     faultFlags
 		nodes      int
+		jwtSecret  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -156,6 +157,20 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 			if err := checkNodes(nodes, faults, len(targets) > 0, serverData); err != nil {
 				return err
 			}
+			if jwtSecret != "" {
+				// Tokens per simulated user; a local server verifies them
+				// with the same secret.
+				if sc.JWTSecret, err = readSecretFile(jwtSecret); err != nil {
+					return fmt.Errorf("--jwt-hmac-secret-file: %w", err)
+				}
+				if len(targets) == 0 {
+					abs, err := filepath.Abs(jwtSecret)
+					if err != nil {
+						return err
+					}
+					serverArgs = append(serverArgs, "--auth", "jwt", "--jwt-hmac-secret-file", abs)
+				}
+			}
 			return runLoad(cmd, sc, modes, out, thr, !noProgress, localServer{args: serverArgs, log: serverLog, data: serverData, faults: fl,
 				nodes: nodes, killNodeAt: faults.killNodeAt})
 		},
@@ -207,6 +222,9 @@ subscribe and publish in those namespaces: see bench/centrifugo.json.`,
 	f.BoolVar(&noProgress, "no-progress", false, "do not print the live progress line")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra argument for the local imload serve (repeatable), e.g. --server-arg=--write-delay=1ms")
 	f.StringVar(&serverLog, "server-log", "", "file for the local server's logs (default: server.log in --out)")
+	f.StringVar(&jwtSecret, "jwt-hmac-secret-file", "", "sign a JSON Web Token per simulated user (HS256, sub its name) with the secret in this file, for a server with --auth jwt (the local server gets --auth jwt and the same file); attach latency then includes verification")
+	f.DurationVar(&sc.JWTTTL, "jwt-ttl", 0, "with --jwt-hmac-secret-file: how long a token lasts (default 1h); a short one (10s) makes tabs refresh their tokens under load, when the server tells them")
+	f.StringSliceVar(&sc.StatsURLs, "stats-url", nil, "http://host:port the nodes' /stats is read at, in the order of the nodes, for servers with --admin-addr (default: each target's host and port)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
 	_ = f.MarkHidden("cpuprofile")
 	return cmd

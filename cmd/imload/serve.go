@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imload/server"
+	"imload/server/auth"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
@@ -20,6 +22,7 @@ func newServeCmd() *cobra.Command {
 	cfg := server.DefaultConfig()
 	var addr, logLevel string
 	var gcPercent int
+	var secretFile, publicKeyFile, apiKeyFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the chat server (one WebSocket per browser, many tabs per socket)",
@@ -30,7 +33,18 @@ session: rooms, user names with colours, private messages (@name), history
 with offsets for incremental sync, presence, heartbeats and acks. The demo
 chat page and its SharedWorker script are served at /. Other endpoints:
 /lbs (addresses clients may use), /stats (live counts as JSON), /metrics
-(Prometheus), /healthz.
+(Prometheus), /healthz. With --admin-addr, /stats, /metrics and
+/debug/pprof/ move to that listener; --api-addr serves the server API for
+a team's backend (publish, dm, disconnect, presence, history,
+connections: docs/api.md), guarded by --api-key-file.
+
+Authentication: by default (--auth none) a session takes any free name,
+first come. With --auth jwt a session attaches with a JSON Web Token whose
+sub is its user name, verified with --jwt-hmac-secret-file (HS256),
+--jwt-public-key-file (RS256/ES256, PEM) or --jwks-url (a JWK Set); its
+optional rooms claim bounds the rooms it may join; it is told before the
+token expires (token_expiring) and may refresh it; at the expiry it is
+detached. imload token prints a token for local testing.
 
 History is kept in SQLite under --data and survives restarts; --memory keeps
 it in memory only. On SIGINT/SIGTERM the server tells every client to go away
@@ -41,6 +55,9 @@ accepts connections (--addr 127.0.0.1:0 picks a free port). Logs go to
 stderr.`,
 		Example: `  imload serve                          # http://127.0.0.1:8080, history in ./imload-data
   imload serve --memory --addr :9000     # no files, all interfaces
+  imload serve --auth jwt --jwt-hmac-secret-file secret.txt --admin-addr 127.0.0.1:9090
+  imload serve --auth jwt --jwks-url https://id.example.com/.well-known/jwks.json \
+      --jwt-audience chat --api-addr 10.0.0.1:8081 --api-key-file api-key.txt
   IMLOAD_MAX_CONNS_PER_USER=4 imload serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +74,9 @@ stderr.`,
 			if cfg.Redis != "" && (cmd.Flags().Changed("data") || cmd.Flags().Changed("durability")) {
 				return errors.New("--data and --durability do not apply with --redis: the history lives in Redis (drop them, or drop --redis to keep it in SQLite)")
 			}
+			if err := readAuthFiles(&cfg, secretFile, publicKeyFile, apiKeyFile); err != nil {
+				return err
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Version = buildVersion()
 			ln, err := net.Listen("tcp", addr)
@@ -72,6 +92,14 @@ stderr.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
+			if a := srv.AdminAddr(); a != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "admin on http://%s\n", a)
+				cfg.Logger.Info("admin endpoints", "addr", a)
+			}
+			if a := srv.APIAddr(); a != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "api on http://%s\n", a)
+				cfg.Logger.Info("server API", "addr", a)
+			}
 			if cfg.Redis != "" {
 				redisURL := cfg.Redis
 				if u, err := url.Parse(redisURL); err == nil {
@@ -137,9 +165,67 @@ stderr.`,
 	f.StringVar(&cfg.Reader, "reader", cfg.Reader, "how connections are read: epoll (no goroutine per idle connection, Linux), goroutine (one per connection), or auto")
 	f.IntVar(&cfg.ReadBufferSize, "read-buffer", cfg.ReadBufferSize, "read buffer per connection with --reader goroutine, in bytes (epoll readers borrow a pooled one while reading)")
 	f.IntVar(&gcPercent, "gc-percent", 25, "Go GC target: the heap may grow this many percent over live data before a collection (Go's default is 100; lower keeps RSS closer to what the server holds, for a little more GC work). A GOGC environment variable wins unless this flag is given")
-	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging)")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (exposes internals: for benchmarks and debugging; on --admin-addr if set)")
+	f.StringVar(&cfg.Auth, "auth", cfg.Auth, "how a session becomes a user: none (any free name, first come) or jwt (attach with a JSON Web Token whose sub is the user; needs a key flag below)")
+	f.StringVar(&secretFile, "jwt-hmac-secret-file", "", "with --auth jwt: file holding the HMAC secret of HS256/384/512 tokens (at least 32 bytes; a trailing newline is ignored)")
+	f.StringVar(&publicKeyFile, "jwt-public-key-file", "", "with --auth jwt: PEM file of the public keys of RS256…/PS256…/ES256… tokens (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE blocks)")
+	f.StringVar(&cfg.JWKSURL, "jwks-url", "", "with --auth jwt: URL of a JWK Set the public keys are fetched from (again every --jwks-refresh, and when a token names an unknown kid)")
+	f.StringVar(&cfg.JWTAudience, "jwt-audience", "", "with --auth jwt: a token's aud must hold this (default: not checked)")
+	f.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "with --auth jwt: a token's iss must be this (default: not checked)")
+	f.DurationVar(&cfg.TokenExpiringAhead, "token-expiring-ahead", cfg.TokenExpiringAhead, "with --auth jwt: push token_expiring to a session this long before its token expires (at most half the token's remaining life), so that it refreshes it")
+	f.DurationVar(&cfg.JWKSRefresh, "jwks-refresh", cfg.JWKSRefresh, "with --jwks-url: fetch the JWK Set again this often (revoked keys go)")
+	f.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", cfg.JWKSMinRefresh, "with --jwks-url: least time between two fetches made for an unknown kid (a token with an unknown kid is refused at once meanwhile)")
+	f.IntVar(&cfg.JWKSMaxWaiting, "jwks-max-waiting", cfg.JWKSMaxWaiting, "with --jwks-url: most tokens waiting for a JWK Set fetch; beyond, attach and refresh get 503 unavailable")
+	f.StringVar(&cfg.APIAddr, "api-addr", "", "serve the server API (docs/api.md) on this address, host:port (default: off); needs --api-key-file")
+	f.StringVar(&apiKeyFile, "api-key-file", "", "file holding the server API's key (at least 16 bytes; a trailing newline is ignored): requests carry Authorization: Bearer KEY")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "", "serve /metrics, /stats and /debug/pprof/ on this address (host:port) instead of --addr, which then serves /ws, /lbs, /healthz and the demo page only")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// readAuthFiles reads the files of --jwt-hmac-secret-file,
+// --jwt-public-key-file and --api-key-file into cfg.
+func readAuthFiles(cfg *server.Config, secretFile, publicKeyFile, apiKeyFile string) error {
+	if secretFile != "" {
+		b, err := readSecretFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("--jwt-hmac-secret-file: %w", err)
+		}
+		cfg.JWTHMACSecret = b
+	}
+	if publicKeyFile != "" {
+		b, err := os.ReadFile(publicKeyFile)
+		if err != nil {
+			return fmt.Errorf("--jwt-public-key-file: %w", err)
+		}
+		keys, err := auth.ParsePublicKeys(b)
+		if err != nil {
+			return fmt.Errorf("--jwt-public-key-file %s: %w", publicKeyFile, err)
+		}
+		cfg.JWTPublicKeys = keys
+	}
+	if apiKeyFile != "" {
+		b, err := readSecretFile(apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("--api-key-file: %w", err)
+		}
+		cfg.APIKey = b
+	}
+	return nil
+}
+
+// readSecretFile reads a secret from a file, without its trailing
+// newline.
+func readSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b, nil
 }
 
 // nodeDefaults fills in the node id (the host name and the port) and the

@@ -42,7 +42,7 @@ func read(r Reader, msg string, pending map[uint64]CmdKind) ([]string, int) {
 }
 
 var cmdNames = map[CmdKind]string{Attach: "attach", Join: "join", Send: "send", DM: "dm", Detach: "detach",
-	History: "history", Ping: "ping", Pong: "pong"}
+	History: "history", Ping: "ping", Pong: "pong", Refresh: "refresh"}
 
 // show renders an event as text, with the fields its kind uses.
 func show(ev *Event) string {
@@ -105,6 +105,10 @@ func show(ev *Event) string {
 		return "bad"
 	case EvUnexpected:
 		return "unexpected"
+	case EvTokenExpiring:
+		return "token_expiring " + sids
+	case EvDetached:
+		return fmt.Sprintf("detached %s %d %s", sids, ev.Code, ev.Err)
 	}
 	return fmt.Sprintf("kind %d", ev.Kind)
 }

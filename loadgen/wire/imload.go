@@ -28,7 +28,7 @@ func (imloadWire) Traits() Traits {
 	return Traits{
 		Name: reports.ProtocolImload, Hint: "an imload server, and is the URL's path /ws",
 		ClientPings: true, Batches: true, Resumes: true, Shared: true, AttachCmd: true,
-		JoinPoint: true, Content: true, DMToSenderTabs: true, Stats: true, AddrList: true,
+		JoinPoint: true, Content: true, DMToSenderTabs: true, Stats: true, AddrList: true, Tokens: true,
 	}
 }
 
@@ -103,8 +103,10 @@ func (imloadWire) Greet(c Conn) (Link, error) {
 func (imloadWire) Append(dst []byte, c *Command) ([]byte, bool) {
 	switch c.Kind {
 	case Attach:
-		body := mux.EncodeBody(mux.AttachReq{Name: c.User, Token: c.Token, Mode: mux.ModeLoadgen})
+		body := mux.EncodeBody(mux.AttachReq{Name: c.User, Token: c.Token, Mode: mux.ModeLoadgen, JWT: c.JWT})
 		return mux.AppendCmd(dst, c.Sid, c.ID, mux.CmdAttach, body), true
+	case Refresh:
+		return mux.AppendCmd(dst, c.Sid, c.ID, mux.CmdRefresh, mux.EncodeBody(mux.RefreshReq{JWT: c.JWT})), true
 	case Join:
 		req := mux.JoinReq{Room: c.Room}
 		if c.Resume {
@@ -220,6 +222,12 @@ func (r *imloadReader) frame(fr []byte, kindOf func(uint64) (CmdKind, bool), emi
 				break
 			}
 			ev.Kind, ev.Msg = EvDM, Msg{From: []byte(m.From), Cid: []byte(m.CID), Text: []byte(m.Text)}
+		case mux.EvTokenExpiring:
+			ev.Kind = EvTokenExpiring
+		case mux.EvDetached:
+			var d mux.Detached
+			_ = mux.BodyOf(f.Body, &d)
+			ev.Kind, ev.Code, ev.Err = EvDetached, d.Code, d.Error
 		default:
 			return // presence, notices
 		}

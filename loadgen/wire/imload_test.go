@@ -63,6 +63,10 @@ func TestImloadAppend(t *testing.T) {
 		{Command{Kind: History, ID: 7, Sid: 1, Room: "r1", Epoch: "ep", After: 41, Limit: 500},
 			`{"t":"cmd","sid":1,"seq":7,"cmd":"history","body":{"room":"r1","epoch":"ep","after":41,"limit":500}}`},
 		{Command{Kind: Ping, ID: 8}, `{"t":"ping","seq":8}`},
+		{Command{Kind: Attach, ID: 9, Sid: 4, User: "u1", JWT: "h.p.s"},
+			`{"t":"cmd","sid":4,"seq":9,"cmd":"attach","body":{"name":"u1","mode":"loadgen","jwt":"h.p.s"}}`},
+		{Command{Kind: Refresh, ID: 10, Sid: 4, JWT: "h.p.t"},
+			`{"t":"cmd","sid":4,"seq":10,"cmd":"refresh","body":{"jwt":"h.p.t"}}`},
 	} {
 		got, ok := w.Append([]byte("x"), &c.cmd)
 		if !ok || string(got) != "x"+c.want {
@@ -109,7 +113,7 @@ func TestImloadReadMessages(t *testing.T) {
 
 func TestImloadReadReplies(t *testing.T) {
 	r := imloadWire{}.NewReader()
-	pending := map[uint64]CmdKind{1: Attach, 2: Join, 3: Join, 4: Send, 5: DM, 6: History, 7: Send, 8: DM}
+	pending := map[uint64]CmdKind{1: Attach, 2: Join, 3: Join, 4: Send, 5: DM, 6: History, 7: Send, 8: DM, 9: Refresh}
 	msgs := []string{
 		`{"t":"reply","sid":1,"seq":1,"code":200,"body":{"sid":1}}`,
 		`{"t":"reply","sid":1,"seq":2,"code":200,"body":{"room":"r","epoch":"e","top":5,"messages":[{"room":"r","offset":5,"epoch":"e","from":"u","text":"t5","cid":"c"}]}}`,
@@ -125,6 +129,9 @@ func TestImloadReadReplies(t *testing.T) {
 		`{"t":"goaway","body":{"reason":"shutdown"}}`,
 		`{"t":"error","code":400,"error":"malformed","msg":"?"}`,
 		`{"t":"hello","body":{"v":1}}`,
+		`{"t":"push","sids":[2,3],"ev":"token_expiring","body":{"expires":1764167400123}}`,
+		`{"t":"push","sids":[3],"ev":"detached","body":{"code":401,"error":"token_expired","msg":"x"}}`,
+		`{"t":"reply","sid":2,"seq":9,"code":200,"body":{"expires":1764167400999}}`,
 		`{"t":`,
 	}
 	evs, n := read(r, strings.Join(msgs, "\n"), pending)
@@ -141,6 +148,9 @@ func TestImloadReadReplies(t *testing.T) {
 		"goaway 1.5s kicked=true",
 		"goaway 0s kicked=false",
 		"error",
+		"token_expiring [2 3]",
+		"detached [3] 401 token_expired",
+		"reply 9 refresh 200",
 		"bad",
 	}
 	if d := same(evs, want); d != "" || n != len(msgs) {

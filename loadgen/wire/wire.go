@@ -35,7 +35,8 @@
 // sequence of their own) and issues only those its Traits call for (no
 // Attach without Traits.AttachCmd; Join with Resume, History and Detach
 // only with Traits.Resumes or Traits.Shared; Ping with Traits.ClientPings;
-// Pong with Link.AnswerPings). Append returns false for a command the
+// Pong with Link.AnswerPings; Refresh only with Traits.Tokens, and an
+// Attach carries a JWT only then). Append returns false for a command the
 // protocol does not have. A wire whose ids cannot be the engine's numbers
 // maps them and gives replies back the engine's number: Centrifugo's ids 0
 // and 1 are taken (a ping, the connect), so command n goes out as n+1.
@@ -65,6 +66,10 @@
 //   - EvEnd: the server ended the session (socket.io's disconnect packets,
 //     Centrifugo's unsubscribe and disconnect pushes): the engine cuts the
 //     link and starts over.
+//   - EvTokenExpiring: the token of the sessions Sids expires soon
+//     (Traits.Tokens): the engine refreshes it (Refresh).
+//   - EvDetached: the server detached the sessions Sids (their token
+//     expired: Code and Err say why).
 //   - EvBad: a frame that could not be decoded (counted as a protocol error).
 //   - EvUnexpected: a frame the generator did not ask for (another
 //     socket.io namespace, a Centrifugo channel it does not use).
@@ -231,6 +236,10 @@ type Traits struct {
 	// AddrList: the server answers GET /lbs with its address list (the
 	// reconnect ladder's refetch step).
 	AddrList bool
+	// Tokens: a session may attach with a JSON Web Token (Command.JWT),
+	// is told before it expires (EvTokenExpiring) and refreshes it
+	// (Refresh) (imload with --auth jwt).
+	Tokens bool
 }
 
 // Link is what a greeting taught about a link, with the protocol's
@@ -268,6 +277,7 @@ const (
 	History                    // a page of a room's messages after an offset
 	Ping                       // the client's heartbeat (no reply: EvPong)
 	Pong                       // the answer to the server's ping (no reply)
+	Refresh                    // replace a session's token (Traits.Tokens)
 )
 
 // Command is a command to encode. Which fields apply depends on Kind.
@@ -279,8 +289,9 @@ type Command struct {
 	// Sid is the session the command is for (imload; 0: the socket's).
 	Sid uint32
 	// User is the user's name (Attach; socket.io's Join names it too),
-	// Token its token (Attach).
-	User, Token string
+	// Token its token (Attach), JWT its JSON Web Token (Attach and
+	// Refresh, Traits.Tokens; "": none).
+	User, Token, JWT string
 	// Room is the room of a Join, Send or History.
 	Room string
 	// To is the target user of a DM.
@@ -317,6 +328,8 @@ const (
 	EvEnd
 	EvBad
 	EvUnexpected
+	EvTokenExpiring
+	EvDetached
 )
 
 // Reply codes, in imload's vocabulary (mux).
@@ -338,7 +351,8 @@ type Event struct {
 	ID uint64
 	// Cmd is the kind of the command a reply answers.
 	Cmd CmdKind
-	// Code and Err: the reply's code and, unless CodeOK, its error's name.
+	// Code and Err: the reply's code and, unless CodeOK, its error's name
+	// (EvDetached: why the sessions were detached).
 	Code int
 	Err  string
 	// Malformed: the reply's body could not be decoded (its result is
@@ -350,8 +364,8 @@ type Event struct {
 	Send SendResult
 	DM   DMResult
 
-	// Sids are the sessions a message or DM is for (nil: every session of
-	// the socket).
+	// Sids are the sessions a message, DM, EvTokenExpiring or EvDetached
+	// is for (nil: every session of the socket).
 	Sids []uint32
 	// Msg is the message of EvMessage and EvDM (a DM has only Text).
 	Msg Msg

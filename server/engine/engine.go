@@ -270,6 +270,16 @@ type Users interface {
 	// reserved after its owner went) and the session's connection holds
 	// none of the user's sessions. A new user gets the token asked for,
 	// or a new random one.
+	//
+	// A Verified claim (the node verified the session's identity: --auth
+	// jwt) makes a verified user, whose name is its own whatever the
+	// token: it is refused (409 name_taken) only when the name is held,
+	// online or reserved, by a user that is not verified, or by a verified
+	// user of another spelling (two subjects of one case fold: one user
+	// per name, one name per subject). A claim without Verified never
+	// takes a verified user's name, on any connection. A verified user
+	// has no token (Claimed.Token is ""); its name is reserved after its
+	// last session as any other, for the next Verified claim.
 	Claim(c Claim, done func(Claimed, error))
 	// Release tells the engine that a session of user name is gone. After
 	// the user's last session on every node the name is reserved to its
@@ -281,6 +291,16 @@ type Users interface {
 	// user_offline when the user has no session (a reserved name gets
 	// nothing), 429 recipient_busy beyond the recipient's rate.
 	DM(d DMSend, done func(DMSent, error))
+	// Disconnect ends the sessions of user name on every node: each node
+	// detaches its sessions of the user (Sink.Disconnect, with reason).
+	// done gets the number of sessions the user had (0: not online, which
+	// is not an error).
+	Disconnect(name, reason string, done func(int, error))
+	// Conns calls done with the connections of user name on every node
+	// and how many of its sessions each holds, oldest first (none: the
+	// user is not online). A ConnRef's Since may be zero when the engine
+	// does not keep it (the local engine: the node knows its own).
+	Conns(name string, done func([]UserConn, error))
 	// Online is the number of users online on every node, as far as the
 	// engine knows it cheaply (the Redis engine may return this node's).
 	Online() int
@@ -302,10 +322,20 @@ type SessionRef struct {
 	SID  uint32
 }
 
+// UserConn is a connection of a user and how many of the user's sessions
+// it holds.
+type UserConn struct {
+	Conn     ConnRef
+	Sessions int
+}
+
 // Claim asks for a name for a session.
 type Claim struct {
 	Name, Token string
-	Session     SessionRef
+	// Verified: the node verified that the session is user Name (its
+	// token's subject); Token is then not used (see Users.Claim).
+	Verified bool
+	Session  SessionRef
 	// MaxConns is the most connections a user may hold on every node
 	// together (0: no limit); beyond it Claimed.Kick names the oldest.
 	MaxConns int
@@ -328,7 +358,9 @@ type DMSend struct {
 	Text string
 	CID  string
 	TS   int64 // Unix ms
-	// Sender is the sending session: it does not get its own message.
+	// Sender is the sending session: it does not get its own message. The
+	// zero SessionRef is no session (the server API sends): every session
+	// of the sender gets it.
 	Sender SessionRef
 }
 
@@ -378,6 +410,9 @@ type Sink interface {
 	// Kick tells the node to close its connection id: its user holds too
 	// many connections (goaway too_many_connections).
 	Kick(id uint64, user string)
+	// Disconnect tells the node to detach its sessions of user (by
+	// mux.NameKey): the server API disconnected the user, for reason.
+	Disconnect(user, reason string)
 	// Conns is this node's number of open connections, for the node list.
 	Conns() int64
 }

@@ -149,3 +149,14 @@ func (a *Async) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 func (a *Async) Nodes(done func([]engine.Node, error)) {
 	a.Engine.Nodes(answer(a, done))
 }
+
+// Disconnect asks the wrapped engine; the answer comes later (the local
+// engine's Sink.Disconnect is made at once).
+func (a *Async) Disconnect(name, reason string, done func(int, error)) {
+	a.Engine.Disconnect(name, reason, answer(a, done))
+}
+
+// Conns asks the wrapped engine; the answer comes later.
+func (a *Async) Conns(name string, done func([]engine.UserConn, error)) {
+	a.Engine.Conns(name, answer(a, done))
+}

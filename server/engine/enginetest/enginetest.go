@@ -78,6 +78,11 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"KickBeyondMaxConns", testKick},
 		{"DM", testDM},
 		{"DMOfflineAndBusy", testDMRefused},
+		{"DMWithoutASendingSession", testDMNoSender},
+		{"VerifiedClaims", testVerified},
+		{"VerifiedReservation", testVerifiedReservation},
+		{"Disconnect", testDisconnect},
+		{"Conns", testConns},
 		{"NodesAndHealth", testNodes},
 		{"AfterClose", testAfterClose},
 	} {

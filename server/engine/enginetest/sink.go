@@ -18,6 +18,7 @@ type Sink struct {
 	wake     chan struct{}  // a Ready came (capacity 1)
 	dms      []engine.DMDelivery
 	kicks    []Kick
+	discs    []Disconnect
 	presence []PresenceCall
 	gone     []string
 	conns    int64
@@ -27,6 +28,11 @@ type Sink struct {
 type Kick struct {
 	ID   uint64
 	User string
+}
+
+// Disconnect is a recorded Sink.Disconnect.
+type Disconnect struct {
+	User, Reason string
 }
 
 // PresenceCall is a recorded Sink.Presence.
@@ -102,6 +108,20 @@ func (s *Sink) Kick(id uint64, user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kicks = append(s.kicks, Kick{id, user})
+}
+
+// Disconnect records a disconnect.
+func (s *Sink) Disconnect(user, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discs = append(s.discs, Disconnect{user, reason})
+}
+
+// Disconnects returns the disconnects recorded so far.
+func (s *Sink) Disconnects() []Disconnect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Disconnect(nil), s.discs...)
 }
 
 // Conns is the number of connections set with SetConns.

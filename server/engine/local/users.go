@@ -1,6 +1,7 @@
 package local
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type user struct {
 	dmIn        *rate.Limiter // DMs the user receives (made on the first)
 	sessions    int32         // sessions on all of its connections
 	queued      bool          // in users.fifo
+	verified    bool          // claimed by Verified claims (no token)
 }
 
 // key is the user's key in the table.
@@ -99,12 +101,15 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 	u := e.lookupUser(key, now)
 	if u == nil {
 		token := c.Token
-		if token == "" {
+		switch {
+		case c.Verified:
+			token = ""
+		case token == "":
 			token = randomID(16)
 		}
-		u = &user{name: c.Name, token: token}
+		u = &user{name: c.Name, token: token, verified: c.Verified}
 		us.m[key] = u
-	} else if !u.hasConn(c.Session.Conn.ID) && c.Token != u.token {
+	} else if refusedClaim(u, &c) {
 		left := time.Duration(u.offAt + int64(e.opts.NameGrace) - now)
 		err := nameTaken(u.name, !u.online(), left)
 		us.mu.Unlock()
@@ -124,6 +129,20 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 	}
 	us.mu.Unlock()
 	done(res, nil)
+}
+
+// refusedClaim reports whether c may not make a session of u, which
+// holds the name (see engine.Users.Claim): a verified claim needs a
+// verified user of its exact name; a claim without Verified, a user that
+// is not verified and its token or a connection of its sessions.
+func refusedClaim(u *user, c *engine.Claim) bool {
+	switch {
+	case c.Verified:
+		return !u.verified || u.name != c.Name
+	case u.verified:
+		return true
+	}
+	return !u.hasConn(c.Session.Conn.ID) && c.Token != u.token
 }
 
 // beyond returns u's oldest connections beyond max (never keep, the
@@ -191,16 +210,55 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	toKey, fromKey := to.key(), mux.NameKey(d.From.Name)
 	users := []string{toKey}
 	sent.Sessions = int(to.sessions)
+	sending := 0 // the sending session, which does not get it
+	if d.Sender != (engine.SessionRef{}) {
+		sending = 1
+	}
 	if from := us.m[fromKey]; from == to {
-		sent.Sessions-- // not to the sending session
+		sent.Sessions -= sending
 	} else if from != nil && from.online() {
 		users = append(users, fromKey)
-		sent.Sessions += int(from.sessions) - 1
+		sent.Sessions += int(from.sessions) - sending
 	}
 	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID})
 	e.sink.DM(engine.DMDelivery{Body: body, Users: users, Except: d.Sender})
 	us.mu.Unlock()
 	done(sent, nil)
+}
+
+// Disconnect has the node detach the sessions of user name (this engine's
+// only node: Sink.Disconnect, on the caller's goroutine) and answers how
+// many there were.
+func (e *Engine) Disconnect(name, reason string, done func(int, error)) {
+	us := &e.users
+	key := mux.NameKey(name)
+	us.mu.Lock()
+	n := 0
+	if u := us.m[key]; u != nil {
+		n = int(u.sessions)
+	}
+	us.mu.Unlock()
+	if n > 0 {
+		e.sink.Disconnect(key, reason)
+	}
+	done(n, nil)
+}
+
+// Conns answers the connections of user name and their sessions, oldest
+// first (their Since is zero: the node knows it).
+func (e *Engine) Conns(name string, done func([]engine.UserConn, error)) {
+	us := &e.users
+	us.mu.Lock()
+	var out []engine.UserConn
+	if u := us.m[mux.NameKey(name)]; u != nil {
+		out = make([]engine.UserConn, 0, len(u.conns))
+		for _, c := range u.conns {
+			out = append(out, engine.UserConn{Conn: engine.ConnRef{Node: e.opts.Node, ID: c.id}, Sessions: int(c.n)})
+		}
+	}
+	us.mu.Unlock()
+	slices.SortFunc(out, func(a, b engine.UserConn) int { return cmp.Compare(a.Conn.ID, b.Conn.ID) })
+	done(out, nil)
 }
 
 // Online is the number of users with a session.

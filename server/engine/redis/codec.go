@@ -19,6 +19,7 @@ import (
 //
 //	'd' id to from colour ts cid text exceptNode exceptConn exceptSince exceptSID   a private message
 //	'k' node conn user                  a kick of a connection of node
+//	'x' reason                          the user's sessions are to be detached (server API)
 //
 // and a stream entry's field d is a message's blob: ts from colour cid text.
 

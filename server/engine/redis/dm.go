@@ -1,7 +1,10 @@
 package redis
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"imload/mux"
@@ -62,12 +65,16 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 			id, _ := strconv.ParseUint(s[1], 10, 64)
 			n, _ := strconv.Atoi(s[2])
 			sent := engine.DMSent{ID: id, TS: d.TS, Sessions: n, To: engine.Author{Name: s[3], Color: s[4]}}
+			sending := 0 // the sending session, which does not get it
+			if d.Sender != (engine.SessionRef{}) {
+				sending = 1
+			}
 			if fromKey == toKey {
-				sent.Sessions-- // not to the sending session
+				sent.Sessions -= sending
 				done(sent, nil)
 				return
 			}
-			e.dmSender(fromKey, string(appendField(appendUint([]byte{'d'}, id), s[3]))+string(rest), sent, done)
+			e.dmSender(fromKey, string(appendField(appendUint([]byte{'d'}, id), s[3]))+string(rest), sending, sent, done)
 		},
 	}
 	if !e.shardOf('u', toKey).push(o) {
@@ -75,16 +82,18 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	}
 }
 
-// dmSender publishes the copy of a DM for the sender's other sessions.
-func (e *Engine) dmSender(fromKey, payload string, sent engine.DMSent, done func(engine.DMSent, error)) {
+// dmSender publishes the copy of a DM for the sender's other sessions
+// (sending: 1 when the sending session is one of the sender's, 0 for
+// none).
+func (e *Engine) dmSender(fromKey, payload string, sending int, sent engine.DMSent, done func(engine.DMSent, error)) {
 	k := e.userKeys(fromKey)
 	o := op{
 		sc:   e.sc.dmS,
 		keys: []string{k.sessions, k.channel},
-		args: []string{strconv.FormatInt(e.now(), 10), payload},
+		args: []string{strconv.FormatInt(e.now(), 10), payload, strconv.Itoa(sending)},
 		done: func(r rueidisMessage, err error) {
-			if n, perr := r.AsInt64(); err == nil && perr == nil && n > 1 {
-				sent.Sessions += int(n) - 1
+			if n, perr := r.AsInt64(); err == nil && perr == nil && n > int64(sending) {
+				sent.Sessions += int(n) - sending
 			}
 			done(sent, nil) // delivered to the recipient whatever happened here
 		},
@@ -104,15 +113,123 @@ func (e *Engine) dmMessage(key, payload string) error {
 		return f.err
 	}
 	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid})
-	e.sink.DM(engine.DMDelivery{
-		Body:  body,
-		Users: []string{key},
-		Except: engine.SessionRef{
+	d := engine.DMDelivery{Body: body, Users: []string{key}}
+	if exNode != "" { // else no sending session (the server API)
+		d.Except = engine.SessionRef{
 			Conn: engine.ConnRef{Node: exNode, ID: exConn, Since: time.Unix(0, exSince)},
 			SID:  uint32(exSID),
-		},
-	})
+		}
+	}
+	e.sink.DM(d)
 	return nil
+}
+
+// disconnectMessage tells the node to detach its sessions of user key.
+func (e *Engine) disconnectMessage(key, payload string) error {
+	f := fields{s: payload}
+	reason := f.next()
+	if f.err != nil {
+		return f.err
+	}
+	e.sink.Disconnect(key, reason)
+	return nil
+}
+
+// Disconnect publishes a disconnect on the user's channel (the nodes with
+// sessions of the user detach them) and answers the user's live sessions.
+func (e *Engine) Disconnect(name, reason string, done func(int, error)) {
+	if err := e.Health(); err != nil {
+		done(0, err)
+		return
+	}
+	key := mux.NameKey(name)
+	k := e.userKeys(key)
+	o := op{
+		sc:   e.sc.disconnect,
+		keys: []string{k.sessions, k.channel},
+		args: []string{strconv.FormatInt(e.now(), 10), string(appendField([]byte{'x'}, reason))},
+		done: func(r rueidisMessage, err error) {
+			if err != nil {
+				done(0, err)
+				return
+			}
+			n, err := r.AsInt64()
+			if err != nil {
+				done(0, e.unavailable("disconnect", errPayload))
+				return
+			}
+			done(int(n), nil)
+		},
+	}
+	if !e.shardOf('u', key).push(o) {
+		done(0, e.unavailable("disconnect", errQueueFull))
+	}
+}
+
+// Conns reads the user's live sessions on every node and answers them by
+// connection, oldest first.
+func (e *Engine) Conns(name string, done func([]engine.UserConn, error)) {
+	if err := e.Health(); err != nil {
+		done(nil, err)
+		return
+	}
+	key := mux.NameKey(name)
+	k := e.userKeys(key)
+	o := op{
+		sc:   e.sc.sessions,
+		keys: []string{k.sessions},
+		args: []string{strconv.FormatInt(e.now(), 10)},
+		done: func(r rueidisMessage, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			arr, err := r.ToArray()
+			if err != nil {
+				done(nil, e.unavailable("sessions", errPayload))
+				return
+			}
+			done(userConns(replyStrings(arr)), nil)
+		},
+	}
+	if !e.shardOf('u', key).push(o) {
+		done(nil, e.unavailable("sessions", errQueueFull))
+	}
+}
+
+// userConns groups session members (NODE|CONN|SINCE_MS|SID) by
+// connection, oldest first.
+func userConns(members []string) []engine.UserConn {
+	var out []engine.UserConn
+	idx := make(map[engine.ConnRef]int)
+	for _, m := range members {
+		parts := strings.Split(m, "|")
+		if len(parts) != 4 {
+			continue
+		}
+		id, err1 := strconv.ParseUint(parts[1], 10, 64)
+		since, err2 := strconv.ParseInt(parts[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		ref := engine.ConnRef{Node: parts[0], ID: id, Since: time.UnixMilli(since)}
+		if i, ok := idx[ref]; ok {
+			out[i].Sessions++
+			continue
+		}
+		idx[ref] = len(out)
+		out = append(out, engine.UserConn{Conn: ref, Sessions: 1})
+	}
+	slices.SortFunc(out, func(a, b engine.UserConn) int {
+		if c := a.Conn.Since.Compare(b.Conn.Since); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Conn.Node, b.Conn.Node); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Conn.ID, b.Conn.ID)
+	})
+	return out
 }
 
 // kickMessage tells the node to kick its connection named in a kick.

@@ -26,6 +26,7 @@ type script struct {
 type scripts struct {
 	send, read, who, presence, touchRoom          *script
 	claim, release, unreserve, touchUser, dm, dmS *script
+	disconnect, sessions                          *script
 	nodes                                         *script
 	all                                           []*script
 }
@@ -39,7 +40,7 @@ func loadScripts() (*scripts, error) {
 		{&s.send, "send"}, {&s.read, "read"}, {&s.who, "who"}, {&s.presence, "presence"},
 		{&s.touchRoom, "touch_room"}, {&s.claim, "claim"}, {&s.release, "release"},
 		{&s.unreserve, "unreserve"}, {&s.touchUser, "touch_user"}, {&s.dm, "dm"},
-		{&s.dmS, "dm_sender"}, {&s.nodes, "nodes"},
+		{&s.dmS, "dm_sender"}, {&s.disconnect, "disconnect"}, {&s.sessions, "sessions"}, {&s.nodes, "nodes"},
 	} {
 		b, err := luaFiles.ReadFile("lua/" + p.name + ".lua")
 		if err != nil {

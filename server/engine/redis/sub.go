@@ -273,6 +273,8 @@ func (e *Engine) handle(m rueidis.PubSubMessage) {
 		err = e.dmMessage(name, m.Message[1:])
 	case kind == 'u' && m.Message[0] == 'k':
 		err = e.kickMessage(m.Message[1:])
+	case kind == 'u' && m.Message[0] == 'x':
+		err = e.disconnectMessage(name, m.Message[1:])
 	default:
 		err = errPayload
 	}

@@ -23,6 +23,7 @@ type userTable struct {
 // localUser is a user with sessions on this node.
 type localUser struct {
 	name, color, token string
+	verified           bool
 	sessions           map[string]struct{} // NODE|CONN|SINCE|SID
 }
 
@@ -57,9 +58,9 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 			strconv.FormatUint(c.Session.Conn.ID, 10), strconv.FormatInt(c.Session.Conn.Since.UnixMilli(), 10),
 			strconv.FormatUint(uint64(c.Session.SID), 10), strconv.FormatInt(e.now(), 10),
 			strconv.FormatInt(e.opts.SessionTTL.Milliseconds(), 10), strconv.FormatInt(e.opts.NameGrace.Milliseconds(), 10),
-			strconv.Itoa(c.MaxConns),
+			strconv.Itoa(c.MaxConns), verifiedArg(c.Verified),
 		},
-		done: func(r rueidisMessage, err error) { e.claimed(key, k, member, r, err, done) },
+		done: func(r rueidisMessage, err error) { e.claimed(key, k, member, c.Verified, r, err, done) },
 	}
 	if !e.shardOf('u', key).push(o) {
 		done(engine.Claimed{}, e.unavailable("claim", errQueueFull))
@@ -67,7 +68,7 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 }
 
 // claimed handles the claim script's answer.
-func (e *Engine) claimed(key string, k userKeys, member string, r rueidisMessage, err error, done func(engine.Claimed, error)) {
+func (e *Engine) claimed(key string, k userKeys, member string, verified bool, r rueidisMessage, err error, done func(engine.Claimed, error)) {
 	if err != nil {
 		done(engine.Claimed{}, err)
 		return
@@ -103,7 +104,7 @@ func (e *Engine) claimed(key string, k userKeys, member string, r rueidisMessage
 	u := us.m[key]
 	first := u == nil
 	if first {
-		u = &localUser{name: s[1], color: s[2], token: s[3], sessions: make(map[string]struct{})}
+		u = &localUser{name: s[1], color: s[2], token: s[3], verified: verified, sessions: make(map[string]struct{})}
 		us.m[key] = u
 	}
 	u.sessions[member] = struct{}{}
@@ -255,8 +256,8 @@ func (e *Engine) refreshUsers() {
 	var all []one
 	e.users.mu.Lock()
 	for key, u := range e.users.m {
-		args := make([]string, 0, 5+len(u.sessions))
-		args = append(args, u.name, u.color, u.token, exp, ttl)
+		args := make([]string, 0, 6+len(u.sessions))
+		args = append(args, u.name, u.color, u.token, exp, ttl, verifiedArg(u.verified))
 		for m := range u.sessions {
 			args = append(args, m)
 		}
@@ -270,6 +271,14 @@ func (e *Engine) refreshUsers() {
 			e.stats.refreshesDrop.Add(1)
 		}
 	}
+}
+
+// verifiedArg is engine.Claim.Verified as a script's argument.
+func verifiedArg(v bool) string {
+	if v {
+		return "1"
+	}
+	return ""
 }
 
 // nameTaken is the 409 for a name held by another token.

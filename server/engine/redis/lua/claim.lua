@@ -2,21 +2,29 @@
 -- a name held by another token is refused unless the session's connection
 -- already holds one of the user's sessions; and the user's connections on
 -- every node beyond the cap are kicked, oldest first (those of other nodes
--- through the user's channel).
+-- through the user's channel). A verified claim (engine.Claim.Verified)
+-- makes a verified user (field v, no token) and takes only a verified
+-- user of its exact name; an unverified one never takes a verified user.
 -- KEYS: 1 user hash, 2 sessions set, 3 the user's channel
 -- ARGV: 1 name, 2 colour, 3 token asked ('' none), 4 a new token,
 --       5 node, 6 connection id, 7 its since (ms), 8 session id,
 --       9 now (ms), 10 a session's time to live (ms), 11 the name grace
---       (ms), 12 the most connections (0: no limit)
+--       (ms), 12 the most connections (0: no limit), 13 verified ('1' or
+--       '')
 -- Returns {'taken', name, live sessions, ms the name stays reserved} |
 -- {'ok', name, colour, token, live sessions, kicks: node, conn, since…}.
 local function lp(s) s = tostring(s) return #s .. ':' .. s end
 local now = tonumber(ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local u = redis.call('HMGET', KEYS[1], 'name', 'color', 'token')
+local u = redis.call('HMGET', KEYS[1], 'name', 'color', 'token', 'v')
 local conn = ARGV[5] .. '|' .. ARGV[6] .. '|'
+local verified = ARGV[13] == '1'
 if u[3] then
-  if ARGV[3] ~= u[3] then
+  if verified or u[4] == '1' then
+    if not verified or u[4] ~= '1' or u[1] ~= ARGV[1] then
+      return {'taken', u[1], redis.call('ZCARD', KEYS[2]), redis.call('PTTL', KEYS[1])}
+    end
+  elseif ARGV[3] ~= u[3] then
     local same = false
     for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
       if string.sub(m, 1, #conn) == conn then
@@ -30,11 +38,16 @@ if u[3] then
   end
 else
   local tok = ARGV[3]
-  if tok == '' then
+  if verified then
+    tok = ''
+  elseif tok == '' then
     tok = ARGV[4]
   end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'name', ARGV[1], 'color', ARGV[2], 'token', tok)
+  if verified then
+    redis.call('HSET', KEYS[1], 'v', '1')
+  end
   u = {ARGV[1], ARGV[2], tok}
 end
 local ttl = tonumber(ARGV[10])
