@@ -56,8 +56,13 @@ func (e *Engine) beatLoop() {
 	defer e.wg.Done()
 	beat := time.NewTicker(e.opts.NodeTTL / 3)
 	defer beat.Stop()
-	refresh := time.NewTicker(e.opts.SessionTTL / 3)
+	// The refreshes are spread over SessionTTL/3 in refreshParts slices
+	// (by hash of the room or user), one slice a tick: thousands of users
+	// refreshed at once made Redis busy for a burst that sends waited
+	// behind.
+	refresh := time.NewTicker(e.opts.SessionTTL / 3 / refreshParts)
 	defer refresh.Stop()
+	part := uint32(0)
 	e.beat()
 	for {
 		select {
@@ -67,14 +72,24 @@ func (e *Engine) beatLoop() {
 			e.beat()
 			e.retryDirty()
 		case <-refresh.C:
-			e.refreshRooms()
-			e.refreshUsers()
+			e.refreshRooms(part, refreshParts)
+			e.refreshUsers(part, refreshParts)
+			part = (part + 1) % refreshParts
 		case <-e.beatWake:
 			e.beat()
-			e.refreshRooms()
-			e.refreshUsers()
+			e.refreshRooms(0, 1)
+			e.refreshUsers(0, 1)
 		}
 	}
+}
+
+// refreshParts is the number of slices a refresh is spread over.
+const refreshParts = 10
+
+// inPart reports whether the room or user (kind, name) is in slice part
+// of parts.
+func inPart(kind byte, name string, part, parts uint32) bool {
+	return parts <= 1 || slotTag(kind, name)/7%parts == part
 }
 
 // beatNow has the heartbeat beat and refresh at once (after a

@@ -487,8 +487,8 @@ func (e *Engine) presenceMessage(room, payload string) error {
 }
 
 // refreshRooms keeps the keys of the rooms open on this node alive, and
-// this node's presence entries in them.
-func (e *Engine) refreshRooms() {
+// this node's presence entries in them: those of slice part of parts.
+func (e *Engine) refreshRooms(part, parts uint32) {
 	now := e.now()
 	exp := strconv.FormatInt(now+e.opts.SessionTTL.Milliseconds(), 10)
 	e.rooms.mu.Lock()
@@ -498,10 +498,12 @@ func (e *Engine) refreshRooms() {
 	}
 	rooms := make([]one, 0, len(e.rooms.m)+len(e.rooms.present))
 	for name := range e.rooms.m {
-		rooms = append(rooms, one{room: name, members: members(e.rooms.present[name])})
+		if inPart('r', name, part, parts) {
+			rooms = append(rooms, one{room: name, members: members(e.rooms.present[name])})
+		}
 	}
 	for name, set := range e.rooms.present {
-		if _, open := e.rooms.m[name]; !open {
+		if _, open := e.rooms.m[name]; !open && inPart('r', name, part, parts) {
 			rooms = append(rooms, one{room: name, members: members(set)})
 		}
 	}
@@ -510,7 +512,7 @@ func (e *Engine) refreshRooms() {
 		k := e.roomKeys(r.room)
 		args := append([]string{e.ttlMS(), strconv.FormatInt(now, 10), exp}, r.members...)
 		o := op{sc: e.sc.touchRoom, keys: []string{k.meta, k.stream, k.cids, k.presence}, args: args, done: func(rueidisMessage, error) {}}
-		if !e.shardOf('r', r.room).push(o) {
+		if !e.shardOf('r', r.room).pushBG(o) {
 			e.stats.refreshesDrop.Add(1)
 		}
 	}

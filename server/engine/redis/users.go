@@ -245,8 +245,8 @@ func (e *Engine) Reserved() int {
 }
 
 // refreshUsers keeps this node's sessions alive (and their users, if
-// Redis lost them).
-func (e *Engine) refreshUsers() {
+// Redis lost them): those of slice part of parts.
+func (e *Engine) refreshUsers(part, parts uint32) {
 	exp := strconv.FormatInt(e.now()+e.opts.SessionTTL.Milliseconds(), 10)
 	ttl := strconv.FormatInt((e.opts.SessionTTL + e.opts.NameGrace).Milliseconds(), 10)
 	type one struct {
@@ -256,6 +256,9 @@ func (e *Engine) refreshUsers() {
 	var all []one
 	e.users.mu.Lock()
 	for key, u := range e.users.m {
+		if !inPart('u', key, part, parts) {
+			continue
+		}
 		args := make([]string, 0, 6+len(u.sessions))
 		args = append(args, u.name, u.color, u.token, exp, ttl, verifiedArg(u.verified))
 		for m := range u.sessions {
@@ -267,7 +270,7 @@ func (e *Engine) refreshUsers() {
 	for _, u := range all {
 		k := e.userKeys(u.key)
 		o := op{sc: e.sc.touchUser, keys: []string{k.hash, k.sessions}, args: u.args, done: func(rueidisMessage, error) {}}
-		if !e.shardOf('u', u.key).push(o) {
+		if !e.shardOf('u', u.key).pushBG(o) {
 			e.stats.refreshesDrop.Add(1)
 		}
 	}
