@@ -42,6 +42,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		polls = newStatsPolls(e.base, e.addrList(), e.sc.StatsURLs)
 		polls.start(statsCtx) // a first sample before any connection: the baseline
 	}
+	redisBefore := e.redisCounters()
 	self := watchProc(0)
 	var server *procWatch
 	switch {
@@ -110,6 +111,7 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 		e.o.logf("%s: %d dials or greetings failed (the ladder retried them); the last: %v", e.mode, n, e.dialErr.Load())
 	}
 	e.finalize()
+	redisAfter := e.redisCounters() // before the connections close
 	if polls != nil {
 		polls.sample(statsCtx) // after the drain: the final counters
 	}
@@ -158,6 +160,9 @@ func (e *engine) execute(ctx context.Context) reports.Run {
 	notes := map[string]int64{
 		reports.NoteDeliveriesByPush:   e.ver.deliveredPush.Load(),
 		reports.NoteDeliveriesByResume: e.ver.deliveredRe.Load(),
+	}
+	for k, v := range redisDeltas(redisBefore, redisAfter) {
+		notes[k] = v
 	}
 	run.Nodes = e.nodeResults()
 	if polls != nil {

@@ -56,6 +56,7 @@ type options struct {
 	logf       func(format string, args ...any)
 	serverPID  func() int
 	serverPS   []ServerProcess
+	redis      func(context.Context) (map[string]int64, error)
 	faults     []Fault
 	faultSrv   FaultServer
 	nodeKiller NodeKiller
@@ -95,6 +96,16 @@ func WithServerPIDFunc(pid func() int) Option { return func(o *options) { o.serv
 // RSS into server_process. A node a kill_node fault killed is marked so.
 func WithServerProcesses(ps ...ServerProcess) Option {
 	return func(o *options) { o.serverPS = ps }
+}
+
+// WithRedisCounters reads the counters of the Redis a local cluster shares
+// (localserver.Redis.Counters): sampled before each run's first connection
+// and after its drain, their differences go into the run's notes
+// (reports.NoteRedisPrefix + a name: commands, bytes in and out, the calls
+// of the commands a message costs). Sampling it at the end, before the
+// connections close, leaves out what closing them costs.
+func WithRedisCounters(read func(context.Context) (map[string]int64, error)) Option {
+	return func(o *options) { o.redis = read }
 }
 
 // Fault is a fault injected into the target server during each run (each

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -538,5 +539,20 @@ func TestScenarioReaderNames(t *testing.T) {
 	sc.Reader = "poller"
 	if err := sc.Validate(); !strings.Contains(err.Error(), "now called") {
 		t.Errorf("reader poller: %v, want it to say it is now called epoll", err)
+	}
+}
+
+// What a run cost Redis: the differences of the counters kept, none when
+// a sample is missing or a counter went down (Redis restarted).
+func TestRedisDeltas(t *testing.T) {
+	before := map[string]int64{"total_commands_processed": 10, "total_net_input_bytes": 100, "total_net_output_bytes": 50, "cmdstat_evalsha": 1, "other": 7}
+	after := map[string]int64{"total_commands_processed": 25, "total_net_input_bytes": 400, "total_net_output_bytes": 90, "cmdstat_evalsha": 4, "cmdstat_spublish": 3, "other": 9}
+	got := redisDeltas(before, after)
+	want := map[string]int64{reports.NoteRedisCommands: 15, reports.NoteRedisBytesIn: 300, reports.NoteRedisBytesOut: 40, reports.NoteRedisEvalsha: 3, reports.NoteRedisSpublish: 3}
+	if !maps.Equal(got, want) {
+		t.Fatalf("deltas %v, want %v", got, want)
+	}
+	if redisDeltas(nil, after) != nil || redisDeltas(after, before) != nil {
+		t.Fatal("deltas without a sample, or across a restart")
 	}
 }

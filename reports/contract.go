@@ -41,6 +41,14 @@ const (
 	NoteTokenExpiring          = "token_expiring"              // token_expiring pushes received
 	NoteTokenRefreshes         = "token_refreshes"             // refresh commands answered 200
 
+	// What a run cost the Redis of a local cluster (imload run --nodes),
+	// from its INFO counters before and after the run.
+	NoteRedisCommands = "redis_commands"  // commands processed (those scripts run included)
+	NoteRedisBytesIn  = "redis_bytes_in"  // bytes Redis read from its clients
+	NoteRedisBytesOut = "redis_bytes_out" // bytes Redis wrote to its clients (pub/sub deliveries included)
+	NoteRedisEvalsha  = "redis_evalsha"   // script calls (a send is one)
+	NoteRedisSpublish = "redis_spublish"  // sharded publishes (a room message is one)
+
 	// NoteServerPrefix starts the keys of the target's /stats counter
 	// deltas over the run: NoteServerPrefix + a /stats counter name
 	// ("server_messages_out"). Every load machine saw the same server, so a

@@ -40,6 +40,13 @@ var noteGroups = []noteGroup{
 		{NoteDMTargetOffline, "DMs refused: target offline"},
 		{NoteDMNotSentOffline, "DMs not sent: tab offline"},
 	}},
+	{"Redis (imload run --nodes), over the run", [][2]string{
+		{NoteRedisCommands, "commands processed"},
+		{NoteRedisEvalsha, "script calls (EVALSHA)"},
+		{NoteRedisSpublish, "sharded publishes (SPUBLISH)"},
+		{NoteRedisBytesIn, "bytes in"},
+		{NoteRedisBytesOut, "bytes out"},
+	}},
 	{"disruptions", [][2]string{
 		{NoteSocketsKilled, "sockets killed on purpose"},
 		{NoteTabsClosed, "tabs closed (churn)"},

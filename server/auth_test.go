@@ -261,7 +261,9 @@ func TestJWTRefreshExtends(t *testing.T) {
 // detached (a detached push, 401 token_expired); the connection and its
 // other sessions stay.
 func TestJWTExpiryDetachesOneSession(t *testing.T) {
-	ts := startServer(t, tokenConfig())
+	cfg := tokenConfig()
+	cfg.PresenceGrace = 300 * time.Millisecond
+	ts := startServer(t, cfg)
 	c := dial(t, ts, nil)
 	short := c.attachJWT(1, hs256(t, "alice", 2*time.Second))
 	c.attachJWT(2, hs256(t, "bob", time.Hour))
@@ -281,10 +283,17 @@ func TestJWTExpiryDetachesOneSession(t *testing.T) {
 	if f := c.push(mux.EvMsg, &m); m.Offset != s.Offset || len(f.SIDs) != 1 || f.SIDs[0] != 2 {
 		t.Fatalf("push %v %+v: want session 2 only", f.SIDs, m)
 	}
+	// The detach lingers in presence for the grace (the tab is expected to
+	// come back with a new token), then alice leaves.
 	var who mux.WhoResp
 	c.ok(2, mux.CmdWho, mux.WhoReq{Room: "r"}, &who)
+	if len(who.Users) != 2 {
+		t.Fatalf("who %+v during the presence grace, want alice lingering beside bob", who)
+	}
+	time.Sleep(ts.srv.cfg.presenceGrace() + 200*time.Millisecond)
+	c.ok(2, mux.CmdWho, mux.WhoReq{Room: "r"}, &who)
 	if len(who.Users) != 1 || who.Users[0].Name != "bob" {
-		t.Fatalf("who %+v, want bob alone", who)
+		t.Fatalf("who %+v after the presence grace, want bob alone", who)
 	}
 	// The session attaches again with a new token.
 	c.attachJWT(1, hs256(t, "alice", time.Hour))

@@ -61,6 +61,12 @@ func TestRunNodesKillNode(t *testing.T) {
 		if len(run.Nodes) != 3 || d.CrossNode == 0 {
 			t.Errorf("%s: %d nodes, %d cross-node deliveries", run.Mode, len(run.Nodes), d.CrossNode)
 		}
+		// What the run cost Redis: a script call and a sharded publish at
+		// least per message sent (the scripts' other calls: claims,
+		// presence, refreshes).
+		if sent := run.Counters.MessagesSent; run.Notes[reports.NoteRedisSpublish] < sent || run.Notes[reports.NoteRedisEvalsha] < sent || run.Notes[reports.NoteRedisBytesOut] == 0 {
+			t.Errorf("%s: Redis notes %v for %d messages sent", run.Mode, run.Notes, sent)
+		}
 		for _, n := range run.Nodes {
 			if n.PhysicalConnectionsPeak == 0 {
 				t.Errorf("%s: node %s had no connection: every run starts with every node", run.Mode, n.Target)

@@ -371,7 +371,8 @@ func runLoad(cmd *cobra.Command, sc loadgen.Scenario, modes []string, out string
 		}
 		defer cluster.Stop(15 * time.Second)
 		sc.Targets = []string{cluster.LBS()}
-		opts = append(opts, loadgen.WithServerProcesses(clusterProcesses(cluster)...))
+		opts = append(opts, loadgen.WithServerProcesses(clusterProcesses(cluster)...),
+			loadgen.WithRedisCounters(cluster.Redis.Counters))
 		if ls.killNodeAt > 0 {
 			opts = append(opts, loadgen.WithKillNode(clusterKiller{cluster, pp.Logf}, ls.killNodeAt))
 		}

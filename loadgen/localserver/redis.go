@@ -158,6 +158,67 @@ func (r *Redis) ours(pid int) (bool, error) {
 	return true, nil
 }
 
+// Counters returns redis-server's cumulative counters: every numeric
+// field of INFO stats (total_commands_processed, total_net_input_bytes,
+// total_net_output_bytes, …) and, from INFO commandstats, the calls of
+// each command as cmdstat_NAME (evalsha, spublish, …; commands a script
+// runs are counted too).
+func (r *Redis) Counters(ctx context.Context) (map[string]int64, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", r.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	out := make(map[string]int64)
+	for _, section := range []string{"stats", "commandstats"} {
+		body, err := redisInfo(c, section)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(body, "\r\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			if section == "commandstats" {
+				// cmdstat_evalsha:calls=12,usec=…
+				calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+				if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
+					out[k] = n
+				}
+				continue
+			}
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// redisInfo sends INFO section on c and returns the bulk string answered.
+func redisInfo(c net.Conn, section string) (string, error) {
+	if _, err := io.WriteString(c, "INFO "+section+"\r\n"); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(c)
+	head, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil || n < 0 || n > 1<<20 {
+		return "", fmt.Errorf("INFO %s answered %q", section, strings.TrimSpace(head))
+	}
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return "", err
+	}
+	return string(body[:n]), nil
+}
+
 // PID returns redis-server's process id.
 func (r *Redis) PID() int { return r.p.cmd.Process.Pid }
 

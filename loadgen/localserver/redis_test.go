@@ -46,6 +46,21 @@ func TestStartRedis(t *testing.T) {
 	if r.URL != "redis://"+r.Addr+"/0" {
 		t.Errorf("URL %s", r.URL)
 	}
+	// Its counters: INFO stats, and commandstats' calls per command.
+	before, err := r.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := r.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after["total_commands_processed"] - before["total_commands_processed"]; d != 2 {
+		t.Errorf("two INFO commands between the samples counted %d (before %v)", d, before)
+	}
+	if after["cmdstat_info"] < 4 || after["total_net_input_bytes"] <= before["total_net_input_bytes"] {
+		t.Errorf("counters after: cmdstat_info %d, bytes in %d (before %d)", after["cmdstat_info"], after["total_net_input_bytes"], before["total_net_input_bytes"])
+	}
 	if err := r.Stop(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -25,12 +25,17 @@ export declare const ERR: Readonly<{
   unavailable: 'unavailable';
   tooManyRooms: 'too_many_rooms';
   roomRateLimited: 'room_rate_limited';
+  tokenInvalid: 'token_invalid';
+  tokenExpired: 'token_expired';
+  forbidden: 'forbidden';
+  disconnected: 'disconnected';
+  unauthorized: 'unauthorized';
 }>;
 
 export type ErrorName = (typeof ERR)[keyof typeof ERR];
 
 export declare const CODE: Readonly<{
-  ok: 200; badRequest: 400; notAttached: 401; notMember: 403; unknownRoom: 404; unknownCommand: 405;
+  ok: 200; badRequest: 400; notAttached: 401; unauthorized: 401; notMember: 403; forbidden: 403; unknownRoom: 404; unknownCommand: 405;
   nameTaken: 409; userOffline: 410; sessionExists: 412; tooLarge: 413; tooManySessions: 422;
   rateLimited: 429; nameRequired: 428; internal: 500; shuttingDown: 503; unavailable: 503;
 }>;

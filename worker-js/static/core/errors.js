@@ -29,6 +29,11 @@ export const ERR = Object.freeze({
   unavailable: 'unavailable',
   tooManyRooms: 'too_many_rooms',
   roomRateLimited: 'room_rate_limited',
+  tokenInvalid: 'token_invalid',
+  tokenExpired: 'token_expired',
+  forbidden: 'forbidden',
+  disconnected: 'disconnected',
+  unauthorized: 'unauthorized',
 });
 
 // Reply codes (mux.Code* in mux/errors.go), key for key without "Code".
@@ -36,7 +41,9 @@ export const CODE = Object.freeze({
   ok: 200,
   badRequest: 400,
   notAttached: 401,
+  unauthorized: 401,
   notMember: 403,
+  forbidden: 403,
   unknownRoom: 404,
   unknownCommand: 405,
   nameTaken: 409,
