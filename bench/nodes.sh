@@ -73,11 +73,19 @@ for d in sorted(glob.glob(os.path.join(out, 'W*'))):
     sp = run.get('server_process') or {}
     dl = run['delivery']
     procs = ' '.join('%s %.1f' % (p['name'], p['cpu_seconds']) for p in sp.get('processes', []))
+    notes = run.get('notes') or {}
+    sent = notes.get('server_messages_in') or 0
+    # Redis's cost per room message sent (the redis_* notes of a --nodes run)
+    redis = '-'
+    if sent and 'redis_commands' in notes:
+        redis = '%.1f cmds, %d B in, %d B out, %.2f SPUBLISH' % (
+            notes['redis_commands'] / sent, notes['redis_bytes_in'] / sent,
+            notes['redis_bytes_out'] / sent, notes['redis_spublish'] / sent)
     rows.append((os.path.basename(d), r['verdict']['pass'], dl['delivered'], dl['lost'], dl['duplicated'],
                  dl.get('cross_node', 0), lat['p50_ms'], lat['p99_ms'], sp.get('cpu_seconds', 0),
-                 sp.get('rss_peak_bytes', 0) / 2**20, procs))
-print('| run | pass | delivered | lost/dup | cross-node | p50 ms | p99 ms | server CPU s | server RSS MiB | CPU by process |')
-print('|---|---|---|---|---|---|---|---|---|---|')
+                 sp.get('rss_peak_bytes', 0) / 2**20, procs, redis))
+print('| run | pass | delivered | lost/dup | cross-node | p50 ms | p99 ms | server CPU s | server RSS MiB | CPU by process | Redis per message sent |')
+print('|---|---|---|---|---|---|---|---|---|---|---|')
 for x in rows:
-    print('| %s | %s | %s | %d/%d | %s | %.2f | %.2f | %.1f | %.1f | %s |' % (x[0], 'PASS' if x[1] else 'FAIL', format(x[2], ','), x[3], x[4], format(x[5], ','), x[6], x[7], x[8], x[9], x[10]))
+    print('| %s | %s | %s | %d/%d | %s | %.2f | %.2f | %.1f | %.1f | %s | %s |' % (x[0], 'PASS' if x[1] else 'FAIL', format(x[2], ','), x[3], x[4], format(x[5], ','), x[6], x[7], x[8], x[9], x[10], x[11]))
 PY
