@@ -281,6 +281,27 @@ test('the attach refused: token_invalid is an auth_error; an expired token is re
   assert.equal(sockets[0].frames().length, 0, 'not attached again by itself');
 });
 
+test('the attach refused for a while (503 unavailable): tried again later with the same token, then auth_error', async () => {
+  const { clock, sockets, tab, asks, open } = setup();
+  const a = tab('A', { user: 'alice' });
+  a.hello();
+  await open();
+  const busy = (f) => (f.cmd === 'attach' ? { code: 503, error: ERR.unavailable, msg: 'waiting for the JWK Set' } : null);
+  const first = cmds(sockets[0].frames(), 'attach')[0].body.jwt;
+  for (let i = 1; i <= 3; i++) {
+    reply(sockets[0], { refuse: busy });
+    await settle();
+    assert.equal(sockets[0].frames().length, 0, 'not at once');
+    await clock.advance(2000 * i);
+    assert.equal(cmds(sockets[0].frames(), 'attach')[0].body.jwt, first, `try ${i + 1}: the same token`);
+  }
+  reply(sockets[0], { refuse: busy });
+  await clock.advance(10_000);
+  assert.equal(sockets[0].frames().length, 0);
+  assert.equal(a.events('auth_error')[0].error, ERR.unavailable);
+  assert.equal(asks.length, 1, 'no new token asked for');
+});
+
 test('the asked tab goes: another tab of the user is asked; none: auth_error', async () => {
   const { sockets, tab, asks, open, hub } = setup();
   const a1 = tab('A1', { user: 'alice' }, { give: false });

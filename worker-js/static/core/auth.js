@@ -21,7 +21,7 @@
 //   tab -> hub {op:'reauth'}                               (client.retryAuth())
 //   hub -> tab events {k:'detached', code, error, msg, reason}, {k:'auth_error', code, error, msg}
 import { foldName } from './dms.js';
-import { ERR, CODE, CLIENT_ERR, CLIENT_CODE } from './errors.js';
+import { ERR, CODE, CLIENT_ERR, CLIENT_CODE, transient } from './errors.js';
 import { WORKER_NAME } from './version.js';
 
 /** AUTH_JWT is the hello's auth when sessions attach with a token. */
@@ -30,6 +30,8 @@ export const AUTH_JWT = 'jwt';
 // The pushes of --auth jwt (docs/protocol.md §4).
 const EV_EXPIRING = 'token_expiring';
 const EV_DETACHED = 'detached';
+// RETRY_MS: an attach refused for a while (503) is tried again after this, times the tries.
+const RETRY_MS = 2000;
 
 /** @typedef {{jwt: string, user: string, key: string, exp: number}} TokenEntry */
 
@@ -371,8 +373,10 @@ export class HubAuth {
   /**
    * attachReply looks at an attach's reply: it records the token's expiry
    * on success (false: the hub goes on), else handles the refusal (true):
-   * an expired token is replaced and the session attached again (twice at
-   * most), any other refusal leaves the session detached and tells its tab.
+   * an expired token is replaced and the session attached again, a refusal
+   * that may pass (503) is tried again a little later (three times at most
+   * in a row), any other refusal leaves the session detached and tells its
+   * tab (auth_error).
    * @param {any} s @param {{code: number, error?: string, msg?: string, body?: any}} r
    */
   attachReply(s, r) {
@@ -384,11 +388,18 @@ export class HubAuth {
       if (s.expiredAt) { s.expiredAt = 0; this.stats.reattached++; }
       return false;
     }
-    this.book.forget(this.key(s), s.jwt);
-    if (r.error === ERR.tokenExpired && (s.authRetries = (s.authRetries || 0) + 1) <= 2) {
-      this.hub.attach(s, false, true);
+    const again = (s.authRetries = (s.authRetries || 0) + 1) <= 3;
+    if (again && transient(r.error || '')) {
+      // the server is busy (503 unavailable: it waits for its JWK Set):
+      // the same token, a little later, on this connection
+      const gen = this.gen();
+      this.hub.setTimer(() => {
+        if (this.gen() === gen && this.hub.conn.isOpen && this.hub.sessions.has(s.sid) && !s.attached && !s.authFailure && !this.waiting(s)) this.hub.attach(s, false, true);
+      }, RETRY_MS * s.authRetries);
       return true;
     }
+    this.book.forget(this.key(s), s.jwt);
+    if (again && r.error === ERR.tokenExpired) { this.hub.attach(s, false, true); return true; }
     this.fail(s, { code: r.code, error: r.error || '', msg: r.msg || `attach refused (${r.code})` }, 'auth_error');
     return true;
   }
