@@ -307,6 +307,17 @@ func dialClient(t *testing.T, addr, name string, rooms ...string) *wsClient {
 // reserved to it); wc.token is the token the server gave.
 func dialClientToken(t *testing.T, addr, name, token string, rooms ...string) *wsClient {
 	t.Helper()
+	att := map[string]any{"name": name, "mode": "loadgen"}
+	if token != "" {
+		att["token"] = token
+	}
+	return dialAttach(t, addr, att, rooms...)
+}
+
+// dialAttach is a plain client whose session 1 attaches with body (a
+// name, or a jwt with --auth jwt) and joins rooms.
+func dialAttach(t *testing.T, addr string, body map[string]any, rooms ...string) *wsClient {
+	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -333,11 +344,7 @@ func dialClientToken(t *testing.T, addr, name, token string, rooms ...string) *w
 		}
 	}()
 	t.Cleanup(wc.close)
-	att := map[string]any{"name": name, "mode": "loadgen"}
-	if token != "" {
-		att["token"] = token
-	}
-	r := wc.cmd("attach", att)
+	r := wc.cmd("attach", body)
 	if body, ok := r["body"].(map[string]any); ok {
 		wc.token, _ = body["token"].(string)
 	}

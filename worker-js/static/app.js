@@ -5,6 +5,7 @@ import { Client, TimeoutError } from './client.js';
 import { checkName, validName, checkRoom } from './core/names.js';
 import { byteLength } from './core/frames.js';
 import { ERR } from './core/errors.js';
+import { PageLogin } from './login.js';
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
@@ -497,6 +498,8 @@ async function sendInput() {
 /** @param {any} e */
 function errText(e) {
   if (e && e.error === ERR.nameRequired) return 'pick a name first';
+  if (e && e.error === ERR.forbidden) return `your token does not allow this (${e.message})`;
+  if (e && e.error === ERR.disconnected) return 'the server disconnected you';
   if (e instanceof TimeoutError) return 'no answer from the server';
   return (e && e.message) || String(e);
 }
@@ -666,7 +669,16 @@ function wire(c) {
   c.on('mode', () => renderMode());
   c.on('peers', () => renderMode());
   c.on('left', (e) => { const r = roomState(e.room); r.joined = false; system(e.room, 'You are no longer in this room.'); renderRooms(); });
+  // --auth jwt (login.js)
+  c.on('state', (s) => { if (s.state === 'open') login.setMode(s.auth || ''); });
+  c.on('session', (s) => login.signedIn(s));
+  c.on('auth_error', (e) => login.authError(e));
+  c.on('detached', (e) => login.detached(e));
 }
+
+// login: the token form of --auth jwt; a token pasted when the hub is not
+// waiting for one (after an auth_error or a disconnect) attaches again
+const login = new PageLogin({ onToken: () => state.client && state.client.retryAuth() });
 
 async function main() {
   renderRooms();
@@ -712,7 +724,10 @@ async function main() {
   }, 1000);
 
   const name = params.get('name') || '';
-  const c = new Client({ mode: params.get('mode') || '', name: validName(name) ? name : '', config, cmdTimeoutMs: CMD_TIMEOUT_MS, title: document.title });
+  const c = new Client({
+    mode: params.get('mode') || '', name: validName(name) ? name : '', config, cmdTimeoutMs: CMD_TIMEOUT_MS, title: document.title,
+    getToken: login.getToken, // only with --auth jwt: the token pasted (login.js)
+  });
   state.client = c;
   wire(c);
   await c.connect();

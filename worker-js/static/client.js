@@ -8,6 +8,11 @@
 //   c.on('message', (m) => ...);                         // room messages, in offset order, once
 //   await c.join('lobby'); await c.send('lobby', 'hi'); await c.dm('bob', 'psst');
 //
+// With a server started with --auth jwt, pass getToken (a function that
+// resolves with a JSON Web Token of your backend) and user (who this tab
+// is signed in as): the hub calls getToken only when it needs a token, once
+// for all the tabs of that user (docs/browser.md, "Authentication").
+//
 // See docs/browser.md for every option, event and fallback.
 import { Offsets } from './core/offsets.js';
 import { validName } from './core/names.js';
@@ -55,6 +60,12 @@ const DEFAULTS = {
   workerName: '',       // the SharedWorker's name; '' = WORKER_NAME (protocol and build)
   tokens: null,         // where names' tokens are kept: {get(name), set(name, token)}; null = localStorage
   title: '',
+  // --auth jwt (docs/browser.md, "Authentication"): who this tab is
+  // signed in as ('' = name), and getToken({user, reason, after}) resolving
+  // with a JSON Web Token (not the name token above)
+  user: '',
+  /** @type {((req: {user: string, reason: string, after: number}) => Promise<string>|string)|null} */
+  getToken: null,
 };
 
 export class Client {
@@ -95,7 +106,7 @@ export class Client {
 
   // ---- events -------------------------------------------------------------
   // message, history, dm, dm_conv, outbox, presence, notice, state, session,
-  // name_refused, tabs, peers, left, mode (types/client.d.ts)
+  // name_refused, tabs, peers, left, mode, detached, auth_error (types/client.d.ts)
   on(type, fn) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());
     this.handlers.get(type).add(fn);
@@ -211,18 +222,20 @@ export class Client {
         this.token = this.peers.tokenFor(this.name);
       }
     }
-    const hub = this.makeHub(Hub, IDBBackend, MODES.direct);
+    // the other direct tabs' hubs share this browser's JSON Web Tokens
+    const { JwtShare } = await import('./core/auth.js');
+    const hub = this.makeHub(Hub, IDBBackend, MODES.direct, JwtShare.supported() ? new JwtShare() : null);
     this.directHub = hub;
     const ep = { post: (m) => queueMicrotask(() => this.onHub(clone(m))) };
     this.link = { post: (m) => { const c = clone(m); queueMicrotask(() => hub.handle(ep, c)); }, local: true, kind: 'direct', close: () => hub.stop() };
   }
 
-  makeHub(Hub, IDBBackend, mode) {
+  makeHub(Hub, IDBBackend, mode, jwtShare = null) {
     return new Hub({
       mode, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch.bind(globalThis),
       locks: globalThis.navigator && navigator.locks, base: this.opts.base,
       cacheBackend: typeof indexedDB === 'object' ? new IDBBackend(DB_NAME) : null,
-      config: this.opts.config,
+      config: this.opts.config, jwtShare,
       log: (...a) => console.debug('[imload hub]', ...a),
     });
   }
@@ -248,6 +261,7 @@ export class Client {
     if (again) this.welcomed = false;
     const state = {
       name: this.name, token: this.token,
+      user: this.opts.user || this.name, getToken: typeof this.opts.getToken === 'function',
       rooms: [...this.joined].map((room) => {
         const s = this.rooms.get(room);
         return s && s.epoch ? { room, epoch: s.epoch, offset: s.offset } : { room };
@@ -310,6 +324,34 @@ export class Client {
   }
 
   retry() { this.post({ op: 'retry' }); }
+
+  /**
+   * retryAuth attaches this tab's session again after a `detached` (the
+   * server disconnected the user) or an `auth_error`: the hub asks
+   * getToken for a token if it has none valid of this user.
+   */
+  retryAuth() { this.post({ op: 'reauth' }); }
+
+  /**
+   * giveToken answers the hub's request for a JSON Web Token with the
+   * page's getToken (--auth jwt): the hub asks one tab per user, when it
+   * has no valid token (attach) or the server said token_expiring.
+   * @param {{id: string, user?: string, reason?: string, after?: number}} m
+   */
+  async giveToken(m) {
+    const f = this.opts.getToken;
+    let jwt = '';
+    let error = '';
+    try {
+      if (typeof f !== 'function') throw new Error('this server needs a token (--auth jwt): pass getToken to connect()');
+      jwt = await f({ user: String(m.user || ''), reason: String(m.reason || 'attach'), after: Number(m.after) || 0 });
+      if (typeof jwt !== 'string' || !jwt) throw new Error('getToken resolved without a token');
+    } catch (e) {
+      jwt = '';
+      error = String((e && e.message) || e || 'getToken failed');
+    }
+    this.post({ op: 'token', id: m.id, jwt, error });
+  }
 
   // info asks the hub for its counters (messages from server / cache, tabs,
   // connection): used by the demo panel and the tests.
@@ -384,6 +426,7 @@ export class Client {
         if (m.error) p.reject(new Error(m.error)); else p.resolve(m.result);
         break;
       }
+      case 'token_req': this.giveToken(m); break;
       case 'bye':
         this.emit('notice', { text: `the worker speaks protocol ${m.v}, this page ${PROTOCOL_VERSION}: reload`, reason: m.reason });
         break;
@@ -435,6 +478,7 @@ export class Client {
         return;
       case 'attached':
         this.session = { sid: ev.sid, user: ev.user, color: ev.color };
+        if (ev.expires) this.session.expires = ev.expires;
         if (ev.user) {
           this.name = ev.user;
           this.token = ev.token || this.token;
@@ -466,6 +510,12 @@ export class Client {
         this.rooms.delete(ev.room);
         this.emit('left', ev);
         return;
+      case 'detached': case 'auth_error': {
+        // --auth jwt: the session is not attached until retryAuth()
+        const { k, ...rest } = ev;
+        if (k === 'detached') this.emit('detached', rest); else this.emit('auth_error', rest);
+        return;
+      }
       default: {
         const { k, ...rest } = ev;
         this.emit(k, rest);

@@ -1,10 +1,14 @@
 // Compiled by TestTypeCheck (tsc --noEmit): a page written against the
 // hand-written types. If client.d.ts loses or changes something a page
 // uses, this stops compiling.
-import { connect, Client, CommandError, TimeoutError, ERR, PROTOCOL_VERSION, type Message, type Conversation } from './client.js';
+import { connect, Client, CommandError, TimeoutError, ERR, CLIENT_ERR, PROTOCOL_VERSION, type Message, type Conversation } from './client.js';
 
 async function page(): Promise<void> {
-  const c: Client = await connect({ name: 'alice', server: 'https://chat.example.com/', workerName: 'my-app-imload', config: { graceMs: 3000 } });
+  const c: Client = await connect({ name: 'alice', server: 'https://chat.example.com/', workerName: 'my-app-imload', config: { graceMs: 3000 },
+    user: 'alice', getToken: async (req) => (await fetch(`/chat-token?user=${req.user}&reason=${req.reason}`)).text() });
+  c.on('detached', (d) => { if (d.error === ERR.disconnected) console.log('signed out:', d.reason); });
+  c.on('auth_error', (e) => { if (e.error === CLIENT_ERR.noToken) c.retryAuth(); });
+  c.on('session', (s) => console.log(s.user, s.expires));
   const off = c.on('message', (m: Message) => console.log(m.room, m.offset, m.text));
   off();
   c.on('outbox', (o) => { if (o.state === 'failed') void c.retrySend(o.cid); });

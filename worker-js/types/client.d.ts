@@ -1,5 +1,5 @@
 // Types of the tab API of imload-worker-js (static/client.js), hand-written.
-// Versioned with the protocol: PROTOCOL_VERSION 1, BUILD "2" (the worker's
+// Versioned with the protocol: PROTOCOL_VERSION 1, BUILD "3" (the worker's
 // name carries both; package.json "version" is PROTOCOL.BUILD.patch). A
 // change of the protocol (docs/protocol.md) or of the tab <-> hub messages
 // bumps them, and this file with them. docs/browser.md, "Integrating".
@@ -31,6 +31,15 @@ export interface HubConfig {
 
 export interface TokenStoreLike { get(name: string): string; set(name: string, token: string): void }
 
+/**
+ * What the hub asks getToken for (--auth jwt): a JSON Web Token of `user`
+ * ('' when the tab did not say who it is), because of `reason`: 'attach'
+ * (no valid token of that user to attach with), 'refresh' (the server said
+ * token_expiring: give one expiring after `after`, Unix ms) or 'expired'
+ * (the session's token expired: it attaches again).
+ */
+export interface TokenRequest { user: string; reason: 'attach' | 'refresh' | 'expired' | string; after: number }
+
 export interface ConnectOptions {
   /** '' automatic, or force 'shared', 'leader' or 'direct' */
   mode?: '' | 'shared' | 'leader' | 'direct' | Mode;
@@ -53,6 +62,14 @@ export interface ConnectOptions {
   tokens?: TokenStoreLike | null;
   /** this tab's title in the hub's tab list */
   title?: string;
+  /** --auth jwt: the user this tab is signed in as (the tokens' sub); tabs of one user share one token. Default: name */
+  user?: string;
+  /**
+   * --auth jwt: resolves with a JSON Web Token signed by your backend (not the name token).
+   * Called only when the hub needs a token, for one tab per user; a rejection
+   * reaches the tab as an `auth_error` event.
+   */
+  getToken?: ((req: TokenRequest) => Promise<string> | string) | null;
 }
 
 export interface Message { room: string; offset: number; epoch: string; from: string; color: string; text: string; ts: number; cid?: string }
@@ -81,14 +98,29 @@ export interface ClientEvents {
   presence: { kind: 'join' | 'leave'; room: string; user: string; color: string };
   notice: { text: string; reason?: string };
   state: { state: ConnState; attempt?: number; delayMs?: number; retryAt?: number; addr?: string; action?: string;
-    goaway?: string; kicked?: boolean; slow?: boolean; maxText?: number; mode?: Mode };
-  session: { sid: number; user: string; color: string; resumed: boolean };
+    goaway?: string; kicked?: boolean; slow?: boolean; maxText?: number; mode?: Mode;
+    /** when open: 'jwt' when sessions attach with a token (--auth jwt), else '' */
+    auth?: '' | 'jwt' | string };
+  /** `expires`: --auth jwt, the session's token's expiry (Unix ms) */
+  session: { sid: number; user: string; color: string; resumed: boolean; expires?: number };
   name_refused: { name: string; error: string; msg?: string };
   tabs: { list: { tab: string; sid: number; user: string; title: string; local: boolean; attached: boolean }[]; mode: Mode };
   /** the other direct-mode tabs of this browser changed (direct mode only) */
   peers: BrowserInfo;
   mode: ModeInfo;
   left: { room: string; reason: string };
+  /**
+   * --auth jwt: the server detached the session and it is not attached again by
+   * itself: 403 `disconnected` (the server API disconnected the user; `reason` its
+   * reason). retryAuth() attaches again. (A token that expired is replaced without an event.)
+   */
+  detached: { code: number; error: ErrorName | string; msg: string; reason?: string };
+  /**
+   * --auth jwt: the session could not attach: `no_token` (getToken missing, rejected,
+   * or gave no usable token), or the server refused the token (`token_invalid`,
+   * `token_expired`, `forbidden`, `name_taken`). retryAuth() tries again.
+   */
+  auth_error: { code: number; error: ErrorName | ClientErrorName | string; msg: string };
 }
 
 export interface ModeInfo { mode: Mode; requested: string; fallback: string; leader?: boolean; hub: string; tabs: ClientEvents['tabs']['list'] }
@@ -111,7 +143,7 @@ export declare class Client {
   status: ClientEvents['state'];
   limits: { maxText: number };
   tabs: ClientEvents['tabs']['list'];
-  session: { sid: number; user: string; color: string } | null;
+  session: { sid: number; user: string; color: string; expires?: number } | null;
   name: string;
   token: string;
 
@@ -140,6 +172,8 @@ export declare class Client {
   modeInfo(): ModeInfo;
   browserInfo(): BrowserInfo;
   retry(): void;
+  /** --auth jwt: attach again after `detached` or `auth_error` (asking getToken if no valid token) */
+  retryAuth(): void;
   wake(why?: string): void;
   close(): void;
 }

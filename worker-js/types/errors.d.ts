@@ -41,9 +41,9 @@ export declare const CODE: Readonly<{
 }>;
 
 /** Errors the browser side makes itself; no server sends them. */
-export declare const CLIENT_ERR: Readonly<{ timeout: 'timeout'; unknownTab: 'unknown_tab'; closed: 'closed' }>;
+export declare const CLIENT_ERR: Readonly<{ timeout: 'timeout'; unknownTab: 'unknown_tab'; closed: 'closed'; noToken: 'no_token' }>;
 export type ClientErrorName = (typeof CLIENT_ERR)[keyof typeof CLIENT_ERR];
-export declare const CLIENT_CODE: Readonly<{ timeout: 504; unknownTab: 401; closed: 0 }>;
+export declare const CLIENT_CODE: Readonly<{ timeout: 504; unknownTab: 401; closed: 0; noToken: 401 }>;
 
 /** Whether a command refused with this error may succeed if sent again later, unchanged. */
 export declare function transient(name: string): boolean;

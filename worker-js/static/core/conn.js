@@ -247,7 +247,7 @@ export class Connection {
     this.stats.opens++;
     this.info.hello = h;
     this.info.since = this.now();
-    this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server, maxText: Number(h.max_text) || 0 });
+    this.setState('open', { addr: this.info.addr, conn: h.conn, server: h.server, maxText: Number(h.max_text) || 0, auth: String(h.auth || '') });
     const every = this.cfg.pingMs || Number(h.hb_ms) || 15000;
     this.arm('ping', every, () => this.ping(every));
     this.onHello(h);

@@ -63,10 +63,11 @@ export const CLIENT_ERR = Object.freeze({
   timeout: 'timeout',         // no reply in time (TimeoutError); code 504 inside the hub
   unknownTab: 'unknown_tab',  // a command from a tab the hub does not know (say hello first)
   closed: 'closed',           // the client was closed with the command pending
+  noToken: 'no_token',        // --auth jwt: no token to attach with (getToken missing, failed, or gave an unusable one)
 });
 
 // CLIENT_CODE: the codes that go with CLIENT_ERR inside the hub.
-export const CLIENT_CODE = Object.freeze({ timeout: 504, unknownTab: 401, closed: 0 });
+export const CLIENT_CODE = Object.freeze({ timeout: 504, unknownTab: 401, closed: 0, noToken: 401 });
 
 /** @type {ReadonlySet<string>} */
 const TRANSIENT = new Set([ERR.rateLimited, ERR.connRateLimited, ERR.ipRateLimited, ERR.recipientBusy,

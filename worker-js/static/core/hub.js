@@ -19,6 +19,7 @@ import { PROTOCOL_VERSION } from './version.js';
 import { validName } from './names.js';
 import { ERR, CLIENT_ERR, CLIENT_CODE, CODE, transient } from './errors.js';
 import { DmStore, foldName } from './dms.js';
+import { HubAuth } from './auth.js';
 
 export const DEFAULT_HUB = Object.freeze({
   flushMs: 50,          // events for a tab are merged this long...
@@ -41,12 +42,12 @@ export class Hub {
   /**
    * @param {{mode: string, WebSocket: any, fetch: any, locks?: any, cacheBackend?: any, base?: string, config?: any,
    *   setTimer?: (f: () => void, ms: number) => any, clearTimer?: (id: any) => void, now?: () => number, random?: () => number,
-   *   log?: (...a: any[]) => void, onIdle?: (() => void)|null}} o
+   *   log?: (...a: any[]) => void, onIdle?: (() => void)|null, jwtShare?: import('./auth.js').JwtShare|null}} o
    */
   constructor({
     mode, WebSocket, fetch, locks = null, cacheBackend = null, base = '', config = {},
     setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id), now = Date.now, random = Math.random, log = () => {},
-    onIdle = null,
+    onIdle = null, jwtShare = null,
   }) {
     this.id = `${mode}-${now().toString(36)}-${Math.floor(random() * 1e9).toString(36)}-${++hubSeq}`;
     this.mode = mode;
@@ -95,6 +96,8 @@ export class Hub {
     });
     this.configure(config);
     this.sweeper = null;
+    // --auth jwt: one token per user for all its tabs (core/auth.js)
+    this.auth = new HubAuth(this, { share: jwtShare });
   }
 
   configure(c = {}) {
@@ -139,6 +142,8 @@ export class Hub {
       case 'retry': this.conn.retryNow(); break;
       case 'wake': this.conn.wake(String(m.why || 'tab')); break;
       case 'info': ep.post({ op: 'info', id: m.id, info: this.info() }); break;
+      case 'token': this.auth.answer(m); break;
+      case 'reauth': if (tab) this.auth.retry(tab.session); break;
       case 'q':
         if (!tab) { ep.post({ op: 'a', id: m.id, error: CLIENT_ERR.unknownTab }); return; }
         this.query(tab, m).then((result) => ep.post({ op: 'a', id: m.id, result }),
@@ -171,12 +176,13 @@ export class Hub {
     s.name = validName(st.name) ? st.name : '';
     s.token = typeof st.token === 'string' ? st.token : '';
     if (s.name && !s.token && this.tokens.has(s.name)) s.token = this.tokens.get(s.name);
+    s.login = validName(st.user) ? st.user : ''; // --auth jwt: the user the tab says it is
     for (const r of Array.isArray(st.rooms) ? st.rooms : []) {
       if (r && typeof r.room === 'string') { s.joined.add(r.room); if (r.epoch) s.rooms.set(r.room, r.epoch, Number(r.offset) || 0); }
     }
     tab = {
       id: m.tab, ep, session: s, lastSeen: this.now(), title: String(m.title || '').slice(0, 80), local: !!m.local,
-      lockTimeout: false,
+      lockTimeout: false, getToken: !!st.getToken,
       buf: null,
     };
     tab.buf = new FlushBuffer({
@@ -241,6 +247,7 @@ export class Hub {
     if (!tab) return;
     this.log('tab gone', tabId, why);
     this.tabs.delete(tabId);
+    this.auth.tabGone(tabId);
     tab.buf.flush();
     tab.buf.close();
     const s = tab.session;
@@ -288,7 +295,7 @@ export class Hub {
     return {
       hub: this.id, mode: this.mode, status: this.status, errors: this.errors.slice(), tabs: this.tabList(), stats: { ...this.stats },
       conn: { ...this.conn.stats, ...this.conn.info, hello: this.conn.hello }, cache: { ...this.cache.stats }, config: { ...this.cfg, ...this.conn.cfg },
-      outbox: [...this.outbox.values()].map((e) => this.outboxEvent(e)),
+      outbox: [...this.outbox.values()].map((e) => this.outboxEvent(e)), auth: this.auth.info(),
     };
   }
 
@@ -316,6 +323,9 @@ export class Hub {
     const s = tab.session;
     const body = m.body && typeof m.body === 'object' ? m.body : {};
     const origin = { tab, id: m.id };
+    // disconnected, or its token refused: a clear error until retryAuth
+    // (room messages wait in the outbox)
+    if (s.authFailure && m.cmd !== 'send') { this.reply(origin, s.authFailure); return; }
     switch (m.cmd) {
       case 'join': this.join(s, origin, body); return;
       case 'leave':
@@ -409,10 +419,10 @@ export class Hub {
         if (msgs.length) this.post(s.tab, { k: 'history', room, epoch: c.epoch, messages: msgs, reset: false, source: 'cache' }, true);
       }
     }
-    if (!this.conn.isOpen && !s.joined.has(room)) {
+    if ((!this.conn.isOpen || this.auth.waiting(s)) && !s.joined.has(room)) {
       // offline (a page opened or reloaded while the server is away, or a
-      // room picked meanwhile): the room is joined when the connection
-      // comes back, with the resume of the other rooms
+      // room picked meanwhile), or waiting for a token: the room is joined
+      // with the attach, as the resume of the other rooms
       s.joined.add(room);
       s.deferred.set(room, cached);
       this.reply(origin, { code: CODE.ok, body: { room, cached, fetched: 0, deferred: true } });
@@ -513,8 +523,9 @@ export class Hub {
     // Every attach first, then the rooms' joins: the sessions that resume
     // a room from the same epoch and offset share one join that names them
     // all (sids, docs/protocol.md §3), so what they missed travels once.
-    const all = [...this.sessions.values()];
-    for (const s of all) this.attach(s, false, false);
+    // (A session that waits for its token, or may not attach, is left
+    // out: it attaches and joins its rooms by itself later.)
+    const all = [...this.sessions.values()].filter((s) => this.attach(s, false, false));
     const groups = new Map(); // room, epoch, offset -> {room, sessions}, in the order met
     for (const s of all) {
       for (const room of s.joined) {
@@ -544,9 +555,17 @@ export class Hub {
     for (const e of this.outbox.values()) e.inflight = false;
   }
 
+  // attach attaches s (and, with joins, resumes its rooms right behind);
+  // false when s does not attach now: --auth jwt and no token yet (it
+  // attaches when one comes) or s may not attach (core/auth.js).
   attach(s, anonymous = false, joins = true) {
     const body = { mode: this.mode };
-    if (s.name && !anonymous) {
+    if (this.auth.on) {
+      const jwt = this.auth.tokenNow(s);
+      if (!jwt) return false;
+      body.jwt = jwt;
+      s.jwt = jwt;
+    } else if (s.name && !anonymous) {
       body.name = s.name;
       const tok = s.token || this.tokens.get(s.name);
       if (tok) body.token = tok;
@@ -563,10 +582,12 @@ export class Hub {
     // fails, these joins get 401 not_attached and are sent again with the
     // next attach (see rejoin). onOpen sends them itself (joins false).
     if (joins) for (const room of s.joined) this.rejoin(s, room);
+    return true;
   }
 
   attached(s, r, again, anonymous) {
     if (!this.sessions.has(s.sid)) return;
+    if (this.auth.on && this.auth.attachReply(s, r)) return; // refused: handled there
     if (r.code === CODE.nameTaken && s.name && !anonymous) {
       // the name is someone else's: stay connected without it
       const name = s.name;
@@ -676,6 +697,7 @@ export class Hub {
     const body = f.body || {};
     const sids = Array.isArray(f.sids) ? f.sids : [];
     this.stats.pushes++;
+    if (this.auth.onPush(f.ev, sids, body)) return; // token_expiring, detached
     switch (f.ev) {
       case 'msg': {
         this.stats.msgsFromServer++;
@@ -911,6 +933,7 @@ export class Hub {
     if (this.outboxTimer !== null) { this.clearTimer(this.outboxTimer); this.outboxTimer = null; }
     this.conn.stop();
     if (this.sweeper !== null) { this.clearTimer(this.sweeper); this.sweeper = null; }
+    this.auth.close();
   }
 }
 
@@ -932,9 +955,20 @@ class Session {
     this.rooms = new Offsets();
     this.catchup = new Map(); // room -> live messages held while catching up
     this.deferred = new Map(); // room -> messages shown from the cache, for a join asked offline
+    // --auth jwt (core/auth.js): the user the tab says it is, the token
+    // attached or refreshed with and its expiry (Unix ms), and its state
+    this.login = '';
+    this.jwt = '';
+    this.jwtExp = 0;
+    this.refreshing = '';
+    this.authWait = 0;       // the connection (conn.stats.opens) on which a token is awaited
+    this.authRetries = 0;
+    this.expiredAt = 0;      // detached for token_expired, attaching again
+    /** @type {{code: number, error: string, msg: string, reason?: string}|null} */
+    this.authFailure = null; // disconnected or refused: not attached until the tab asks again
   }
 
-  public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token }; }
+  public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token, expires: this.jwtExp || undefined }; }
 }
 
 
