@@ -294,10 +294,11 @@ func DefaultConfig() Config {
 		DMHistoryMax:       500,
 		DMHistoryAge:       7 * 24 * time.Hour,
 		DMMaxConversations: 100000,
-		ShutdownTimeout:    10 * time.Second,
-		GoAwayRetryMin:     time.Second,
-		GoAwayRetryMax:     5 * time.Second,
-		Version:            "dev",
+
+		ShutdownTimeout: 10 * time.Second,
+		GoAwayRetryMin:  time.Second,
+		GoAwayRetryMax:  5 * time.Second,
+		Version:         "dev",
 
 		Auth:               AuthNone,
 		TokenExpiringAhead: time.Minute,
