@@ -19,8 +19,9 @@
 // The node asks; the engine answers through callbacks (done functions) and
 // tells the node about what happened elsewhere through the Sink it was
 // started with. The local engine calls done before the method returns
-// (nothing it does waits); the Redis engine calls it later, from its own
-// goroutines. The node must accept either: a command whose answer is not
+// (nothing it does waits; but a DM kept in a durable store is answered
+// once committed, from the store's writer); the Redis engine calls it
+// later, from its own goroutines. The node must accept either: a command whose answer is not
 // there when the method returns holds the commands of its connection that
 // follow it until done is called, so that a connection's commands take
 // effect in the order they came (an attach before the join that follows

@@ -214,8 +214,10 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	var c *conv
 	if e.dmHistory() {
 		fromGen := d.FromGen
-		if from := e.lookupUser(fromKey, now.UnixNano()); fromGen == "" && from != nil {
-			fromGen = from.gen
+		if fromGen == "" { // the server API's, on behalf of a user: whoever holds the name now
+			if from := e.lookupUser(fromKey, now.UnixNano()); from != nil {
+				fromGen = from.gen
+			}
 		}
 		var err error
 		if c, sent.Off, err = e.dmAppend(&d, fromGen, to); err != nil {
