@@ -41,6 +41,10 @@ type Hello struct {
 	DMInBurst     int     `json:"dm_in_burst"`
 	NameGraceMS   int64   `json:"name_grace_ms"`
 	PresenceMS    int64   `json:"presence_ms"`
+	// DMHistoryMax and DMHistoryAgeMS bound what a conversation retains
+	// (count, age); absent (0) when the server keeps no private messages.
+	DMHistoryMax   int   `json:"dm_history_max,omitempty"`
+	DMHistoryAgeMS int64 `json:"dm_history_age_ms,omitempty"`
 	// Auth is "jwt" when a session attaches with a token (absent: none,
 	// names are claimed); TokenExpiringMS is then how long before a
 	// token's expiry its sessions are told (token_expiring).
@@ -195,11 +199,60 @@ type DMReq struct {
 }
 
 // DMResp is the reply body of dm: the message id and how many sessions it
-// was delivered to.
+// was delivered to; with DM history, its place in the conversation (Epoch,
+// Offset), as in its push.
 type DMResp struct {
 	ID       uint64 `json:"id"`
 	TS       int64  `json:"ts"`
 	Sessions int    `json:"sessions"`
+	Epoch    string `json:"epoch,omitempty"`
+	Offset   uint64 `json:"offset,omitempty"`
+}
+
+// DMHistoryReq is the body of dm_history: the conversation of the
+// session's user with Peer. With After (and Epoch) it returns the messages
+// with offset > After; with Before, the Limit messages before it; with
+// neither, the last Limit messages (as history does for a room).
+type DMHistoryReq struct {
+	Peer   string `json:"peer"`
+	Epoch  string `json:"epoch,omitempty"`
+	After  uint64 `json:"after,omitempty"`
+	Before uint64 `json:"before,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// DMHistoryResp is the reply body of dm_history. Epoch is "" (and Top 0)
+// when the session's user has no conversation with Peer. Reset and More
+// mean what they mean in HistoryResp.
+type DMHistoryResp struct {
+	Peer     string `json:"peer"`
+	Epoch    string `json:"epoch"`
+	Top      uint64 `json:"top"`
+	First    uint64 `json:"first"`
+	Reset    bool   `json:"reset,omitempty"`
+	More     bool   `json:"more,omitempty"`
+	Messages []DM   `json:"messages"`
+}
+
+// DMListReq is the body of dm_list: at most Limit conversations (0: up to
+// MaxDMList).
+type DMListReq struct {
+	Limit int `json:"limit,omitempty"`
+}
+
+// DMConv is one conversation in a dm_list reply: the peer, the
+// conversation's epoch, its newest offset and that message's time.
+type DMConv struct {
+	Peer  string `json:"peer"`
+	Epoch string `json:"epoch"`
+	Top   uint64 `json:"top"`
+	TS    int64  `json:"ts"`
+}
+
+// DMListResp is the reply body of dm_list, the newest conversation first.
+type DMListResp struct {
+	Conversations []DMConv `json:"conversations"`
+	More          bool     `json:"more,omitempty"`
 }
 
 // HistoryReq is the body of history. With After set (and Epoch), it returns
@@ -256,15 +309,20 @@ type Message struct {
 	CID    string `json:"cid,omitempty"`
 }
 
-// DM is the body of a dm push.
+// DM is the body of a dm push, and an entry of a dm_history reply. ID
+// is the recipient's message id (a push only: history entries have
+// none); Epoch and Offset place it in the conversation of From and To
+// (absent when the server keeps no private messages).
 type DM struct {
-	ID    uint64 `json:"id"`
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Color string `json:"color"`
-	Text  string `json:"text"`
-	TS    int64  `json:"ts"`
-	CID   string `json:"cid,omitempty"`
+	ID     uint64 `json:"id,omitempty"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Color  string `json:"color"`
+	Text   string `json:"text"`
+	TS     int64  `json:"ts"`
+	CID    string `json:"cid,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+	Offset uint64 `json:"offset,omitempty"`
 }
 
 // Presence is the body of join and leave pushes.

@@ -234,3 +234,39 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	return append(dst, '}')
 }
+
+// AppendDM appends a private message as a JSON object: the body of a dm
+// push, or an entry of a dm_history reply (ID 0, Epoch "" and Offset 0
+// are left out, as json.Marshal(m) leaves them out). It decodes to what
+// json.Marshal(m) decodes to.
+func AppendDM(dst []byte, m *DM) []byte {
+	dst = append(dst, '{')
+	if m.ID != 0 {
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendUint(dst, m.ID, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"from":`...)
+	dst = AppendString(dst, m.From)
+	dst = append(dst, `,"to":`...)
+	dst = AppendString(dst, m.To)
+	dst = append(dst, `,"color":`...)
+	dst = AppendString(dst, m.Color)
+	dst = append(dst, `,"text":`...)
+	dst = AppendString(dst, m.Text)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, m.TS, 10)
+	if m.CID != "" {
+		dst = append(dst, `,"cid":`...)
+		dst = AppendString(dst, m.CID)
+	}
+	if m.Epoch != "" {
+		dst = append(dst, `,"epoch":`...)
+		dst = AppendString(dst, m.Epoch)
+	}
+	if m.Offset != 0 {
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendUint(dst, m.Offset, 10)
+	}
+	return append(dst, '}')
+}

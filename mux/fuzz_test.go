@@ -16,6 +16,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"t":"cmd","sid":1,"seq":1,"cmd":"attach","body":{"name":"a","mode":"loadgen"}}`))
 	f.Add([]byte("{\"t\":\"ping\",\"seq\":5}\n{\"t\":\"cmd\",\"sid\":2,\"seq\":9,\"cmd\":\"send\",\"body\":{\"room\":\"r\",\"text\":\"hi\"}}"))
 	f.Add([]byte(`{"t":"cmd","sid":1,"seq":2,"cmd":"history","body":{"room":"r","after":3,"limit":10}}`))
+	f.Add([]byte(`{"t":"cmd","sid":1,"seq":4,"cmd":"dm_history","body":{"peer":"bob","epoch":"e1","after":3,"limit":10}}`))
+	f.Add([]byte(`{"t":"cmd","sid":1,"seq":5,"cmd":"dm_list","body":{"limit":2}}`))
 	f.Add([]byte(`{"t":`))
 	f.Add([]byte(`{"t":"cmd","sid":1,"seq":3}` + "\n" + `{"t":"cmd","sid":2,"seq":4,"cmd":7}`))
 	f.Add([]byte("{\"t\":\"cmd\",\"sid\":1,\"seq\":5,\"cmd\":\"send\",\"body\":{\"text\":\"\xff\"}}"))
@@ -60,7 +62,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("round trip changed %+v into %+v", fr, again)
 			}
 			// Every body type must decode without panicking.
-			for _, v := range []any{&AttachReq{}, &SendReq{}, &DMReq{}, &JoinReq{}, &HistoryReq{}, &WhoReq{}, &NickReq{}} {
+			for _, v := range []any{&AttachReq{}, &SendReq{}, &DMReq{}, &JoinReq{}, &HistoryReq{}, &WhoReq{}, &NickReq{}, &DMHistoryReq{}, &DMListReq{}} {
 				if BodyOf(fr.Body, v) == nil {
 					_ = v.(interface{ Validate(Limits) error }).Validate(l)
 				}
@@ -117,4 +119,25 @@ func compact(raw json.RawMessage) []byte {
 		return nil
 	}
 	return buf.Bytes()
+}
+
+// FuzzAppendDM checks that AppendDM writes what encoding/json writes, up to
+// the spelling of escapes: both decode to the same private message.
+func FuzzAppendDM(f *testing.F) {
+	f.Add(uint64(3), "alice", "bob", "#d9480f", "psst <b>\u2028", int64(1764167400123), "c-1", "e1", uint64(7))
+	f.Add(uint64(0), "", "", "", "\x00\xff", int64(-5), "", "", uint64(0))
+	f.Fuzz(func(t *testing.T, id uint64, from, to, color, text string, ts int64, cid, epoch string, off uint64) {
+		m := DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off}
+		got := AppendDM(nil, &m)
+		var back, want DM
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%+v encodes to invalid JSON %s: %v", m, got, err)
+		}
+		if err := json.Unmarshal(EncodeBody(m), &want); err != nil {
+			t.Fatal(err)
+		}
+		if back != want {
+			t.Fatalf("%+v: AppendDM %s decodes to %+v, encoding/json to %+v", m, got, back, want)
+		}
+	})
 }

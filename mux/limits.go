@@ -19,6 +19,12 @@ const (
 	MaxTokenBytes = 128  // user token
 	MaxJWTBytes   = 8192 // a JSON Web Token (attach, refresh)
 	MaxCmdBytes   = 16   // command name
+	// MaxDMList is the most conversations one dm_list reply lists (the
+	// newest).
+	MaxDMList = 200
+	// DefaultHistoryLimit is the messages a history or dm_history reply
+	// carries when its limit is absent or 0.
+	DefaultHistoryLimit = 50
 )
 
 // DefaultLimits are the limits of a server started with no flags.

@@ -40,7 +40,17 @@ const (
 	CmdHistory = "history" // read a room's retained messages
 	CmdWho     = "who"     // list the users present in a room
 	CmdRefresh = "refresh" // replace the session's token (--auth jwt)
+	// CmdDMHistory reads the retained private messages of the session's
+	// user with one peer (a conversation), by offset like a room's history.
+	CmdDMHistory = "dm_history"
+	// CmdDMList lists the session's user's conversations, the newest first.
+	CmdDMList = "dm_list"
 )
+
+// SystemName is the sender of what the server API publishes without a
+// user: no user name may contain '@', so no user can pass for it. It may
+// be the peer of a conversation (dm_history).
+const SystemName = "@system"
 
 // Push events ("ev" of a push frame).
 const (

@@ -153,3 +153,26 @@ func (r *HistoryReq) Validate(Limits) error {
 
 // Validate checks a who body.
 func (r *WhoReq) Validate(Limits) error { return checkRoom(r.Room) }
+
+// Validate checks a dm_history body: the peer is a user name (or
+// SystemName), and after and before are exclusive.
+func (r *DMHistoryReq) Validate(Limits) error {
+	if r.Limit < 0 {
+		return badRequest("limit must not be negative")
+	}
+	if r.After > 0 && r.Before > 0 {
+		return badRequest("after and before are exclusive")
+	}
+	if r.Peer == SystemName {
+		return nil
+	}
+	return checkName(r.Peer)
+}
+
+// Validate checks a dm_list body.
+func (r *DMListReq) Validate(Limits) error {
+	if r.Limit < 0 {
+		return badRequest("limit must not be negative")
+	}
+	return nil
+}

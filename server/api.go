@@ -27,7 +27,7 @@ import (
 // SystemSender is the sender of a message the server API publishes
 // without a user: no user name can contain '@', so no user can pass for
 // it.
-const SystemSender = "@system"
+const SystemSender = mux.SystemName
 
 // systemAuthor is the system sender, shared by its messages (the engine
 // keeps the pointer in the entries it retains).
@@ -142,6 +142,25 @@ func (s *Server) author(user string) (*engine.Author, error) {
 		return &u.Author, nil
 	}
 	return &engine.Author{Name: user, Color: engine.Color(user)}, nil
+}
+
+// authorGen is the generation of who (from author) as the sender of a
+// private message of the server API: the system's; under --auth jwt a
+// verified user's; else the generation of the user's sessions here, or ""
+// (the engine finds whoever holds the name).
+func (s *Server) authorGen(who *engine.Author) string {
+	switch {
+	case who == systemAuthor:
+		return engine.SystemGen
+	case s.auth != nil:
+		return engine.VerifiedGen
+	}
+	s.hub.usersMu.Lock()
+	defer s.hub.usersMu.Unlock()
+	if u := s.hub.users[mux.NameKey(who.Name)]; u != nil {
+		return u.gen
+	}
+	return ""
 }
 
 // engineCall calls the engine (start passes its done function on) from a

@@ -69,7 +69,7 @@ func (s *Server) apiDM(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	d := engine.DMSend{From: *who, To: req.To, Text: req.Text, CID: req.CID, TS: time.Now().UnixMilli()}
+	d := engine.DMSend{From: *who, FromGen: s.authorGen(who), To: req.To, Text: req.Text, CID: req.CID, TS: time.Now().UnixMilli()}
 	sent, err := engineCall(s, func(done func(engine.DMSent, error)) { s.engine.DM(d, done) })
 	if err != nil {
 		if me := mux.AsError(engineRefused(err)); me.Name == mux.ErrRecipientBusy {
@@ -79,7 +79,7 @@ func (s *Server) apiDM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counters.dmsIn.Add(1)
-	apiReply(w, mux.EncodeBody(mux.DMResp{ID: sent.ID, TS: sent.TS, Sessions: sent.Sessions}))
+	apiReply(w, dmRespBody(sent))
 }
 
 // apiUserReq is the body of POST /api/disconnect and /api/connections.

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"time"
-
 	"golang.org/x/time/rate"
 
 	"imload/mux"
@@ -53,6 +51,10 @@ func (c *conn) handleCmd(f *mux.Frame) {
 			res, err = c.dm(s, f)
 		case mux.CmdHistory:
 			res, err = c.history(s, f)
+		case mux.CmdDMHistory:
+			res, err = c.dmHistory(s, f)
+		case mux.CmdDMList:
+			res, err = c.dmList(s, f)
 		case mux.CmdWho:
 			res, err = c.who(s, f)
 		case mux.CmdRefresh:
@@ -71,7 +73,8 @@ func (c *conn) handleCmd(f *mux.Frame) {
 
 func knownCmd(cmd string) bool {
 	switch cmd {
-	case mux.CmdAttach, mux.CmdDetach, mux.CmdNick, mux.CmdJoin, mux.CmdLeave, mux.CmdSend, mux.CmdDM, mux.CmdHistory, mux.CmdWho, mux.CmdRefresh:
+	case mux.CmdAttach, mux.CmdDetach, mux.CmdNick, mux.CmdJoin, mux.CmdLeave, mux.CmdSend, mux.CmdDM, mux.CmdHistory, mux.CmdWho, mux.CmdRefresh,
+		mux.CmdDMHistory, mux.CmdDMList:
 		return true
 	}
 	return false
@@ -216,31 +219,4 @@ func (c *conn) checkSender(s *session) error {
 		return mux.Errorf(mux.CodeRateLimited, mux.ErrRateLimited, "more than %g messages per second (burst %d): slow down", c.srv.cfg.RateLimit, c.srv.cfg.RateBurst)
 	}
 	return nil
-}
-
-func (c *conn) dm(s *session, f *mux.Frame) ([]byte, error) {
-	var req mux.DMReq
-	if err := mux.BodyOf(f.Body, &req); err != nil {
-		return nil, err
-	}
-	if err := req.Validate(c.srv.cfg.Limits); err != nil {
-		return nil, err
-	}
-	if err := c.checkSender(s); err != nil {
-		return nil, err
-	}
-	sid, seq := f.SID, f.Seq
-	d := engine.DMSend{From: s.user.Author, To: req.To, Text: req.Text, CID: req.CID, TS: time.Now().UnixMilli(), Sender: s.ref()}
-	await(c, func(done func(engine.DMSent, error)) { c.srv.engine.DM(d, done) }, func(sent engine.DMSent, err error) {
-		if err != nil {
-			if me := mux.AsError(err); me.Name == mux.ErrRecipientBusy {
-				c.srv.counters.recipientBusy.Add(1)
-			}
-			c.replyErrTo(sid, seq, engineRefused(err))
-			return
-		}
-		c.srv.counters.dmsIn.Add(1)
-		c.replyTo(sid, seq, mux.EncodeBody(mux.DMResp{ID: sent.ID, TS: sent.TS, Sessions: sent.Sessions}))
-	})
-	return nil, nil
 }

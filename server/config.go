@@ -145,6 +145,15 @@ type Config struct {
 	HistoryMax int
 	HistoryAge time.Duration
 
+	// DMHistoryMax bounds the private messages kept per conversation (the
+	// pair of users; 0: none are kept, DMs are live only), DMHistoryAge
+	// how long they are kept, and DMMaxConversations the conversations
+	// kept (by the node with the local engine, by the deployment with
+	// Redis): beyond it the least recently active one goes.
+	DMHistoryMax       int
+	DMHistoryAge       time.Duration
+	DMMaxConversations int
+
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration
 	// GoAwayRetryMin and GoAwayRetryMax bound the jittered retry hint sent
@@ -281,10 +290,15 @@ func DefaultConfig() Config {
 		PresenceGrace:     5 * time.Second,
 		HistoryMax:        1000,
 		HistoryAge:        24 * time.Hour,
-		ShutdownTimeout:   10 * time.Second,
-		GoAwayRetryMin:    time.Second,
-		GoAwayRetryMax:    5 * time.Second,
-		Version:           "dev",
+
+		DMHistoryMax:       500,
+		DMHistoryAge:       7 * 24 * time.Hour,
+		DMMaxConversations: 100000,
+
+		ShutdownTimeout: 10 * time.Second,
+		GoAwayRetryMin:  time.Second,
+		GoAwayRetryMax:  5 * time.Second,
+		Version:         "dev",
 
 		Auth:               AuthNone,
 		TokenExpiringAhead: time.Minute,
@@ -337,6 +351,9 @@ func (c *Config) validate() error {
 	check(c.PresenceGrace >= 0 && c.PresenceGrace <= 10*time.Minute, "presence grace must be between 0 and 10m, got %v", c.PresenceGrace)
 	check(c.HistoryMax > 0, "history max must be positive")
 	check(c.HistoryAge > 0, "history age must be positive")
+	check(c.DMHistoryMax >= 0, "dm history max must not be negative (0: no DM history)")
+	check(c.DMHistoryAge > 0, "dm history age must be positive")
+	check(c.DMMaxConversations > 0, "dm max conversations must be positive")
 	check(c.ShutdownTimeout > 0, "shutdown timeout must be positive")
 	check(c.HTTPIdleTimeout > 0, "HTTP idle timeout must be positive, got %v", c.HTTPIdleTimeout)
 	check(c.HTTPHeaderTimeout > 0, "HTTP header timeout must be positive, got %v", c.HTTPHeaderTimeout)

@@ -254,6 +254,9 @@ func (s *Server) helloFrame(c *conn) []byte {
 	if s.auth != nil {
 		h.Auth, h.TokenExpiringMS = AuthJWT, s.cfg.TokenExpiringAhead.Milliseconds()
 	}
+	if s.cfg.DMHistoryMax > 0 {
+		h.DMHistoryMax, h.DMHistoryAgeMS = s.cfg.DMHistoryMax, s.cfg.DMHistoryAge.Milliseconds()
+	}
 	s.limitsHello(&h, c)
 	return mux.AppendHello(nil, h)
 }

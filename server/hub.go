@@ -22,6 +22,7 @@ type user struct {
 	// sessions here send (the engine keeps the pointer in its entries).
 	engine.Author
 	token    string // the token the engine gave
+	gen      string // its generation (engine.Claimed.Gen): whose conversations it reads
 	sessions []*session
 }
 
@@ -218,7 +219,7 @@ func (h *hub) addSession(s *session, cl engine.Claimed) *user {
 	defer h.usersMu.Unlock()
 	u := h.users[key]
 	if u == nil {
-		u = &user{Author: cl.User, token: cl.Token}
+		u = &user{Author: cl.User, token: cl.Token, gen: cl.Gen}
 		h.users[key] = u
 	}
 	u.sessions = append(u.sessions, s)

@@ -27,22 +27,26 @@ func (s *Server) newEngine() (engine.Engine, error) {
 		return s.newRedisEngine()
 	}
 	opts := local.Options{
-		Node:             s.node,
-		Durable:          cfg.durable(),
-		HistoryMax:       cfg.HistoryMax,
-		HistoryAge:       cfg.HistoryAge,
-		NameGrace:        cfg.nameGrace(),
-		MaxReservedNames: cfg.MaxReservedNames,
-		OnNameEvicted:    func() { s.counters.namesEvicted.Add(1) },
-		DMInRate:         cfg.DMInRate,
-		DMInBurst:        cfg.DMInBurst,
-		LBS:              cfg.LBS,
-		Logger:           s.logger,
+		Node:               s.node,
+		Durable:            cfg.durable(),
+		HistoryMax:         cfg.HistoryMax,
+		HistoryAge:         cfg.HistoryAge,
+		NameGrace:          cfg.nameGrace(),
+		MaxReservedNames:   cfg.MaxReservedNames,
+		OnNameEvicted:      func() { s.counters.namesEvicted.Add(1) },
+		DMInRate:           cfg.DMInRate,
+		DMInBurst:          cfg.DMInBurst,
+		DMHistoryMax:       cfg.DMHistoryMax,
+		DMHistoryAge:       cfg.DMHistoryAge,
+		DMMaxConversations: cfg.DMMaxConversations,
+		LBS:                cfg.LBS,
+		Logger:             s.logger,
 	}
 	if !cfg.Memory {
 		opts.OpenStore = func(onCommit func([]store.Committed)) (store.Store, error) {
 			st, err := store.OpenSQLite(context.Background(), cfg.DataDir, store.Options{
 				MaxMessages: cfg.HistoryMax, MaxAge: cfg.HistoryAge, Logger: s.logger,
+				DMMaxMessages: max(1, cfg.DMHistoryMax), DMMaxAge: cfg.DMHistoryAge,
 				QueueLen: cfg.StoreQueue, Durable: cfg.durable(), NoSync: cfg.Durability == DurabilityProcess,
 				OnCommit: onCommit,
 			})
@@ -67,18 +71,21 @@ func (s *Server) newEngine() (engine.Engine, error) {
 func (s *Server) newRedisEngine() (engine.Engine, error) {
 	cfg := &s.cfg
 	eng, err := redis.New(redis.Options{
-		URL:              cfg.Redis,
-		Prefix:           cfg.RedisPrefix,
-		Node:             s.node,
-		Advertise:        cfg.Advertise,
-		HistoryMax:       cfg.HistoryMax,
-		HistoryAge:       cfg.HistoryAge,
-		NameGrace:        cfg.nameGrace(),
-		MaxReservedNames: cfg.MaxReservedNames,
-		OnNameEvicted:    func() { s.counters.namesEvicted.Add(1) },
-		DMInRate:         cfg.DMInRate,
-		DMInBurst:        cfg.DMInBurst,
-		Logger:           s.logger,
+		URL:                cfg.Redis,
+		Prefix:             cfg.RedisPrefix,
+		Node:               s.node,
+		Advertise:          cfg.Advertise,
+		HistoryMax:         cfg.HistoryMax,
+		HistoryAge:         cfg.HistoryAge,
+		NameGrace:          cfg.nameGrace(),
+		MaxReservedNames:   cfg.MaxReservedNames,
+		OnNameEvicted:      func() { s.counters.namesEvicted.Add(1) },
+		DMInRate:           cfg.DMInRate,
+		DMInBurst:          cfg.DMInBurst,
+		DMHistoryMax:       cfg.DMHistoryMax,
+		DMHistoryAge:       cfg.DMHistoryAge,
+		DMMaxConversations: cfg.DMMaxConversations,
+		Logger:             s.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)

@@ -39,6 +39,7 @@ type counters struct {
 	joinSessions     atomic.Int64                     // sessions those joins were for (sids included)
 	commandsHeld     atomic.Int64                     // commands whose engine answer came after the call returned (await.go)
 	backlogOverflows atomic.Int64                     // connections closed for sending more than MaxBacklog behind such a command
+	dmHistory        atomic.Int64                     // dm_history commands
 	byMode           [len(mux.Modes) + 1]atomic.Int64 // last slot: unknown (no attach yet)
 
 	// limits.go, names.go, presence.go
@@ -178,6 +179,12 @@ func (s *Server) newRegistry() *prometheus.Registry {
 		counterFn("jwks_refused_total", "Tokens refused at once for an unknown key id (within --jwks-min-refresh of a fetch) or beyond --jwks-max-waiting.", func() float64 { return float64(s.auth.Stats().Refused) })
 	}
 	gauge("reserved_names", "Names held for offline users (--name-grace).", func() float64 { return float64(s.engine.Reserved()) })
+	counter("dm_history_total", "dm_history commands.", &c.dmHistory)
+	gauge("dm_conversations", "Conversations of private messages kept (at most --dm-max-conversations; with --redis, the deployment's as this node last saw them).",
+		func() float64 { return float64(s.engine.DMStats().Conversations) })
+	counterFn("dm_trimmed_total", "Private messages dropped beyond their conversation's --dm-history-max.", func() float64 { return float64(s.engine.DMStats().Trimmed) })
+	counterFn("dm_expired_total", "Private messages dropped for their age (--dm-history-age), as far as this node saw.", func() float64 { return float64(s.engine.DMStats().Expired) })
+	counterFn("dm_conversations_evicted_total", "Conversations dropped, the least recently active, beyond --dm-max-conversations.", func() float64 { return float64(s.engine.DMStats().Evicted) })
 	gauge("ip_table_entries", "Source addresses tracked for the per-address limits.", func() float64 { return float64(s.ips.size()) })
 	byMode := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imload_physical_connections_by_mode", Help: "Open connections by the client mode of their first attach."}, []string{"mode"})
 	reg.MustRegister(prometheusCollectorFunc(func(ch chan<- prometheus.Metric) {

@@ -29,3 +29,30 @@ func TestServeHTTPAndRoomFlags(t *testing.T) {
 		}
 	}
 }
+
+// The flags of the history of private messages exist, with the documented
+// defaults, and read IMLOAD_* like the others.
+func TestServeDMHistoryFlags(t *testing.T) {
+	t.Setenv("IMLOAD_DM_HISTORY_AGE", "48h")
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--dm-history-max", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyEnv(cmd.Flags()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"dm-history-max":       "0",
+		"dm-history-age":       "48h0m0s",
+		"dm-max-conversations": "100000",
+	} {
+		f := cmd.Flags().Lookup(name)
+		if f == nil {
+			t.Errorf("no --%s flag", name)
+			continue
+		}
+		if got := f.Value.String(); got != want {
+			t.Errorf("--%s = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -19,8 +19,9 @@
 // The node asks; the engine answers through callbacks (done functions) and
 // tells the node about what happened elsewhere through the Sink it was
 // started with. The local engine calls done before the method returns
-// (nothing it does waits); the Redis engine calls it later, from its own
-// goroutines. The node must accept either: a command whose answer is not
+// (nothing it does waits; but a DM kept in a durable store is answered
+// once committed, from the store's writer); the Redis engine calls it
+// later, from its own goroutines. The node must accept either: a command whose answer is not
 // there when the method returns holds the commands of its connection that
 // follow it until done is called, so that a connection's commands take
 // effect in the order they came (an attach before the join that follows
@@ -68,6 +69,7 @@ type Engine interface {
 	Rooms
 	Presence
 	Users
+	DMs
 	Nodes
 
 	// Start begins the engine's work for a node: sink is where the engine
@@ -289,7 +291,12 @@ type Users interface {
 	// d.To, and to the sender's other sessions, on every node (through
 	// Sink.DM). done gets the number of sessions it went to. 410
 	// user_offline when the user has no session (a reserved name gets
-	// nothing), 429 recipient_busy beyond the recipient's rate.
+	// nothing), 429 recipient_busy beyond the recipient's rate. With DM
+	// history (dms.go) the message is first appended to the conversation
+	// of the two users, which gives it its offset (DMSent.Off, and the
+	// push's) atomically with the append; the engine answers (and
+	// delivers) only once the append is as durable as a room's message
+	// would be (the local engine's durable store: once committed).
 	DM(d DMSend, done func(DMSent, error))
 	// Disconnect ends the sessions of user name on every node: each node
 	// detaches its sessions of the user (Sink.Disconnect, with reason).
@@ -345,6 +352,9 @@ type Claim struct {
 type Claimed struct {
 	User  Author
 	Token string
+	// Gen is the user's generation (Gen(Token, verified)): the identity
+	// its conversations are kept under (dms.go).
+	Gen string
 	// Kick lists connections (of this node or others) the user now holds
 	// beyond Claim.MaxConns, oldest first: the node kicks its own; the
 	// engine tells the other nodes (Sink.Kick).
@@ -362,6 +372,10 @@ type DMSend struct {
 	// zero SessionRef is no session (the server API sends): every session
 	// of the sender gets it.
 	Sender SessionRef
+	// FromGen is the sender's generation (Claimed.Gen; SystemGen for the
+	// system sender). "": the engine finds the generation of whoever
+	// holds the name From now (none: a side nobody can read).
+	FromGen string
 }
 
 // DMSent is what a DM did.
@@ -370,6 +384,10 @@ type DMSent struct {
 	TS       int64
 	Sessions int // sessions it went to, on every node
 	To       Author
+	// Epoch and Off place the message in the conversation ("" and 0
+	// without DM history).
+	Epoch string
+	Off   uint64
 }
 
 // Nodes is the list of live nodes, for /lbs.

@@ -27,6 +27,18 @@ func (memory) DeleteRoom(string, string) error { return nil }
 // Append does nothing.
 func (memory) Append(mux.Message) error { return nil }
 
+// LoadConvs returns no conversations.
+func (memory) LoadConvs(context.Context) ([]Conv, error) { return nil, nil }
+
+// CreateConv does nothing.
+func (memory) CreateConv(ConvMeta) error { return nil }
+
+// DeleteConv does nothing.
+func (memory) DeleteConv(string, string) error { return nil }
+
+// AppendDM does nothing.
+func (memory) AppendDM(mux.Message) error { return nil }
+
 // Flush returns nil at once.
 func (memory) Flush(context.Context) error { return nil }
 

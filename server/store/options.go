@@ -13,6 +13,10 @@ const (
 	DefaultBatchSize     = 512
 	DefaultFlushInterval = 50 * time.Millisecond
 	DefaultQueueLen      = 65536
+	// DefaultDMMaxMessages and DefaultDMMaxAge bound a conversation of
+	// private messages.
+	DefaultDMMaxMessages = 500
+	DefaultDMMaxAge      = 7 * 24 * time.Hour
 )
 
 // ageTrimEvery is how often the writer deletes messages older than MaxAge
@@ -32,6 +36,10 @@ type Options struct {
 	MaxMessages int
 	// MaxAge is how long a message is kept (default 24h).
 	MaxAge time.Duration
+	// DMMaxMessages and DMMaxAge are the same for each conversation of
+	// private messages (defaults 500 and 7 days).
+	DMMaxMessages int
+	DMMaxAge      time.Duration
 	// BatchSize is the most changes the writer applies in one transaction
 	// (default 512, at most QueueLen).
 	BatchSize int
@@ -88,6 +96,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = DefaultMaxAge
+	}
+	if o.DMMaxMessages <= 0 {
+		o.DMMaxMessages = DefaultDMMaxMessages
+	}
+	if o.DMMaxAge <= 0 {
+		o.DMMaxAge = DefaultDMMaxAge
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize

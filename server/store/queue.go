@@ -6,20 +6,22 @@ import (
 	"imload/mux"
 )
 
-// opKind is the kind of a queued change.
+// opKind is what a queued change does.
 type opKind uint8
 
 const (
-	opCreate opKind = iota + 1 // CreateRoom: m.Room, m.Epoch, m.TS = created ms
-	opDelete                   // DeleteRoom: m.Room, m.Epoch
-	opAppend                   // Append: m
+	opCreate opKind = iota + 1 // CreateRoom, CreateConv: m.Room, m.Epoch, m.TS = created ms
+	opDelete                   // DeleteRoom, DeleteConv: m.Room, m.Epoch
+	opAppend                   // Append, AppendDM: m
 	opFlush                    // Flush: done receives the outcome
 )
 
 // op is one queued change, or a flush marker.
 type op struct {
-	kind opKind
+	op   opKind
+	kind logKind // a room's change, or a conversation's
 	m    mux.Message
+	conv *ConvMeta  // CreateConv only: its users and generations
 	done chan error // opFlush only; buffered, so the writer never blocks
 }
 

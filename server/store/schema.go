@@ -25,6 +25,12 @@ import (
 //     found at open, it means that store stopped without Close, and every
 //     room gets a new epoch.
 //
+// Version 3:
+//   - dm_convs and dm_messages: the conversations of private messages, as
+//     rooms and messages are for rooms (name is the conversation: the two
+//     users' keys in order, joined by '|'), with the users as spelt and the
+//     generation of each side (who may read it: engine.Gen).
+//
 // There is no index on ts_ms: it would cost every insert a second B-tree
 // write in a place unrelated to the room's. The age trim walks each room's
 // messages in offset order instead (times grow with offsets), which touches
@@ -48,6 +54,25 @@ var migrations = []string{
 	`CREATE TABLE meta (
 		key   TEXT NOT NULL PRIMARY KEY,
 		value TEXT NOT NULL
+	) WITHOUT ROWID;`,
+	`CREATE TABLE dm_convs (
+		name       TEXT    NOT NULL PRIMARY KEY,
+		epoch      TEXT    NOT NULL,
+		created_ms INTEGER NOT NULL,
+		user_a     TEXT    NOT NULL DEFAULT '',
+		user_b     TEXT    NOT NULL DEFAULT '',
+		gen_a      TEXT    NOT NULL DEFAULT '',
+		gen_b      TEXT    NOT NULL DEFAULT ''
+	) WITHOUT ROWID;
+	CREATE TABLE dm_messages (
+		conv      TEXT    NOT NULL,
+		"offset"  INTEGER NOT NULL,
+		from_user TEXT    NOT NULL,
+		color     TEXT    NOT NULL,
+		text      TEXT    NOT NULL,
+		ts_ms     INTEGER NOT NULL,
+		cid       TEXT    NOT NULL DEFAULT '',
+		PRIMARY KEY (conv, "offset")
 	) WITHOUT ROWID;`,
 }
 

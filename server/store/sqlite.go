@@ -170,25 +170,87 @@ func (s *sqliteStore) load(ctx context.Context) (_ []Room, err error) {
 		return nil, fmt.Errorf("read rooms: %w", err)
 	}
 
-	stmt, err := tx.PrepareContext(ctx, `SELECT "offset", from_user, color, text, ts_ms, cid
-		FROM messages WHERE room = ?1 AND ts_ms >= ?2 ORDER BY "offset" DESC LIMIT ?3`)
+	l, err := s.newLoader(ctx, tx, kindRoom)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, err
 	}
-	defer stmt.Close()
-	l := loader{stmt: stmt, cutoffMS: s.opts.cutoffMS(), max: s.opts.MaxMessages,
-		log: s.opts.Logger, intern: make(map[string]string)}
+	defer l.stmt.Close()
 	for i := range rooms {
-		if rooms[i].Messages, err = l.messages(ctx, &rooms[i]); err != nil {
+		if rooms[i].Messages, err = l.messages(ctx, rooms[i].Name, rooms[i].Epoch); err != nil {
 			return nil, fmt.Errorf("read room %q: %w", rooms[i].Name, err)
 		}
 	}
 	return rooms, nil
 }
 
-// loader reads the messages of the rooms for Load.
+// newLoader prepares the reading of kind k's messages in tx.
+func (s *sqliteStore) newLoader(ctx context.Context, tx *sql.Tx, k logKind) (*loader, error) {
+	stmt, err := tx.PrepareContext(ctx, tablesOf[k].sql(sqlLoadMessages))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	max, cutoff := s.opts.bounds(k)
+	return &loader{stmt: stmt, what: tablesOf[k].what, cutoffMS: cutoff, max: max,
+		log: s.opts.Logger, intern: make(map[string]string)}, nil
+}
+
+// LoadConvs returns every stored conversation, sorted by name, each with
+// its newest messages within the conversations' bounds, oldest first (as
+// Load does for rooms; a message's Room is its conversation).
+func (s *sqliteStore) LoadConvs(ctx context.Context) ([]Conv, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: load conversations %s: %w", s.path, ErrClosed)
+	}
+	convs, err := s.loadConvs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: load conversations %s: %w", s.path, err)
+	}
+	return convs, nil
+}
+
+func (s *sqliteStore) loadConvs(ctx context.Context) ([]Conv, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `SELECT name, epoch, user_a, user_b, gen_a, gen_b FROM dm_convs ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read conversations: %w", err)
+	}
+	var convs []Conv
+	for rows.Next() {
+		var c Conv
+		if err := rows.Scan(&c.Name, &c.Epoch, &c.Users[0], &c.Users[1], &c.Gens[0], &c.Gens[1]); err != nil {
+			_ = rows.Close()
+			return nil, fmt.Errorf("read conversations: %w", err)
+		}
+		convs = append(convs, c)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read conversations: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read conversations: %w", err)
+	}
+	l, err := s.newLoader(ctx, tx, kindDM)
+	if err != nil {
+		return nil, err
+	}
+	defer l.stmt.Close()
+	for i := range convs {
+		if convs[i].Messages, err = l.messages(ctx, convs[i].Name, convs[i].Epoch); err != nil {
+			return nil, fmt.Errorf("read conversation %q: %w", convs[i].Name, err)
+		}
+	}
+	return convs, nil
+}
+
+// loader reads the messages of the rooms for Load (or of the
+// conversations, for LoadConvs).
 type loader struct {
 	stmt     *sql.Stmt
+	what     string
 	cutoffMS int64
 	max      int
 	log      *slog.Logger
@@ -196,25 +258,25 @@ type loader struct {
 	intern   map[string]string // one copy of each sender name and colour
 }
 
-// messages reads a room's retained messages, newest first, stops at a gap
+// messages reads a log's retained messages, newest first, stops at a gap
 // in the offsets, and returns them oldest first in a slice of their size.
-func (l *loader) messages(ctx context.Context, r *Room) ([]mux.Message, error) {
-	rows, err := l.stmt.QueryContext(ctx, r.Name, l.cutoffMS, l.max)
+func (l *loader) messages(ctx context.Context, name, epoch string) ([]mux.Message, error) {
+	rows, err := l.stmt.QueryContext(ctx, name, l.cutoffMS, l.max)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	msgs := l.scratch[:0]
 	for rows.Next() {
-		m := mux.Message{Room: r.Name, Epoch: r.Epoch}
+		m := mux.Message{Room: name, Epoch: epoch}
 		var off int64
 		if err := rows.Scan(&off, &m.From, &m.Color, &m.Text, &m.TS, &m.CID); err != nil {
 			return nil, err
 		}
 		m.Offset = uint64(off)
 		if n := len(msgs); n > 0 && m.Offset != msgs[n-1].Offset-1 {
-			l.log.Warn("store: gap in a room's offsets, older messages left out",
-				"room", r.Name, "offset", m.Offset, "next", msgs[n-1].Offset)
+			l.log.Warn("store: gap in a "+l.what+"'s offsets, older messages left out",
+				l.what, name, "offset", m.Offset, "next", msgs[n-1].Offset)
 			break
 		}
 		m.From, m.Color = l.str(m.From), l.str(m.Color)
@@ -249,7 +311,7 @@ func (l *loader) str(s string) string {
 // that is stored with another epoch replaces it and drops its messages;
 // with the same epoch, it changes nothing.
 func (s *sqliteStore) CreateRoom(name, epoch string) error {
-	return s.put(op{kind: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}}, s.opts.QueueLen)
+	return s.put(op{op: opCreate, m: mux.Message{Room: name, Epoch: epoch, TS: s.opts.Now().UnixMilli()}}, s.opts.QueueLen)
 }
 
 // DeleteRoom queues the deletion of a room and its messages, if the room
@@ -257,7 +319,7 @@ func (s *sqliteStore) CreateRoom(name, epoch string) error {
 // queue, and are refused (ErrFull) beyond, so that many rooms expiring at
 // once never crowd out messages.
 func (s *sqliteStore) DeleteRoom(name, epoch string) error {
-	return s.put(op{kind: opDelete, m: mux.Message{Room: name, Epoch: epoch}}, s.opts.QueueLen/2)
+	return s.put(op{op: opDelete, m: mux.Message{Room: name, Epoch: epoch}}, s.opts.QueueLen/2)
 }
 
 // Append queues a message. Its room and epoch must be those of a created
@@ -265,7 +327,27 @@ func (s *sqliteStore) DeleteRoom(name, epoch string) error {
 // epoch is dropped by the writer. A message with an offset already stored
 // replaces it.
 func (s *sqliteStore) Append(m mux.Message) error {
-	return s.put(op{kind: opAppend, m: m}, s.opts.QueueLen)
+	return s.put(op{op: opAppend, m: m}, s.opts.QueueLen)
+}
+
+// CreateConv queues the record of a conversation with its epoch, users
+// and generations. Creating one that is stored with another epoch replaces
+// it and drops its old messages; with the same epoch, it changes nothing
+// (but its users and generations).
+func (s *sqliteStore) CreateConv(c ConvMeta) error {
+	meta := c
+	return s.put(op{op: opCreate, kind: kindDM, m: mux.Message{Room: c.Name, Epoch: c.Epoch, TS: s.opts.Now().UnixMilli()}, conv: &meta}, s.opts.QueueLen)
+}
+
+// DeleteConv queues the deletion of a conversation and its messages, if
+// it is stored with epoch (as DeleteRoom, in half of the queue at most).
+func (s *sqliteStore) DeleteConv(name, epoch string) error {
+	return s.put(op{op: opDelete, kind: kindDM, m: mux.Message{Room: name, Epoch: epoch}}, s.opts.QueueLen/2)
+}
+
+// AppendDM queues a private message of conversation m.Room (as Append).
+func (s *sqliteStore) AppendDM(m mux.Message) error {
+	return s.put(op{op: opAppend, kind: kindDM, m: m}, s.opts.QueueLen)
 }
 
 // put queues a change without waiting. A change refused after Close is
@@ -278,8 +360,8 @@ func (s *sqliteStore) put(o op, limit int) error {
 		if s.dropped.Add(1) == 1 {
 			level = s.opts.Logger.Warn
 		}
-		level("store: change after Close dropped", "path", s.path, "kind", o.kind.String(),
-			"room", o.m.Room, "offset", o.m.Offset)
+		level("store: change after Close dropped", "path", s.path, "kind", o.op.String(),
+			tablesOf[o.kind].what, o.m.Room, "offset", o.m.Offset)
 	}
 	return err
 }
@@ -289,7 +371,7 @@ func (s *sqliteStore) put(o op, limit int) error {
 // could not be written. After Close it returns nil at once.
 func (s *sqliteStore) Flush(ctx context.Context) error {
 	done := make(chan error, 1)
-	if !s.q.putFlush(op{kind: opFlush, done: done}) {
+	if !s.q.putFlush(op{op: opFlush, done: done}) {
 		return nil
 	}
 	select {

@@ -19,6 +19,23 @@ type Room struct {
 	Messages []mux.Message
 }
 
+// ConvMeta is a conversation of private messages as CreateConv records
+// it: its name (the two users' keys in order, joined by '|'), its epoch,
+// and its two users (as spelt) and their generations, in the order of the
+// name.
+type ConvMeta struct {
+	Name, Epoch string
+	Users, Gens [2]string
+}
+
+// Conv is a conversation as loaded at start-up, with its retained
+// messages, oldest first (offsets increasing by one; each message's Room
+// is the conversation's name).
+type Conv struct {
+	ConvMeta
+	Messages []mux.Message
+}
+
 // ErrFull is returned by Append, CreateRoom and DeleteRoom when the queue
 // of changes not yet committed is full: the disk does not keep up. The
 // change is not queued; the caller refuses the request that made it (the
@@ -34,6 +51,8 @@ var ErrClosed = errors.New("store is closed")
 type Committed struct {
 	Room, Epoch string
 	Offset      uint64
+	// DM: Room names a conversation of private messages (AppendDM).
+	DM bool
 }
 
 // Store persists rooms and their messages.
@@ -68,6 +87,15 @@ type Store interface {
 	// Append queues a message for writing. A message whose offset is
 	// stored already replaces it (so a replay is harmless).
 	Append(m mux.Message) error
+	// LoadConvs, CreateConv, DeleteConv and AppendDM are Load,
+	// CreateRoom, DeleteRoom and Append for the conversations of private
+	// messages, kept apart from the rooms with bounds of their own
+	// (Options.DMMaxMessages, DMMaxAge), in the same queue and the same
+	// transactions (OnCommit reports them with Committed.DM).
+	LoadConvs(ctx context.Context) ([]Conv, error)
+	CreateConv(c ConvMeta) error
+	DeleteConv(name, epoch string) error
+	AppendDM(m mux.Message) error
 	// Flush blocks until every change queued before the call is written, or
 	// ctx ends. It reports changes that could not be written.
 	Flush(ctx context.Context) error

@@ -67,7 +67,7 @@ func markOpen(ctx context.Context, conn *sql.Conn, opts Options) (err error) {
 		if err != nil {
 			return err
 		}
-		opts.Logger.Warn("store: "+why+": every room has a new epoch (clients reset)", "rooms", n)
+		opts.Logger.Warn("store: "+why+": every room and conversation has a new epoch (clients reset)", "logs", n)
 	}
 	mark := "0"
 	switch {
@@ -94,31 +94,24 @@ func markClosed(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// renewEpochs gives every stored room a new random epoch, inside the
-// caller's transaction, and returns how many rooms it changed.
+// renewEpochs gives every stored room and conversation a new random
+// epoch, inside the caller's transaction, and returns how many it changed.
 func renewEpochs(ctx context.Context, conn *sql.Conn) (int, error) {
-	rows, err := conn.QueryContext(ctx, sqlRoomNames)
-	if err != nil {
-		return 0, fmt.Errorf("list rooms: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("list rooms: %w", err)
+	n := 0
+	for k := range numKinds {
+		names, err := logNames(ctx, conn, k)
+		if err != nil {
+			return n, err
 		}
-		names = append(names, name)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("list rooms: %w", err)
-	}
-	for _, name := range names {
-		if _, err := conn.ExecContext(ctx, `UPDATE rooms SET epoch = ?2 WHERE name = ?1`, name, NewEpoch()); err != nil {
-			return 0, fmt.Errorf("renew the epoch of room %q: %w", name, err)
+		update := tablesOf[k].sql(`UPDATE {O} SET epoch = ?2 WHERE name = ?1`)
+		for _, name := range names {
+			if _, err := conn.ExecContext(ctx, update, name, NewEpoch()); err != nil {
+				return n, fmt.Errorf("renew the epoch of %s %q: %w", tablesOf[k].what, name, err)
+			}
 		}
+		n += len(names)
 	}
-	return len(names), nil
+	return n, nil
 }
 
 // readBootID returns the machine's boot id, or "" when it is unknown (then

@@ -12,41 +12,6 @@ import (
 	"imload/mux"
 )
 
-// Statements of the writer, prepared once on its connection. ?1 is the room
-// in all of them.
-const (
-	// sqlDropStale deletes a room's messages if the room is stored with
-	// another epoch than ?2: the room was made again, its offsets restart.
-	sqlDropStale = `DELETE FROM messages WHERE room = ?1
-		AND EXISTS (SELECT 1 FROM rooms WHERE name = ?1 AND epoch <> ?2)`
-	// sqlUpsertRoom records a room; a replay (same epoch) changes nothing.
-	sqlUpsertRoom = `INSERT INTO rooms (name, epoch, created_ms) VALUES (?1, ?2, ?3)
-		ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, created_ms = excluded.created_ms
-		WHERE epoch <> excluded.epoch`
-	// sqlDeleteMessages and sqlDeleteRoom delete a room stored with epoch
-	// ?2 (messages first, while the room row says which epoch is stored).
-	sqlDeleteMessages = `DELETE FROM messages WHERE room = ?1
-		AND EXISTS (SELECT 1 FROM rooms WHERE name = ?1 AND epoch = ?2)`
-	sqlDeleteRoom = `DELETE FROM rooms WHERE name = ?1 AND epoch = ?2`
-	// sqlAppend stores a message if its room is stored with its epoch
-	// (?8), replacing a message of the same offset (a replay).
-	sqlAppend = `INSERT INTO messages (room, "offset", from_user, color, text, ts_ms, cid)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM rooms WHERE name = ?1 AND epoch = ?8
-		ON CONFLICT (room, "offset") DO UPDATE SET from_user = excluded.from_user,
-			color = excluded.color, text = excluded.text, ts_ms = excluded.ts_ms, cid = excluded.cid`
-	sqlRoomEpoch = `SELECT epoch FROM rooms WHERE name = ?1`
-	// sqlTrimCount keeps the newest ?2 offsets of a room.
-	sqlTrimCount = `DELETE FROM messages WHERE room = ?1
-		AND "offset" <= (SELECT MAX("offset") FROM messages WHERE room = ?1) - ?2`
-	// sqlTrimAge deletes a room's messages before its first one sent at or
-	// after ?2 (Unix ms), all of them if there is none. The subquery walks
-	// the room in offset order and stops at that message.
-	sqlTrimAge = `DELETE FROM messages WHERE room = ?1 AND "offset" < COALESCE(
-		(SELECT "offset" FROM messages WHERE room = ?1 AND ts_ms >= ?2 ORDER BY "offset" LIMIT 1),
-		9223372036854775807)`
-	sqlRoomNames = `SELECT name FROM rooms`
-)
-
 // retryPause is how long the writer waits before it first retries a failed
 // batch; the pause doubles up to maxRetryPause.
 const (
@@ -63,13 +28,12 @@ type writer struct {
 	q    *queue
 	done chan struct{} // closed when run returns
 
-	dropStale, upsertRoom, deleteMessages, deleteRoom *sql.Stmt
-	appendMsg, roomEpoch, trimCount, trimAge          *sql.Stmt
+	stmts [numKinds]logStmts // the statements on each kind's tables
 
-	touched map[string]struct{} // rooms appended to in the current batch
+	touched map[logKey]struct{} // logs appended to in the current batch
 
 	commits   []Committed    // reported to OnCommit, reused
-	commitIdx map[string]int // room → index in commits
+	commitIdx map[logKey]int // log → index in commits
 
 	// Outcome reported to the next Flush: changes dropped since the last
 	// one, and the first error that dropped them.
@@ -89,39 +53,22 @@ func newWriter(ctx context.Context, conn *sql.Conn, q *queue, opts Options) (*wr
 		log:       opts.Logger,
 		q:         q,
 		done:      make(chan struct{}),
-		touched:   make(map[string]struct{}),
-		commitIdx: make(map[string]int),
+		touched:   make(map[logKey]struct{}),
+		commitIdx: make(map[logKey]int),
 	}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&w.dropStale, sqlDropStale},
-		{&w.upsertRoom, sqlUpsertRoom},
-		{&w.deleteMessages, sqlDeleteMessages},
-		{&w.deleteRoom, sqlDeleteRoom},
-		{&w.appendMsg, sqlAppend},
-		{&w.roomEpoch, sqlRoomEpoch},
-		{&w.trimCount, sqlTrimCount},
-		{&w.trimAge, sqlTrimAge},
-	} {
-		s, err := conn.PrepareContext(ctx, p.sql)
-		if err != nil {
+	for k := range w.stmts {
+		if err := w.stmts[k].prepare(ctx, conn, logKind(k)); err != nil {
 			w.closeStmts()
-			return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+			return nil, err
 		}
-		*p.stmt = s
 	}
 	return w, nil
 }
 
 // closeStmts releases the prepared statements.
 func (w *writer) closeStmts() {
-	for _, s := range []*sql.Stmt{w.dropStale, w.upsertRoom, w.deleteMessages,
-		w.deleteRoom, w.appendMsg, w.roomEpoch, w.trimCount, w.trimAge} {
-		if s != nil {
-			_ = s.Close()
-		}
+	for k := range w.stmts {
+		w.stmts[k].close()
 	}
 }
 
@@ -174,13 +121,13 @@ func (w *writer) run() {
 func (w *writer) process(ops []op) {
 	start, deletes := 0, 0
 	for i, o := range ops {
-		if o.kind == opFlush {
+		if o.op == opFlush {
 			w.commit(ops[start:i])
 			start, deletes = i+1, 0
 			o.done <- w.takeLost()
 			continue
 		}
-		if o.kind == opDelete {
+		if o.op == opDelete {
 			deletes++
 		}
 		// A deletion costs a transaction far more than an append: a batch
@@ -249,7 +196,7 @@ func (w *writer) commit(batch []op) {
 	}
 }
 
-// committed reports the newest message of each room appended to in batch,
+// committed reports the newest message of each log appended to in batch,
 // just committed, to Options.OnCommit.
 func (w *writer) committed(batch []op) {
 	if w.opts.OnCommit == nil {
@@ -259,15 +206,16 @@ func (w *writer) committed(batch []op) {
 	clear(w.commitIdx)
 	for i := range batch {
 		m := &batch[i].m
-		if batch[i].kind != opAppend {
+		if batch[i].op != opAppend {
 			continue
 		}
-		if j, ok := w.commitIdx[m.Room]; ok {
+		key := logKey{batch[i].kind, m.Room}
+		if j, ok := w.commitIdx[key]; ok {
 			w.commits[j].Epoch, w.commits[j].Offset = m.Epoch, m.Offset
 			continue
 		}
-		w.commitIdx[m.Room] = len(w.commits)
-		w.commits = append(w.commits, Committed{Room: m.Room, Epoch: m.Epoch, Offset: m.Offset})
+		w.commitIdx[key] = len(w.commits)
+		w.commits = append(w.commits, Committed{Room: m.Room, Epoch: m.Epoch, Offset: m.Offset, DM: batch[i].kind == kindDM})
 	}
 	if len(w.commits) > 0 {
 		w.opts.OnCommit(w.commits)
@@ -276,7 +224,7 @@ func (w *writer) committed(batch []op) {
 }
 
 // apply runs one batch in one transaction: the changes in order, then the
-// count trim of the rooms appended to.
+// count trim of the logs appended to.
 func (w *writer) apply(batch []op) (err error) {
 	ctx := context.Background()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -294,9 +242,10 @@ func (w *writer) apply(batch []op) (err error) {
 			return err
 		}
 	}
-	for room := range w.touched {
-		if _, err := w.trimCount.ExecContext(ctx, room, w.opts.MaxMessages); err != nil {
-			return fmt.Errorf("trim room %q: %w", room, err)
+	for key := range w.touched {
+		max, _ := w.opts.bounds(key.kind)
+		if _, err := w.stmts[key.kind].trimCount.ExecContext(ctx, key.name, max); err != nil {
+			return fmt.Errorf("trim %s %q: %w", tablesOf[key.kind].what, key.name, err)
 		}
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -308,71 +257,79 @@ func (w *writer) apply(batch []op) (err error) {
 // applyOne runs one change inside the batch's transaction.
 func (w *writer) applyOne(ctx context.Context, o op) error {
 	m := &o.m
-	switch o.kind {
+	st, what := &w.stmts[o.kind], tablesOf[o.kind].what
+	switch o.op {
 	case opCreate:
-		if _, err := w.dropStale.ExecContext(ctx, m.Room, m.Epoch); err != nil {
-			return fmt.Errorf("create room %q: %w", m.Room, err)
+		if _, err := st.dropStale.ExecContext(ctx, m.Room, m.Epoch); err != nil {
+			return fmt.Errorf("create %s %q: %w", what, m.Room, err)
 		}
-		if _, err := w.upsertRoom.ExecContext(ctx, m.Room, m.Epoch, m.TS); err != nil {
-			return fmt.Errorf("create room %q: %w", m.Room, err)
+		if _, err := st.upsert.ExecContext(ctx, m.Room, m.Epoch, m.TS); err != nil {
+			return fmt.Errorf("create %s %q: %w", what, m.Room, err)
+		}
+		if c := o.conv; c != nil && st.setMeta != nil {
+			if _, err := st.setMeta.ExecContext(ctx, m.Room, m.Epoch, c.Users[0], c.Users[1], c.Gens[0], c.Gens[1]); err != nil {
+				return fmt.Errorf("create %s %q: %w", what, m.Room, err)
+			}
 		}
 	case opDelete:
-		if _, err := w.deleteMessages.ExecContext(ctx, m.Room, m.Epoch); err != nil {
-			return fmt.Errorf("delete room %q: %w", m.Room, err)
+		if _, err := st.deleteMessages.ExecContext(ctx, m.Room, m.Epoch); err != nil {
+			return fmt.Errorf("delete %s %q: %w", what, m.Room, err)
 		}
-		if _, err := w.deleteRoom.ExecContext(ctx, m.Room, m.Epoch); err != nil {
-			return fmt.Errorf("delete room %q: %w", m.Room, err)
+		if _, err := st.deleteLog.ExecContext(ctx, m.Room, m.Epoch); err != nil {
+			return fmt.Errorf("delete %s %q: %w", what, m.Room, err)
 		}
 	case opAppend:
-		return w.applyAppend(ctx, m)
+		return w.applyAppend(ctx, o.kind, m)
 	}
 	return nil
 }
 
-// applyAppend stores a message. A message for a room that is not stored
-// creates the room with the message's epoch (the hub need not call
-// CreateRoom first); one whose epoch is not the room's is stale and is
-// dropped with a warning.
-func (w *writer) applyAppend(ctx context.Context, m *mux.Message) error {
-	res, err := w.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch)
+// applyAppend stores a message. A message for a log that is not stored
+// creates the log with the message's epoch (the caller need not create it
+// first; a conversation made so has no users nor generations, and so no
+// reader); one whose epoch is not the log's is stale and is dropped with a
+// warning.
+func (w *writer) applyAppend(ctx context.Context, k logKind, m *mux.Message) error {
+	st, what := &w.stmts[k], tablesOf[k].what
+	res, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch)
 	if err != nil {
-		return fmt.Errorf("append to room %q offset %d: %w", m.Room, m.Offset, err)
+		return fmt.Errorf("append to %s %q offset %d: %w", what, m.Room, m.Offset, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n > 0 {
-		w.touched[m.Room] = struct{}{}
+		w.touched[logKey{k, m.Room}] = struct{}{}
 		return nil
 	}
 	var epoch string
-	switch err := w.roomEpoch.QueryRowContext(ctx, m.Room).Scan(&epoch); {
+	switch err := st.epoch.QueryRowContext(ctx, m.Room).Scan(&epoch); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return fmt.Errorf("append to room %q: read epoch: %w", m.Room, err)
+		return fmt.Errorf("append to %s %q: read epoch: %w", what, m.Room, err)
 	default:
-		w.log.Warn("store: message dropped: room has another epoch", "room", m.Room,
-			"offset", m.Offset, "epoch", m.Epoch, "room_epoch", epoch)
+		w.log.Warn("store: message dropped: "+what+" has another epoch", what, m.Room,
+			"offset", m.Offset, "epoch", m.Epoch, "stored_epoch", epoch)
 		return nil
 	}
 	if m.Epoch == "" {
-		w.log.Warn("store: message dropped: unknown room and no epoch", "room", m.Room, "offset", m.Offset)
+		w.log.Warn("store: message dropped: unknown "+what+" and no epoch", what, m.Room, "offset", m.Offset)
 		return nil
 	}
-	if _, err := w.upsertRoom.ExecContext(ctx, m.Room, m.Epoch, m.TS); err != nil {
-		return fmt.Errorf("append to room %q: create room: %w", m.Room, err)
+	if _, err := st.upsert.ExecContext(ctx, m.Room, m.Epoch, m.TS); err != nil {
+		return fmt.Errorf("append to %s %q: create it: %w", what, m.Room, err)
 	}
-	if _, err := w.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch); err != nil {
-		return fmt.Errorf("append to room %q offset %d: %w", m.Room, m.Offset, err)
+	if _, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch); err != nil {
+		return fmt.Errorf("append to %s %q offset %d: %w", what, m.Room, m.Offset, err)
 	}
-	w.touched[m.Room] = struct{}{}
+	w.touched[logKey{k, m.Room}] = struct{}{}
 	return nil
 }
 
-// trimOld deletes the messages older than MaxAge (and any beyond
-// MaxMessages), committing what is queued between chunks of rooms. An error
-// is logged; the next tick tries again.
+// trimOld deletes the messages older than their kind's age bound (and
+// any beyond its count bound), committing what is queued between chunks of
+// logs. An error is logged; the next tick tries again.
 func (w *writer) trimOld() {
 	n, err := w.trimAll(context.Background(), w.serviceQueue)
 	if err != nil {
-		w.log.Error("store: trim failed", "max_age", w.opts.MaxAge, "err", err)
+		w.log.Error("store: trim failed", "max_age", w.opts.MaxAge, "dm_max_age", w.opts.DMMaxAge, "err", err)
 		return
 	}
 	if n > 0 {
@@ -390,35 +347,37 @@ func (w *writer) serviceQueue() {
 	}
 }
 
-// trimAll deletes, room by room, the messages older than MaxAge and those
-// beyond the newest MaxMessages (which the batches already do for the rooms
-// they touch, but not after MaxMessages was lowered). Rooms are trimmed in
-// chunks of trimChunk, one transaction each, and between (if not nil) runs
-// after each chunk. It returns how many messages it deleted. Each room
-// costs a few index seeks plus what it deletes.
+// trimAll deletes, log by log (rooms, then conversations), the messages
+// older than their kind's age bound and those beyond its newest count
+// (which the batches already do for the logs they touch, but not after a
+// bound was lowered). Logs are trimmed in chunks of trimChunk, one
+// transaction each, and between (if not nil) runs after each chunk. It
+// returns how many messages it deleted. Each log costs a few index seeks
+// plus what it deletes.
 func (w *writer) trimAll(ctx context.Context, between func()) (deleted int64, err error) {
-	cutoff := w.opts.cutoffMS()
-	rooms, err := w.roomNames(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for len(rooms) > 0 {
-		chunk := rooms[:min(len(rooms), w.opts.trimChunk)]
-		rooms = rooms[len(chunk):]
-		n, err := w.trimRooms(ctx, chunk, cutoff)
-		deleted += n
+	for k := range numKinds {
+		names, err := logNames(ctx, w.conn, k)
 		if err != nil {
 			return deleted, err
 		}
-		if between != nil && len(rooms) > 0 {
-			between()
+		for len(names) > 0 {
+			chunk := names[:min(len(names), w.opts.trimChunk)]
+			names = names[len(chunk):]
+			n, err := w.trimLogs(ctx, k, chunk)
+			deleted += n
+			if err != nil {
+				return deleted, err
+			}
+			if between != nil && len(names) > 0 {
+				between()
+			}
 		}
 	}
 	return deleted, nil
 }
 
-// trimRooms trims rooms in one transaction.
-func (w *writer) trimRooms(ctx context.Context, rooms []string, cutoff int64) (deleted int64, err error) {
+// trimLogs trims logs of kind k in one transaction.
+func (w *writer) trimLogs(ctx context.Context, k logKind, names []string) (deleted int64, err error) {
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
@@ -427,14 +386,16 @@ func (w *writer) trimRooms(ctx context.Context, rooms []string, cutoff int64) (d
 			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	for _, room := range rooms {
+	max, cutoff := w.opts.bounds(k)
+	st := &w.stmts[k]
+	for _, name := range names {
 		for _, trim := range []struct {
 			stmt *sql.Stmt
 			arg  any
-		}{{w.trimAge, cutoff}, {w.trimCount, w.opts.MaxMessages}} {
-			res, err := trim.stmt.ExecContext(ctx, room, trim.arg)
+		}{{st.trimAge, cutoff}, {st.trimCount, max}} {
+			res, err := trim.stmt.ExecContext(ctx, name, trim.arg)
 			if err != nil {
-				return 0, fmt.Errorf("trim room %q: %w", room, err)
+				return 0, fmt.Errorf("trim %s %q: %w", tablesOf[k].what, name, err)
 			}
 			if n, err := res.RowsAffected(); err == nil {
 				deleted += n
@@ -447,23 +408,23 @@ func (w *writer) trimRooms(ctx context.Context, rooms []string, cutoff int64) (d
 	return deleted, nil
 }
 
-// roomNames lists the stored rooms.
-func (w *writer) roomNames(ctx context.Context) ([]string, error) {
-	rows, err := w.conn.QueryContext(ctx, sqlRoomNames)
+// logNames lists the stored logs of kind k.
+func logNames(ctx context.Context, conn *sql.Conn, k logKind) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, tablesOf[k].sql(sqlLogNames))
 	if err != nil {
-		return nil, fmt.Errorf("list rooms: %w", err)
+		return nil, fmt.Errorf("list %ss: %w", tablesOf[k].what, err)
 	}
 	defer rows.Close()
-	var rooms []string
+	var names []string
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("list rooms: %w", err)
+			return nil, fmt.Errorf("list %ss: %w", tablesOf[k].what, err)
 		}
-		rooms = append(rooms, name)
+		names = append(names, name)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list rooms: %w", err)
+		return nil, fmt.Errorf("list %ss: %w", tablesOf[k].what, err)
 	}
-	return rooms, nil
+	return names, nil
 }

@@ -324,7 +324,9 @@ async function openConversation(d) {
 function addDMs(d, msgs) {
   stickToBottom(() => {
     for (const m of msgs) {
-      const key = `${m.id}:${m.ts}:${fold(m.from)}`;
+      // one message of the server's history per offset; without one (a
+      // server that keeps no DMs), per id, time and sender
+      const key = m.offset && m.epoch ? `o:${m.epoch}:${m.offset}` : `${m.id}:${m.ts}:${fold(m.from)}`;
       if (d.keys.has(key)) continue;
       d.keys.add(key);
       const li = messageItem(m, { dm: true });
@@ -337,10 +339,17 @@ function addDMs(d, msgs) {
   });
 }
 
-/** @param {any} m a dm event (live, or our own) */
+/** @param {any} m a dm event (live, our own, or from the server's history) */
 function gotDM(m) {
   const d = dmState(m.peer || (m.from === state.me.user ? m.to : m.from));
   addDMs(d, [m]);
+}
+
+/** @param {{peer: string}} e the server's conversation with e.peer started again */
+function dmReset(e) {
+  const d = dmState(e.peer);
+  for (const li of [...d.log.querySelectorAll('.msg')]) if (/** @type {HTMLElement} */ (li).dataset.key?.startsWith('o:')) li.remove();
+  for (const k of [...d.keys]) if (k.startsWith('o:')) d.keys.delete(k);
 }
 
 function updateTitle() {
@@ -655,6 +664,7 @@ function wire(c) {
   c.on('history', (h) => addMessages(h.room, h.messages, { reset: h.reset }));
   c.on('outbox', gotOutbox);
   c.on('dm', gotDM);
+  c.on('dm_reset', dmReset);
   c.on('dm_conv', (e) => gotConversations(e.list));
   c.on('presence', gotPresence);
   c.on('notice', (n) => { if (state.current && !state.current.startsWith('@')) system(state.current, n.text); });

@@ -23,7 +23,7 @@ test('ClientEvents names every event client.js emits', () => {
   const declared = new Set([...block.matchAll(/^ {2}(\w+): /gm)].map((m) => m[1]));
   const emitted = new Set([...src.matchAll(/this\.emit\('(\w+)'/g)].map((m) => m[1]));
   // the hub's events passed through as they come (onEvent's default)
-  for (const k of ['presence', 'notice', 'dm', 'dm_conv', 'outbox']) emitted.add(k);
+  for (const k of ['presence', 'notice', 'dm', 'dm_reset', 'dm_conv', 'outbox']) emitted.add(k);
   assert.deepEqual([...declared].sort(), [...emitted].sort());
 });
 

@@ -73,12 +73,14 @@ export interface ConnectOptions {
 }
 
 export interface Message { room: string; offset: number; epoch: string; from: string; color: string; text: string; ts: number; cid?: string }
-export interface DM { id: number; from: string; to: string; text: string; ts: number; color?: string; cid?: string }
-export interface Conversation { peer: string; color: string; unread: number; count: number; last: DM | null; top: number }
+/** a private message; `epoch` and `offset` place it in its conversation (a server with DM history); `id` is 0 in the server's history */
+export interface DM { id: number; from: string; to: string; text: string; ts: number; color?: string; cid?: string; epoch?: string; offset?: number }
+/** `top`: the conversation's offset up to which this browser has synced the server's history, in `epoch` */
+export interface Conversation { peer: string; color: string; unread: number; count: number; last: DM | null; top: number; epoch: string }
 
 export interface JoinReply { room: string; epoch?: string; top?: number; members?: number; cached: number; fetched: number; deferred?: boolean }
 export interface SendReply { room: string; epoch: string; offset: number; ts: number; dup?: boolean }
-export interface DMReply { id: number; ts: number; sessions: number }
+export interface DMReply { id: number; ts: number; sessions: number; epoch?: string; offset?: number }
 export interface HistoryReply { room: string; epoch: string; top: number; first: number; reset?: boolean; more?: boolean; messages: Message[] }
 export interface WhoReply { room: string; users: { name: string; color: string }[]; anonymous: number }
 export interface NickReply { user: string; color: string; token: string }
@@ -88,8 +90,10 @@ export type ConnState = 'idle' | 'connecting' | 'open' | 'waiting' | 'offline' |
 export interface ClientEvents {
   message: Message;
   history: { room: string; epoch: string; messages: Message[]; reset: boolean; source: 'cache' | 'server' | 'resume' | 'live' };
-  /** a private message, live or one this tab sent; `peer` is the other user of the conversation */
-  dm: DM & { peer: string };
+  /** a private message, live, one this tab sent, or one the server's history added (`source: 'history'`); `peer` is the other user of the conversation */
+  dm: DM & { peer: string; source?: 'history' };
+  /** the server's conversation with `peer` started again (a new epoch: another user holds a name now, or it expired): forget what it showed */
+  dm_reset: { peer: string; epoch: string };
   /** this user's conversations changed (a DM came, one was read) */
   dm_conv: { list: Conversation[] };
   /** a message of the outbox changed state */

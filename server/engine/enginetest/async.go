@@ -160,3 +160,15 @@ func (a *Async) Disconnect(name, reason string, done func(int, error)) {
 func (a *Async) Conns(name string, done func([]engine.UserConn, error)) {
 	a.Engine.Conns(name, answer(a, done))
 }
+
+// DMHistory reads through the wrapped engine; the answer comes later.
+func (a *Async) DMHistory(q engine.DMQuery, done func(engine.DMPage, error)) {
+	a.Engine.DMHistory(q, answer(a, done))
+}
+
+// DMList lists through the wrapped engine; the answer comes later.
+func (a *Async) DMList(user, gen string, limit int, done func([]engine.DMConv, bool, error)) {
+	a.Engine.DMList(user, gen, limit, func(cs []engine.DMConv, more bool, err error) {
+		a.later(func() { done(cs, more, err) })
+	})
+}

@@ -37,6 +37,11 @@ type Config struct {
 	// DMInRate and DMInBurst bound the private messages one user receives.
 	DMInRate  float64
 	DMInBurst int
+	// DMHistoryMax, DMHistoryAge and DMMaxConversations bound the
+	// history of private messages (DMHistoryMax 0: none is kept).
+	DMHistoryMax       int
+	DMHistoryAge       time.Duration
+	DMMaxConversations int
 }
 
 // Traits says where engines may differ.
@@ -55,11 +60,12 @@ const wait = 10 * time.Second
 // test, configured with cfg; the suite starts it with a recording Sink
 // and closes it when the test ends.
 func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) engine.Engine) {
-	h := func(t *testing.T) *harness { return start(t, traits, newEngine) }
-	for _, c := range []struct {
+	h := func(t *testing.T, cfg Config) *harness { return start(t, traits, cfg, newEngine) }
+	type test struct {
 		name string
 		run  func(*testing.T, *harness)
-	}{
+	}
+	tests := []test{
 		{"OpenUnknownRoom", testOpenUnknownRoom},
 		{"OpenCreates", testOpenCreates},
 		{"OffsetsFromOneWithoutGaps", testOffsets},
@@ -85,18 +91,44 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"Conns", testConns},
 		{"NodesAndHealth", testNodes},
 		{"AfterClose", testAfterClose},
+	}
+	for _, c := range tests {
+		t.Run(c.name, func(t *testing.T) { c.run(t, h(t, suiteConfig)) })
+	}
+	// The history of private messages (dmhist.go), with a recipient's rate
+	// that does not get in the way.
+	for _, c := range []test{
+		{"DMHistoryOffsets", testDMHistoryOffsets},
+		{"DMHistoryWindows", testDMHistoryWindows},
+		{"DMHistoryOthersRead", testDMHistoryOthers},
+		{"DMHistoryFreedName", testDMHistoryFreedName},
+		{"DMHistoryVerifiedKept", testDMHistoryVerified},
+		{"DMHistoryAge", testDMHistoryAge},
+		{"DMHistoryConversationsBounded", testDMHistoryEvict},
+		{"DMList", testDMList},
+		{"DMHistoryOff", testDMHistoryOff},
 	} {
-		t.Run(c.name, func(t *testing.T) { c.run(t, h(t)) })
+		t.Run(c.name, func(t *testing.T) {
+			cfg := suiteConfig
+			cfg.DMInRate, cfg.DMInBurst = 1000, 1000
+			if c.name == "DMHistoryOff" {
+				cfg.DMHistoryMax = 0
+			}
+			c.run(t, h(t, cfg))
+		})
 	}
 }
 
 // suiteConfig is the configuration every test of the suite gets.
 var suiteConfig = Config{
-	HistoryMax:       5,
-	NameGrace:        2 * time.Second,
-	MaxReservedNames: 3,
-	DMInRate:         0.01,
-	DMInBurst:        3,
+	HistoryMax:         5,
+	NameGrace:          2 * time.Second,
+	MaxReservedNames:   3,
+	DMInRate:           0.01,
+	DMInBurst:          3,
+	DMHistoryMax:       4,
+	DMHistoryAge:       time.Hour,
+	DMMaxConversations: 3,
 }
 
 // harness is one started engine and its sink.
@@ -108,9 +140,9 @@ type harness struct {
 	sink   *Sink
 }
 
-func start(t *testing.T, traits Traits, newEngine func(*testing.T, Config) engine.Engine) *harness {
+func start(t *testing.T, traits Traits, cfg Config, newEngine func(*testing.T, Config) engine.Engine) *harness {
 	t.Helper()
-	h := &harness{t: t, traits: traits, cfg: suiteConfig, sink: NewSink("node-a")}
+	h := &harness{t: t, traits: traits, cfg: cfg, sink: NewSink("node-a")}
 	h.e = newEngine(t, h.cfg)
 	if err := h.e.Start(context.Background(), h.sink); err != nil {
 		t.Fatalf("Start: %v", err)

@@ -5,8 +5,10 @@
 // list of this node (or --lbs).
 //
 // Nothing it does waits: every done function is called before the method
-// that takes it returns, and the Sink is called by the store's writer
-// goroutine (Ready, after a commit) or, for the deliveries of a private
+// that takes it returns (but a DM's with a durable store and DM history:
+// after its commit, from the store's writer goroutine), and the Sink is
+// called by the store's writer goroutine (Ready, after a commit; a DM's
+// deliveries after its commit) or, for the deliveries of a private
 // message, on the goroutine of the DM call, before done.
 package local
 
@@ -55,6 +57,16 @@ type Options struct {
 	// per second, from everyone (defaults 20 and 40).
 	DMInRate  float64
 	DMInBurst int
+	// DMHistoryMax bounds the messages a conversation of private
+	// messages retains (0: none are kept: DMs are live only);
+	// DMHistoryAge is how long they are kept (default 7 days);
+	// DMMaxConversations bounds the conversations kept (default
+	// 100,000): beyond it the least recently active goes (OnDMEvicted is
+	// then called).
+	DMHistoryMax       int
+	DMHistoryAge       time.Duration
+	DMMaxConversations int
+	OnDMEvicted        func()
 	// LBS lists the addresses of the node list (/lbs), best first; empty
 	// lists this node, at the address its clients used (Node.Advertise
 	// "").
@@ -84,6 +96,15 @@ func (o Options) withDefaults() Options {
 	if o.DMInBurst <= 0 {
 		o.DMInBurst = 40
 	}
+	if o.DMHistoryMax < 0 {
+		o.DMHistoryMax = 0
+	}
+	if o.DMHistoryAge <= 0 {
+		o.DMHistoryAge = store.DefaultDMMaxAge
+	}
+	if o.DMMaxConversations <= 0 {
+		o.DMMaxConversations = 100000
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -101,6 +122,7 @@ type Engine struct {
 
 	rooms rooms
 	users users
+	dms   dms
 
 	started   atomic.Bool
 	closed    atomic.Bool
@@ -117,6 +139,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{opts: opts.withDefaults(), stop: make(chan struct{}), done: make(chan struct{})}
 	e.rooms.m = make(map[string]*log)
 	e.users.m = make(map[string]*user)
+	e.dms.m = make(map[string]*conv)
+	e.dms.byUser = make(map[string]map[*conv]struct{})
 	if e.opts.OpenStore == nil {
 		e.store = store.NewMemory()
 	} else {
@@ -129,6 +153,10 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err := e.load(ctx); err != nil {
 		_ = e.store.Close()
 		return nil, fmt.Errorf("local engine: load the rooms: %w", err)
+	}
+	if err := e.loadDMs(ctx); err != nil {
+		_ = e.store.Close()
+		return nil, fmt.Errorf("local engine: load the conversations: %w", err)
 	}
 	return e, nil
 }
@@ -173,6 +201,7 @@ func (e *Engine) Close() error {
 		if cerr := e.store.Close(); cerr != nil {
 			err = fmt.Errorf("local engine: close the store: %w", cerr)
 		}
+		e.failPending()
 	})
 	return err
 }

@@ -27,12 +27,15 @@ func sqlite(dir string, durable bool) func(func([]store.Committed)) (store.Store
 // options are the engine's options for the suite's configuration.
 func options(cfg enginetest.Config) Options {
 	return Options{
-		Node:             "node-a",
-		HistoryMax:       cfg.HistoryMax,
-		NameGrace:        cfg.NameGrace,
-		MaxReservedNames: cfg.MaxReservedNames,
-		DMInRate:         cfg.DMInRate,
-		DMInBurst:        cfg.DMInBurst,
+		Node:               "node-a",
+		HistoryMax:         cfg.HistoryMax,
+		NameGrace:          cfg.NameGrace,
+		MaxReservedNames:   cfg.MaxReservedNames,
+		DMInRate:           cfg.DMInRate,
+		DMInBurst:          cfg.DMInBurst,
+		DMHistoryMax:       cfg.DMHistoryMax,
+		DMHistoryAge:       cfg.DMHistoryAge,
+		DMMaxConversations: cfg.DMMaxConversations,
 	}
 }
 

@@ -24,8 +24,12 @@ type rooms struct {
 	toDelete []deletion
 }
 
-// deletion is a dropped room that the store is still to forget.
-type deletion struct{ name, epoch string }
+// deletion is a dropped room (or conversation: dm) that the store is
+// still to forget.
+type deletion struct {
+	name, epoch string
+	dm          bool
+}
 
 // load fills the table with the rooms of the store: the messages within
 // HistoryAge, a run of consecutive offsets. A room left without messages
@@ -115,7 +119,7 @@ func (e *Engine) Drop(name string, l engine.Log) {
 	delete(e.rooms.m, name)
 	e.rooms.mu.Unlock()
 	e.rooms.delMu.Lock()
-	e.rooms.toDelete = append(e.rooms.toDelete, deletion{name, ll.epoch})
+	e.rooms.toDelete = append(e.rooms.toDelete, deletion{name: name, epoch: ll.epoch})
 	e.rooms.delMu.Unlock()
 }
 
@@ -142,13 +146,21 @@ func (e *Engine) SetPresent(string, engine.Author, bool) {}
 // behind (Sink.Ready may), and with them the store's queue fills.
 func (e *Engine) onCommit(cs []store.Committed) {
 	var ready []string
+	dms := false
 	e.rooms.mu.Lock()
 	for _, c := range cs {
+		if c.DM {
+			dms = true
+			continue
+		}
 		if l := e.rooms.m[c.Room]; l != nil && l.epoch == c.Epoch && l.commit(c.Offset) {
 			ready = append(ready, c.Room)
 		}
 	}
 	e.rooms.mu.Unlock()
+	if dms {
+		e.onCommitDMs(cs)
+	}
 	if e.sink == nil {
 		return
 	}
@@ -171,11 +183,16 @@ func (e *Engine) feedDeletions() {
 	defer close(e.done)
 	t := time.NewTicker(deletionFeedEvery)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-e.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.Sub(lastSweep) >= dmSweepEvery {
+				lastSweep = now
+				e.sweepDMs()
+			}
 			e.feedOnce()
 		}
 	}
@@ -190,7 +207,11 @@ func (e *Engine) feedOnce() {
 	n := 0
 	for n < len(e.rooms.toDelete) && n < maxDeletionsPerFeed {
 		d := e.rooms.toDelete[n]
-		if e.store.DeleteRoom(d.name, d.epoch) != nil {
+		del := e.store.DeleteRoom
+		if d.dm {
+			del = e.store.DeleteConv
+		}
+		if del(d.name, d.epoch) != nil {
 			break
 		}
 		n++

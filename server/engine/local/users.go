@@ -31,6 +31,7 @@ type users struct {
 // tabs share one), so a slice beats a map in memory.
 type user struct {
 	name, token string
+	gen         string        // engine.Gen(token, verified): who its conversations are for
 	conns       []connCount   // connections holding sessions of the user
 	offAt       int64         // Unix ns the last session went (0: online or forgotten)
 	dmIn        *rate.Limiter // DMs the user receives (made on the first)
@@ -107,7 +108,7 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 		case token == "":
 			token = randomID(16)
 		}
-		u = &user{name: c.Name, token: token, verified: c.Verified}
+		u = &user{name: c.Name, token: token, verified: c.Verified, gen: engine.Gen(token, c.Verified)}
 		us.m[key] = u
 	} else if refusedClaim(u, &c) {
 		left := time.Duration(u.offAt + int64(e.opts.NameGrace) - now)
@@ -123,7 +124,7 @@ func (e *Engine) Claim(c engine.Claim, done func(engine.Claimed, error)) {
 		}
 		us.online++
 	}
-	res := engine.Claimed{User: u.author(), Token: u.token}
+	res := engine.Claimed{User: u.author(), Token: u.token, Gen: u.gen}
 	if u.addSession(c.Session.Conn.ID) && c.MaxConns > 0 && len(u.conns) > c.MaxConns {
 		res.Kick = e.beyond(u, c.MaxConns, c.Session.Conn.ID)
 	}
@@ -178,9 +179,12 @@ func (e *Engine) Release(name string, s engine.SessionRef) {
 }
 
 // DM sends a private message to every session of user d.To and to the
-// sender's other sessions: the deliveries are made through Sink.DM on the
-// caller's goroutine, under the table's lock, so that a user receives
-// private messages in the order of their ids.
+// sender's other sessions: with DM history it is appended to their
+// conversation first (dms.go); the deliveries are made through Sink.DM on
+// the caller's goroutine, under the table's lock, so that a user receives
+// private messages in the order of their ids; with a durable store, once
+// the append is committed, from the store's writer goroutine, in the same
+// order.
 func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	now := e.opts.Now()
 	us := &e.users
@@ -194,7 +198,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	if !to.online() {
 		// Reserved for its owner: nothing goes to anyone else meanwhile.
 		us.mu.Unlock()
-		done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner; private messages are not kept)", to.name))
+		done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner)", to.name))
 		return
 	}
 	if to.dmIn == nil {
@@ -205,9 +209,26 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 		done(engine.DMSent{}, mux.Errorf(mux.CodeRateLimited, mux.ErrRecipientBusy, "user %q receives more than %g private messages per second (burst %d): try again later", to.name, e.opts.DMInRate, e.opts.DMInBurst))
 		return
 	}
-	us.dmID++
-	sent := engine.DMSent{ID: us.dmID, TS: d.TS, To: to.author()}
 	toKey, fromKey := to.key(), mux.NameKey(d.From.Name)
+	sent := engine.DMSent{TS: d.TS, To: to.author()}
+	var c *conv
+	if e.dmHistory() {
+		fromGen := d.FromGen
+		if fromGen == "" { // the server API's, on behalf of a user: whoever holds the name now
+			if from := e.lookupUser(fromKey, now.UnixNano()); from != nil {
+				fromGen = from.gen
+			}
+		}
+		var err error
+		if c, sent.Off, err = e.dmAppend(&d, fromGen, to); err != nil {
+			us.mu.Unlock()
+			done(engine.DMSent{}, err)
+			return
+		}
+		sent.Epoch = c.epoch
+	}
+	us.dmID++
+	sent.ID = us.dmID
 	users := []string{toKey}
 	sent.Sessions = int(to.sessions)
 	sending := 0 // the sending session, which does not get it
@@ -220,8 +241,21 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 		users = append(users, fromKey)
 		sent.Sessions += int(from.sessions) - sending
 	}
-	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID})
-	e.sink.DM(engine.DMDelivery{Body: body, Users: users, Except: d.Sender})
+	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID, Epoch: sent.Epoch, Offset: sent.Off})
+	delivery := engine.DMDelivery{Body: body, Users: users, Except: d.Sender}
+	if c != nil && e.opts.Durable {
+		e.dmWait(c, sent.Off, func(err error) {
+			if err != nil {
+				done(engine.DMSent{}, err)
+				return
+			}
+			e.sink.DM(delivery)
+			done(sent, nil)
+		})
+		us.mu.Unlock()
+		return
+	}
+	e.sink.DM(delivery)
 	us.mu.Unlock()
 	done(sent, nil)
 }

@@ -17,7 +17,9 @@ import (
 //
 // a user's channel
 //
-//	'd' id to from colour ts cid text exceptNode exceptConn exceptSince exceptSID   a private message
+//	'd' id to from colour ts cid text exceptNode exceptConn exceptSince exceptSID [epoch offset]
+//	                                    a private message (epoch and offset: its place in its
+//	                                    conversation, with DM history)
 //	'k' node conn user                  a kick of a connection of node
 //	'x' reason                          the user's sessions are to be detached (server API)
 //

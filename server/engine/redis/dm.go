@@ -16,9 +16,16 @@ import (
 // for the sender's other sessions, the dm_sender script on the sender's
 // slot (publish on the sender's channel if it has other sessions). done
 // gets the sessions it went to: the recipient's, and the sender's others.
+//
+// With DM history the message goes through its conversation first
+// (dmhist.go).
 func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	if err := e.Health(); err != nil {
 		done(engine.DMSent{}, err)
+		return
+	}
+	if e.dmHistory() {
+		e.dmHist(d, done)
 		return
 	}
 	toKey, fromKey := mux.NameKey(d.To), mux.NameKey(d.From.Name)
@@ -48,16 +55,11 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 				return
 			}
 			s := replyStrings(arr)
+			if err := e.dmRefused(d.To, s); err != nil {
+				done(engine.DMSent{}, err)
+				return
+			}
 			switch {
-			case s[0] == "none":
-				done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is not online", d.To))
-				return
-			case s[0] == "reserved" && len(s) > 1:
-				done(engine.DMSent{}, mux.Errorf(mux.CodeUserOffline, mux.ErrUserOffline, "user %q is offline (the name is reserved for its owner; private messages are not kept)", s[1]))
-				return
-			case s[0] == "busy" && len(s) > 1:
-				done(engine.DMSent{}, mux.Errorf(mux.CodeRateLimited, mux.ErrRecipientBusy, "user %q receives more than %g private messages per second (burst %d): try again later", s[1], e.opts.DMInRate, e.opts.DMInBurst))
-				return
 			case s[0] != "ok" || len(s) < 5:
 				done(engine.DMSent{}, e.unavailable("dm", errPayload))
 				return
@@ -74,7 +76,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 				done(sent, nil)
 				return
 			}
-			e.dmSender(fromKey, string(appendField(appendUint([]byte{'d'}, id), s[3]))+string(rest), sending, sent, done)
+			e.dmSender(fromKey, string(appendField(appendUint([]byte{'d'}, id), s[3]))+string(rest), sending, "", "", sent, done)
 		},
 	}
 	if !e.shardOf('u', toKey).push(o) {
@@ -84,13 +86,15 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 
 // dmSender publishes the copy of a DM for the sender's other sessions
 // (sending: 1 when the sending session is one of the sender's, 0 for
-// none).
-func (e *Engine) dmSender(fromKey, payload string, sending int, sent engine.DMSent, done func(engine.DMSent, error)) {
+// none); with DM history, it puts the conversation's entry (field, entry;
+// "": none) in the sender's list of conversations.
+func (e *Engine) dmSender(fromKey, payload string, sending int, field, entry string, sent engine.DMSent, done func(engine.DMSent, error)) {
 	k := e.userKeys(fromKey)
 	o := op{
 		sc:   e.sc.dmS,
-		keys: []string{k.sessions, k.channel},
-		args: []string{strconv.FormatInt(e.now(), 10), payload, strconv.Itoa(sending)},
+		keys: []string{k.sessions, k.channel, k.dms},
+		args: []string{strconv.FormatInt(e.now(), 10), payload, strconv.Itoa(sending), field, entry,
+			strconv.FormatInt(e.opts.DMHistoryAge.Milliseconds(), 10), strconv.Itoa(mux.MaxDMList)},
 		done: func(r rueidisMessage, err error) {
 			if n, perr := r.AsInt64(); err == nil && perr == nil && n > int64(sending) {
 				sent.Sessions += int(n) - sending
@@ -109,10 +113,15 @@ func (e *Engine) dmMessage(key, payload string) error {
 	f := fields{s: payload}
 	id, to, from, color, ts, cid, text := f.uint(), f.next(), f.next(), f.next(), f.int(), f.next(), f.next()
 	exNode, exConn, exSince, exSID := f.next(), f.uint(), f.int(), f.uint()
+	var epoch string
+	var off uint64
+	if f.err == nil && f.s != "" { // DM history: its place in the conversation
+		epoch, off = f.next(), f.uint()
+	}
 	if f.err != nil {
 		return f.err
 	}
-	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid})
+	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off})
 	d := engine.DMDelivery{Body: body, Users: []string{key}}
 	if exNode != "" { // else no sending session (the server API)
 		d.Except = engine.SessionRef{

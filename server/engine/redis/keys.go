@@ -15,6 +15,10 @@ import "strings"
 //	PREFIX{r:ROOM}     channel: the room's messages and presence changes
 //	PREFIX{u:KEY}      hash: name, color, token, dmid, tat; and the user's channel
 //	PREFIX{u:KEY}:s    sorted set: sessions NODE|CONN|SINCE|SID, score its expiry
+//	PREFIX{u:KEY}:dm   hash: the user's conversations, peer's key → GEN|EPOCH|TOP|TS|PEER
+//	PREFIX{d:A|B}:m    hash: a conversation's epoch, top, ga, gb, ua, ub, ts (dmhist.go)
+//	PREFIX{d:A|B}:s    stream: its retained messages, id 0-OFFSET
+//	PREFIX{imload}:dmc        sorted set: conversations, score their newest message's time
 //	PREFIX{imload}:nodes      sorted set: node ids, score the expiry
 //	PREFIX{imload}:node-info  hash: node id → CONNS|ADVERTISE
 
@@ -30,12 +34,12 @@ func (e *Engine) roomKeys(room string) roomKeys {
 
 // userKeys are the names of one user's keys and channel.
 type userKeys struct {
-	hash, sessions, channel string
+	hash, sessions, channel, dms string
 }
 
 func (e *Engine) userKeys(key string) userKeys {
 	h := e.opts.Prefix + "{u:" + key + "}"
-	return userKeys{hash: h, sessions: h + ":s", channel: h}
+	return userKeys{hash: h, sessions: h + ":s", channel: h, dms: h + ":dm"}
 }
 
 // channelOf tells what a channel carries: a room's ('r') or a user's ('u')

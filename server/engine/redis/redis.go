@@ -63,6 +63,17 @@ type Options struct {
 	// per second from everyone, on every node (defaults 20 and 40).
 	DMInRate  float64
 	DMInBurst int
+	// DMHistoryMax bounds the messages a conversation of private messages
+	// retains (0: none are kept, DMs are live only); DMHistoryAge is how
+	// long they are kept (default 7 days), and how long a conversation's
+	// keys live after its last message; DMMaxConversations bounds the
+	// conversations of the deployment (default 100,000): beyond it the
+	// least recently active go (OnDMEvicted is called for each this node
+	// deletes).
+	DMHistoryMax       int
+	DMHistoryAge       time.Duration
+	DMMaxConversations int
+	OnDMEvicted        func()
 	// Shards is the number of request queues, each sending its requests
 	// in order as pipelined batches (default 4); QueueLen bounds the
 	// requests queued in each (default 8192): beyond it a request is
@@ -103,6 +114,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DMInBurst <= 0 {
 		o.DMInBurst = 40
+	}
+	if o.DMHistoryMax < 0 {
+		o.DMHistoryMax = 0
+	}
+	if o.DMHistoryAge <= 0 {
+		o.DMHistoryAge = 7 * 24 * time.Hour
+	}
+	if o.DMMaxConversations <= 0 {
+		o.DMMaxConversations = 100000
 	}
 	if o.Shards <= 0 {
 		o.Shards = 4
@@ -163,6 +183,7 @@ type Engine struct {
 	nodes     nodeTable
 	authors   authorTable
 	stats     counters
+	dmStats   dmCounters
 
 	ctx      context.Context // cancelled by Close, after the shards drained
 	cancel   context.CancelFunc

@@ -48,6 +48,9 @@ func TestConformance(t *testing.T) {
 			o.MaxReservedNames = cfg.MaxReservedNames
 			o.DMInRate = cfg.DMInRate
 			o.DMInBurst = cfg.DMInBurst
+			o.DMHistoryMax = cfg.DMHistoryMax
+			o.DMHistoryAge = cfg.DMHistoryAge
+			o.DMMaxConversations = cfg.DMMaxConversations
 		})
 	})
 }

@@ -28,6 +28,8 @@ type scripts struct {
 	claim, release, unreserve, touchUser, dm, dmS *script
 	disconnect, sessions                          *script
 	nodes                                         *script
+	dmCheck, dmAppend, dmDeliver, dmRead, dmList  *script
+	dmReg, dmDrop, userGen                        *script
 	all                                           []*script
 }
 
@@ -41,6 +43,8 @@ func loadScripts() (*scripts, error) {
 		{&s.touchRoom, "touch_room"}, {&s.claim, "claim"}, {&s.release, "release"},
 		{&s.unreserve, "unreserve"}, {&s.touchUser, "touch_user"}, {&s.dm, "dm"},
 		{&s.dmS, "dm_sender"}, {&s.disconnect, "disconnect"}, {&s.sessions, "sessions"}, {&s.nodes, "nodes"},
+		{&s.dmCheck, "dm_check"}, {&s.dmAppend, "dm_append"}, {&s.dmDeliver, "dm_deliver"}, {&s.dmRead, "dm_read"},
+		{&s.dmList, "dm_list"}, {&s.dmReg, "dm_reg"}, {&s.dmDrop, "dm_drop"}, {&s.userGen, "user_gen"},
 	} {
 		b, err := luaFiles.ReadFile("lua/" + p.name + ".lua")
 		if err != nil {

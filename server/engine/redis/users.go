@@ -93,7 +93,7 @@ func (e *Engine) claimed(key string, k userKeys, member string, verified bool, r
 		done(engine.Claimed{}, e.unavailable("claim", errPayload))
 		return
 	}
-	res := engine.Claimed{User: engine.Author{Name: s[1], Color: s[2]}, Token: s[3]}
+	res := engine.Claimed{User: engine.Author{Name: s[1], Color: s[2]}, Token: s[3], Gen: engine.Gen(s[3], verified)}
 	for i := 5; i+2 < len(s); i += 3 {
 		id, _ := strconv.ParseUint(s[i+1], 10, 64)
 		since, _ := strconv.ParseInt(s[i+2], 10, 64)

@@ -20,6 +20,7 @@ import { validName } from './names.js';
 import { ERR, CLIENT_ERR, CLIENT_CODE, CODE, transient } from './errors.js';
 import { DmStore, foldName } from './dms.js';
 import { HubAuth } from './auth.js';
+import { DmSync } from './dmsync.js';
 
 export const DEFAULT_HUB = Object.freeze({
   flushMs: 50,          // events for a tab are merged this long...
@@ -82,6 +83,7 @@ export class Hub {
     this.outboxTimer = null;
     this.outboxLoaded = this.loadOutbox();
     this.dms = new DmStore(backend, { keep: this.cfg.dmKeep, onError: (e) => log('dms', String(e)) });
+    this.dmSync = new DmSync(this);
     const root = base ? new URL('./', base) : null;
     const wsAddr = root ? new URL('ws', root) : null;
     if (wsAddr) wsAddr.protocol = wsAddr.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -307,7 +309,10 @@ export class Hub {
     const a = m.args || {};
     switch (m.q) {
       case 'dm_list': return me ? this.dms.list(me) : [];
-      case 'dm_messages': return me && typeof a.peer === 'string' ? this.dms.messages(me, a.peer) : [];
+      case 'dm_messages':
+        if (!me || typeof a.peer !== 'string') return [];
+        await this.dmSynced(me, a.peer);
+        return this.dms.messages(me, a.peer);
       case 'dm_read':
         if (me && typeof a.peer === 'string' && await this.dms.markRead(me, a.peer)) this.dmsChanged(me);
         return true;
@@ -347,6 +352,7 @@ export class Hub {
     if (cmd === 'nick' && r.code === 200 && r.body) {
       s.name = r.body.user; s.user = r.body.user; s.color = r.body.color; s.token = r.body.token;
       if (s.user && s.token) this.tokens.set(s.user, s.token);
+      this.dmSync.attached(s);
       this.post(s.tab, { k: 'attached', ...s.public(), resumed: false });
       this.tabsChanged();
     }
@@ -553,6 +559,8 @@ export class Hub {
     // the outbox's sends on the wire went with the link: sent again (same
     // cid) after the rooms are joined again
     for (const e of this.outbox.values()) e.inflight = false;
+    // the private conversations are listed and synced again after the attach
+    this.dmSync.linkDown();
   }
 
   // attach attaches s (and, with joins, resumes its rooms right behind);
@@ -616,6 +624,7 @@ export class Hub {
     for (const e of q) this.transmit(s, e);
     this.postOutbox(s);
     this.postDMs(s);
+    this.dmSync.attached(s);
   }
 
   // rejoin resumes one room of s, pipelined behind its attach: the reply
@@ -884,19 +893,23 @@ export class Hub {
 
   // ---- private messages ---------------------------------------------------
 
+  // gotDM stores a DM pushed to sessions (once per user), then shows it to
+  // them; a skipped offset syncs the conversation (dmsync.js).
   gotDM(sids, body) {
-    const users = new Set();
-    const srv = this.serverId();
+    /** @type {Map<string, any[]>} */
+    const byUser = new Map();
     for (const sid of sids) {
       const s = this.sessions.get(sid);
       if (!s) continue;
-      const me = s.user;
-      const first = !users.has(foldName(me));
-      users.add(foldName(me));
-      const mine = foldName(body.from) === foldName(me);
-      const peer = mine ? body.to : body.from;
-      this.post(s.tab, { k: 'dm', ...body, peer });
-      if (first && me) this.dms.add(me, body, srv).then((p) => { if (p) this.dmsChanged(me); });
+      const f = foldName(s.user);
+      if (!byUser.has(f)) byUser.set(f, []);
+      byUser.get(f).push(s);
+    }
+    for (const list of byUser.values()) {
+      const me = list[0].user;
+      const peer = foldName(body.from) === foldName(me) ? body.to : body.from;
+      if (!me) { for (const s of list) this.post(s.tab, { k: 'dm', ...body, peer }); continue; }
+      this.dms.add(me, body, this.serverId()).then((a) => this.dmAdded(me, peer, a, list, body));
     }
   }
 
@@ -904,9 +917,47 @@ export class Hub {
   // the sender's other sessions, not to this one) and shows it to the tab.
   sentDM(s, body, r) {
     if (r.code !== CODE.ok || !r.body || !s.user) return;
-    const m = { id: r.body.id, ts: r.body.ts, from: s.user, to: body.to, text: body.text, color: s.color, cid: body.cid };
-    this.post(s.tab, { k: 'dm', ...m, peer: body.to });
-    this.dms.add(s.user, m, this.serverId()).then((p) => { if (p) this.dmsChanged(s.user); });
+    const m = { id: r.body.id, ts: r.body.ts, from: s.user, to: body.to, text: body.text, color: s.color, cid: body.cid, epoch: r.body.epoch, offset: r.body.offset };
+    const me = s.user;
+    this.dms.add(me, m, this.serverId()).then((a) => this.dmAdded(me, body.to, a, [s], m));
+  }
+
+  // dmAdded shows a DM stored by add() to the sessions it is for: after a
+  // reset of its conversation (dm_reset to every tab of the user), and
+  // syncs the conversation if it skipped an offset.
+  dmAdded(me, peer, a, list, m) {
+    if (a.reset) this.postUser(me, { k: 'dm_reset', peer: a.peer || peer, epoch: m.epoch || '' });
+    for (const s of list) this.post(s.tab, { k: 'dm', ...m, peer });
+    if (a.peer || a.reset) this.dmsChanged(me);
+    if (a.gap) this.dmSync.sync(me, peer);
+  }
+
+  // dmsMerged shows what a sync of the server's history added (dmsync.js).
+  dmsMerged(me, peer, added, reset) {
+    if (reset) this.postUser(me, { k: 'dm_reset', peer, epoch: '' });
+    for (const m of added) this.postUser(me, { k: 'dm', ...m, peer, source: 'history' });
+    this.dmsChanged(me);
+  }
+
+  // dmSynced waits (a little) for a sync of user me's conversation with
+  // peer: a tab opening it shows the server's history.
+  dmSynced(me, peer) {
+    if (!this.conn.isOpen || !this.dmSync.enabled()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = this.setTimer(() => resolve(undefined), 3000);
+      this.dmSync.sync(me, peer).then(() => { this.clearTimer(t); resolve(undefined); });
+    });
+  }
+
+  // request sends a command for session s and resolves with its reply.
+  request(s, cmd, body) {
+    return new Promise((resolve) => { this.cmd(s, cmd, body, null, (r) => { resolve(r); return r; }); });
+  }
+
+  // postUser posts an event to every tab of user me.
+  postUser(me, ev) {
+    const fu = foldName(me);
+    for (const s of this.sessions.values()) if (foldName(s.user || s.name) === fu) this.post(s.tab, ev, true);
   }
 
   serverId() {
