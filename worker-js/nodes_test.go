@@ -87,6 +87,9 @@ func TestNodeDeathMovesBrowsers(t *testing.T) {
 	alice := b.open(page.URL+"/?name=alice&room=lobby", "alice")
 	bob := b.open(page.URL+"/?name=bob&room=lobby", "bob")
 	alice.say("one")
+	// "one" published before "two" is sent: their order in the room is
+	// then fixed (alice's page shows "one" first in any case, her echo)
+	bob.waitTexts("lobby", 20*time.Second, "one")
 	ext.cmd("send", map[string]any{"room": "lobby", "text": "two"})
 	bob.waitTexts("lobby", 20*time.Second, "one", "two")
 	if got := alice.info(); got.Conn.Addr != page.WS {
