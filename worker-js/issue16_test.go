@@ -279,6 +279,9 @@ func TestDMConversationSurvivesReload(t *testing.T) {
 	b := newBrowser(t)
 	p := b.open(ts.URL()+"/?name=alice&room=lobby&grace=500", "alice")
 	bob := dialClient(t, ts.Addr(), "bob", "lobby")
+	// the page is ready before its session is attached: a DM sent before
+	// that would find alice offline (410)
+	waitStats(t, ts, "alice attached", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 2 })
 	bob.cmd("dm", map[string]any{"to": "alice", "text": "psst 1", "cid": "b1"})
 	p.waitJS(10*time.Second, "a conversation with bob, 1 unread", `(() => { const b = document.querySelector('#dm-list [data-peer=bob]'); return b && b.querySelector('.unread') && b.querySelector('.unread').textContent === '1'; })()`)
 	if n := evalJS[int](p, `document.querySelectorAll('#messages .log[data-room=lobby] .msg').length`); n != 0 {
