@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // The store keeps two kinds of logs the same way: rooms (rooms, messages)
@@ -139,14 +138,6 @@ func (o Options) bounds(k logKind) (max int, cutoffMS int64) {
 		return o.DMMaxMessages, o.Now().Add(-o.DMMaxAge).UnixMilli()
 	}
 	return o.MaxMessages, o.cutoffMS()
-}
-
-// maxAge is the age bound of kind k.
-func (o Options) maxAge(k logKind) time.Duration {
-	if k == kindDM {
-		return o.DMMaxAge
-	}
-	return o.MaxAge
 }
 
 // logKey names one log of one kind (the writer's batch bookkeeping).
