@@ -2,7 +2,9 @@ package enginetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,5 +377,44 @@ func testDMHistoryOff(t *testing.T, h *harness) {
 	}
 	if l, _ := h.list("bob", b.Gen, 10); len(l) != 0 {
 		t.Fatalf("conversations without DM history: %+v", l)
+	}
+}
+
+// Many DMs in flight at once, from several senders: each is answered once
+// (a durable engine's answer waits for the commit, which may come before
+// the engine has noted the DM as waiting: a lost wakeup never answers it).
+func testDMHistoryMany(t *testing.T, h *harness) {
+	const senders, each = 4, 150
+	h.mustClaim("target", "", 1, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, senders*each)
+	for i := range senders {
+		name := fmt.Sprintf("s%d", i)
+		c := h.mustClaim(name, "", uint64(i+2), 1)
+		from := &engine.Author{Name: name, Color: "#123456"}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range each {
+				sent := make(chan error, 1)
+				h.e.DM(engine.DMSend{From: *from, FromGen: c.Gen, To: "target", Text: fmt.Sprint(k), TS: time.Now().UnixMilli(), Sender: h.session(uint64(i+2), 1)},
+					func(_ engine.DMSent, err error) { sent <- err })
+				select {
+				case err := <-sent:
+					if err != nil {
+						errs <- fmt.Errorf("%s's DM %d: %w", name, k, err)
+						return
+					}
+				case <-time.After(10 * time.Second):
+					errs <- fmt.Errorf("%s's DM %d: no answer within 10s", name, k)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

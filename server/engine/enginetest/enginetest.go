@@ -104,6 +104,7 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"DMHistoryFreedName", testDMHistoryFreedName},
 		{"DMHistoryVerifiedKept", testDMHistoryVerified},
 		{"DMHistoryAge", testDMHistoryAge},
+		{"DMHistoryMany", testDMHistoryMany},
 		{"DMHistoryConversationsBounded", testDMHistoryEvict},
 		{"DMList", testDMList},
 		{"DMHistoryOff", testDMHistoryOff},

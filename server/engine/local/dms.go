@@ -35,7 +35,7 @@ type dms struct {
 	m          map[string]*conv              // by engine.DMPair
 	byUser     map[string]map[*conv]struct{} // by mux.NameKey: the user's conversations
 	head, tail *conv                         // by last message: head the newest
-	pending    []dmPending                   // durable: appended, not committed yet, in order
+	pending    []*dmPending                  // durable: appended, not committed yet, in order
 
 	trimmed, expired, evicted atomic.Int64
 	count                     atomic.Int64
@@ -58,12 +58,16 @@ type conv struct {
 
 // dmPending is a DM waiting for its commit (durable): release(nil)
 // delivers it and answers its sender; release(err) answers err (its
-// commit was lost).
+// commit was lost). It is queued with the store's append, under the same
+// lock, so a commit that comes before dmWait gave release is not missed:
+// the commit is then kept (done, err) for dmWait to act on. Under dms.mu.
 type dmPending struct {
 	c       *conv
 	epoch   string
 	off     uint64
-	release func(error)
+	release func(error) // nil until dmWait
+	done    bool        // committed (or lost) before dmWait
+	err     error       // with done: the commit was lost
 }
 
 // dmHistory reports whether the engine keeps private messages.
@@ -201,7 +205,7 @@ func (e *Engine) dropConv(c *conv) {
 // returns the conversation and the message's offset. The store's append is
 // queued (ErrUnavailable when its queue is full: nothing is appended).
 // Under users.mu; it takes dms.mu.
-func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, uint64, error) {
+func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, uint64, *dmPending, error) {
 	ds := &e.dms
 	fromKey := mux.NameKey(d.From.Name)
 	key, side := engine.DMPair(fromKey, to.key())
@@ -226,7 +230,7 @@ func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, ui
 		a, b := engine.DMPairKeys(key)
 		c = &conv{key: key, keys: [2]string{a, b}, users: users, gens: gens, epoch: randomID(6)}
 		if err := e.store.CreateConv(store.ConvMeta{Name: key, Epoch: c.epoch, Users: users, Gens: gens}); err != nil {
-			return nil, 0, unavailable(err)
+			return nil, 0, nil, unavailable(err)
 		}
 		ds.add(c)
 	}
@@ -234,7 +238,12 @@ func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, ui
 	off := c.top + 1
 	msg := mux.Message{Room: key, Offset: off, Epoch: c.epoch, From: d.From.Name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID}
 	if err := e.store.AppendDM(msg); err != nil {
-		return nil, 0, unavailable(err)
+		return nil, 0, nil, unavailable(err)
+	}
+	var wait *dmPending
+	if e.opts.Durable { // queued with the append: its commit cannot come first
+		wait = &dmPending{c: c, epoch: c.epoch, off: off}
+		ds.pending = append(ds.pending, wait)
 	}
 	if c.hist.Len() >= e.opts.DMHistoryMax {
 		ds.trimmed.Add(1)
@@ -248,15 +257,21 @@ func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, ui
 	c.last = max(c.last, d.TS)
 	ds.unlink(c)
 	ds.pushHead(c)
-	return c, off, nil
+	return c, off, wait, nil
 }
 
-// dmWait keeps release until the commit of offset off of c (durable).
+// dmWait gives the DM that dmAppend queued as p its release, called at
+// its commit; it returns true when the commit (or its loss, p.err) came
+// already: the caller then calls release itself, once it holds no lock.
 // Under users.mu, after dmAppend.
-func (e *Engine) dmWait(c *conv, off uint64, release func(error)) {
+func (e *Engine) dmWait(p *dmPending, release func(error)) (committed bool) {
 	e.dms.mu.Lock()
-	e.dms.pending = append(e.dms.pending, dmPending{c: c, epoch: c.epoch, off: off, release: release})
-	e.dms.mu.Unlock()
+	defer e.dms.mu.Unlock()
+	if p.done {
+		return true
+	}
+	p.release = release
+	return false
 }
 
 // onCommitDMs releases the DMs whose appends the store committed: every
@@ -279,12 +294,15 @@ func (e *Engine) onCommitDMs(cs []store.Committed) {
 		if p.c.epoch == p.epoch && p.off > p.c.released {
 			p.c.released = p.off
 		}
+		p.done = true
 	}
 	clear(ds.pending[:n])
 	ds.pending = append(ds.pending[:0], ds.pending[n:]...)
 	ds.mu.Unlock()
 	for _, p := range done {
-		p.release(nil)
+		if p.release != nil {
+			p.release(nil)
+		}
 	}
 }
 
@@ -295,9 +313,14 @@ func (e *Engine) failPending() {
 	ds.mu.Lock()
 	left := ds.pending
 	ds.pending = nil
+	for _, p := range left {
+		p.done, p.err = true, errClosedDM
+	}
 	ds.mu.Unlock()
 	for _, p := range left {
-		p.release(errClosedDM)
+		if p.release != nil {
+			p.release(errClosedDM)
+		}
 	}
 }
 

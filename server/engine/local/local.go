@@ -129,6 +129,10 @@ type Engine struct {
 	stop      chan struct{} // closed by Close: the deletion feeder stops
 	done      chan struct{} // closed when the feeder has stopped
 	closeOnce sync.Once
+
+	// afterDMAppend, if set (tests), runs between a durable DM's append
+	// and the engine noting it as waiting for its commit, under users.mu.
+	afterDMAppend func()
 }
 
 var _ engine.Engine = (*Engine)(nil)

@@ -274,3 +274,43 @@ func BenchmarkPublishTake(b *testing.B) {
 		rel = l.Take(rel[:0])
 	}
 }
+
+// A durable DM whose commit comes before the engine has noted it as
+// waiting (the writer quicker than the sending goroutine) is answered
+// all the same: the commit is not missed.
+func TestDurableDMCommitBeforeWait(t *testing.T) {
+	e := newEngine(t, Options{OpenStore: sqlite(t.TempDir(), true), Durable: true, DMHistoryMax: 10})
+	if err := e.Start(context.Background(), enginetest.NewSink("local")); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.afterDMAppend = func() { time.Sleep(200 * time.Millisecond) } // the commit comes meanwhile
+	session := func(id uint64) engine.SessionRef {
+		return engine.SessionRef{Conn: engine.ConnRef{Node: "local", ID: id, Since: time.Unix(1e9, 0)}, SID: 1}
+	}
+	claim := func(name string, id uint64) engine.Claimed {
+		got := make(chan engine.Claimed, 1)
+		e.Claim(engine.Claim{Name: name, Session: session(id)}, func(c engine.Claimed, err error) {
+			if err != nil {
+				t.Errorf("claim %s: %v", name, err)
+			}
+			got <- c
+		})
+		return <-got
+	}
+	a := claim("alice", 1)
+	claim("bob", 2)
+	for i := range 3 {
+		answered := make(chan error, 1)
+		e.DM(engine.DMSend{From: a.User, FromGen: a.Gen, To: "bob", Text: "hi", TS: time.Now().UnixMilli(), Sender: session(1)},
+			func(_ engine.DMSent, err error) { answered <- err })
+		select {
+		case err := <-answered:
+			if err != nil {
+				t.Fatalf("DM %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("DM %d: no answer within 5s (its commit was missed)", i)
+		}
+	}
+}

@@ -212,6 +212,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	toKey, fromKey := to.key(), mux.NameKey(d.From.Name)
 	sent := engine.DMSent{TS: d.TS, To: to.author()}
 	var c *conv
+	var wait *dmPending // durable: the DM's commit
 	if e.dmHistory() {
 		fromGen := d.FromGen
 		if fromGen == "" { // the server API's, on behalf of a user: whoever holds the name now
@@ -220,7 +221,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 			}
 		}
 		var err error
-		if c, sent.Off, err = e.dmAppend(&d, fromGen, to); err != nil {
+		if c, sent.Off, wait, err = e.dmAppend(&d, fromGen, to); err != nil {
 			us.mu.Unlock()
 			done(engine.DMSent{}, err)
 			return
@@ -243,16 +244,23 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	}
 	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID, Epoch: sent.Epoch, Offset: sent.Off})
 	delivery := engine.DMDelivery{Body: body, Users: users, Except: d.Sender}
-	if c != nil && e.opts.Durable {
-		e.dmWait(c, sent.Off, func(err error) {
+	if wait != nil {
+		release := func(err error) {
 			if err != nil {
 				done(engine.DMSent{}, err)
 				return
 			}
 			e.sink.DM(delivery)
 			done(sent, nil)
-		})
+		}
+		if e.afterDMAppend != nil {
+			e.afterDMAppend()
+		}
+		committed := e.dmWait(wait, release)
 		us.mu.Unlock()
+		if committed { // the store was quicker than this goroutine
+			release(wait.err)
+		}
 		return
 	}
 	e.sink.DM(delivery)
