@@ -344,7 +344,7 @@ func TestInFlightSendsAtNodeDeath(t *testing.T) {
 			d := run.Delivery
 			t.Logf("delivery %+v, notes %v, faults %+v, %d bytes dropped", d, run.Notes, run.Faults, relay.dropped.Load())
 			if !res.Verdict.Pass || d.Delivered != d.Expected || d.Lost+d.Duplicated+d.Reordered+d.Mismatched != 0 {
-				t.Fatalf("verdict %+v, delivery %+v", res.Verdict, d)
+				t.Fatalf("verdict %+v, delivery %+v, errors %v", res.Verdict, d, run.Counters.Errors)
 			}
 			if n := run.Counters.TotalErrors(); n != 0 {
 				t.Errorf("errors %v", run.Counters.Errors)

@@ -314,12 +314,13 @@ func (c *liveCount) wait(d time.Duration) int64 {
 }
 
 // drain waits, after sends stopped, until every reply is in, every socket
-// with open tabs is up and resumed, and every member tab has received its
-// room's top offset; at most d.
+// with open tabs is up and resumed, every member tab has received its
+// room's top offset and every DM answered has reached the tabs it must;
+// at most d.
 func (e *engine) drain(d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
-		if e.quiet() {
+		if e.quiet() && !e.dms.awaiting() {
 			return true
 		}
 		if time.Now().After(deadline) {

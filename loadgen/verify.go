@@ -343,6 +343,28 @@ func (d *dmTracker) sent(k dmKey, sender, target *browser, tabs []dmTab, now int
 	d.mu.Unlock()
 }
 
+// awaiting reports whether a DM the server answered for is still on its
+// way to a tab that must receive it (attached on a live link at the send,
+// not disrupted since): the drain waits for those as for room messages. A
+// DM's push may come after its reply (the target's node gets it through
+// Redis), so a DM sent just before the end would otherwise count as lost.
+func (d *dmTracker) awaiting() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.recs {
+		if r.sessions < 0 && r.sessions != dmUncounted { // no reply (yet), or refused
+			continue
+		}
+		for i := range r.tabs {
+			x := &r.tabs[i]
+			if x.class == dmWant && x.got == 0 && x.late == 0 && x.t.disrupt.Load() == x.dis {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // replied records the server's answer: sessions it pushed the DM to,
 // dmRefused (target offline) or dmUncounted (accepted, no count).
 func (d *dmTracker) replied(k dmKey, sessions int) {
