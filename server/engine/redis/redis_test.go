@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,3 +67,25 @@ func startEngine(t testing.TB, e *Engine, sink engine.Sink) {
 }
 
 var _ = time.Second
+
+// Every script loads with its includes in place: no include line is left,
+// and the shared code is in each script that names it.
+func TestScriptsIncludes(t *testing.T) {
+	s, err := loadScripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range s.all {
+		if strings.Contains(sc.src, "-- include:") {
+			t.Errorf("%s: an include line is left", sc.name)
+		}
+	}
+	for _, sc := range []*script{s.dmDeliver, s.dmS} {
+		if !strings.Contains(sc.src, "local function put(") {
+			t.Errorf("%s: conv_list not included", sc.name)
+		}
+	}
+	if _, err := readScript("no_such_script"); err == nil {
+		t.Error("a missing script read without an error")
+	}
+}

@@ -5,14 +5,17 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 )
 
 // The engine's Lua scripts (lua/*.lua): each runs on the keys of one room,
 // one user or the node list, which share a hash tag, so each touches one
 // slot of a Redis Cluster. They are called by EVALSHA; a shard loads them
-// again when Redis answers NOSCRIPT (after a restart).
+// again when Redis answers NOSCRIPT (after a restart). A script's line
+// "-- include: NAME" is replaced by lua/lib/NAME.lua, code that several
+// scripts share (Redis has no modules for scripts).
 //
-//go:embed lua/*.lua
+//go:embed lua/*.lua lua/lib/*.lua
 var luaFiles embed.FS
 
 // script is one Lua script and its SHA-1.
@@ -46,9 +49,9 @@ func loadScripts() (*scripts, error) {
 		{&s.dmCheck, "dm_check"}, {&s.dmAppend, "dm_append"}, {&s.dmDeliver, "dm_deliver"}, {&s.dmRead, "dm_read"},
 		{&s.dmList, "dm_list"}, {&s.dmReg, "dm_reg"}, {&s.dmDrop, "dm_drop"}, {&s.userGen, "user_gen"},
 	} {
-		b, err := luaFiles.ReadFile("lua/" + p.name + ".lua")
+		b, err := readScript(p.name)
 		if err != nil {
-			return nil, fmt.Errorf("redis engine: script %s: %w", p.name, err)
+			return nil, err
 		}
 		sum := sha1.Sum(b)
 		sc := &script{name: p.name, src: string(b), sha: hex.EncodeToString(sum[:])}
@@ -56,4 +59,26 @@ func loadScripts() (*scripts, error) {
 		s.all = append(s.all, sc)
 	}
 	return s, nil
+}
+
+// includeLine matches a script's "-- include: NAME" lines.
+var includeLine = regexp.MustCompile(`(?m)^-- include: ([a-z_]+)\n`)
+
+// readScript reads lua/NAME.lua with its includes in place.
+func readScript(name string) ([]byte, error) {
+	b, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		return nil, fmt.Errorf("redis engine: script %s: %w", name, err)
+	}
+	var missing error
+	b = includeLine.ReplaceAllFunc(b, func(line []byte) []byte {
+		lib := includeLine.FindSubmatch(line)[1]
+		src, err := luaFiles.ReadFile("lua/lib/" + string(lib) + ".lua")
+		if err != nil {
+			missing = fmt.Errorf("redis engine: script %s includes %s: %w", name, lib, err)
+			return line
+		}
+		return src
+	})
+	return b, missing
 }

@@ -8,29 +8,7 @@
 --       most entries listed
 -- Returns {id (0: the user is gone), live sessions}.
 local function lp(s) s = tostring(s) return #s .. ':' .. s end
-local function put(key, field, value, ttl, max)
-  local old = redis.call('HGET', key, field)
-  if old then
-    local g1, e1, t1 = string.match(old, '^([^|]*)|([^|]*)|(%d+)|')
-    local g2, e2, t2 = string.match(value, '^([^|]*)|([^|]*)|(%d+)|')
-    if g1 == g2 and e1 == e2 and tonumber(t1) > tonumber(t2) then
-      return
-    end
-  end
-  redis.call('HSET', key, field, value)
-  redis.call('PEXPIRE', key, ttl)
-  if redis.call('HLEN', key) > tonumber(max) then
-    local all = redis.call('HGETALL', key)
-    local oldest, oldestTS
-    for i = 1, #all, 2 do
-      local ts = tonumber(string.match(all[i + 1], '^[^|]*|[^|]*|%d+|(%d+)|'))
-      if not oldestTS or ts < oldestTS then
-        oldest, oldestTS = all[i], ts
-      end
-    end
-    redis.call('HDEL', key, oldest)
-  end
-end
+-- include: conv_list
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 local id, n = 0, 0
 local name = redis.call('HGET', KEYS[1], 'name')
