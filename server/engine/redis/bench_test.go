@@ -196,3 +196,44 @@ func commandStats(b *testing.B, srv *redistest.Server) map[string]int64 {
 	}
 	return out
 }
+
+// BenchmarkDM sends private messages one at a time between two users of
+// one node and waits for each answer: the DM's cost in round trips to
+// Redis, with DM history (dm_check, dm_append, dm_deliver, dm_sender: the
+// conversation's offset given with the append) and without it
+// (DMHistoryMax 0: the dm script and dm_sender).
+func BenchmarkDM(b *testing.B) {
+	for _, hist := range []int{0, 500} {
+		b.Run(fmt.Sprint("history=", hist), func(b *testing.B) {
+			db := redistest.Shared(b).DB(b)
+			e := newTestEngine(b, db.URL, db.Prefix, "n0", func(o *Options) {
+				o.DMHistoryMax = hist // 0: DMs are live only
+				o.DMInRate, o.DMInBurst = 1e9, 1<<30 // the benchmark is not a flood
+			})
+			startEngine(b, e, enginetest.NewSink("n0"))
+			ref := func(id uint64) engine.SessionRef {
+				return engine.SessionRef{Conn: engine.ConnRef{Node: "n0", ID: id, Since: time.Unix(1e9, 0)}, SID: 1}
+			}
+			claim := func(name string, id uint64) engine.Claimed {
+				c, err := await(b, "Claim", func(done func(engine.Claimed, error)) {
+					e.Claim(engine.Claim{Name: name, Session: ref(id)}, done)
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return c
+			}
+			a := claim("alice", 1)
+			claim("bob", 2)
+			text := strings.Repeat("x", 100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				d := engine.DMSend{From: a.User, FromGen: a.Gen, To: "bob", Text: text, TS: time.Now().UnixMilli(), Sender: ref(1)}
+				if _, err := await(b, "DM", func(done func(engine.DMSent, error)) { e.DM(d, done) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
