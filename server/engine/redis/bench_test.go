@@ -207,7 +207,7 @@ func BenchmarkDM(b *testing.B) {
 		b.Run(fmt.Sprint("history=", hist), func(b *testing.B) {
 			db := redistest.Shared(b).DB(b)
 			e := newTestEngine(b, db.URL, db.Prefix, "n0", func(o *Options) {
-				o.DMHistoryMax = hist // 0: DMs are live only
+				o.DMHistoryMax = hist                // 0: DMs are live only
 				o.DMInRate, o.DMInBurst = 1e9, 1<<30 // the benchmark is not a flood
 			})
 			startEngine(b, e, enginetest.NewSink("n0"))
