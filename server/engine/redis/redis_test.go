@@ -85,6 +85,11 @@ func TestScriptsIncludes(t *testing.T) {
 			t.Errorf("%s: conv_list not included", sc.name)
 		}
 	}
+	for _, sc := range []*script{s.dmAppend, s.dmRead} {
+		if !strings.Contains(sc.src, "local function expire(") {
+			t.Errorf("%s: dm_expire not included", sc.name)
+		}
+	}
 	if _, err := readScript("no_such_script"); err == nil {
 		t.Error("a missing script read without an error")
 	}

@@ -9,25 +9,7 @@
 --       keys' time to live (ms), 8 the cutoff (ms), 9 ts (ms), 10 the
 --       message (blob)
 -- Returns {epoch, offset, made (1 or 0), trimmed, expired}.
-local function expire(stream, cutoff)
-  local n = 0
-  while true do
-    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', 16)
-    if #old == 0 then
-      return n
-    end
-    for _, e in ipairs(old) do
-      local d = e[2][2]
-      local sep = string.find(d, ':', 1, true)
-      local ts = tonumber(string.sub(d, sep + 1, sep + tonumber(string.sub(d, 1, sep - 1))))
-      if ts >= cutoff then
-        return n
-      end
-      redis.call('XDEL', stream, e[1])
-      n = n + 1
-    end
-  end
-end
+-- include: dm_expire
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'ga', 'gb')
 local epoch = m[1]
 local made = 0

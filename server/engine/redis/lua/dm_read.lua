@@ -9,25 +9,7 @@
 --       asked, 6 the offset (after or before), 7 the most messages
 -- Returns {'none'} | {'ok', epoch, top, first, reset, more, expired,
 -- user a, user b, entries (oldest first)}.
-local function expire(stream, cutoff)
-  local n = 0
-  while true do
-    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', 16)
-    if #old == 0 then
-      return n
-    end
-    for _, e in ipairs(old) do
-      local d = e[2][2]
-      local sep = string.find(d, ':', 1, true)
-      local ts = tonumber(string.sub(d, sep + 1, sep + tonumber(string.sub(d, 1, sep - 1))))
-      if ts >= cutoff then
-        return n
-      end
-      redis.call('XDEL', stream, e[1])
-      n = n + 1
-    end
-  end
-end
+-- include: dm_expire
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'top', ARGV[1], 'ua', 'ub')
 if not m[1] or m[3] ~= ARGV[2] then
   return {'none'}
