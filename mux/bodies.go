@@ -283,10 +283,12 @@ type WhoReq struct {
 	Room string `json:"room"`
 }
 
-// User is a user as others see it.
+// User is a user as others see it: Display is the display name of a
+// verified user's token (its name claim), "" when it has none.
 type User struct {
-	Name  string `json:"name"`
-	Color string `json:"color"`
+	Name    string `json:"name"`
+	Color   string `json:"color"`
+	Display string `json:"display,omitempty"`
 }
 
 // WhoResp is the reply body of who.
@@ -298,38 +300,45 @@ type WhoResp struct {
 
 // Message is a room message: the body of a msg push and an entry of
 // history. Offset is the room's monotonic offset (1, 2, ...) within Epoch.
+// Display is the sender's display name ("" when it has none; From is the
+// sender).
 type Message struct {
-	Room   string `json:"room"`
-	Offset uint64 `json:"offset"`
-	Epoch  string `json:"epoch"`
-	From   string `json:"from"`
-	Color  string `json:"color"`
-	Text   string `json:"text"`
-	TS     int64  `json:"ts"`
-	CID    string `json:"cid,omitempty"`
+	Room    string `json:"room"`
+	Offset  uint64 `json:"offset"`
+	Epoch   string `json:"epoch"`
+	From    string `json:"from"`
+	Color   string `json:"color"`
+	Display string `json:"display,omitempty"`
+	Text    string `json:"text"`
+	TS      int64  `json:"ts"`
+	CID     string `json:"cid,omitempty"`
 }
 
 // DM is the body of a dm push, and an entry of a dm_history reply. ID
 // is the recipient's message id (a push only: history entries have
 // none); Epoch and Offset place it in the conversation of From and To
-// (absent when the server keeps no private messages).
+// (absent when the server keeps no private messages). Color and Display
+// are the sender's.
 type DM struct {
-	ID     uint64 `json:"id,omitempty"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Color  string `json:"color"`
-	Text   string `json:"text"`
-	TS     int64  `json:"ts"`
-	CID    string `json:"cid,omitempty"`
-	Epoch  string `json:"epoch,omitempty"`
-	Offset uint64 `json:"offset,omitempty"`
+	ID      uint64 `json:"id,omitempty"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Color   string `json:"color"`
+	Display string `json:"display,omitempty"`
+	Text    string `json:"text"`
+	TS      int64  `json:"ts"`
+	CID     string `json:"cid,omitempty"`
+	Epoch   string `json:"epoch,omitempty"`
+	Offset  uint64 `json:"offset,omitempty"`
 }
 
-// Presence is the body of join and leave pushes.
+// Presence is the body of join and leave pushes. Display is the user's
+// display name, "" when it has none.
 type Presence struct {
-	Room  string `json:"room"`
-	User  string `json:"user"`
-	Color string `json:"color"`
+	Room    string `json:"room"`
+	User    string `json:"user"`
+	Color   string `json:"color"`
+	Display string `json:"display,omitempty"`
 }
 
 // Notice is the body of a notice push.

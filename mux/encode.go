@@ -209,7 +209,7 @@ func AppendString(dst []byte, s string) []byte {
 }
 
 // AppendMessage appends m as the JSON body of a msg push (the fields of
-// Message in their order, cid omitted when empty), without reflection: the
+// Message in their order, display and cid omitted when empty), without reflection: the
 // server encodes every room message once for its fan-out and again for
 // each history reply that carries it. It decodes to what
 // json.Marshal(m) decodes to.
@@ -224,6 +224,10 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	dst = AppendString(dst, m.From)
 	dst = append(dst, `,"color":`...)
 	dst = AppendString(dst, m.Color)
+	if m.Display != "" {
+		dst = append(dst, `,"display":`...)
+		dst = AppendString(dst, m.Display)
+	}
 	dst = append(dst, `,"text":`...)
 	dst = AppendString(dst, m.Text)
 	dst = append(dst, `,"ts":`...)
@@ -236,7 +240,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 }
 
 // AppendDM appends a private message as a JSON object: the body of a dm
-// push, or an entry of a dm_history reply (ID 0, Epoch "" and Offset 0
+// push, or an entry of a dm_history reply (ID 0, Display "", Epoch "" and Offset 0
 // are left out, as json.Marshal(m) leaves them out). It decodes to what
 // json.Marshal(m) decodes to.
 func AppendDM(dst []byte, m *DM) []byte {
@@ -252,6 +256,10 @@ func AppendDM(dst []byte, m *DM) []byte {
 	dst = AppendString(dst, m.To)
 	dst = append(dst, `,"color":`...)
 	dst = AppendString(dst, m.Color)
+	if m.Display != "" {
+		dst = append(dst, `,"display":`...)
+		dst = AppendString(dst, m.Display)
+	}
 	dst = append(dst, `,"text":`...)
 	dst = AppendString(dst, m.Text)
 	dst = append(dst, `,"ts":`...)

@@ -92,10 +92,10 @@ func FuzzAppendString(f *testing.F) {
 // FuzzAppendMessage checks that AppendMessage writes what encoding/json
 // writes, up to the spelling of escapes: both decode to the same message.
 func FuzzAppendMessage(f *testing.F) {
-	f.Add("room-1", uint64(7), "e1", "alice", "#d9480f", "hi <b>\u2028", int64(1764167400123), "c-1")
-	f.Add("", uint64(0), "", "", "", "\x00\xff", int64(-5), "")
-	f.Fuzz(func(t *testing.T, room string, off uint64, epoch, from, color, text string, ts int64, cid string) {
-		m := Message{Room: room, Offset: off, Epoch: epoch, From: from, Color: color, Text: text, TS: ts, CID: cid}
+	f.Add("room-1", uint64(7), "e1", "alice", "#d9480f", "Alice \"A\" Smith", "hi <b>\u2028", int64(1764167400123), "c-1")
+	f.Add("", uint64(0), "", "", "", "", "\x00\xff", int64(-5), "")
+	f.Fuzz(func(t *testing.T, room string, off uint64, epoch, from, color, display, text string, ts int64, cid string) {
+		m := Message{Room: room, Offset: off, Epoch: epoch, From: from, Color: color, Display: display, Text: text, TS: ts, CID: cid}
 		got := AppendMessage(nil, &m)
 		var back, want Message
 		if err := json.Unmarshal(got, &back); err != nil {
@@ -124,10 +124,10 @@ func compact(raw json.RawMessage) []byte {
 // FuzzAppendDM checks that AppendDM writes what encoding/json writes, up to
 // the spelling of escapes: both decode to the same private message.
 func FuzzAppendDM(f *testing.F) {
-	f.Add(uint64(3), "alice", "bob", "#d9480f", "psst <b>\u2028", int64(1764167400123), "c-1", "e1", uint64(7))
-	f.Add(uint64(0), "", "", "", "\x00\xff", int64(-5), "", "", uint64(0))
-	f.Fuzz(func(t *testing.T, id uint64, from, to, color, text string, ts int64, cid, epoch string, off uint64) {
-		m := DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off}
+	f.Add(uint64(3), "alice", "bob", "#d9480f", "Alice Smith", "psst <b>\u2028", int64(1764167400123), "c-1", "e1", uint64(7))
+	f.Add(uint64(0), "", "", "", "", "\x00\xff", int64(-5), "", "", uint64(0))
+	f.Fuzz(func(t *testing.T, id uint64, from, to, color, display, text string, ts int64, cid, epoch string, off uint64) {
+		m := DM{ID: id, From: from, To: to, Color: color, Display: display, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off}
 		got := AppendDM(nil, &m)
 		var back, want DM
 		if err := json.Unmarshal(got, &back); err != nil {

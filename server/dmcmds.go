@@ -87,7 +87,7 @@ func appendDMHistory(dst []byte, budget int, peer string, p *engine.DMPage, newe
 	enc := make([][]byte, len(p.Messages))
 	for i := range p.Messages {
 		m := &p.Messages[i]
-		enc[i] = mux.AppendDM(nil, &mux.DM{From: m.From, To: m.To, Color: m.Color, Text: m.Text, TS: m.TS, CID: m.CID, Epoch: p.Epoch, Offset: m.Off})
+		enc[i] = mux.AppendDM(nil, &mux.DM{From: m.From, To: m.To, Color: m.Color, Display: m.Display, Text: m.Text, TS: m.TS, CID: m.CID, Epoch: p.Epoch, Offset: m.Off})
 	}
 	from, to, more := 0, len(enc), p.More
 	size := -1 // no comma before the first

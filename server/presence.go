@@ -167,7 +167,7 @@ func (r *room) presenceChanged(srv *Server, out *outbox, key string, who engine.
 		if joined {
 			ev = mux.EvJoin
 		}
-		r.broadcast(out, ev, mux.EncodeBody(mux.Presence{Room: r.name, User: who.Name, Color: who.Color}), skipConn, skipSID)
+		r.broadcast(out, ev, mux.EncodeBody(mux.Presence{Room: r.name, User: who.Name, Color: who.Color, Display: who.Display}), skipConn, skipSID)
 		srv.counters.presencePushes.Add(int64(len(r.members)))
 		return
 	}
@@ -269,7 +269,7 @@ func (r *room) flushPending(srv *Server, out *outbox) {
 	byName(leaves)
 	byName(joins)
 	push := func(head []byte, pc presenceChange) {
-		body := mux.EncodeBody(mux.Presence{Room: r.name, User: pc.who.Name, Color: pc.who.Color})
+		body := mux.EncodeBody(mux.Presence{Room: r.name, User: pc.who.Name, Color: pc.who.Color, Display: pc.who.Display})
 		for c, m := range r.members {
 			sids := m.sids
 			if c == pc.skipConn {

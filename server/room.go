@@ -111,7 +111,7 @@ func newRoom(name string, log engine.Log) *room {
 // appendEntry appends e as the body of a msg push of room r: what the
 // message's push carried.
 func (r *room) appendEntry(dst []byte, e *engine.Entry) []byte {
-	m := mux.Message{Room: r.name, Offset: e.Off, Epoch: r.log.Epoch(), From: e.Who.Name, Color: e.Who.Color, Text: e.Text(), TS: e.TS, CID: e.CID()}
+	m := mux.Message{Room: r.name, Offset: e.Off, Epoch: r.log.Epoch(), From: e.Who.Name, Color: e.Who.Color, Display: e.Who.Display, Text: e.Text(), TS: e.TS, CID: e.CID()}
 	return mux.AppendMessage(dst, &m)
 }
 

@@ -448,7 +448,7 @@ func whoBody(room string, ps []engine.Present) []byte {
 	for _, p := range ps {
 		if key := mux.NameKey(p.User.Name); !seen[key] {
 			seen[key] = true
-			resp.Users = append(resp.Users, mux.User{Name: p.User.Name, Color: p.User.Color})
+			resp.Users = append(resp.Users, mux.User{Name: p.User.Name, Color: p.User.Color, Display: p.User.Display})
 		}
 	}
 	sortUsers(resp.Users)
@@ -461,11 +461,11 @@ func (r *room) who() []byte {
 	r.mu.Lock()
 	resp := mux.WhoResp{Room: r.name, Users: make([]mux.User, 0, len(r.users)+len(r.remote)), Anonymous: r.anon}
 	for _, ru := range r.users {
-		resp.Users = append(resp.Users, mux.User{Name: ru.u.Name, Color: ru.u.Color})
+		resp.Users = append(resp.Users, mux.User{Name: ru.u.Name, Color: ru.u.Color, Display: ru.u.Display})
 	}
 	for key, ru := range r.remote {
 		if _, here := r.users[key]; !here {
-			resp.Users = append(resp.Users, mux.User{Name: ru.who.Name, Color: ru.who.Color})
+			resp.Users = append(resp.Users, mux.User{Name: ru.who.Name, Color: ru.who.Color, Display: ru.who.Display})
 		}
 	}
 	r.mu.Unlock()

@@ -114,6 +114,8 @@ func (c *conn) attachJWT(s *session, sid uint32, seq uint64, req *mux.AttachReq)
 			if cl.Color != "" {
 				cd.User.Color = cl.Color // the user's colour on this node, from its first session's token
 			}
+			cd.User.Display = cl.Name // and its display name
+
 			s.tok = srv.newSessionToken(cl, now)
 			u := srv.hub.addSession(s, cd)
 			srv.kickAll(cd.Kick, u.Name)

@@ -75,11 +75,12 @@ type DMPage struct {
 	Messages []DMEntry
 }
 
-// DMEntry is one retained private message.
+// DMEntry is one retained private message: Color and Display are the
+// sender's.
 type DMEntry struct {
-	Off                        uint64
-	TS                         int64
-	From, To, Color, Text, CID string
+	Off                                 uint64
+	TS                                  int64
+	From, To, Color, Display, Text, CID string
 }
 
 // DMConv is a conversation of a user, as DMList lists it.

@@ -176,11 +176,12 @@ type Log interface {
 	Take(dst []Released) []Released
 }
 
-// Author is who sent a message: a user's name and colour. The node shares
-// one per user among that user's messages; the engine keeps the pointer it
-// is given in the entries it retains.
+// Author is who sent a message: a user's name and colour, and the display
+// name of a verified user's token ("" without one). The node shares one
+// per user among that user's messages; the engine keeps the pointer it is
+// given in the entries it retains.
 type Author struct {
-	Name, Color string
+	Name, Color, Display string
 }
 
 // Entry is one retained message, kept compact (history is most of what a

@@ -53,10 +53,11 @@ const (
 	sqlDeleteLog = `DELETE FROM {O} WHERE name = ?1 AND epoch = ?2`
 	// sqlAppend stores a message if its log is stored with its epoch
 	// (?8), replacing a message of the same offset (a replay).
-	sqlAppend = `INSERT INTO {M} ({C}, "offset", from_user, color, text, ts_ms, cid)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM {O} WHERE name = ?1 AND epoch = ?8
+	sqlAppend = `INSERT INTO {M} ({C}, "offset", from_user, color, text, ts_ms, cid, display)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9 FROM {O} WHERE name = ?1 AND epoch = ?8
 		ON CONFLICT ({C}, "offset") DO UPDATE SET from_user = excluded.from_user,
-			color = excluded.color, text = excluded.text, ts_ms = excluded.ts_ms, cid = excluded.cid`
+			color = excluded.color, text = excluded.text, ts_ms = excluded.ts_ms, cid = excluded.cid,
+			display = excluded.display`
 	sqlLogEpoch = `SELECT epoch FROM {O} WHERE name = ?1`
 	// sqlTrimCount keeps the newest ?2 offsets of a log.
 	sqlTrimCount = `DELETE FROM {M} WHERE {C} = ?1
@@ -69,7 +70,7 @@ const (
 		9223372036854775807)`
 	sqlLogNames = `SELECT name FROM {O}`
 	// sqlLoadMessages reads a log's newest ?3 messages sent at or after ?2.
-	sqlLoadMessages = `SELECT "offset", from_user, color, text, ts_ms, cid
+	sqlLoadMessages = `SELECT "offset", from_user, color, text, ts_ms, cid, display
 		FROM {M} WHERE {C} = ?1 AND ts_ms >= ?2 ORDER BY "offset" DESC LIMIT ?3`
 	// sqlSetConvMeta records a conversation's users and generations (?3…?6)
 	// if it is stored with epoch ?2.

@@ -31,6 +31,10 @@ import (
 //     users' keys in order, joined by '|'), with the users as spelt and the
 //     generation of each side (who may read it: engine.Gen).
 //
+// Version 4:
+//   - messages.display and dm_messages.display: the sender's display name
+//     (the name claim of its token, --auth jwt), empty without one.
+//
 // There is no index on ts_ms: it would cost every insert a second B-tree
 // write in a place unrelated to the room's. The age trim walks each room's
 // messages in offset order instead (times grow with offsets), which touches
@@ -74,6 +78,8 @@ var migrations = []string{
 		cid       TEXT    NOT NULL DEFAULT '',
 		PRIMARY KEY (conv, "offset")
 	) WITHOUT ROWID;`,
+	`ALTER TABLE messages ADD COLUMN display TEXT NOT NULL DEFAULT '';
+	ALTER TABLE dm_messages ADD COLUMN display TEXT NOT NULL DEFAULT '';`,
 }
 
 // schemaVersion is the version this build writes.

@@ -270,7 +270,7 @@ func (l *loader) messages(ctx context.Context, name, epoch string) ([]mux.Messag
 	for rows.Next() {
 		m := mux.Message{Room: name, Epoch: epoch}
 		var off int64
-		if err := rows.Scan(&off, &m.From, &m.Color, &m.Text, &m.TS, &m.CID); err != nil {
+		if err := rows.Scan(&off, &m.From, &m.Color, &m.Text, &m.TS, &m.CID, &m.Display); err != nil {
 			return nil, err
 		}
 		m.Offset = uint64(off)
@@ -279,7 +279,7 @@ func (l *loader) messages(ctx context.Context, name, epoch string) ([]mux.Messag
 				l.what, name, "offset", m.Offset, "next", msgs[n-1].Offset)
 			break
 		}
-		m.From, m.Color = l.str(m.From), l.str(m.Color)
+		m.From, m.Color, m.Display = l.str(m.From), l.str(m.Color), l.str(m.Display)
 		msgs = append(msgs, m)
 	}
 	l.scratch = msgs

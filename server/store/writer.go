@@ -291,7 +291,7 @@ func (w *writer) applyOne(ctx context.Context, o op) error {
 // warning.
 func (w *writer) applyAppend(ctx context.Context, k logKind, m *mux.Message) error {
 	st, what := &w.stmts[k], tablesOf[k].what
-	res, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch)
+	res, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch, m.Display)
 	if err != nil {
 		return fmt.Errorf("append to %s %q offset %d: %w", what, m.Room, m.Offset, err)
 	}
@@ -316,7 +316,7 @@ func (w *writer) applyAppend(ctx context.Context, k logKind, m *mux.Message) err
 	if _, err := st.upsert.ExecContext(ctx, m.Room, m.Epoch, m.TS); err != nil {
 		return fmt.Errorf("append to %s %q: create it: %w", what, m.Room, err)
 	}
-	if _, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch); err != nil {
+	if _, err := st.appendMsg.ExecContext(ctx, m.Room, int64(m.Offset), m.From, m.Color, m.Text, m.TS, m.CID, m.Epoch, m.Display); err != nil {
 		return fmt.Errorf("append to %s %q offset %d: %w", what, m.Room, m.Offset, err)
 	}
 	w.touched[logKey{k, m.Room}] = struct{}{}

@@ -108,11 +108,13 @@ func Run(t *testing.T, traits Traits, newEngine func(t *testing.T, cfg Config) e
 		{"DMHistoryConversationsBounded", testDMHistoryEvict},
 		{"DMList", testDMList},
 		{"DMHistoryOff", testDMHistoryOff},
+		{"DisplayNames", testDisplayNames},
+		{"DisplayNamesWithoutDMHistory", testDisplayNames},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := suiteConfig
 			cfg.DMInRate, cfg.DMInBurst = 1000, 1000
-			if c.name == "DMHistoryOff" {
+			if c.name == "DMHistoryOff" || c.name == "DisplayNamesWithoutDMHistory" {
 				cfg.DMHistoryMax = 0
 			}
 			c.run(t, h(t, cfg))

@@ -107,9 +107,9 @@ func (e *Engine) loadDMs(ctx context.Context) error {
 			if m.TS < cutoff || (c.top != 0 && m.Offset != c.top+1) {
 				continue
 			}
-			who := authors[engine.Author{Name: m.From, Color: m.Color}]
+			who := authors[engine.Author{Name: m.From, Color: m.Color, Display: m.Display}]
 			if who == nil {
-				who = &engine.Author{Name: m.From, Color: m.Color}
+				who = &engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
 				authors[*who] = who
 			}
 			c.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.DMHistoryMax)
@@ -236,7 +236,7 @@ func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, ui
 	}
 	e.expireConv(c, d.TS)
 	off := c.top + 1
-	msg := mux.Message{Room: key, Offset: off, Epoch: c.epoch, From: d.From.Name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID}
+	msg := mux.Message{Room: key, Offset: off, Epoch: c.epoch, From: d.From.Name, Color: d.From.Color, Display: d.From.Display, Text: d.Text, TS: d.TS, CID: d.CID}
 	if err := e.store.AppendDM(msg); err != nil {
 		return nil, 0, nil, unavailable(err)
 	}
@@ -248,7 +248,7 @@ func (e *Engine) dmAppend(d *engine.DMSend, fromGen string, to *user) (*conv, ui
 	if c.hist.Len() >= e.opts.DMHistoryMax {
 		ds.trimmed.Add(1)
 	}
-	who := &engine.Author{Name: d.From.Name, Color: d.From.Color}
+	who := &engine.Author{Name: d.From.Name, Color: d.From.Color, Display: d.From.Display}
 	c.hist.Push(engine.Entry{Off: off, TS: d.TS, Who: who, Data: d.Text + d.CID, CIDLen: uint8(len(d.CID))}, e.opts.DMHistoryMax)
 	c.top = off
 	if !e.opts.Durable {
@@ -400,7 +400,7 @@ func (c *conv) entry(en *engine.Entry) engine.DMEntry {
 	if s := c.side(mux.NameKey(en.Who.Name)); s == 0 {
 		to = c.users[1]
 	}
-	return engine.DMEntry{Off: en.Off, TS: en.TS, From: en.Who.Name, To: to, Color: en.Who.Color, Text: en.Text(), CID: en.CID()}
+	return engine.DMEntry{Off: en.Off, TS: en.TS, From: en.Who.Name, To: to, Color: en.Who.Color, Display: en.Who.Display, Text: en.Text(), CID: en.CID()}
 }
 
 // DMList answers the conversations of user (as gen) with a visible

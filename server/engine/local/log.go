@@ -103,7 +103,7 @@ func (l *log) Publish(m *engine.Draft) (uint64, error) {
 			return l.ticket, nil
 		}
 	}
-	msg := mux.Message{Room: l.name, Offset: l.top + 1, Epoch: l.epoch, From: m.Who.Name, Color: m.Who.Color, Text: m.Text, TS: m.TS, CID: m.CID}
+	msg := mux.Message{Room: l.name, Offset: l.top + 1, Epoch: l.epoch, From: m.Who.Name, Color: m.Who.Color, Display: m.Who.Display, Text: m.Text, TS: m.TS, CID: m.CID}
 	if err := l.e.store.Append(msg); err != nil {
 		return 0, unavailable(err)
 	}

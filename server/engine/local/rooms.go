@@ -52,9 +52,9 @@ func (e *Engine) load(ctx context.Context) error {
 			if m.TS < cutoff || (l.top != 0 && m.Offset != l.top+1) {
 				continue
 			}
-			who := authors[engine.Author{Name: m.From, Color: m.Color}]
+			who := authors[engine.Author{Name: m.From, Color: m.Color, Display: m.Display}]
 			if who == nil {
-				who = &engine.Author{Name: m.From, Color: m.Color}
+				who = &engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
 				authors[*who] = who
 			}
 			l.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.HistoryMax)

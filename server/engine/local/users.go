@@ -242,7 +242,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 		users = append(users, fromKey)
 		sent.Sessions += int(from.sessions) - sending
 	}
-	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Text: d.Text, TS: d.TS, CID: d.CID, Epoch: sent.Epoch, Offset: sent.Off})
+	body := mux.EncodeBody(mux.DM{ID: sent.ID, From: d.From.Name, To: to.name, Color: d.From.Color, Display: d.From.Display, Text: d.Text, TS: d.TS, CID: d.CID, Epoch: sent.Epoch, Offset: sent.Off})
 	delivery := engine.DMDelivery{Body: body, Users: users, Except: d.Sender}
 	if wait != nil {
 		release := func(err error) {

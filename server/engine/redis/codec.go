@@ -3,6 +3,8 @@ package redis
 import (
 	"errors"
 	"strconv"
+
+	"imload/server/engine"
 )
 
 // The payloads published on channels and the messages stored in streams
@@ -13,17 +15,20 @@ import (
 // A room's channel carries
 //
 //	'm' epoch offset node ticket blob   a message (node and ticket: its publish)
-//	'p' in node name colour             presence ("1": present, "": gone)
+//	'p' in node name colour [display]   presence ("1": present, "": gone)
 //
 // a user's channel
 //
-//	'd' id to from colour ts cid text exceptNode exceptConn exceptSince exceptSID [epoch offset]
+//	'd' id to from colour ts cid text exceptNode exceptConn exceptSince exceptSID epoch offset [display]
 //	                                    a private message (epoch and offset: its place in its
-//	                                    conversation, with DM history)
+//	                                    conversation, "" without DM history; display: the
+//	                                    sender's display name)
 //	'k' node conn user                  a kick of a connection of node
 //	'x' reason                          the user's sessions are to be detached (server API)
 //
-// and a stream entry's field d is a message's blob: ts from colour cid text.
+// and a stream entry's field d is a message's blob: ts from colour cid text
+// [display]. A field in brackets is left out when empty (and so absent from
+// what a node of an earlier version wrote).
 
 // appendField appends s as one field.
 func appendField(dst []byte, s string) []byte {
@@ -105,19 +110,23 @@ func (f *fields) int() int64 {
 
 // blob is a message as a stream entry keeps it.
 type blob struct {
-	ts               int64
-	from, color, cid string
-	text             string
+	ts                        int64
+	from, color, display, cid string
+	text                      string
 }
 
-// encodeBlob encodes a message's blob.
-func encodeBlob(ts int64, from, color, cid, text string) string {
-	b := make([]byte, 0, 32+len(from)+len(color)+len(cid)+len(text))
+// encodeBlob encodes a message's blob: its sender's name, colour and
+// display name (who), the time, client id and text.
+func encodeBlob(ts int64, who *engine.Author, cid, text string) string {
+	b := make([]byte, 0, 32+len(who.Name)+len(who.Color)+len(who.Display)+len(cid)+len(text))
 	b = appendInt(b, ts)
-	b = appendField(b, from)
-	b = appendField(b, color)
+	b = appendField(b, who.Name)
+	b = appendField(b, who.Color)
 	b = appendField(b, cid)
 	b = appendField(b, text)
+	if who.Display != "" {
+		b = appendField(b, who.Display)
+	}
 	return string(b)
 }
 
@@ -125,6 +134,9 @@ func encodeBlob(ts int64, from, color, cid, text string) string {
 func decodeBlob(s string) (blob, error) {
 	f := fields{s: s}
 	b := blob{ts: f.int(), from: f.next(), color: f.next(), cid: f.next(), text: f.next()}
+	if f.err == nil && f.s != "" {
+		b.display = f.next()
+	}
 	return b, f.err
 }
 

@@ -30,15 +30,7 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	}
 	toKey, fromKey := mux.NameKey(d.To), mux.NameKey(d.From.Name)
 	k := e.userKeys(toKey)
-	rest := appendField(nil, d.From.Name)
-	rest = appendField(rest, d.From.Color)
-	rest = appendInt(rest, d.TS)
-	rest = appendField(rest, d.CID)
-	rest = appendField(rest, d.Text)
-	rest = appendField(rest, d.Sender.Conn.Node)
-	rest = appendUint(rest, d.Sender.Conn.ID)
-	rest = appendInt(rest, d.Sender.Conn.Since.UnixNano())
-	rest = appendUint(rest, uint64(d.Sender.SID))
+	rest := dmPayloadRest(&d, "", 0)
 	interval := 1000 / e.opts.DMInRate
 	o := op{
 		sc:   e.sc.dm,
@@ -84,6 +76,32 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	}
 }
 
+// dmPayloadRest is the payload of a DM's publish after its id and
+// recipient (codec.go): from colour ts cid text, the sending session, and
+// then the message's place in its conversation (epoch and offset, "" and 0
+// without DM history) and the sender's display name, both left out when
+// there is neither.
+func dmPayloadRest(d *engine.DMSend, epoch string, off uint64) []byte {
+	rest := make([]byte, 0, 64+len(d.From.Name)+len(d.From.Color)+len(d.From.Display)+len(d.CID)+len(d.Text)+len(d.Sender.Conn.Node)+len(epoch))
+	rest = appendField(rest, d.From.Name)
+	rest = appendField(rest, d.From.Color)
+	rest = appendInt(rest, d.TS)
+	rest = appendField(rest, d.CID)
+	rest = appendField(rest, d.Text)
+	rest = appendField(rest, d.Sender.Conn.Node)
+	rest = appendUint(rest, d.Sender.Conn.ID)
+	rest = appendInt(rest, d.Sender.Conn.Since.UnixNano())
+	rest = appendUint(rest, uint64(d.Sender.SID))
+	if epoch != "" || d.From.Display != "" {
+		rest = appendField(rest, epoch)
+		rest = appendUint(rest, off)
+	}
+	if d.From.Display != "" {
+		rest = appendField(rest, d.From.Display)
+	}
+	return rest
+}
+
 // dmSender publishes the copy of a DM for the sender's other sessions
 // (sending: 1 when the sending session is one of the sender's, 0 for
 // none); with DM history, it puts the conversation's entry (field, entry;
@@ -113,15 +131,18 @@ func (e *Engine) dmMessage(key, payload string) error {
 	f := fields{s: payload}
 	id, to, from, color, ts, cid, text := f.uint(), f.next(), f.next(), f.next(), f.int(), f.next(), f.next()
 	exNode, exConn, exSince, exSID := f.next(), f.uint(), f.int(), f.uint()
-	var epoch string
+	var epoch, display string
 	var off uint64
-	if f.err == nil && f.s != "" { // DM history: its place in the conversation
+	if f.err == nil && f.s != "" { // its place in the conversation ("", 0: no DM history)
 		epoch, off = f.next(), f.uint()
+	}
+	if f.err == nil && f.s != "" {
+		display = f.next()
 	}
 	if f.err != nil {
 		return f.err
 	}
-	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off})
+	body := mux.EncodeBody(mux.DM{ID: id, From: from, To: to, Color: color, Display: display, Text: text, TS: ts, CID: cid, Epoch: epoch, Offset: off})
 	d := engine.DMDelivery{Body: body, Users: []string{key}}
 	if exNode != "" { // else no sending session (the server API)
 		d.Except = engine.SessionRef{

@@ -152,7 +152,7 @@ func (e *Engine) dmAppend(d engine.DMSend, fromGen string, to checked, done func
 		keys: []string{ck.meta, ck.stream},
 		args: []string{gens[0], gens[1], users[0], users[1], e.newEpoch(), strconv.Itoa(e.opts.DMHistoryMax),
 			strconv.FormatInt(e.opts.DMHistoryAge.Milliseconds(), 10), strconv.FormatInt(e.dmCutoff(), 10),
-			strconv.FormatInt(d.TS, 10), encodeBlob(d.TS, d.From.Name, d.From.Color, d.CID, d.Text)},
+			strconv.FormatInt(d.TS, 10), encodeBlob(d.TS, &d.From, d.CID, d.Text)},
 		done: func(r rueidisMessage, err error) {
 			if err != nil {
 				done(engine.DMSent{}, err)
@@ -193,17 +193,7 @@ func dmEntry(gen, epoch string, off uint64, ts int64, peer string) string {
 // session: it is in the history.
 func (e *Engine) dmDeliver(d engine.DMSend, fromGen string, to checked, epoch string, off uint64, done func(engine.DMSent, error)) {
 	fromKey, toKey := mux.NameKey(d.From.Name), mux.NameKey(to.name)
-	rest := appendField(nil, d.From.Name)
-	rest = appendField(rest, d.From.Color)
-	rest = appendInt(rest, d.TS)
-	rest = appendField(rest, d.CID)
-	rest = appendField(rest, d.Text)
-	rest = appendField(rest, d.Sender.Conn.Node)
-	rest = appendUint(rest, d.Sender.Conn.ID)
-	rest = appendInt(rest, d.Sender.Conn.Since.UnixNano())
-	rest = appendUint(rest, uint64(d.Sender.SID))
-	rest = appendField(rest, epoch)
-	rest = appendUint(rest, off)
+	rest := dmPayloadRest(&d, epoch, off)
 	listTTL := strconv.FormatInt(e.opts.DMHistoryAge.Milliseconds(), 10)
 	listMax := strconv.Itoa(mux.MaxDMList)
 	k := e.userKeys(toKey)
@@ -381,7 +371,7 @@ func (e *Engine) parseDMRead(r rueidisMessage, keyA string, resume bool) (engine
 		if mux.NameKey(b.from) == keyA {
 			to = users[1]
 		}
-		p.Messages = append(p.Messages, engine.DMEntry{Off: off, TS: b.ts, From: b.from, To: to, Color: b.color, Text: b.text, CID: b.cid})
+		p.Messages = append(p.Messages, engine.DMEntry{Off: off, TS: b.ts, From: b.from, To: to, Color: b.color, Display: b.display, Text: b.text, CID: b.cid})
 	}
 	return p, nil
 }

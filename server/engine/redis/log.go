@@ -142,7 +142,7 @@ func (l *log) Publish(m *engine.Draft) (uint64, error) {
 		e.stats.publishRefused.Add(1)
 		return 0, err
 	}
-	b := blob{ts: m.TS, from: m.Who.Name, color: m.Who.Color, cid: m.CID, text: m.Text}
+	b := blob{ts: m.TS, from: m.Who.Name, color: m.Who.Color, display: m.Who.Display, cid: m.CID, text: m.Text}
 	minOff := l.top + 1 // a retry of a message this node no longer retains is new
 	if l.ring.Len() > 0 {
 		minOff = l.ring.First()
@@ -164,7 +164,7 @@ func (l *log) Publish(m *engine.Draft) (uint64, error) {
 		args: []string{
 			l.epoch, e.newEpoch(), strconv.Itoa(e.opts.HistoryMax), e.ttlMS(), dedup,
 			strconv.FormatUint(minOff, 10), strconv.FormatInt(m.TS, 10),
-			encodeBlob(m.TS, m.Who.Name, m.Who.Color, m.CID, m.Text), e.opts.Node, strconv.FormatUint(ticket, 10),
+			encodeBlob(m.TS, m.Who, m.CID, m.Text), e.opts.Node, strconv.FormatUint(ticket, 10),
 		},
 		done: func(r rueidisMessage, err error) { l.onSent(ticket, r, err) },
 	}
@@ -293,7 +293,7 @@ func (l *log) match(m *msg) {
 		}
 	}
 	if m.who == nil {
-		m.who = l.e.author(m.b.from, m.b.color)
+		m.who = l.e.author(m.b.from, m.b.color, m.b.display)
 	}
 }
 
@@ -400,6 +400,6 @@ func (l *log) entry(m *msg) engine.Entry {
 
 // body is m's push body.
 func (l *log) body(m *msg) []byte {
-	mm := mux.Message{Room: l.name, Offset: m.off, Epoch: l.epoch, From: m.who.Name, Color: m.who.Color, Text: m.b.text, TS: m.b.ts, CID: m.b.cid}
+	mm := mux.Message{Room: l.name, Offset: m.off, Epoch: l.epoch, From: m.who.Name, Color: m.who.Color, Display: m.who.Display, Text: m.b.text, TS: m.b.ts, CID: m.b.cid}
 	return mux.AppendMessage(make([]byte, 0, 128+len(l.name)+len(m.b.text)+len(m.b.cid)), &mm)
 }

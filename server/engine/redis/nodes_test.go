@@ -226,7 +226,7 @@ func TestGapFilledFromStream(t *testing.T) {
 	eventually(t, "b has 5", func() bool { return len(rb.messages()) == 5 })
 	// Make b miss 3 messages: published by hand, not on the channel.
 	for i := 6; i <= 8; i++ {
-		blob := encodeBlob(time.Now().UnixMilli(), "alice", who.Color, "", fmt.Sprint("m", i))
+		blob := encodeBlob(time.Now().UnixMilli(), who, "", fmt.Sprint("m", i))
 		k := nodes[0].e.roomKeys("r")
 		if _, err := db.Do("HINCRBY", k.meta, "top", "1"); err != nil {
 			t.Fatal(err)
@@ -573,7 +573,7 @@ func TestGapBeyondRetentionResets(t *testing.T) {
 	// 10 messages b never hears of, the stream trimmed to 5 meanwhile.
 	k := nodes[0].e.roomKeys("r")
 	for i := 3; i <= 12; i++ {
-		blob := encodeBlob(time.Now().UnixMilli(), "alice", who.Color, "", fmt.Sprint("m", i))
+		blob := encodeBlob(time.Now().UnixMilli(), who, "", fmt.Sprint("m", i))
 		if _, err := db.Do("HINCRBY", k.meta, "top", "1"); err != nil {
 			t.Fatal(err)
 		}

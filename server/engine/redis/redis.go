@@ -242,7 +242,7 @@ func New(opts Options) (*Engine, error) {
 	e.users.m = make(map[string]*localUser)
 	e.users.reserved = make(map[string]reservation)
 	e.nodes.gone = make(map[string]time.Time)
-	e.authors.m = make(map[[2]string]*engine.Author)
+	e.authors.m = make(map[engine.Author]*engine.Author)
 	e.shards = make([]*shard, o.Shards)
 	for i := range e.shards {
 		e.shards[i] = &shard{e: e, wake: make(chan struct{}, 1)}
@@ -355,25 +355,25 @@ func randomID(n int) string {
 }
 
 // authorTable interns the authors of other nodes' messages: one pointer
-// per name and colour, shared by the entries of every room.
+// per name, colour and display name, shared by the entries of every room.
 type authorTable struct {
 	mu sync.Mutex
-	m  map[[2]string]*engine.Author
+	m  map[engine.Author]*engine.Author
 }
 
-// author returns the shared Author of name and colour.
-func (e *Engine) author(name, color string) *engine.Author {
+// author returns the shared Author of name, colour and display name.
+func (e *Engine) author(name, color, display string) *engine.Author {
 	t := &e.authors
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := [2]string{name, color}
+	k := engine.Author{Name: name, Color: color, Display: display}
 	if a := t.m[k]; a != nil {
 		return a
 	}
 	if len(t.m) >= 100000 {
 		clear(t.m) // the entries keep their pointers; new ones get new ones
 	}
-	a := &engine.Author{Name: name, Color: color}
+	a := &k
 	t.m[k] = a
 	return a
 }

@@ -410,19 +410,26 @@ func (e *Engine) Who(room string, done func([]engine.Present, error)) {
 	}
 }
 
-// presenceMember is a presence entry: NODE|NAME|COLOUR.
+// presenceMember is a presence entry: NODE|NAME|COLOUR, then |DISPLAY
+// for a user with a display name (which may hold '|': it comes last;
+// names and colours never do).
 func presenceMember(node string, u engine.Author) string {
-	return node + "|" + u.Name + "|" + u.Color
+	m := node + "|" + u.Name + "|" + u.Color
+	if u.Display != "" {
+		m += "|" + u.Display
+	}
+	return m
 }
 
 // parsePresent reads a presence entry.
 func (e *Engine) parsePresent(m string) (engine.Present, bool) {
 	node, rest, ok1 := strings.Cut(m, "|")
-	name, color, ok2 := strings.Cut(rest, "|")
+	name, rest, ok2 := strings.Cut(rest, "|")
 	if !ok1 || !ok2 {
 		return engine.Present{}, false
 	}
-	return engine.Present{User: *e.author(name, color), Node: node}, true
+	color, display, _ := strings.Cut(rest, "|")
+	return engine.Present{User: *e.author(name, color, display), Node: node}, true
 }
 
 // SetPresent records this node's presence entry of u in room (or its
@@ -449,12 +456,15 @@ func (e *Engine) SetPresent(room string, u engine.Author, in bool) {
 	if in {
 		flag = "1"
 	}
-	payload := string(appendField(appendField(appendField(appendField([]byte{'p'}, flag), e.opts.Node), u.Name), u.Color))
+	payload := appendField(appendField(appendField(appendField([]byte{'p'}, flag), e.opts.Node), u.Name), u.Color)
+	if u.Display != "" {
+		payload = appendField(payload, u.Display)
+	}
 	k := e.roomKeys(room)
 	o := op{
 		sc:   e.sc.presence,
 		keys: []string{k.presence, k.channel},
-		args: []string{flag, member, strconv.FormatInt(e.now()+e.opts.SessionTTL.Milliseconds(), 10), e.ttlMS(), payload},
+		args: []string{flag, member, strconv.FormatInt(e.now()+e.opts.SessionTTL.Milliseconds(), 10), e.ttlMS(), string(payload)},
 		done: func(rueidisMessage, error) {},
 	}
 	if !e.shardOf('r', room).push(o) {
@@ -466,13 +476,17 @@ func (e *Engine) SetPresent(room string, u engine.Author, in bool) {
 func (e *Engine) presenceMessage(room, payload string) error {
 	f := fields{s: payload}
 	in, node, name, color := f.next(), f.next(), f.next(), f.next()
+	display := ""
+	if f.err == nil && f.s != "" {
+		display = f.next()
+	}
 	if f.err != nil {
 		return f.err
 	}
 	if node == e.opts.Node {
 		return nil
 	}
-	c := presenceCall{p: engine.Present{User: *e.author(name, color), Node: node}, in: in == "1"}
+	c := presenceCall{p: engine.Present{User: *e.author(name, color, display), Node: node}, in: in == "1"}
 	for _, l := range e.logsOf(room) {
 		l.mu.Lock()
 		if l.state == opening { // the node gets it once it has the log
