@@ -51,6 +51,32 @@ func checkAliceHistory(t *testing.T, b *client, room, text, dm string) {
 	}
 }
 
+// alicePushes checks that bob (session 1 of b, in room r) sees alice's
+// display name in the push of her join (she just joined r through a) and
+// in those of a message and a DM she then sends.
+func alicePushes(t *testing.T, a, b *client) {
+	t.Helper()
+	var p mux.Presence
+	b.push(mux.EvJoin, &p)
+	if p.User != "alice" || p.Display != aliceDisplay {
+		t.Fatalf("join push %+v, want alice with her display name", p)
+	}
+	a.send(1, "r", "from alice")
+	var m mux.Message
+	for m.Text != "from alice" {
+		b.push(mux.EvMsg, &m)
+	}
+	if m.From != "alice" || m.Display != aliceDisplay {
+		t.Fatalf("msg push %+v, want alice's display name", m)
+	}
+	a.dmTo(1, "bob", "psst")
+	var d mux.DM
+	b.push(mux.EvDM, &d)
+	if d.From != "alice" || d.Display != aliceDisplay {
+		t.Fatalf("dm push %+v, want alice's display name", d)
+	}
+}
+
 func TestJWTDisplayName(t *testing.T) {
 	cfg := jwtConfig()
 	if !onRedis() {
@@ -66,11 +92,7 @@ func TestJWTDisplayName(t *testing.T) {
 		t.Fatalf("attach reply %+v", r)
 	}
 	a.join(1, "r")
-	var p mux.Presence
-	b.push(mux.EvJoin, &p)
-	if p.User != "alice" || p.Display != aliceDisplay {
-		t.Fatalf("join push %+v, want alice with her display name", p)
-	}
+	alicePushes(t, a, b)
 	var w mux.WhoResp
 	b.ok(1, mux.CmdWho, mux.WhoReq{Room: "r"}, &w)
 	for _, u := range w.Users {
@@ -80,20 +102,6 @@ func TestJWTDisplayName(t *testing.T) {
 	}
 	if len(w.Users) != 2 {
 		t.Fatalf("who %+v", w)
-	}
-	a.send(1, "r", "from alice")
-	var m mux.Message
-	for m.Text != "from alice" {
-		b.push(mux.EvMsg, &m)
-	}
-	if m.From != "alice" || m.Display != aliceDisplay {
-		t.Fatalf("msg push %+v, want alice's display name", m)
-	}
-	a.dmTo(1, "bob", "psst")
-	var d mux.DM
-	b.push(mux.EvDM, &d)
-	if d.From != "alice" || d.Display != aliceDisplay {
-		t.Fatalf("dm push %+v, want alice's display name", d)
 	}
 	checkAliceHistory(t, b, "r", "from alice", "psst")
 	if onRedis() {
@@ -120,28 +128,12 @@ func TestJWTDisplayNameAcrossNodes(t *testing.T) {
 	a := dial(t, nodes[0], nil)
 	a.attachJWT(1, displayToken(t, "alice", aliceDisplay))
 	a.join(1, "r")
-	var p mux.Presence
-	b.push(mux.EvJoin, &p)
-	if p.User != "alice" || p.Display != aliceDisplay {
-		t.Fatalf("join push %+v, want alice with her display name", p)
-	}
-	a.send(1, "r", "from alice")
-	var m mux.Message
-	b.push(mux.EvMsg, &m)
-	if m.Display != aliceDisplay {
-		t.Fatalf("msg push %+v, want alice's display name", m)
-	}
-	a.dmTo(1, "bob", "psst")
-	var d mux.DM
-	b.push(mux.EvDM, &d)
-	if d.Display != aliceDisplay {
-		t.Fatalf("dm push %+v, want alice's display name", d)
-	}
+	alicePushes(t, a, b)
+	checkAliceHistory(t, b, "r", "from alice", "psst")
 	c := dial(t, nodes[2], nil) // a node's who of a room it has not opened reads Redis
 	c.attachJWT(1, hs256(t, "carol", time.Hour))
 	var w mux.WhoResp
 	c.ok(1, mux.CmdWho, mux.WhoReq{Room: "r"}, &w)
-	checkAliceHistory(t, b, "r", "from alice", "psst")
 	found := false
 	for _, u := range w.Users {
 		found = found || u.Name == "alice" && u.Display == aliceDisplay
