@@ -96,8 +96,9 @@ func TestImloadReadMessages(t *testing.T) {
 	r := imloadWire{}.NewReader()
 	fast := `{"t":"push","sids":[1,3],"ev":"msg","body":{"room":"r1","offset":42,"epoch":"k3","from":"alice","color":"#e8590c","text":"abc:1:2:3|..\"x","ts":1764167400123,"cid":"a-1"}}`
 	slow := `{"t":"push","sids":[1,3],"ev":"msg","body":{"room":"r1","offset":42,"epoch":"k3","from":"al\u0069ce","color":"#e8590c","text":"abc:1:2:3|..\"x","ts":1764167400123,"cid":"a-1"}}`
+	display := strings.Replace(fast, `"color":"#e8590c",`, `"color":"#e8590c","display":"Alice \"A\" Smith, \u00fc",`, 1) // a verified user's
 	want := []string{`msg [1 3] r1@k3/42 alice a-1 abc:1:2:3|.."x`}
-	for _, m := range []string{fast, slow} {
+	for _, m := range []string{fast, slow, display} {
 		evs, n := read(r, m, nil)
 		if d := same(evs, want); d != "" || n != 1 {
 			t.Errorf("%d frames; %s", n, d)
