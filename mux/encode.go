@@ -209,9 +209,9 @@ func AppendString(dst []byte, s string) []byte {
 }
 
 // AppendMessage appends m as the JSON body of a msg push (the fields of
-// Message in their order, display and cid omitted when empty), without reflection: the
-// server encodes every room message once for its fan-out and again for
-// each history reply that carries it. It decodes to what
+// Message in their order, display and cid omitted when empty), without
+// reflection: the server encodes every room message once for its fan-out
+// and again for each history reply that carries it. It decodes to what
 // json.Marshal(m) decodes to.
 func AppendMessage(dst []byte, m *Message) []byte {
 	dst = append(dst, `{"room":`...)
@@ -222,27 +222,14 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	dst = AppendString(dst, m.Epoch)
 	dst = append(dst, `,"from":`...)
 	dst = AppendString(dst, m.From)
-	dst = append(dst, `,"color":`...)
-	dst = AppendString(dst, m.Color)
-	if m.Display != "" {
-		dst = append(dst, `,"display":`...)
-		dst = AppendString(dst, m.Display)
-	}
-	dst = append(dst, `,"text":`...)
-	dst = AppendString(dst, m.Text)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, m.TS, 10)
-	if m.CID != "" {
-		dst = append(dst, `,"cid":`...)
-		dst = AppendString(dst, m.CID)
-	}
+	dst = appendAuthored(dst, m.Color, m.Display, m.Text, m.TS, m.CID)
 	return append(dst, '}')
 }
 
 // AppendDM appends a private message as a JSON object: the body of a dm
-// push, or an entry of a dm_history reply (ID 0, Display "", Epoch "" and Offset 0
-// are left out, as json.Marshal(m) leaves them out). It decodes to what
-// json.Marshal(m) decodes to.
+// push, or an entry of a dm_history reply (ID 0, Display "", CID "", Epoch
+// "" and Offset 0 are left out, as json.Marshal(m) leaves them out). It
+// decodes to what json.Marshal(m) decodes to.
 func AppendDM(dst []byte, m *DM) []byte {
 	dst = append(dst, '{')
 	if m.ID != 0 {
@@ -254,20 +241,7 @@ func AppendDM(dst []byte, m *DM) []byte {
 	dst = AppendString(dst, m.From)
 	dst = append(dst, `,"to":`...)
 	dst = AppendString(dst, m.To)
-	dst = append(dst, `,"color":`...)
-	dst = AppendString(dst, m.Color)
-	if m.Display != "" {
-		dst = append(dst, `,"display":`...)
-		dst = AppendString(dst, m.Display)
-	}
-	dst = append(dst, `,"text":`...)
-	dst = AppendString(dst, m.Text)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, m.TS, 10)
-	if m.CID != "" {
-		dst = append(dst, `,"cid":`...)
-		dst = AppendString(dst, m.CID)
-	}
+	dst = appendAuthored(dst, m.Color, m.Display, m.Text, m.TS, m.CID)
 	if m.Epoch != "" {
 		dst = append(dst, `,"epoch":`...)
 		dst = AppendString(dst, m.Epoch)
@@ -277,4 +251,24 @@ func AppendDM(dst []byte, m *DM) []byte {
 		dst = strconv.AppendUint(dst, m.Offset, 10)
 	}
 	return append(dst, '}')
+}
+
+// appendAuthored appends the fields a room message and a private message
+// share, from "color" to "cid" (display and cid left out when empty).
+func appendAuthored(dst []byte, color, display, text string, ts int64, cid string) []byte {
+	dst = append(dst, `,"color":`...)
+	dst = AppendString(dst, color)
+	if display != "" {
+		dst = append(dst, `,"display":`...)
+		dst = AppendString(dst, display)
+	}
+	dst = append(dst, `,"text":`...)
+	dst = AppendString(dst, text)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	if cid != "" {
+		dst = append(dst, `,"cid":`...)
+		dst = AppendString(dst, cid)
+	}
+	return dst
 }
