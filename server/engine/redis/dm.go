@@ -37,23 +37,9 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 		keys: []string{k.hash, k.sessions, k.channel},
 		args: []string{strconv.FormatInt(e.now(), 10), strconv.FormatFloat(interval, 'f', -1, 64), strconv.Itoa(e.opts.DMInBurst), string(rest)},
 		done: func(r rueidisMessage, err error) {
+			s, err := e.dmAccepted("dm", d.To, r, err)
 			if err != nil {
 				done(engine.DMSent{}, err)
-				return
-			}
-			arr, err := r.ToArray()
-			if err != nil || len(arr) == 0 {
-				done(engine.DMSent{}, e.unavailable("dm", errPayload))
-				return
-			}
-			s := replyStrings(arr)
-			if err := e.dmRefused(d.To, s); err != nil {
-				done(engine.DMSent{}, err)
-				return
-			}
-			switch {
-			case s[0] != "ok" || len(s) < 5:
-				done(engine.DMSent{}, e.unavailable("dm", errPayload))
 				return
 			}
 			id, _ := strconv.ParseUint(s[1], 10, 64)
@@ -74,6 +60,27 @@ func (e *Engine) DM(d engine.DMSend, done func(engine.DMSent, error)) {
 	if !e.shardOf('u', toKey).push(o) {
 		done(engine.DMSent{}, e.unavailable("dm", errQueueFull))
 	}
+}
+
+// dmAccepted reads the reply of script (dm or dm_check), which checks
+// that user to may receive a DM: its fields ("ok" and at least 4 more),
+// or why the DM is refused (dmRefused), or ErrUnavailable.
+func (e *Engine) dmAccepted(script, to string, r rueidisMessage, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	arr, err := r.ToArray()
+	if err != nil || len(arr) == 0 {
+		return nil, e.unavailable(script, errPayload)
+	}
+	s := replyStrings(arr)
+	if err := e.dmRefused(to, s); err != nil {
+		return nil, err
+	}
+	if s[0] != "ok" || len(s) < 5 {
+		return nil, e.unavailable(script, errPayload)
+	}
+	return s, nil
 }
 
 // dmPayloadRest is the payload of a DM's publish after its id and

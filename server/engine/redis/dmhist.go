@@ -99,22 +99,9 @@ func (e *Engine) dmCheck(d engine.DMSend, fromGen string, done func(engine.DMSen
 		keys: []string{k.hash, k.sessions},
 		args: []string{strconv.FormatInt(e.now(), 10), strconv.FormatFloat(interval, 'f', -1, 64), strconv.Itoa(e.opts.DMInBurst)},
 		done: func(r rueidisMessage, err error) {
+			s, err := e.dmAccepted("dm_check", d.To, r, err)
 			if err != nil {
 				done(engine.DMSent{}, err)
-				return
-			}
-			arr, err := r.ToArray()
-			if err != nil || len(arr) == 0 {
-				done(engine.DMSent{}, e.unavailable("dm_check", errPayload))
-				return
-			}
-			s := replyStrings(arr)
-			if err := e.dmRefused(d.To, s); err != nil {
-				done(engine.DMSent{}, err)
-				return
-			}
-			if s[0] != "ok" || len(s) < 5 {
-				done(engine.DMSent{}, e.unavailable("dm_check", errPayload))
 				return
 			}
 			to := checked{name: s[1], color: s[2], gen: engine.Gen(s[3], s[4] == "1")}
