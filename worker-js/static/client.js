@@ -20,6 +20,7 @@ import { byteLength } from './core/frames.js';
 import { ERR, CODE, CLIENT_ERR } from './core/errors.js';
 import { DirectPeers, TokenStore } from './core/peers.js';
 import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
+import { DEFAULT_TOKEN_TIMEOUT_MS } from './core/auth.js';
 
 export { MODES, PROTOCOL_VERSION, WORKER_NAME, BUILD, ERR, CODE, CLIENT_ERR };
 
@@ -66,6 +67,9 @@ const DEFAULTS = {
   user: '',
   /** @type {((req: {user: string, reason: string, after: number}) => Promise<string>|string)|null} */
   getToken: null,
+  // how long the hub waits for getToken before the attach (or refresh)
+  // waiting for it fails with no_token (auth_error); 0 = no limit
+  tokenTimeoutMs: DEFAULT_TOKEN_TIMEOUT_MS,
 };
 
 export class Client {
@@ -261,7 +265,7 @@ export class Client {
     if (again) this.welcomed = false;
     const state = {
       name: this.name, token: this.token,
-      user: this.opts.user || this.name, getToken: typeof this.opts.getToken === 'function',
+      user: this.opts.user || this.name, getToken: typeof this.opts.getToken === 'function', tokenTimeoutMs: this.opts.tokenTimeoutMs,
       rooms: [...this.joined].map((room) => {
         const s = this.rooms.get(room);
         return s && s.epoch ? { room, epoch: s.epoch, offset: s.offset } : { room };

@@ -411,3 +411,107 @@ test('direct mode: hubs of one browser share a token through JwtShare: one getTo
   assert.equal(r1.body.jwt, r2.body.jwt);
   h1.hub.stop(); h2.hub.stop();
 });
+
+// A getToken that never settles (a backend that hangs, a sign-in form
+// nobody fills): after the tab's tokenTimeoutMs (10 s by default) the
+// attach or refresh waiting for it fails with no_token, and a later
+// request asks again: nothing stays stuck.
+test('getToken that never answers: no_token after 10 s by default; the late answer ignored; retryAuth asks again', async () => {
+  const { clock, sockets, tab, asks, open, hub } = setup();
+  const a = tab('A', { user: 'alice', rooms: [{ room: 'lobby' }] }, { give: false });
+  a.hello();
+  await open();
+  assert.equal(asks.length, 1);
+  await clock.advance(9_999);
+  assert.equal(a.events('auth_error').length, 0, 'not before the timeout');
+  await clock.advance(1);
+  const err = a.events('auth_error');
+  assert.equal(err.length, 1);
+  assert.equal(err[0].error, CLIENT_ERR.noToken);
+  assert.match(err[0].msg, /getToken did not answer within 10000 ms/);
+  assert.equal(hub.auth.asks.size, 0, 'the ask is dropped');
+  assert.equal(hub.auth.stats.tokenTimeouts, 1);
+  // the answer that comes too late is not used
+  a.answer(asks[0]);
+  await settle();
+  assert.equal(cmds(sockets[0].frames(), 'attach').length, 0);
+  // its commands get the reason until retryAuth, which asks again
+  a.send({ op: 'cmd', id: 7, cmd: 'who', body: { room: 'lobby' } });
+  await settle();
+  assert.match(a.events('reply').find((e) => e.id === 7).msg, /did not answer/);
+  a.send({ op: 'reauth' });
+  await settle();
+  assert.equal(asks.length, 2);
+  assert.equal(asks[1].reason, 'attach');
+  a.answer(asks[1]);
+  await settle();
+  assert.deepEqual(sockets[0].frames().filter((f) => f.t === 'cmd').map((f) => f.cmd), ['attach', 'join']);
+});
+
+test('tokenTimeoutMs is the tab\'s: a refresh that times out asks again at the expiry; 0 waits for ever', async () => {
+  const { clock, sockets, tab, asks, open, hub } = setup();
+  const a = tab('A', { user: 'alice', tokenTimeoutMs: 500 }, { give: false });
+  const b = tab('B', { user: 'bob', tokenTimeoutMs: 0 }, { give: false });
+  a.hello(); b.hello();
+  await open();
+  assert.deepEqual(asks.map((q) => q.tab), ['A', 'B']);
+  a.answer(asks[0], 60_000);
+  await settle();
+  reply(sockets[0]);
+  await settle();
+  assert.equal(a.events('attached').length, 1);
+  // bob's tab never answers, and said to wait for ever (the tabs ping,
+  // as live tabs do: a silent one goes after tabTimeoutMs)
+  for (let i = 0; i < 6; i++) { await clock.advance(5_000); a.send({ op: 'ping' }); b.send({ op: 'ping' }); }
+  assert.equal(b.events('auth_error').length, 0);
+  assert.ok([...hub.auth.asks.values()].some((q) => q.tabId === 'B'), 'still asked');
+  // alice's refresh: her tab does not answer within 500 ms
+  const exp = decodeJwt(hub.auth.book.valid('alice').jwt).exp;
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'token_expiring', body: { expires: exp } });
+  await settle();
+  assert.equal(asks.at(-1).reason, 'refresh');
+  await clock.advance(500);
+  assert.equal(hub.auth.stats.refreshFailures, 1);
+  assert.equal(hub.auth.stats.tokenTimeouts, 1);
+  assert.equal(a.events('auth_error').length, 0, 'a refresh that fails is not an error yet');
+  assert.equal(cmds(sockets[0].frames(), 'refresh').length, 0);
+  // the token expires: the hub asks again (not stuck on the first ask)
+  clock.t = exp + 1;
+  sockets[0].deliver({ t: 'push', sids: [1], ev: 'detached', body: { code: 401, error: ERR.tokenExpired, msg: 'expired' } });
+  await settle();
+  assert.equal(asks.at(-1).reason, 'expired');
+  a.answer(asks.at(-1), 60_000);
+  await settle();
+  assert.equal(cmds(sockets[0].frames(), 'attach').length, 1, 'attached again with the new token');
+});
+
+test('direct mode: a getToken that never answers releases the user\'s lock: another tab\'s hub asks its own', async () => {
+  const { BC, locks } = fakeBrowser();
+  const h1 = setup({ mode: 'direct', share: new JwtShare({ BC, locks, waitMs: 20 }) });
+  const h2 = setup({ mode: 'direct', share: new JwtShare({ BC, locks, waitMs: 20 }) });
+  const t1 = h1.tab('T1', { user: 'alice' }, { give: false });
+  t1.hello();
+  await h1.open();
+  await new Promise((r) => setTimeout(r, 50)); // the share's wait for answers is a real timer
+  await settle();
+  assert.equal(h1.asks.length, 1);
+  const t2 = h2.tab('T2', { user: 'alice' });
+  t2.hello();
+  await h2.open();
+  await new Promise((r) => setTimeout(r, 50));
+  await settle();
+  assert.equal(h2.asks.length, 0, 'waits for the lock the first hub holds');
+  await h1.clock.advance(10_000);
+  assert.equal(t1.events('auth_error')[0].error, CLIENT_ERR.noToken);
+  await new Promise((r) => setTimeout(r, 50));
+  await settle();
+  assert.equal(h2.asks.length, 1, 'the lock went with the timeout');
+  await settle();
+  assert.equal(cmds(h2.sockets[0].frames(), 'attach').length, 1);
+  // the first tab, asked to try again, uses the token the second got
+  t1.send({ op: 'reauth' });
+  await settle();
+  assert.equal(h1.asks.length, 1);
+  assert.equal(cmds(h1.sockets[0].frames(), 'attach').length, 1);
+  h1.hub.stop(); h2.hub.stop();
+});

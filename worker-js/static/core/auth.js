@@ -17,7 +17,7 @@
 // The hub reads a token's payload (sub, exp) without verifying it: the
 // server verifies. Tab <-> hub messages:
 //   hub -> tab {op:'token_req', id, user, reason, after}  (reason: attach, refresh, expired)
-//   tab -> hub {op:'token', id, jwt, error}
+//   tab -> hub {op:'token', id, jwt, error}                (within the tab's tokenTimeoutMs, else ignored)
 //   tab -> hub {op:'reauth'}                               (client.retryAuth())
 //   hub -> tab events {k:'detached', code, error, msg, reason}, {k:'auth_error', code, error, msg}
 import { foldName } from './dms.js';
@@ -32,6 +32,22 @@ const EV_EXPIRING = 'token_expiring';
 const EV_DETACHED = 'detached';
 // RETRY_MS: an attach refused for a while (503) is tried again after this, times the tries.
 const RETRY_MS = 2000;
+
+/**
+ * DEFAULT_TOKEN_TIMEOUT_MS is how long the hub waits for a tab's getToken
+ * (client.js tokenTimeoutMs) before the attach or refresh waiting for it
+ * fails with no_token.
+ */
+export const DEFAULT_TOKEN_TIMEOUT_MS = 10000;
+
+/**
+ * tokenTimeout is the tokenTimeoutMs a tab's hello gave, if a number >= 0
+ * (0: no timeout), else DEFAULT_TOKEN_TIMEOUT_MS.
+ * @param {unknown} v @returns {number}
+ */
+export function tokenTimeout(v) {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_TOKEN_TIMEOUT_MS;
+}
 
 /** @typedef {{jwt: string, user: string, key: string, exp: number}} TokenEntry */
 
@@ -266,6 +282,11 @@ export class JwtShare {
 }
 
 /**
+ * @typedef {{id: string, key: string, user: string, reason: string, after: number, tabId: string, timer: any, ms: number,
+ *   resolve: (jwt: string) => void, reject: (e: Error) => void}} Ask
+ */
+
+/**
  * HubAuth is the hub's side of --auth jwt: which token a session attaches
  * with, asking a tab for one, refreshing every session of a user on
  * token_expiring, attaching again after token_expired, and keeping a
@@ -279,10 +300,10 @@ export class HubAuth {
     this.hub = hub;
     this.book = new TokenBook({ now: hub.now, minLifeMs, share });
     this.share = share;
-    /** @type {Map<string, {id: string, key: string, user: string, reason: string, after: number, tabId: string, resolve: (jwt: string) => void, reject: (e: Error) => void}>} */
+    /** @type {Map<string, Ask>} */
     this.asks = new Map();
     this.askSeq = 0;
-    this.stats = { asks: 0, refreshes: 0, refreshFailures: 0, expired: 0, reattached: 0, disconnected: 0, failures: 0 };
+    this.stats = { asks: 0, tokenTimeouts: 0, refreshes: 0, refreshFailures: 0, expired: 0, reattached: 0, disconnected: 0, failures: 0 };
   }
 
   /** on: this connection's sessions attach with a token (hello auth jwt). */
@@ -329,20 +350,24 @@ export class HubAuth {
 
   /**
    * ask asks one live tab of user key (s's own first) for a token, with
-   * its getToken; another tab of that user is asked if it goes first.
+   * its getToken; another tab of that user is asked if it goes first. A
+   * tab that does not answer within its tokenTimeoutMs fails the ask
+   * (no_token); its late answer is ignored, and the next need asks again.
    * @param {any} s @param {string} key @param {string} user @param {string} reason @param {number} after
    * @returns {Promise<string>}
    */
   ask(s, key, user, reason, after) {
     return new Promise((resolve, reject) => {
-      const q = { id: `t${++this.askSeq}`, key, user, reason, after, tabId: s.tab ? s.tab.id : '', resolve, reject };
+      /** @type {Ask} */
+      const q = { id: `t${++this.askSeq}`, key, user, reason, after, tabId: s.tab ? s.tab.id : '', timer: null, ms: 0, resolve, reject };
       this.asks.set(q.id, q);
       this.sendAsk(q, s.tab);
     });
   }
 
-  /** @param {any} q @param {any} prefer */
+  /** @param {Ask} q @param {any} prefer */
   sendAsk(q, prefer) {
+    this.stopTimer(q);
     const tabs = [prefer, ...this.hub.tabs.values()].filter((t) => t && this.hub.tabs.has(t.id) && t.getToken &&
       (t === prefer || (q.key && this.key(t.session) === q.key)));
     const tab = tabs[0];
@@ -353,14 +378,34 @@ export class HubAuth {
     }
     q.tabId = tab.id;
     this.stats.asks++;
+    // the tab's getToken may never settle (a backend that hangs): the
+    // attach or refresh waiting for it fails after the tab's timeout
+    q.ms = tokenTimeout(tab.tokenTimeoutMs);
+    if (q.ms > 0) q.timer = this.hub.setTimer(() => this.timedOut(q), q.ms);
     try { tab.ep.post({ op: 'token_req', id: q.id, user: q.user, reason: q.reason, after: q.after }); } catch (e) { this.hub.log('token_req', String(e)); }
+  }
+
+  /** @param {Ask} q */
+  stopTimer(q) {
+    if (q.timer !== null) { this.hub.clearTimer(q.timer); q.timer = null; }
+  }
+
+  /** timedOut: q's tab did not answer within q.ms. @param {Ask} q */
+  timedOut(q) {
+    q.timer = null;
+    if (this.asks.get(q.id) !== q) return;
+    this.asks.delete(q.id);
+    this.stats.tokenTimeouts++;
+    this.hub.log('getToken timed out', q.user, q.reason, q.ms);
+    q.reject(tokenError(`getToken did not answer within ${q.ms} ms`));
   }
 
   /** answer takes a tab's {op:'token', id, jwt, error}. @param {any} m */
   answer(m) {
     const q = this.asks.get(m && m.id);
-    if (!q) return;
+    if (!q) return; // answered already, or too late (timed out)
     this.asks.delete(q.id);
+    this.stopTimer(q);
     if (typeof m.jwt === 'string' && m.jwt) q.resolve(m.jwt);
     else q.reject(tokenError(`getToken failed: ${m.error || 'no token'}`));
   }
@@ -513,7 +558,7 @@ export class HubAuth {
   info() { return { ...this.stats, users: [...this.book.tokens.values()].map((e) => ({ user: e.user, exp: e.exp })), asking: this.asks.size }; }
 
   close() {
-    for (const q of this.asks.values()) q.reject(tokenError('the hub stopped'));
+    for (const q of this.asks.values()) { this.stopTimer(q); q.reject(tokenError('the hub stopped')); }
     this.asks.clear();
     if (this.share) this.share.close();
   }

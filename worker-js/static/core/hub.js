@@ -19,7 +19,7 @@ import { PROTOCOL_VERSION } from './version.js';
 import { validName } from './names.js';
 import { ERR, CLIENT_ERR, CLIENT_CODE, CODE, transient } from './errors.js';
 import { DmStore, foldName } from './dms.js';
-import { HubAuth } from './auth.js';
+import { HubAuth, tokenTimeout } from './auth.js';
 import { DmSync } from './dmsync.js';
 
 export const DEFAULT_HUB = Object.freeze({
@@ -184,7 +184,7 @@ export class Hub {
     }
     tab = {
       id: m.tab, ep, session: s, lastSeen: this.now(), title: String(m.title || '').slice(0, 80), local: !!m.local,
-      lockTimeout: false, getToken: !!st.getToken,
+      lockTimeout: false, getToken: !!st.getToken, tokenTimeoutMs: tokenTimeout(st.tokenTimeoutMs),
       buf: null,
     };
     tab.buf = new FlushBuffer({
