@@ -483,6 +483,7 @@ export class Client {
       case 'attached':
         this.session = { sid: ev.sid, user: ev.user, color: ev.color };
         if (ev.expires) this.session.expires = ev.expires;
+        if (ev.display) this.session.display = ev.display;
         if (ev.user) {
           this.name = ev.user;
           this.token = ev.token || this.token;

@@ -19,10 +19,14 @@
 // again: another holder of a name, or it expired) replaces what the record
 // had of the old one.
 
+// A DM's `display` is its sender's display name (--auth jwt: the token's
+// name claim), kept with it; a conversation's `display` is the peer's, from
+// the peer's newest message ('' when that one had none).
+
 /**
- * @typedef {{id: number, from: string, to: string, text: string, ts: number, color?: string, cid?: string, srv?: string, epoch?: string, offset?: number}} DM
- * @typedef {{key: string, me: string, peer: string, color: string, msgs: DM[], readTs: number, readId: number, top: number, epoch: string, srv: string}} Conv
- * @typedef {{peer: string, color: string, unread: number, count: number, last: DM|null, top: number, epoch: string}} ConvInfo
+ * @typedef {{id: number, from: string, to: string, text: string, ts: number, color?: string, display?: string, cid?: string, srv?: string, epoch?: string, offset?: number}} DM
+ * @typedef {{key: string, me: string, peer: string, color: string, display?: string, msgs: DM[], readTs: number, readId: number, top: number, epoch: string, srv: string}} Conv
+ * @typedef {{peer: string, color: string, display: string, unread: number, count: number, last: DM|null, top: number, epoch: string}} ConvInfo
  * @typedef {{epoch: string, top?: number, reset?: boolean, more?: boolean, messages?: DM[]}} Page
  * @typedef {{peer: string, gap: boolean, reset: boolean}} Added
  */
@@ -77,7 +81,7 @@ export class DmStore {
     const key = convKey(me, peer);
     let c = this.convs.get(key);
     if (!c) {
-      c = { key, me, peer, color: '', msgs: [], readTs: 0, readId: 0, top: 0, epoch: '', srv };
+      c = { key, me, peer, color: '', display: '', msgs: [], readTs: 0, readId: 0, top: 0, epoch: '', srv };
       this.convs.set(key, c);
     }
     return c;
@@ -103,7 +107,7 @@ export class DmStore {
     }
     if (c.msgs.some((x) => same(x, dm))) return { peer: '', gap: false, reset };
     if (!mine && m.color) c.color = m.color;
-    if (!mine) c.peer = m.from; // the peer's own spelling
+    if (!mine) { c.peer = m.from; this.peerDisplay(c, dm); } // the peer's own spelling, and display name
     c.msgs.push(dm);
     this.trim(c);
     let gap = false;
@@ -145,7 +149,7 @@ export class DmStore {
       if (!had.some((x) => same(x, dm))) added.push(dm); // new to the tabs
       const mine = foldName(dm.from) === foldName(me);
       if (!mine && dm.color) c.color = dm.color;
-      if (!mine) c.peer = dm.from;
+      if (!mine) { c.peer = dm.from; this.peerDisplay(c, dm); }
     }
     this.trim(c);
     if (epoch) {
@@ -179,10 +183,22 @@ export class DmStore {
     return top;
   }
 
+  /**
+   * peerDisplay takes the peer's display name from dm, the peer's, unless
+   * the conversation has a newer message of the peer.
+   * @param {Conv} c @param {DM} dm
+   */
+  peerDisplay(c, dm) {
+    const f = foldName(c.peer);
+    if (c.msgs.some((x) => x !== dm && foldName(x.from) === f && order(x, dm) > 0)) return;
+    c.display = dm.display || '';
+  }
+
   /** @param {DM} m @param {string} srv @returns {DM} */
   record(m, srv) {
     /** @type {DM} */
     const dm = { id: Number(m.id) || 0, from: m.from, to: m.to, text: m.text, ts: Number(m.ts) || 0, color: m.color || '', cid: m.cid || '', srv };
+    if (typeof m.display === 'string' && m.display) dm.display = m.display;
     if (m.epoch && Number(m.offset) > 0) { dm.epoch = String(m.epoch); dm.offset = Number(m.offset); }
     return dm;
   }
@@ -227,7 +243,7 @@ export class DmStore {
     for (const c of this.convs.values()) {
       if (foldName(c.me) !== f || !c.msgs.length) continue;
       const unread = c.msgs.filter((m) => ((m.ts - c.readTs) || (m.id - c.readId)) > 0 && foldName(m.from) !== f).length;
-      out.push({ peer: c.peer, color: c.color, unread, count: c.msgs.length, last: c.msgs[c.msgs.length - 1] || null, top: c.top, epoch: c.epoch });
+      out.push({ peer: c.peer, color: c.color, display: c.display || '', unread, count: c.msgs.length, last: c.msgs[c.msgs.length - 1] || null, top: c.top, epoch: c.epoch });
     }
     return out.sort((a, b) => ((b.last && b.last.ts) || 0) - ((a.last && a.last.ts) || 0));
   }

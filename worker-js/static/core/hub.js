@@ -614,7 +614,7 @@ export class Hub {
     this.stats.attaches++;
     if (again) this.stats.reattaches++;
     const b = r.body || {};
-    if (b.user) { s.user = b.user; s.name = b.user; s.color = b.color || ''; }
+    if (b.user) { s.user = b.user; s.name = b.user; s.color = b.color || ''; s.display = typeof b.name === 'string' ? b.name : ''; }
     if (b.token) { s.token = b.token; if (s.user) this.tokens.set(s.user, b.token); }
     // the rooms' joins are already on the wire, behind the attach
     this.post(s.tab, { k: 'attached', ...s.public(), resumed: again }, true);
@@ -918,6 +918,7 @@ export class Hub {
   sentDM(s, body, r) {
     if (r.code !== CODE.ok || !r.body || !s.user) return;
     const m = { id: r.body.id, ts: r.body.ts, from: s.user, to: body.to, text: body.text, color: s.color, cid: body.cid, epoch: r.body.epoch, offset: r.body.offset };
+    if (s.display) m.display = s.display; // as the server shows it to the others
     const me = s.user;
     this.dms.add(me, m, this.serverId()).then((a) => this.dmAdded(me, body.to, a, [s], m));
   }
@@ -997,6 +998,7 @@ class Session {
     this.token = '';
     this.user = '';
     this.color = '';
+    this.display = ''; // --auth jwt: the display name of the token (the attach reply's name), '' if none
     this.attached = false;
     this.everAttached = false;
     this.seq = 0;
@@ -1019,7 +1021,7 @@ class Session {
     this.authFailure = null; // disconnected or refused: not attached until the tab asks again
   }
 
-  public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token, expires: this.jwtExp || undefined }; }
+  public() { return { sid: this.sid, user: this.user, color: this.color, token: this.token, expires: this.jwtExp || undefined, display: this.display || undefined }; }
 }
 
 
