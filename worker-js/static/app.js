@@ -1,6 +1,13 @@
 // @ts-check
 // The demo chat page: the seed's chat room (section 4), done well. Every
 // piece of user data goes into the page with textContent, never innerHTML.
+//
+// Users are shown by their display name when they have one (--auth jwt: a
+// token's name claim, the wire's `display`), followed by their user name:
+// "Alice Smith (alice)"; else by the user name alone. The user name stays
+// visible because a display name is anyone's to choose; everything that
+// says who is who (mine or not, DM peers, data-user, conversation keys)
+// goes by the user name only.
 import { Client, TimeoutError } from './client.js';
 import { checkName, validName, checkRoom } from './core/names.js';
 import { byteLength } from './core/frames.js';
@@ -31,7 +38,7 @@ const CMD_TIMEOUT_MS = num('cmdtimeout') ?? 10000;
 /**
  * @typedef {{joined: boolean, log: HTMLElement, unread: number, offsets: Set<number>, divider: HTMLElement|null, meta?: any,
  *   epoch: string, older: HTMLButtonElement, empty: HTMLElement}} RoomView
- * @typedef {{peer: string, log: HTMLElement, keys: Set<string>, unread: number, color: string}} DMView
+ * @typedef {{peer: string, log: HTMLElement, keys: Set<string>, unread: number, color: string, display: string}} DMView
  */
 const state = {
   /** @type {Client|null} */
@@ -41,7 +48,7 @@ const state = {
   rooms: new Map(),
   /** @type {Map<string, DMView>} by folded peer name */
   dms: new Map(),
-  me: { user: '', color: '' },
+  me: { user: '', color: '', display: '' },
   counts: { shown: 0, dups: 0 }, // messages shown, and duplicates not shown again
   /** @type {any} */
   lastInfo: null,            // the hub's last info() answer (pollStats)
@@ -60,6 +67,38 @@ function el(tag, cls, text) {
 
 /** @param {string} s */
 const fold = (s) => String(s || '').toLowerCase();
+
+/**
+ * displayOf is the display name to show for user: display if it is a
+ * non-empty string other than the user name itself, else ''.
+ * @param {string} user @param {unknown} display
+ */
+const displayOf = (user, display) => (typeof display === 'string' && display && display !== user ? display : '');
+
+/**
+ * nameText is how a user is written in a line of text: "Alice Smith
+ * (alice)", or "alice" without a display name.
+ * @param {string} user @param {unknown} [display]
+ */
+function nameText(user, display) {
+  const d = displayOf(user, display);
+  return d ? `${d} (${user})` : user;
+}
+
+/**
+ * showName fills e with the user as nameText writes it, the display name
+ * and the user name in spans of their own (.display, .handle) and the user
+ * name as e's title; textContent only.
+ * @template {HTMLElement} E @param {E} e @param {string} user @param {unknown} [display] @returns {E}
+ */
+function showName(e, user, display) {
+  const d = displayOf(user, display);
+  e.textContent = '';
+  if (!d) { e.textContent = user; e.removeAttribute('title'); return e; }
+  e.append(el('span', 'display', d), ' ', el('span', 'handle', `(${user})`));
+  e.title = user;
+  return e;
+}
 
 /** @param {string} room @returns {RoomView} */
 function roomState(room) {
@@ -92,7 +131,7 @@ function dmState(peer) {
     log.dataset.dm = peer;
     log.hidden = true;
     $('messages').appendChild(log);
-    d = { peer, log, keys: new Set(), unread: 0, color: '' };
+    d = { peer, log, keys: new Set(), unread: 0, color: '', display: '' };
     state.dms.set(fold(peer), d);
   }
   return d;
@@ -123,12 +162,12 @@ function messageItem(m, { dm = false } = {}) {
   li.dataset.state = 'sent';
   li.dataset.from = m.from || '';
   const meta = el('div', 'meta');
-  const who = el('button', 'user', m.from || '?');
+  const who = showName(el('button', 'user'), m.from || '?', m.display);
   who.type = 'button';
   who.style.color = safeColor(m.color);
   who.dataset.user = m.from || '';
   meta.appendChild(who);
-  if (dm) meta.appendChild(el('span', 'tag', m.from === state.me.user ? `private to ${m.to}` : 'private'));
+  if (dm) meta.appendChild(el('span', 'tag', m.from === state.me.user ? `private to ${nameText(m.to, dmState(m.to).display)}` : 'private'));
   meta.appendChild(el('time', '', fmtTime(m.ts)));
   const bubble = el('div', 'bubble', m.text);
   bubble.style.setProperty('--c', safeColor(m.color));
@@ -233,7 +272,7 @@ function show(target) {
   }
   $('empty').hidden = !!target;
   $('room-title').textContent = peer ? `@${peer}` : target ? `#${target}` : 'No room';
-  $('room-meta').textContent = peer ? 'private conversation' : '';
+  $('room-meta').textContent = peer ? (displayOf(peer, dmState(peer).display) ? `private conversation with ${nameText(peer, dmState(peer).display)}` : 'private conversation') : '';
   $('input').placeholder = peer ? `Message @${peer} privately` : target ? `Message #${target}` : 'Join a room first';
   $('people-room').textContent = target && !peer ? `#${target}` : 'the room';
   $('messages').scrollTop = $('messages').scrollHeight;
@@ -279,6 +318,7 @@ function gotConversations(list) {
     const d = dmState(c.peer);
     d.unread = c.unread;
     d.color = c.color || d.color;
+    d.display = c.display || '';
     if (state.current.startsWith('@') && fold(state.current.slice(1)) === fold(c.peer) && c.unread && document.visibilityState !== 'hidden') {
       openConversation(d);
     }
@@ -295,7 +335,7 @@ function renderDMs() {
     const b = el('button', 'dm-peer' + (fold(state.current) === fold('@' + c.peer) ? ' current' : ''));
     b.type = 'button';
     b.dataset.peer = c.peer;
-    const name = el('span', 'dm-name', c.peer);
+    const name = showName(el('span', 'dm-name'), c.peer, c.display);
     name.style.color = safeColor(c.color);
     b.appendChild(name);
     if (c.last) b.appendChild(el('span', 'dm-last', `${c.last.from === state.me.user ? 'you: ' : ''}${c.last.text}`.slice(0, 60)));
@@ -342,6 +382,7 @@ function addDMs(d, msgs) {
 /** @param {any} m a dm event (live, our own, or from the server's history) */
 function gotDM(m) {
   const d = dmState(m.peer || (m.from === state.me.user ? m.to : m.from));
+  if (fold(m.from) === fold(d.peer)) d.display = typeof m.display === 'string' ? m.display : ''; // the peer's newest
   addDMs(d, [m]);
 }
 
@@ -424,7 +465,8 @@ async function refreshPeople() {
     $('people-stale').hidden = true;
     for (const u of w.users || []) {
       const li = el('li');
-      const b = el('button', '', u.name + (u.name === state.me.user ? ' (you)' : ''));
+      const b = showName(el('button'), u.name, u.display);
+      if (u.name === state.me.user) b.append(' (you)');
       b.type = 'button';
       b.style.color = safeColor(u.color);
       b.dataset.user = u.name;
@@ -529,7 +571,7 @@ function gotOutbox(o) {
   if (mine && !mine.classList.contains('echo')) return; // published already
   let li = mine;
   if (!li) {
-    li = messageItem({ from: state.me.user || o.user, color: state.me.color, text: o.text, ts: o.ts, cid: o.cid, room: o.room });
+    li = messageItem({ from: state.me.user || o.user, display: state.me.user ? state.me.display : '', color: state.me.color, text: o.text, ts: o.ts, cid: o.cid, room: o.room });
     li.classList.add('echo');
     stickToBottom(() => r.log.appendChild(li));
   }
@@ -566,14 +608,14 @@ function gotPresence(p) {
     if (state.held.has(key)) return;
     state.held.set(key, setTimeout(() => {
       state.held.delete(key);
-      system(p.room, `${p.user} left`);
+      system(p.room, `${nameText(p.user, p.display)} left`);
       if (p.room === state.current) refreshPeople();
     }, PRESENCE_HOLD_MS));
     return;
   }
   const t = state.held.get(key);
   if (t !== undefined) { clearTimeout(t); state.held.delete(key); return; } // back within the hold: nothing happened
-  system(p.room, `${p.user} joined`);
+  system(p.room, `${nameText(p.user, p.display)} joined`);
   if (p.room === state.current) refreshPeople();
 }
 
@@ -581,10 +623,10 @@ function gotPresence(p) {
 
 /** @param {any} s */
 function setMe(s) {
-  state.me = { user: s.user || '', color: s.color || '' };
+  state.me = { user: s.user || '', color: s.color || '', display: s.user ? displayOf(s.user, s.display) : '' };
   $('me').hidden = !s.user;
   $('name-form').hidden = !!s.user;
-  $('me-name').textContent = s.user || '';
+  showName($('me-name'), s.user || '', s.display);
   $('me-dot').style.background = safeColor(s.color);
   $('me-sid').textContent = s.sid ? `session ${s.sid}` : '';
   if (s.user) { $('name-error').textContent = ''; updateUrl(); }
@@ -737,6 +779,8 @@ async function main() {
   const c = new Client({
     mode: params.get('mode') || '', name: validName(name) ? name : '', config, cmdTimeoutMs: CMD_TIMEOUT_MS, title: document.title,
     getToken: login.getToken, // only with --auth jwt: the token pasted (login.js)
+    // it waits for a paste, as long as that takes (?tokentimeout=ms for a limit)
+    tokenTimeoutMs: num('tokentimeout') ?? 0,
   });
   state.client = c;
   wire(c);

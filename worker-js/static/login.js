@@ -8,7 +8,7 @@
 // user, so a second tab of the same user (?name=alice) signs in by itself.
 // With --auth none none of this shows: names are picked as always.
 import { decodeJwt, AUTH_JWT } from './core/auth.js';
-import { ERR } from './core/errors.js';
+import { ERR, CLIENT_ERR } from './core/errors.js';
 
 const KEY = 'imload.jwt';
 
@@ -31,6 +31,10 @@ export class PageLogin {
     /** @type {{req: {user: string, reason: string, after: number}, resolve: (jwt: string) => void}[]} */
     this.waiting = [];
     this.user = '';
+    // failed: the session could not attach (auth_error) and the hub has not
+    // asked again since: a token pasted now signs in again (retryAuth), even
+    // if a getToken the hub gave up on (tokenTimeoutMs) still waits here
+    this.failed = false;
     $('token-form').addEventListener('submit', (/** @type {Event} */ e) => { e.preventDefault(); this.submit(); });
     $('token-again').addEventListener('click', () => { $('token-again').hidden = true; this.onToken(); });
   }
@@ -56,6 +60,7 @@ export class PageLogin {
    */
   getToken = (req) => {
     this.setMode(AUTH_JWT);
+    this.failed = false;
     const t = this.saved();
     if (t && this.fits(t, req)) return Promise.resolve(t);
     const d = t ? decodeJwt(t) : null;
@@ -87,8 +92,8 @@ export class PageLogin {
     $('token-form').hidden = true;
     const waiting = this.waiting;
     this.waiting = [];
-    if (waiting.length) for (const w of waiting) w.resolve(jwt);
-    else this.onToken();
+    for (const w of waiting) w.resolve(jwt);
+    if (!waiting.length || this.failed) this.onToken();
   }
 
   /** setMode marks the page as signing in with tokens (the name form goes). @param {string} auth */
@@ -112,7 +117,9 @@ export class PageLogin {
    */
   authError(e) {
     try { this.storage.removeItem(KEY); } catch { /* nothing kept */ }
-    const why = e.error === ERR.forbidden ? 'The server refused the token for this tab.' : 'The server did not take the token.';
+    this.failed = true;
+    const why = e.error === ERR.forbidden ? 'The server refused the token for this tab.'
+      : e.error === CLIENT_ERR.noToken ? 'This tab got no token to sign in with.' : 'The server did not take the token.';
     this.ask(`${why} Paste another one.`, e.msg || e.error);
   }
 
