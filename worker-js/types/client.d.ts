@@ -70,19 +70,31 @@ export interface ConnectOptions {
    * reaches the tab as an `auth_error` event.
    */
   getToken?: ((req: TokenRequest) => Promise<string> | string) | null;
+  /**
+   * --auth jwt: how long the hub waits for getToken (ms); when it passes, the attach
+   * (or refresh) waiting for it fails with `no_token` (`auth_error`), the late answer
+   * is ignored and the next need asks again. Default 10000; 0 waits for ever.
+   */
+  tokenTimeoutMs?: number;
 }
 
-export interface Message { room: string; offset: number; epoch: string; from: string; color: string; text: string; ts: number; cid?: string }
-/** a private message; `epoch` and `offset` place it in its conversation (a server with DM history); `id` is 0 in the server's history */
-export interface DM { id: number; from: string; to: string; text: string; ts: number; color?: string; cid?: string; epoch?: string; offset?: number }
-/** `top`: the conversation's offset up to which this browser has synced the server's history, in `epoch` */
-export interface Conversation { peer: string; color: string; unread: number; count: number; last: DM | null; top: number; epoch: string }
+/**
+ * `display`: --auth jwt, the display name of a user who has one (the token's name
+ * claim), for showing only; `from`, `user`, `name` are who it is.
+ */
+export type Display = { display?: string };
+/** a room message; `display` is the sender's */
+export interface Message extends Display { room: string; offset: number; epoch: string; from: string; color: string; text: string; ts: number; cid?: string }
+/** a private message; `epoch` and `offset` place it in its conversation (a server with DM history); `id` is 0 in the server's history; `color`, `display` are the sender's */
+export interface DM extends Display { id: number; from: string; to: string; text: string; ts: number; color?: string; cid?: string; epoch?: string; offset?: number }
+/** `top`: the conversation's offset up to which this browser has synced the server's history, in `epoch`; `color`, `display`: the peer's ('' without one) */
+export interface Conversation { peer: string; color: string; display: string; unread: number; count: number; last: DM | null; top: number; epoch: string }
 
 export interface JoinReply { room: string; epoch?: string; top?: number; members?: number; cached: number; fetched: number; deferred?: boolean }
 export interface SendReply { room: string; epoch: string; offset: number; ts: number; dup?: boolean }
 export interface DMReply { id: number; ts: number; sessions: number; epoch?: string; offset?: number }
 export interface HistoryReply { room: string; epoch: string; top: number; first: number; reset?: boolean; more?: boolean; messages: Message[] }
-export interface WhoReply { room: string; users: { name: string; color: string }[]; anonymous: number }
+export interface WhoReply { room: string; users: ({ name: string; color: string } & Display)[]; anonymous: number }
 export interface NickReply { user: string; color: string; token: string }
 
 export type ConnState = 'idle' | 'connecting' | 'open' | 'waiting' | 'offline' | 'closed';
@@ -99,14 +111,14 @@ export interface ClientEvents {
   /** a message of the outbox changed state */
   outbox: { cid: string; room: string; text: string; user: string; ts: number; state: 'sending' | 'sent' | 'failed' | 'discarded';
     error: string; msg: string; offset?: number; epoch?: string; tries: number };
-  presence: { kind: 'join' | 'leave'; room: string; user: string; color: string };
+  presence: { kind: 'join' | 'leave'; room: string; user: string; color: string } & Display;
   notice: { text: string; reason?: string };
   state: { state: ConnState; attempt?: number; delayMs?: number; retryAt?: number; addr?: string; action?: string;
     goaway?: string; kicked?: boolean; slow?: boolean; maxText?: number; mode?: Mode;
     /** when open: 'jwt' when sessions attach with a token (--auth jwt), else '' */
     auth?: '' | 'jwt' | string };
-  /** `expires`: --auth jwt, the session's token's expiry (Unix ms) */
-  session: { sid: number; user: string; color: string; resumed: boolean; expires?: number };
+  /** `expires`: --auth jwt, the session's token's expiry (Unix ms); `display`: its display name (the attach reply's `name`) */
+  session: { sid: number; user: string; color: string; resumed: boolean; expires?: number; display?: string };
   name_refused: { name: string; error: string; msg?: string };
   tabs: { list: { tab: string; sid: number; user: string; title: string; local: boolean; attached: boolean }[]; mode: Mode };
   /** the other direct-mode tabs of this browser changed (direct mode only) */
@@ -147,7 +159,7 @@ export declare class Client {
   status: ClientEvents['state'];
   limits: { maxText: number };
   tabs: ClientEvents['tabs']['list'];
-  session: { sid: number; user: string; color: string; expires?: number } | null;
+  session: { sid: number; user: string; color: string; expires?: number; display?: string } | null;
   name: string;
   token: string;
 
