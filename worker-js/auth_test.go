@@ -517,3 +517,87 @@ func TestJWTDemoPage(t *testing.T) {
 		return s.LogicalSessions == 2 && s.PhysicalConnections == 1 && s.Users == 1
 	})
 }
+
+// TestJWTDisplayNames: two users whose tokens carry a name claim ("Alice
+// Smith" for alice, "Bob B" for bob), each signed in on the demo page of
+// a browser of their own, see each other as "Display Name (user)": the
+// You box, a presence line, the member list, a room message and a private
+// message (the item and the conversation list), while everything that
+// says who is who stays on the user name (data-user, data-peer, the title).
+func TestJWTDisplayNames(t *testing.T) {
+	cfg := serverConfig()
+	cfg.Auth = server.AuthJWT
+	cfg.JWTHMACSecret = jwtSecret
+	ts := servertest.Start(t, cfg)
+	signIn := func(user, display string) *tab {
+		t.Helper()
+		tok, err := auth.SignHS256(jwtSecret, auth.Token{Subject: user, Name: display, TTL: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newBrowser(t).open(ts.URL()+"/?room=lobby&name="+user, user)
+		p.waitJS(10*time.Second, "token form", `!document.getElementById('token-form').hidden`)
+		p.run(10*time.Second, "paste the token", chromedp.SetValue(chromedp.ID("token-input"), tok), chromedp.Click(chromedp.CSS("#token-form button")))
+		want := display + " (" + user + ")"
+		p.waitJS(10*time.Second, "signed in as "+want, fmt.Sprintf(`document.getElementById('me-name').textContent === %q && document.getElementById('me-name').title === %q`, want, user))
+		p.waitJS(10*time.Second, "lobby joined", `window.imloadApp.client.session && window.imloadApp.rooms.get('lobby') && window.imloadApp.rooms.get('lobby').joined`)
+		return p
+	}
+	alice := signIn("alice", "Alice Smith")
+	waitStats(t, ts, "alice in", 10*time.Second, func(s mux.Stats) bool { return s.LogicalSessions == 1 })
+	// alice is in the lobby before bob comes: she sees him join
+	if _, err := evalJSErr[any](alice, `window.imloadApp.client.who('lobby')`); err != nil {
+		t.Fatal(err)
+	}
+	bob := signIn("bob", "Bob B")
+
+	// presence, and the member list (who)
+	alice.waitJS(15*time.Second, "presence line", `[...document.querySelectorAll('#messages .log[data-room="lobby"] .sys')].some((e) => e.textContent === 'Bob B (bob) joined')`)
+	alice.waitJS(15*time.Second, "bob listed", `[...document.querySelectorAll('#people button')].some((b) => b.textContent === 'Bob B (bob)' && b.dataset.user === 'bob')`)
+	bob.waitJS(15*time.Second, "alice listed", `[...document.querySelectorAll('#people button')].some((b) => b.textContent === 'Alice Smith (alice)' && b.dataset.user === 'alice')`)
+
+	// a room message: the author by display name, the user name beside it
+	bob.say("hello from bob")
+	alice.waitTexts("lobby", 10*time.Second, "hello from bob")
+	authorOf := func(p *tab, sel string) map[string]string {
+		t.Helper()
+		return evalJS[map[string]string](p, fmt.Sprintf(`(() => {
+			const li = [...document.querySelectorAll(%q)].at(-1);
+			const u = li && li.querySelector('.user');
+			return u ? { text: u.textContent, display: u.querySelector('.display')?.textContent || '', user: u.dataset.user, title: u.title, from: li.dataset.from, mine: String(li.classList.contains('mine')) } : {};
+		})()`, sel))
+	}
+	want := map[string]string{"text": "Bob B (bob)", "display": "Bob B", "user": "bob", "title": "bob", "from": "bob", "mine": "false"}
+	if got := authorOf(alice, `#messages .log[data-room="lobby"] .msg:not(.dm)`); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alice sees bob's message as %v, want %v", got, want)
+	}
+	bob.waitTexts("lobby", 10*time.Second, "hello from bob")
+	want["mine"] = "true"
+	bob.waitJS(10*time.Second, "published", `!document.querySelector('#messages .log[data-room="lobby"] .msg.echo')`)
+	if got := authorOf(bob, `#messages .log[data-room="lobby"] .msg:not(.dm)`); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob sees his own message as %v, want %v", got, want)
+	}
+
+	// a private message each way: the item and the conversation list
+	alice.say("@bob psst, bob")
+	bob.waitJS(10*time.Second, "alice's DM", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some((e) => e.textContent === 'psst, bob')`)
+	want = map[string]string{"text": "Alice Smith (alice)", "display": "Alice Smith", "user": "alice", "title": "alice", "from": "alice", "mine": "false"}
+	if got := authorOf(bob, `#messages .msg.dm`); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob sees alice's DM as %v, want %v", got, want)
+	}
+	bob.waitJS(10*time.Second, "the conversation listed", `[...document.querySelectorAll('#dm-list .dm-peer')].some((b) => b.dataset.peer === 'alice' && b.querySelector('.dm-name').textContent === 'Alice Smith (alice)')`)
+	bob.run(10*time.Second, "open the conversation", chromedp.Click(chromedp.CSS(`#dm-list .dm-peer[data-peer="alice"]`)))
+	bob.waitJS(10*time.Second, "the conversation's header", `document.getElementById('room-title').textContent === '@alice' && document.getElementById('room-meta').textContent.includes('Alice Smith (alice)')`)
+	bob.say("hi alice")
+	alice.waitJS(10*time.Second, "bob's DM", `[...document.querySelectorAll('#messages .msg.dm .bubble')].some((e) => e.textContent === 'hi alice')`)
+	want = map[string]string{"text": "Bob B (bob)", "display": "Bob B", "user": "bob", "title": "bob", "from": "bob", "mine": "false"}
+	if got := authorOf(alice, `#messages .log[data-dm] .msg.dm`); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alice sees bob's DM as %v, want %v", got, want)
+	}
+	alice.waitJS(10*time.Second, "the conversation listed", `[...document.querySelectorAll('#dm-list .dm-peer')].some((b) => b.dataset.peer === 'bob' && b.querySelector('.dm-name').textContent === 'Bob B (bob)')`)
+	// her own DM shows her display name; the conversation is keyed by bob's user name
+	if got := evalJS[[]string](alice, `[...document.querySelectorAll('#messages .log[data-dm="bob"] .msg.dm.mine .user')].map((u) => u.textContent + '|' + u.dataset.user)`); len(got) != 1 || got[0] != "Alice Smith (alice)|alice" {
+		t.Fatalf("alice's own DM in the conversation with bob: %q", got)
+	}
+	screenshot(t, alice, "jwt-display-names.png")
+}
