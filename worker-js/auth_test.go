@@ -601,3 +601,32 @@ func TestJWTDisplayNames(t *testing.T) {
 	}
 	screenshot(t, alice, "jwt-display-names.png")
 }
+
+// TestJWTTokenTimeout: a getToken that does not answer in time (the demo
+// page's, waiting for a paste, with ?tokentimeout=1500) fails the attach
+// with no_token and says why; the token pasted later signs the tab in
+// (the hub asks again). In each sharing mode.
+func TestJWTTokenTimeout(t *testing.T) {
+	for _, mode := range []string{"shared", "leader", "direct"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := serverConfig()
+			cfg.Auth = server.AuthJWT
+			cfg.JWTHMACSecret = jwtSecret
+			ts := servertest.Start(t, cfg)
+			tok, err := auth.SignHS256(jwtSecret, auth.Token{Subject: "alice", TTL: 10 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newBrowser(t).open(ts.URL()+"/?room=lobby&tokentimeout=1500&mode="+mode, "demo")
+			p.waitJS(10*time.Second, "token form", `!document.getElementById('token-form').hidden`)
+			p.waitJS(10*time.Second, "timed out", `document.getElementById('token-error').textContent.includes('getToken did not answer within 1500 ms') && document.getElementById('token-why').textContent.startsWith('This tab got no token')`)
+			if n := evalJS[int](p, `(async () => (await window.imloadApp.client.info()).auth.tokenTimeouts)()`); n != 1 {
+				t.Fatalf("the hub counted %d getToken timeouts, want 1", n)
+			}
+			p.run(10*time.Second, "paste the token", chromedp.SetValue(chromedp.ID("token-input"), tok), chromedp.Click(chromedp.CSS("#token-form button")))
+			p.waitJS(10*time.Second, "signed in", `document.getElementById('me-name').textContent === 'alice' && document.getElementById('token-form').hidden`)
+			p.say("after the timeout")
+			p.waitTexts("lobby", 10*time.Second, "after the timeout")
+		})
+	}
+}
