@@ -3,7 +3,7 @@
 // browser's one WebSocket and runs the Hub: a logical session per tab,
 // commands relayed, pushes fanned out, heartbeats, the reconnect ladder,
 // the IndexedDB cache, the outbox and the private conversations. Tabs start it with
-//   new SharedWorker('/worker.js?v=1.3', {type: 'module', name: WORKER_NAME})
+//   new SharedWorker('/worker.js?v=1.4', {type: 'module', name: WORKER_NAME})
 // and the name carries the protocol version (core/version.js). When the
 // last tab has been gone for the grace (graceMs, a few seconds: a reload
 // comes back within it), the hub closes the socket and the worker ends.

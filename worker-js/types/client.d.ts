@@ -1,5 +1,5 @@
 // Types of the tab API of imload-worker-js (static/client.js), hand-written.
-// Versioned with the protocol: PROTOCOL_VERSION 1, BUILD "3" (the worker's
+// Versioned with the protocol: PROTOCOL_VERSION 1, BUILD "4" (the worker's
 // name carries both; package.json "version" is PROTOCOL.BUILD.patch). A
 // change of the protocol (docs/protocol.md) or of the tab <-> hub messages
 // bumps them, and this file with them. docs/browser.md, "Integrating".

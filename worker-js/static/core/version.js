@@ -2,7 +2,7 @@
 // Versions shared by the worker and the tabs. The worker's name carries
 // both, so tabs of two deploys never share a worker (docs/browser.md).
 export const PROTOCOL_VERSION = 1; // docs/protocol.md, mux.ProtocolVersion
-export const BUILD = '3';          // bump when worker and tab messages change (2: outbox, DMs, wake, queries; 3: tokens of --auth jwt, DM history by offset)
+export const BUILD = '4';          // bump when worker and tab messages change (2: outbox, DMs, wake, queries; 3: tokens of --auth jwt, DM history by offset; 4: tokenTimeoutMs, display names)
 export const WORKER_NAME = `imload-p${PROTOCOL_VERSION}-b${BUILD}`;
 export const LEADER_LOCK = `${WORKER_NAME}-leader`;
 export const BUS_NAME = `${WORKER_NAME}-bus`;
