@@ -36,7 +36,10 @@ func (h *harness) mustClaim(name, token string, id uint64, sid uint32) engine.Cl
 // refused checks that err is a protocol error with code and name.
 func refused(t *testing.T, what string, err error, code int, name string) {
 	t.Helper()
-	if me := mux.AsError(err); err == nil || me.Code != code || me.Name != name {
+	if err == nil {
+		t.Fatalf("%s: no error, want %d %s", what, code, name)
+	}
+	if me := mux.AsError(err); me.Code != code || me.Name != name {
 		t.Fatalf("%s: error %v, want %d %s", what, err, code, name)
 	}
 }

@@ -85,6 +85,11 @@ func TestScriptsIncludes(t *testing.T) {
 			t.Errorf("%s: conv_list not included", sc.name)
 		}
 	}
+	for _, sc := range []*script{s.dm, s.dmCheck} {
+		if !strings.Contains(sc.src, "local function gate(") {
+			t.Errorf("%s: dm_gate not included", sc.name)
+		}
+	}
 	for _, sc := range []*script{s.dmAppend, s.dmRead} {
 		if !strings.Contains(sc.src, "local function expire(") {
 			t.Errorf("%s: dm_expire not included", sc.name)
