@@ -97,7 +97,7 @@ func (e *Engine) loadDMs(ctx context.Context) error {
 	}
 	ds := &e.dms
 	cutoff := e.opts.Now().Add(-e.opts.DMHistoryAge).UnixMilli()
-	authors := make(map[engine.Author]*engine.Author)
+	authors := make(authorTable)
 	var convs []*conv
 	for _, sc := range loaded {
 		a, b := engine.DMPairKeys(sc.Name)
@@ -107,11 +107,7 @@ func (e *Engine) loadDMs(ctx context.Context) error {
 			if m.TS < cutoff || (c.top != 0 && m.Offset != c.top+1) {
 				continue
 			}
-			who := authors[engine.Author{Name: m.From, Color: m.Color, Display: m.Display}]
-			if who == nil {
-				who = &engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
-				authors[*who] = who
-			}
+			who := authors.of(m)
 			c.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.DMHistoryMax)
 			c.top, c.released, c.last = m.Offset, m.Offset, m.TS
 		}

@@ -41,7 +41,7 @@ func (e *Engine) load(ctx context.Context) error {
 		return err
 	}
 	cutoff := e.opts.Now().Add(-e.opts.HistoryAge).UnixMilli()
-	authors := make(map[engine.Author]*engine.Author) // one per sender, shared by the rooms
+	authors := make(authorTable) // one per sender, shared by the rooms
 	for _, sr := range loaded {
 		if !mux.ValidRoom(sr.Name) {
 			continue
@@ -52,11 +52,7 @@ func (e *Engine) load(ctx context.Context) error {
 			if m.TS < cutoff || (l.top != 0 && m.Offset != l.top+1) {
 				continue
 			}
-			who := authors[engine.Author{Name: m.From, Color: m.Color, Display: m.Display}]
-			if who == nil {
-				who = &engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
-				authors[*who] = who
-			}
+			who := authors.of(m)
 			l.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.HistoryMax)
 			l.top, l.released = m.Offset, m.Offset
 		}
@@ -225,4 +221,20 @@ func (e *Engine) feedOnce() {
 	if rest == 0 && cap(e.rooms.toDelete) > 4096 {
 		e.rooms.toDelete = nil // a mass expiry: let its array go
 	}
+}
+
+// authorTable interns the authors of the messages a load reads: one
+// Author per sender (name, colour and display name), shared by its
+// entries.
+type authorTable map[engine.Author]*engine.Author
+
+// of returns the shared Author of m's sender.
+func (t authorTable) of(m *mux.Message) *engine.Author {
+	k := engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
+	if a := t[k]; a != nil {
+		return a
+	}
+	a := &k
+	t[k] = a
+	return a
 }
