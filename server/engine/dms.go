@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 )
 
@@ -139,4 +141,20 @@ func DMPair(a, b string) (pair string, side int) {
 func DMPairKeys(pair string) (a, b string) {
 	a, b, _ = strings.Cut(pair, "|")
 	return a, b
+}
+
+// NewestConvs orders convs as DMList lists them, the most recently active
+// first (by the newest message's time, then by peer), and keeps the first
+// limit: it returns them and whether more were left out.
+func NewestConvs(convs []DMConv, limit int) ([]DMConv, bool) {
+	slices.SortFunc(convs, func(a, b DMConv) int {
+		if c := cmp.Compare(b.TS, a.TS); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Peer, b.Peer)
+	})
+	if len(convs) > limit {
+		return convs[:limit], true
+	}
+	return convs, false
 }

@@ -425,16 +425,7 @@ func (e *Engine) DMList(user, gen string, limit int, done func([]engine.DMConv, 
 		out = append(out, dc)
 	}
 	ds.mu.Unlock()
-	slices.SortFunc(out, func(a, b engine.DMConv) int {
-		if c := cmp.Compare(b.TS, a.TS); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Peer, b.Peer)
-	})
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
+	out, more := engine.NewestConvs(out, limit)
 	done(out, more, nil)
 }
 

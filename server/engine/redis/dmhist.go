@@ -1,8 +1,6 @@
 package redis
 
 import (
-	"cmp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -403,16 +401,7 @@ func (e *Engine) DMList(user, gen string, limit int, done func([]engine.DMConv, 
 				}
 				out = append(out, engine.DMConv{Peer: parts[4], Epoch: parts[1], Top: top, TS: ts})
 			}
-			slices.SortFunc(out, func(a, b engine.DMConv) int {
-				if c := cmp.Compare(b.TS, a.TS); c != 0 {
-					return c
-				}
-				return cmp.Compare(a.Peer, b.Peer)
-			})
-			more := len(out) > limit
-			if more {
-				out = out[:limit]
-			}
+			out, more := engine.NewestConvs(out, limit)
 			done(out, more, nil)
 		},
 	}
