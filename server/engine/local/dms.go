@@ -107,8 +107,7 @@ func (e *Engine) loadDMs(ctx context.Context) error {
 			if m.TS < cutoff || (c.top != 0 && m.Offset != c.top+1) {
 				continue
 			}
-			who := authors.of(m)
-			c.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.DMHistoryMax)
+			c.hist.Push(authors.entry(m), e.opts.DMHistoryMax)
 			c.top, c.released, c.last = m.Offset, m.Offset, m.TS
 		}
 		if c.hist.Len() == 0 {

@@ -52,8 +52,7 @@ func (e *Engine) load(ctx context.Context) error {
 			if m.TS < cutoff || (l.top != 0 && m.Offset != l.top+1) {
 				continue
 			}
-			who := authors.of(m)
-			l.hist.Push(engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}, e.opts.HistoryMax)
+			l.hist.Push(authors.entry(m), e.opts.HistoryMax)
 			l.top, l.released = m.Offset, m.Offset
 		}
 		if l.hist.Len() == 0 {
@@ -228,13 +227,13 @@ func (e *Engine) feedOnce() {
 // entries.
 type authorTable map[engine.Author]*engine.Author
 
-// of returns the shared Author of m's sender.
-func (t authorTable) of(m *mux.Message) *engine.Author {
+// entry returns m as a retained entry, its author shared.
+func (t authorTable) entry(m *mux.Message) engine.Entry {
 	k := engine.Author{Name: m.From, Color: m.Color, Display: m.Display}
-	if a := t[k]; a != nil {
-		return a
+	who := t[k]
+	if who == nil {
+		who = &k
+		t[k] = who
 	}
-	a := &k
-	t[k] = a
-	return a
+	return engine.Entry{Off: m.Offset, TS: m.TS, Who: who, Data: m.Text + m.CID, CIDLen: uint8(len(m.CID))}
 }
