@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"imload/mux"
@@ -42,7 +44,7 @@ const user = q.get('user');
 Object.assign(window, { calls: [], events: [], got: [], sessions: [] });
 const c = await connect({
   mode: q.get('mode') || '', server: q.get('server'), workerName: 'jwt-app', user,
-  config: { graceMs: 500 },
+  config: { graceMs: 500, ...(q.get('ping') ? { tabPingMs: Number(q.get('ping')) } : {}) },
   getToken: async (req) => {
     window.calls.push(req.reason);
     const r = await fetch('/mint?sub=' + encodeURIComponent(req.user || user) + '&reason=' + req.reason);
@@ -147,6 +149,12 @@ func (a *authApp) reasons(user string) []string {
 // page is the URL of the app's page for user in mode, talking to ts.
 func (a *authApp) page(ts *servertest.Server, user, mode string) string {
 	return a.URL + "/jwt.html?" + url.Values{"user": {user}, "mode": {mode}, "server": {ts.URL() + "/"}}.Encode()
+}
+
+// pagePing is page with the hub's tabPingMs set (a tab notices a hub
+// that went within three of them).
+func (a *authApp) pagePing(ts *servertest.Server, user, mode string, ping time.Duration) string {
+	return a.page(ts, user, mode) + "&ping=" + strconv.Itoa(int(ping.Milliseconds()))
 }
 
 // jwtConfig is the browser tests' server with --auth jwt and the
@@ -629,4 +637,94 @@ func TestJWTTokenTimeout(t *testing.T) {
 			p.waitTexts("lobby", 10*time.Second, "after the timeout")
 		})
 	}
+}
+
+// TestJWTNewHubUsesTabsToken: a new hub starts with no tokens, but the
+// tabs remember theirs (the one their getToken gave, or the one the hub
+// told them) and say it in their hello, so the new hub attaches them
+// without calling getToken again. Leader mode: the leader tab closes and
+// the other tab leads. Shared mode: the SharedWorker is terminated
+// (Target.closeTarget) and the tabs start a new one.
+func TestJWTNewHubUsesTabsToken(t *testing.T) {
+	for _, mode := range []string{"leader", "shared"} {
+		t.Run(mode, func(t *testing.T) {
+			app := newAuthApp(t)
+			ts := servertest.Start(t, jwtConfig(app.URL))
+			b := newBrowser(t)
+			a1 := b.open(app.pagePing(ts, "alice", mode, time.Second), "alice 1")
+			a2 := b.open(app.pagePing(ts, "alice", mode, time.Second), "alice 2")
+			for _, tb := range []*tab{a1, a2} {
+				tb.waitJS(10*time.Second, "attached as alice", `window.session && window.session.user === 'alice'`)
+			}
+			key, _ := physicalFor(mode, 2)
+			waitStats(t, ts, "two sessions of alice", 10*time.Second, func(s mux.Stats) bool {
+				return s.LogicalSessions == 2 && s.PhysicalByMode[key] == 1
+			})
+			if got := app.reasons("alice"); len(got) != 1 || got[0] != "attach" {
+				t.Fatalf("getToken for two tabs: %v, want one attach", got)
+			}
+			survivor := a2
+			hub := evalJS[string](survivor, `window.c.hubId`)
+			switch mode {
+			case "leader":
+				if !evalJS[bool](a1, `window.c.modeInfo().leader`) {
+					t.Fatal("the first tab should lead")
+				}
+				a1.close()
+			case "shared":
+				killSharedWorkers(t, b)
+				// a tab of the browser stays open: both tabs survive
+				survivor = a1
+			}
+			survivor.waitJS(20*time.Second, "a new hub", fmt.Sprintf(`window.c.hubId && window.c.hubId !== %q`, hub))
+			survivor.waitJS(20*time.Second, "attached again", `window.sessions.length >= 2 && window.session.user === 'alice'`)
+			want := int64(1)
+			if mode == "shared" {
+				want = 2
+				a2.waitJS(20*time.Second, "the other tab attached again", `window.sessions.length >= 2 && window.session.user === 'alice'`)
+			}
+			waitStats(t, ts, "alice on the new hub", 10*time.Second, func(s mux.Stats) bool {
+				return s.LogicalSessions == want && s.PhysicalByMode[key] == 1
+			})
+			if got := app.reasons("alice"); len(got) != 1 {
+				t.Fatalf("getToken calls: %v, want the first one only (the new hub used the tabs' token)", got)
+			}
+			if _, err := evalJSErr[any](survivor, `window.c.send('lobby', 'on the new hub')`); err != nil {
+				t.Fatal(err)
+			}
+			survivor.waitJS(10*time.Second, "own message", `window.got.includes('on the new hub')`)
+			if mode == "shared" {
+				a2.waitJS(10*time.Second, "message on the new hub", `window.got.includes('on the new hub')`)
+				noAuthEvents(t, a1, a2)
+			} else {
+				noAuthEvents(t, a2)
+			}
+		})
+	}
+}
+
+// killSharedWorkers terminates the browser's SharedWorkers (as the
+// browser may, or a crash) and waits until none runs.
+func killSharedWorkers(t *testing.T, b *browser) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	infos, err := chromedp.Targets(ctx)
+	if err != nil {
+		t.Fatalf("targets: %v", err)
+	}
+	n := 0
+	for _, info := range infos {
+		if info.Type != "shared_worker" {
+			continue
+		}
+		n++
+		if _, err := cdp.Call(ctx, chromedp.FromContext(b.ctx).Browser, target.CloseTarget, target.CloseTargetParams{TargetID: info.TargetID}); err != nil {
+			t.Fatalf("close the shared worker: %v", err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no shared worker to terminate")
+	}
+	b.waitWorkers(0, 10*time.Second)
 }

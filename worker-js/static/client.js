@@ -20,7 +20,8 @@ import { byteLength } from './core/frames.js';
 import { ERR, CODE, CLIENT_ERR } from './core/errors.js';
 import { DirectPeers, TokenStore } from './core/peers.js';
 import { PROTOCOL_VERSION, WORKER_NAME, TAB_LOCK_PREFIX, DB_NAME, BUILD, MODES, modeFromParam } from './core/version.js';
-import { DEFAULT_TOKEN_TIMEOUT_MS } from './core/auth.js';
+import { DEFAULT_TOKEN_TIMEOUT_MS, decodeJwt } from './core/auth.js';
+import { foldName } from './core/dms.js';
 
 export { MODES, PROTOCOL_VERSION, WORKER_NAME, BUILD, ERR, CODE, CLIENT_ERR };
 
@@ -106,6 +107,11 @@ export class Client {
     this.restarted = false;
     /** @type {Set<string>} */
     this.triedTokens = new Set();
+    // --auth jwt: the newest token of this tab's user it knows (its
+    // getToken's, or the one the hub attached or refreshed it with), in
+    // memory only: its hello gives it to a new hub, which need not ask
+    this.jwt = '';
+    this.jwtExp = 0;
   }
 
   // ---- events -------------------------------------------------------------
@@ -266,6 +272,7 @@ export class Client {
     const state = {
       name: this.name, token: this.token,
       user: this.opts.user || this.name, getToken: typeof this.opts.getToken === 'function', tokenTimeoutMs: this.opts.tokenTimeoutMs,
+      jwt: this.knownJwt(),
       rooms: [...this.joined].map((room) => {
         const s = this.rooms.get(room);
         return s && s.epoch ? { room, epoch: s.epoch, offset: s.offset } : { room };
@@ -354,8 +361,33 @@ export class Client {
       jwt = '';
       error = String((e && e.message) || e || 'getToken failed');
     }
+    if (jwt) this.rememberJwt(jwt);
     this.post({ op: 'token', id: m.id, jwt, error });
   }
+
+  /**
+   * rememberJwt keeps jwt as the token this tab knows if it is a JWT of
+   * this tab's user (the one it says it is, else the session's) newer
+   * than the one it has. In memory only.
+   * @param {unknown} jwt
+   */
+  rememberJwt(jwt) {
+    const d = decodeJwt(jwt);
+    if (!d || d.exp <= this.jwtExp) return;
+    const me = this.opts.user || this.name || (this.session && this.session.user) || '';
+    if (me && foldName(d.sub) !== foldName(me)) return;
+    this.jwt = /** @type {string} */ (jwt);
+    this.jwtExp = d.exp;
+  }
+
+  /** knownJwt is the token this tab says in its hello: '' if none or expired. */
+  knownJwt() {
+    if (!this.jwt || this.jwtExp <= Date.now()) { this.jwt = ''; this.jwtExp = 0; }
+    return this.jwt;
+  }
+
+  /** forgetJwt drops the token this tab knows (detached, refused). */
+  forgetJwt() { this.jwt = ''; this.jwtExp = 0; }
 
   // info asks the hub for its counters (messages from server / cache, tabs,
   // connection): used by the demo panel and the tests.
@@ -431,6 +463,7 @@ export class Client {
         break;
       }
       case 'token_req': this.giveToken(m); break;
+      case 'jwt': this.rememberJwt(m.jwt); break;
       case 'bye':
         this.emit('notice', { text: `the worker speaks protocol ${m.v}, this page ${PROTOCOL_VERSION}: reload`, reason: m.reason });
         break;
@@ -516,7 +549,9 @@ export class Client {
         this.emit('left', ev);
         return;
       case 'detached': case 'auth_error': {
-        // --auth jwt: the session is not attached until retryAuth()
+        // --auth jwt: the session is not attached until retryAuth(); the
+        // token it knows is not offered to a new hub (the hub forgot it)
+        this.forgetJwt();
         const { k, ...rest } = ev;
         if (k === 'detached') this.emit('detached', rest); else this.emit('auth_error', rest);
         return;

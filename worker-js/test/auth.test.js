@@ -515,3 +515,100 @@ test('direct mode: a getToken that never answers releases the user\'s lock: anot
   assert.equal(cmds(h1.sockets[0].frames(), 'attach').length, 1);
   h1.hub.stop(); h2.hub.stop();
 });
+
+// A new hub (a new leader tab, a restarted SharedWorker) starts with no
+// tokens: the tabs' hellos carry the token each knows (state.jwt).
+test('a new hub: a hello carrying a valid token of the tab\'s user attaches without asking; other tabs of the user too', async () => {
+  const { clock, sockets, tab, asks, open, hub } = setup();
+  const known = jwt('Alice', clock.now() + 60_000);
+  const a1 = tab('A1', { user: 'alice', jwt: known, rooms: [{ room: 'lobby', epoch: 'e1', offset: 3 }] });
+  const a2 = tab('A2', { user: 'alice' });
+  a1.hello(); a2.hello();
+  await open();
+  await settle();
+  assert.equal(asks.length, 0, 'no token_req: the hello\'s token is used');
+  assert.ok(!a1.got.concat(a2.got).some((m) => m.op === 'token_req'));
+  const attaches = cmds(sockets[0].frames(), 'attach');
+  assert.deepEqual(attaches.map((f) => f.body.jwt), [known, known]);
+  reply(sockets[0]);
+  await settle();
+  assert.equal(a1.events('attached')[0].user, 'Alice');
+  assert.equal(a2.events('attached')[0].user, 'Alice');
+  // each tab is told the token its session attached with (its own user's)
+  assert.deepEqual(a1.got.filter((m) => m.op === 'jwt').map((m) => m.jwt), [known]);
+  assert.deepEqual(a2.got.filter((m) => m.op === 'jwt').map((m) => m.jwt), [known]);
+  // a newer token in a later hello replaces it; an older one does not
+  const newer = jwt('alice', clock.now() + 120_000);
+  tab('A3', { user: 'alice', jwt: newer }).hello();
+  tab('A4', { user: 'alice', jwt: known }).hello();
+  await settle();
+  assert.equal(hub.auth.book.valid('alice').jwt, newer);
+  assert.equal(asks.length, 0);
+  // a refresh tells every tab of the user the new token
+  clock.t += 59_000;
+  sockets[0].deliver({ t: 'push', sids: [1, 2], ev: 'token_expiring', body: { expires: clock.now() + 1000 } });
+  await settle();
+  reply(sockets[0]);
+  await settle();
+  assert.equal(asks.length, 0, 'the newer token from a hello is used for the refresh');
+  assert.equal(a1.got.filter((m) => m.op === 'jwt').at(-1).jwt, newer);
+  assert.equal(a2.got.filter((m) => m.op === 'jwt').at(-1).jwt, newer);
+});
+
+test('a hello\'s token that is expired, of another user or not a JWT is ignored: getToken is asked as before', async () => {
+  for (const [what, bad] of [
+    ['expired', (now) => jwt('alice', now - 1000)],
+    ['another user', (now) => jwt('bob', now + 60_000)],
+    ['garbage', () => 'not.a.jwt'],
+    ['not a string', () => 42],
+  ]) {
+    const { clock, sockets, tab, asks, open, hub } = setup();
+    const logs = [];
+    hub.log = (...a) => logs.push(a.join(' '));
+    const a = tab('A', { user: 'alice', jwt: bad(clock.now()) });
+    a.hello();
+    await open();
+    await settle();
+    assert.deepEqual(asks.map((q) => [q.tab, q.user, q.reason]), [['A', 'alice', 'attach']], what);
+    const f = cmds(sockets[0].frames(), 'attach');
+    assert.equal(f.length, 1, what);
+    assert.equal(decodeJwt(f[0].body.jwt).sub, 'alice', what);
+    assert.equal(hub.auth.book.valid('bob'), null, `${what}: nothing kept for another user`);
+    reply(sockets[0]);
+    await settle();
+    assert.equal(a.events('attached')[0].user, 'alice', what);
+    assert.equal(a.events('auth_error').length, 0, `${what}: no error for the tab`);
+    assert.equal(hub.errors.length, 0, what);
+    if (what !== 'not a string') assert.ok(logs.some((l) => /hello token ignored/.test(l)), `${what}: logged`);
+  }
+});
+
+test('a hello\'s token of a tab that does not say who it is: it is its token\'s user, nothing asked', async () => {
+  const { clock, sockets, tab, asks, open, hub } = setup();
+  const t = tab('T', { jwt: jwt('dave', clock.now() + 60_000) });
+  t.hello();
+  await open();
+  assert.equal(asks.length, 0);
+  assert.equal(decodeJwt(cmds(sockets[0].frames(), 'attach')[0].body.jwt).sub, 'dave');
+  assert.equal(hub.sessions.get(1).login, 'dave');
+});
+
+test('direct mode: a hello\'s token is used without asking and shared with the other direct hubs', async () => {
+  const { BC, locks } = fakeBrowser();
+  const mk = () => setup({ mode: 'direct', share: new JwtShare({ BC, locks, waitMs: 50 }) });
+  const h1 = mk();
+  const h2 = mk();
+  const known = jwt('alice', h1.clock.now() + 60_000);
+  h1.tab('T1', { user: 'alice', jwt: known }).hello();
+  await h1.open();
+  await settle();
+  assert.equal(h1.asks.length, 0);
+  assert.equal(cmds(h1.sockets[0].frames(), 'attach')[0].body.jwt, known);
+  h2.tab('T2', { user: 'alice' }).hello();
+  await h2.open();
+  await new Promise((r) => setTimeout(r, 30)); // the share's wait for answers is a real timer
+  await settle();
+  assert.equal(h2.asks.length, 0, 'the other hub got it over the share');
+  assert.equal(cmds(h2.sockets[0].frames(), 'attach')[0].body.jwt, known);
+  h1.hub.stop(); h2.hub.stop();
+});

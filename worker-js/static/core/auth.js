@@ -15,9 +15,15 @@
 // user (JwtShare), so they too ask once.
 //
 // The hub reads a token's payload (sub, exp) without verifying it: the
-// server verifies. Tab <-> hub messages:
+// server verifies. A new hub (a new leader tab, a restarted SharedWorker)
+// does not ask again for what its tabs still hold: each tab remembers the
+// newest token of its user it knows (its getToken's, or the one the hub told
+// it) and says it in its hello (state.jwt); the hub checks it as a getToken
+// answer (offerHello). Tab <-> hub messages:
 //   hub -> tab {op:'token_req', id, user, reason, after}  (reason: attach, refresh, expired)
 //   tab -> hub {op:'token', id, jwt, error}                (within the tab's tokenTimeoutMs, else ignored)
+//   tab -> hub {op:'hello', ..., state: {..., jwt}}        (the token the tab knows, '' if none)
+//   hub -> tab {op:'jwt', jwt}                             (the token its session attached or refreshed with)
 //   tab -> hub {op:'reauth'}                               (client.retryAuth())
 //   hub -> tab events {k:'detached', code, error, msg, reason}, {k:'auth_error', code, error, msg}
 import { foldName } from './dms.js';
@@ -345,6 +351,37 @@ export class HubAuth {
     return '';
   }
 
+  /**
+   * offerHello takes the token a tab's hello carries (state.jwt: what its
+   * getToken gave, or what a hub told it) as a getToken answer: checked
+   * (a JWT with sub and exp, of the tab's user, not expired) and kept if
+   * newer than the book's, so that the session (and the other sessions
+   * of that user) attach with it without asking. A token that fails the
+   * checks is ignored (logged): the hub asks getToken as before. A tab
+   * that did not say who it is is the user its token names.
+   * @param {any} s @param {unknown} jwt
+   */
+  offerHello(s, jwt) {
+    if (typeof jwt !== 'string' || !jwt) return;
+    try {
+      const e = this.book.take(jwt, this.key(s), s.login || s.user || '');
+      if (!s.login) s.login = e.user;
+    } catch (err) {
+      this.hub.log('hello token ignored', s.login || '', String(err && err.message ? err.message : err));
+    }
+  }
+
+  /**
+   * tell tells s's tab the token its session attached or refreshed with
+   * ({op:'jwt', jwt}): its own user's only, which the tab says in its
+   * next hello (to a new hub). @param {any} s
+   */
+  tell(s) {
+    const tab = s.tab;
+    if (!s.jwt || !tab || !this.hub.tabs.has(tab.id)) return;
+    try { tab.ep.post({ op: 'jwt', jwt: s.jwt }); } catch (e) { this.hub.log('jwt', String(e)); }
+  }
+
   /** waiting: s has no attach on the wire because it waits for a token. @param {any} s */
   waiting(s) { return !!s.authWait && s.authWait === this.gen(); }
 
@@ -431,6 +468,7 @@ export class HubAuth {
       if (!s.login && b.user) s.login = b.user;
       s.authRetries = 0;
       if (s.expiredAt) { s.expiredAt = 0; this.stats.reattached++; }
+      this.tell(s);
       return false;
     }
     const again = (s.authRetries = (s.authRetries || 0) + 1) <= 3;
@@ -527,6 +565,7 @@ export class HubAuth {
     this.stats.refreshes++;
     s.jwt = e.jwt;
     s.jwtExp = Number(r.body && r.body.expires) || e.exp;
+    this.tell(s);
     // the new token allows fewer rooms: the server took the session out
     for (const room of (r.body && r.body.left) || []) {
       s.joined.delete(room);

@@ -179,6 +179,8 @@ export class Hub {
     s.token = typeof st.token === 'string' ? st.token : '';
     if (s.name && !s.token && this.tokens.has(s.name)) s.token = this.tokens.get(s.name);
     s.login = validName(st.user) ? st.user : ''; // --auth jwt: the user the tab says it is
+    // --auth jwt: the token the tab knows (a new hub need not ask for it)
+    this.auth.offerHello(s, st.jwt);
     for (const r of Array.isArray(st.rooms) ? st.rooms : []) {
       if (r && typeof r.room === 'string') { s.joined.add(r.room); if (r.epoch) s.rooms.set(r.room, r.epoch, Number(r.offset) || 0); }
     }
