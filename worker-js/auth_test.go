@@ -395,17 +395,7 @@ func roomTextsJWT(t *testing.T, ts *servertest.Server, room string) []string {
 	}
 	wc := dialAttach(t, ts.Addr(), map[string]any{"jwt": tok, "mode": "loadgen"})
 	defer wc.close()
-	r := wc.cmd("history", map[string]any{"room": room, "limit": 500})
-	body, _ := r["body"].(map[string]any)
-	msgs, _ := body["messages"].([]any)
-	var out []string
-	for _, m := range msgs {
-		if mm, ok := m.(map[string]any); ok {
-			s, _ := mm["text"].(string)
-			out = append(out, s)
-		}
-	}
-	return out
+	return wc.historyTexts(room)
 }
 
 const apiKey = "the browser tests' API key"

@@ -397,6 +397,22 @@ func (wc *wsClient) do(name string, body any) (map[string]any, error) {
 
 func (wc *wsClient) close() { wc.conn.Close() }
 
+// historyTexts reads the texts of room's retained messages (at most 500),
+// oldest first, with a history command of session 1.
+func (wc *wsClient) historyTexts(room string) []string {
+	r := wc.cmd("history", map[string]any{"room": room, "limit": 500})
+	body, _ := r["body"].(map[string]any)
+	msgs, _ := body["messages"].([]any)
+	var out []string
+	for _, m := range msgs {
+		if mm, ok := m.(map[string]any); ok {
+			s, _ := mm["text"].(string)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func artifactsDir(t *testing.T) string {
 	dir := filepath.Join("testdata", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

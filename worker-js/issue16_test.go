@@ -57,17 +57,7 @@ func roomTexts(t *testing.T, addr, room string) []string {
 	t.Helper()
 	wc := dialClient(t, addr, fmt.Sprintf("hist%d", time.Now().UnixNano()%1e6))
 	defer wc.close()
-	r := wc.cmd("history", map[string]any{"room": room, "limit": 500})
-	body, _ := r["body"].(map[string]any)
-	msgs, _ := body["messages"].([]any)
-	var out []string
-	for _, m := range msgs {
-		if mm, ok := m.(map[string]any); ok {
-			s, _ := mm["text"].(string)
-			out = append(out, s)
-		}
-	}
-	return out
+	return wc.historyTexts(room)
 }
 
 func count(list []string, s string) int {
